@@ -1,0 +1,3 @@
+"""spark_core: a plain-Python, in-process graph engine."""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""Shared pytest configuration: every test folder keeps its own fixtures."""
