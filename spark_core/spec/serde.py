@@ -1,0 +1,251 @@
+"""Read and write graph and mission specs as JSON files (atomic writes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Union
+
+from spark_core.spec._parse import ValidationIssue
+from spark_core.spec.errors import SpecError, SpecValidationError
+from spark_core.spec.models import GraphSpec, MissionSpec
+
+__all__ = [
+    "PathLike",
+    "spec_to_json",
+    "parse_json",
+    "read_json_file",
+    "write_text_atomic",
+    "save_mission_spec",
+    "load_mission_spec",
+    "save_graph_spec",
+    "load_graph_spec",
+    "load_spec",
+    "spec_from_dict",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Largest spec file read (bytes); a spec is configuration, not data.
+MAX_SPEC_BYTES = 16 * 1024 * 1024
+
+
+def spec_to_json(spec: Union[GraphSpec, MissionSpec]) -> str:
+    """Serialise a spec to stable, indented JSON text.
+
+    Args:
+        spec: The spec.
+
+    Returns:
+        JSON text ending with a newline.
+
+    Raises:
+        SpecError: The spec holds a value JSON cannot represent.
+    """
+    try:
+        return json.dumps(spec.to_dict(), indent=2, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"spec is not JSON-serialisable: {exc}") from None
+
+
+def write_text_atomic(path: PathLike, text: str) -> None:
+    """Write text to ``path`` atomically (temporary file in the same folder + ``os.replace``).
+
+    Args:
+        path: Destination file.
+        text: Content (UTF-8).
+
+    Raises:
+        SpecError: The file cannot be written; the destination is left untouched.
+    """
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise SpecError(f"cannot write {target}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        raise SpecError(f"cannot write {target}: {exc.strerror or exc}") from None
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def parse_json(text: Union[str, bytes], *, source: str | None = None) -> Any:
+    """Parse JSON text, turning every failure into a :class:`SpecValidationError`.
+
+    Args:
+        text: The JSON text.
+        source: Name used in the error message.
+
+    Returns:
+        The parsed value.
+
+    Raises:
+        SpecValidationError: The text is not valid JSON.
+    """
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        issue = ValidationIssue(
+            "", f"invalid JSON at line {exc.lineno} column {exc.colno}: " f"{exc.msg}"
+        )
+    except UnicodeDecodeError:
+        issue = ValidationIssue("", "invalid JSON: not UTF-8 text")
+    except RecursionError:
+        issue = ValidationIssue("", "invalid JSON: nested too deeply")
+    except ValueError as exc:
+        issue = ValidationIssue("", f"invalid JSON: {exc}")
+    raise SpecValidationError([issue], source=source)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def read_json_file(path: PathLike) -> Any:
+    """Read and parse a JSON file.
+
+    Args:
+        path: The file.
+
+    Returns:
+        The parsed value.
+
+    Raises:
+        SpecError: The file cannot be read or is too large.
+        SpecValidationError: It is not valid JSON.
+    """
+    target = Path(path)
+    try:
+        size = target.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(f"{target}: spec file too large ({size} bytes)")
+        data = target.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"cannot read {target}: {exc.strerror or exc}") from None
+    return parse_json(data, source=str(target))
+
+
+def _from_dict(cls: Any, data: Any, source: str) -> Any:
+    try:
+        return cls.from_dict(data)
+    except SpecValidationError as exc:
+        raise SpecValidationError(exc.issues, source=source) from None
+
+
+def save_mission_spec(path: PathLike, mission: MissionSpec) -> None:
+    """Write a mission spec as JSON, atomically.
+
+    Args:
+        path: Destination file.
+        mission: The mission.
+
+    Raises:
+        SpecError: It cannot be written.
+    """
+    write_text_atomic(path, spec_to_json(mission))
+
+
+def load_mission_spec(path: PathLike) -> MissionSpec:
+    """Read a mission spec from a JSON file (structure is checked, not semantics).
+
+    Args:
+        path: The file.
+
+    Returns:
+        The mission.
+
+    Raises:
+        SpecError: The file cannot be read.
+        SpecValidationError: It is not valid JSON or not a well-formed mission.
+    """
+    mission: MissionSpec = _from_dict(MissionSpec, read_json_file(path), str(path))
+    return mission
+
+
+def save_graph_spec(path: PathLike, graph: GraphSpec) -> None:
+    """Write a graph spec as JSON, atomically.
+
+    Args:
+        path: Destination file.
+        graph: The graph.
+
+    Raises:
+        SpecError: It cannot be written.
+    """
+    write_text_atomic(path, spec_to_json(graph))
+
+
+def load_graph_spec(path: PathLike) -> GraphSpec:
+    """Read a graph spec from a JSON file (structure is checked, not semantics).
+
+    Args:
+        path: The file.
+
+    Returns:
+        The graph.
+
+    Raises:
+        SpecError: The file cannot be read.
+        SpecValidationError: It is not valid JSON or not a well-formed graph.
+    """
+    graph: GraphSpec = _from_dict(GraphSpec, read_json_file(path), str(path))
+    return graph
+
+
+def spec_from_dict(data: Dict[str, Any]) -> Union[GraphSpec, MissionSpec]:
+    """Build a mission (when ``data`` has ``mission_id``) or a graph spec.
+
+    Args:
+        data: The dict form.
+
+    Returns:
+        The spec.
+
+    Raises:
+        SpecValidationError: It is malformed.
+    """
+    if isinstance(data, dict) and "mission_id" in data:
+        return MissionSpec.from_dict(data)
+    return GraphSpec.from_dict(data)
+
+
+def load_spec(path: PathLike) -> Union[GraphSpec, MissionSpec]:
+    """Read either a mission or a graph spec from a JSON file.
+
+    Args:
+        path: The file.
+
+    Returns:
+        A :class:`MissionSpec` when the document has ``mission_id``, else a :class:`GraphSpec`.
+
+    Raises:
+        SpecError: The file cannot be read.
+        SpecValidationError: It is not valid JSON or not a well-formed spec.
+    """
+    data = read_json_file(path)
+    spec: Union[GraphSpec, MissionSpec] = _from_dict(_Either, data, str(path))
+    return spec
+
+
+class _Either:
+    @staticmethod
+    def from_dict(data: Any) -> Union[GraphSpec, MissionSpec]:
+        return spec_from_dict(data)

@@ -1,0 +1,473 @@
+"""Structural and semantic validation of graph and mission specs.
+
+``validate_mission(data)`` returns every :class:`ValidationIssue` (path, message, severity);
+``ensure_valid_mission(data)`` raises :class:`SpecValidationError` when any is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+
+from spark_core.spec._parse import Parser, ValidationIssue, join_path
+from spark_core.spec.errors import SpecValidationError
+from spark_core.spec.models import (
+    SPEC_VERSION,
+    GraphSpec,
+    MissionDeploymentSpec,
+    MissionSpec,
+    MissionStateSchemaSpec,
+    MissionTelemetrySpec,
+    StateFieldSpec,
+)
+
+__all__ = [
+    "ValidationIssue",
+    "BUILTIN_NODE_TYPES",
+    "DEPLOYMENT_TARGETS",
+    "validate_graph",
+    "validate_mission",
+    "validate_spec",
+    "ensure_valid_graph",
+    "ensure_valid_mission",
+    "is_reference",
+]
+
+#: Node types every loader knows by name (see :mod:`spark_core.spec.builtin_nodes`).
+BUILTIN_NODE_TYPES = (
+    "echo",
+    "set_state",
+    "tool_call",
+    "template",
+    "merge",
+    "step",
+    "join",
+)
+DEPLOYMENT_TARGETS = ("development", "staging", "production")
+RESTART_POLICIES = ("always", "on-failure", "never")
+TELEMETRY_BACKENDS = ("memory", "sqlite", "postgresql", "otlp")
+
+_REFERENCE = re.compile(
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
+_MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+_INT = re.compile(r"^\d+$")
+
+_TYPE_CHECKS: Dict[str, Tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "list": (list,),
+    "dict": (dict,),
+    "datetime": (str,),
+}
+
+SpecLike = Union[MissionSpec, GraphSpec, Dict[str, Any]]
+
+
+def is_reference(text: str) -> bool:
+    """Tell whether ``text`` looks like ``"package.module:Name"``.
+
+    Args:
+        text: The reference.
+
+    Returns:
+        Whether it has that shape (nothing is imported).
+    """
+    return bool(_REFERENCE.match(text))
+
+
+def _structural(cls: Any, data: Any) -> Tuple[Any, List[ValidationIssue]]:
+    parser = Parser()
+    spec = cls._parse(parser, data, "")
+    if parser.has_errors:
+        spec = None
+    return spec, parser.issues
+
+
+# --------------------------------------------------------------------------- graph
+def _graph_issues(
+    graph: GraphSpec, base: str, node_types: Optional[Iterable[str]]
+) -> List[ValidationIssue]:
+    p = Parser()
+    known = set(BUILTIN_NODE_TYPES) | set(node_types or ())
+    ids = [n.id for n in graph.nodes]
+    id_set = set(ids)
+    tool_names = {t.name for t in graph.tools}
+
+    if graph.start not in id_set:
+        p.error(join_path(base, "start"), f"unknown node {graph.start!r}")
+
+    for index, node in enumerate(graph.nodes):
+        where = join_path(join_path(base, "nodes"), index)
+        if ":" in node.type:
+            if not is_reference(node.type):
+                p.error(
+                    join_path(where, "type"), "must look like 'package.module:Class'"
+                )
+        elif node.type not in known:
+            p.error(
+                join_path(where, "type"),
+                f"unknown node type {node.type!r} (use a registered type or 'module:Class')",
+            )
+        if node.type == "tool_call":
+            tool = node.params.get("tool")
+            if not isinstance(tool, str) or not tool:
+                p.error(
+                    join_path(where, "params.tool"), "is required for a tool_call node"
+                )
+            elif tool not in tool_names:
+                p.error(join_path(where, "params.tool"), f"unknown tool {tool!r}")
+
+    for index, tool in enumerate(graph.tools):
+        if tool.reference is not None and not is_reference(tool.reference):
+            p.error(
+                join_path(join_path(join_path(base, "tools"), index), "reference"),
+                "must look like 'package.module:function'",
+            )
+
+    adjacency: Dict[str, List[str]] = {i: [] for i in ids}
+    unconditional: Dict[str, List[str]] = {i: [] for i in ids}
+    for index, edge in enumerate(graph.edges):
+        where = join_path(join_path(base, "edges"), index)
+        ok = True
+        for end in ("source", "target"):
+            name = getattr(edge, end)
+            if name not in id_set:
+                p.error(join_path(where, end), f"unknown node {name!r}")
+                ok = False
+        if ok:
+            adjacency[edge.source].append(edge.target)
+            if edge.condition is None:
+                unconditional[edge.source].append(edge.target)
+
+    if graph.start in id_set:
+        seen = _reachable(graph.start, adjacency)
+        for index, node in enumerate(graph.nodes):
+            if node.id not in seen:
+                p.warn(
+                    join_path(join_path(base, "nodes"), index),
+                    f"node {node.id!r} is unreachable from start {graph.start!r}",
+                )
+
+    for cycle in _cycles(unconditional):
+        p.error(
+            join_path(base, "edges"),
+            "loop without a bound: "
+            + " -> ".join(cycle + [cycle[0]])
+            + " has only unconditional edges (put a condition on one of them)",
+        )
+
+    if graph.state_schema is not None:
+        _schema_issues(p, graph.state_schema, join_path(base, "state_schema"))
+        _state_values(
+            p, graph.state_schema, graph.initial_state, join_path(base, "initial_state")
+        )
+    return p.issues
+
+
+def _reachable(start: str, adjacency: Dict[str, List[str]]) -> Set[str]:
+    seen = {start}
+    stack = [start]
+    while stack:
+        for nxt in adjacency.get(stack.pop(), []):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def _cycles(adjacency: Dict[str, List[str]]) -> List[List[str]]:
+    """Return one representative cycle per strongly connected loop (iterative DFS)."""
+    color: Dict[str, int] = {n: 0 for n in adjacency}
+    found: List[List[str]] = []
+    reported: Set[frozenset[str]] = set()
+    for root in adjacency:
+        if color[root]:
+            continue
+        stack: List[Tuple[str, int]] = [(root, 0)]
+        path: List[str] = []
+        while stack:
+            node, index = stack.pop()
+            if index == 0:
+                color[node] = 1
+                path.append(node)
+            children = adjacency.get(node, [])
+            if index < len(children):
+                stack.append((node, index + 1))
+                child = children[index]
+                if color.get(child, 0) == 0:
+                    stack.append((child, 0))
+                elif color.get(child) == 1:
+                    cycle = path[path.index(child) :]
+                    key = frozenset(cycle)
+                    if key not in reported:
+                        reported.add(key)
+                        found.append(cycle)
+            else:
+                color[node] = 2
+                path.pop()
+    return found
+
+
+def _schema_issues(p: Parser, schema: MissionStateSchemaSpec, base: str) -> None:
+    if schema.schema_class is not None and not is_reference(schema.schema_class):
+        p.error(
+            join_path(base, "schema_class"), "must look like 'package.module:Class'"
+        )
+    for name, spec in schema.fields.items():
+        where = join_path(join_path(base, "fields"), name)
+        if name.startswith("_spark_"):
+            p.error(where, "names starting with '_spark_' are reserved")
+        if spec.default is not None and not _fits(spec, spec.default):
+            p.error(join_path(where, "default"), f"does not match type {spec.type!r}")
+
+
+def _fits(spec: StateFieldSpec, value: Any) -> bool:
+    if spec.type == "any" or value is None:
+        return True
+    kinds = _TYPE_CHECKS.get(spec.type)
+    if kinds is None:
+        return True
+    if spec.type in ("int", "float") and isinstance(value, bool):
+        return False
+    return isinstance(value, kinds)
+
+
+def _state_values(
+    p: Parser, schema: MissionStateSchemaSpec, values: Dict[str, Any], base: str
+) -> None:
+    for name, value in values.items():
+        spec = schema.fields.get(name)
+        if spec is not None and not _fits(spec, value):
+            p.error(
+                join_path(base, name), f"does not match declared type {spec.type!r}"
+            )
+
+
+# --------------------------------------------------------------------------- mission
+def _mission_issues(
+    mission: MissionSpec, node_types: Optional[Iterable[str]], check_deployment: bool
+) -> List[ValidationIssue]:
+    issues = _graph_issues(mission.graph, "graph", node_types)
+    p = Parser()
+    if mission.spark_version.split(".")[0] != SPEC_VERSION.split(".")[0]:
+        p.warn(
+            "spark_version", f"{mission.spark_version!r} differs from {SPEC_VERSION!r}"
+        )
+
+    if mission.plan is not None:
+        steps = {s.id for s in mission.plan.steps}
+        deps: Dict[str, List[str]] = {}
+        for index, step in enumerate(mission.plan.steps):
+            where = f"plan.steps[{index}]"
+            good = []
+            for dep_index, dep in enumerate(step.depends_on):
+                dep_path = join_path(join_path(where, "depends_on"), dep_index)
+                if dep == step.id:
+                    p.error(dep_path, f"step {step.id!r} depends on itself")
+                elif dep not in steps:
+                    p.error(dep_path, f"unknown plan step {dep!r}")
+                else:
+                    good.append(dep)
+            deps[step.id] = good
+        for cycle in _cycles(deps):
+            p.error(
+                "plan.steps", "dependency cycle: " + " -> ".join(cycle + [cycle[0]])
+            )
+
+    node_ids = {n.id for n in mission.graph.nodes}
+    for index, binding in enumerate(mission.strategies):
+        if binding.target not in node_ids:
+            p.error(f"strategies[{index}].target", f"unknown node {binding.target!r}")
+
+    if mission.state_schema is not None:
+        _schema_issues(p, mission.state_schema, "state_schema")
+        _state_values(
+            p, mission.state_schema, mission.graph.initial_state, "graph.initial_state"
+        )
+
+    if mission.simulation is not None:
+        tools = {t.name for t in mission.graph.tools}
+        for index, override in enumerate(mission.simulation.tools):
+            where = f"simulation.tools[{index}]"
+            if override.name not in tools:
+                p.warn(join_path(where, "name"), f"graph has no tool {override.name!r}")
+            if override.handler is not None and not is_reference(override.handler):
+                p.error(
+                    join_path(where, "handler"),
+                    "must look like 'package.module:function'",
+                )
+
+    if check_deployment:
+        if mission.deployment is None:
+            p.error("deployment", "is required for deployment")
+        else:
+            _deployment_issues(p, mission.deployment)
+        if mission.telemetry is not None:
+            _telemetry_issues(p, mission.telemetry)
+    return issues + p.issues
+
+
+def _deployment_issues(p: Parser, dep: MissionDeploymentSpec) -> None:
+    if dep.target not in DEPLOYMENT_TARGETS:
+        p.error("deployment.target", f"must be one of {', '.join(DEPLOYMENT_TARGETS)}")
+    if dep.replicas < 1:
+        p.error("deployment.replicas", "must be >= 1 to deploy")
+    elif dep.replicas > 100:
+        p.error("deployment.replicas", "must be <= 100")
+    elif dep.target == "production" and dep.replicas < 2:
+        p.warn(
+            "deployment.replicas", "production with a single replica has no redundancy"
+        )
+    for key, value in dep.resources.items():
+        where = f"deployment.resources.{key}"
+        if key == "cpu" and not _CPU.match(value):
+            p.error(where, f"{value!r} is not a CPU quantity (e.g. '2', '0.5', '500m')")
+        elif key == "memory" and not _MEMORY.match(value):
+            p.error(where, f"{value!r} is not a memory quantity (e.g. '512Mi', '4Gi')")
+        elif key == "gpu" and not _INT.match(value):
+            p.error(where, f"{value!r} is not a whole number of GPUs")
+        elif key not in ("cpu", "memory", "gpu"):
+            p.warn(where, "unknown resource (expected cpu, memory, gpu)")
+    if dep.restart_policy not in RESTART_POLICIES:
+        p.error(
+            "deployment.restart_policy", f"must be one of {', '.join(RESTART_POLICIES)}"
+        )
+    for key in dep.environment:
+        if not _ENV_NAME.match(key):
+            p.error(
+                f"deployment.environment.{key}",
+                "is not a valid environment variable name",
+            )
+
+
+def _telemetry_issues(p: Parser, tel: MissionTelemetrySpec) -> None:
+    if tel.backend not in TELEMETRY_BACKENDS:
+        p.error("telemetry.backend", f"must be one of {', '.join(TELEMETRY_BACKENDS)}")
+    if tel.enabled and tel.backend == "sqlite" and not tel.db_path:
+        p.warn("telemetry.db_path", "a sqlite telemetry backend needs a db_path")
+
+
+# --------------------------------------------------------------------------- public API
+def validate_graph(
+    spec: Union[GraphSpec, Dict[str, Any]],
+    *,
+    semantic: bool = True,
+    node_types: Optional[Iterable[str]] = None,
+) -> List[ValidationIssue]:
+    """Validate a graph spec.
+
+    Args:
+        spec: A :class:`GraphSpec` or its dict form.
+        semantic: Also check meaning (unknown edge ends, unreachable nodes, unbounded loops).
+        node_types: Extra registered node type names to accept.
+
+    Returns:
+        Every issue found (errors and warnings); empty when the spec is clean.
+    """
+    issues: List[ValidationIssue] = []
+    graph: Optional[GraphSpec]
+    if isinstance(spec, GraphSpec):
+        graph, issues = _structural(GraphSpec, spec.to_dict())
+    else:
+        graph, issues = _structural(GraphSpec, spec)
+    if graph is not None and semantic:
+        issues += _graph_issues(graph, "", node_types)
+    return issues
+
+
+def validate_mission(
+    spec: Union[MissionSpec, Dict[str, Any]],
+    *,
+    semantic: bool = True,
+    check_deployment: bool = False,
+    node_types: Optional[Iterable[str]] = None,
+) -> List[ValidationIssue]:
+    """Validate a mission spec.
+
+    Args:
+        spec: A :class:`MissionSpec` or its dict form.
+        semantic: Also check meaning (graph checks, plan dependencies, strategy targets).
+        check_deployment: Also check deployment readiness (target, replicas, resources).
+        node_types: Extra registered node type names to accept.
+
+    Returns:
+        Every issue found (errors and warnings); empty when the spec is clean.
+    """
+    data = spec.to_dict() if isinstance(spec, MissionSpec) else spec
+    mission, issues = _structural(MissionSpec, data)
+    if mission is not None and (semantic or check_deployment):
+        issues += _mission_issues(mission, node_types, check_deployment)
+    return issues
+
+
+def validate_spec(
+    data: Dict[str, Any], *, semantic: bool = True, check_deployment: bool = False
+) -> List[ValidationIssue]:
+    """Validate a dict that is either a mission (has ``mission_id``) or a graph.
+
+    Args:
+        data: The spec's dict form.
+        semantic: Also check meaning.
+        check_deployment: Also check deployment readiness (missions only).
+
+    Returns:
+        Every issue found.
+    """
+    if isinstance(data, dict) and "mission_id" in data:
+        return validate_mission(
+            data, semantic=semantic, check_deployment=check_deployment
+        )
+    return validate_graph(data, semantic=semantic)
+
+
+def _raise_on_errors(issues: Sequence[ValidationIssue], strict: bool) -> None:
+    bad = [i for i in issues if i.severity == "error" or strict]
+    if bad:
+        raise SpecValidationError(bad)
+
+
+def ensure_valid_graph(
+    spec: Union[GraphSpec, Dict[str, Any]], *, strict: bool = False
+) -> GraphSpec:
+    """Validate a graph spec and return it parsed.
+
+    Args:
+        spec: A :class:`GraphSpec` or its dict form.
+        strict: Treat warnings as errors.
+
+    Returns:
+        The parsed spec.
+
+    Raises:
+        SpecValidationError: The spec has errors (or warnings, when strict).
+    """
+    _raise_on_errors(validate_graph(spec), strict)
+    return spec if isinstance(spec, GraphSpec) else GraphSpec.from_dict(spec)
+
+
+def ensure_valid_mission(
+    spec: Union[MissionSpec, Dict[str, Any]],
+    *,
+    strict: bool = False,
+    check_deployment: bool = False,
+) -> MissionSpec:
+    """Validate a mission spec and return it parsed.
+
+    Args:
+        spec: A :class:`MissionSpec` or its dict form.
+        strict: Treat warnings as errors.
+        check_deployment: Also check deployment readiness.
+
+    Returns:
+        The parsed spec.
+
+    Raises:
+        SpecValidationError: The spec has errors (or warnings, when strict).
+    """
+    _raise_on_errors(validate_mission(spec, check_deployment=check_deployment), strict)
+    return spec if isinstance(spec, MissionSpec) else MissionSpec.from_dict(spec)
