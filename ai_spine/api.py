@@ -1,0 +1,441 @@
+"""HTTP transport: one pooled session, the retry loop, error mapping and redacted logging.
+
+:class:`APIClient` is what :class:`ai_spine.AISpine` calls. It sends one logical request,
+retrying as the :class:`~ai_spine.retry.Retry` policy allows, and returns the decoded JSON or
+raises a typed :mod:`ai_spine.exceptions` error. ``requests`` exceptions never escape it, and
+neither does ``json.JSONDecodeError``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any, Dict, Mapping, Optional, Type
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from ai_spine import constants
+from ai_spine.__version__ import __version__
+from ai_spine.exceptions import (
+    AISpineError,
+    APIError,
+    AuthenticationError,
+    NetworkError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    TimeoutError,
+    ValidationError,
+)
+from ai_spine.retry import (
+    CONNECT_ERROR,
+    READ_ERROR,
+    TIMEOUT_ERROR,
+    Retry,
+    parse_retry_after,
+)
+from ai_spine.utils import RedactingFilter, redact, redact_headers, register_secret
+
+__all__ = ["APIClient", "USER_AGENT", "logger"]
+
+USER_AGENT = f"ai-spine-sdk-python/{__version__}"
+
+logger = logging.getLogger("ai_spine")
+_redactor = RedactingFilter()
+logger.addFilter(_redactor)
+
+# Indirection so tests can replace the wait between attempts without patching `time`.
+_sleep = time.sleep
+_monotonic = time.monotonic
+
+_REQUEST_ID_HEADERS = (
+    "x-request-id",
+    "request-id",
+    "x-correlation-id",
+    "x-amzn-requestid",
+)
+_BODY_SNIPPET = 200
+
+
+def _status_error_class(status: int) -> Type[APIError]:
+    if status in (401, 403):
+        return AuthenticationError
+    if status in (400, 422):
+        return ValidationError
+    if status == 404:
+        return NotFoundError
+    if status == 429:
+        return RateLimitError
+    if status >= 500:
+        return ServerError
+    return APIError
+
+
+def _format_detail(detail: Any) -> str:
+    """Turn a FastAPI ``detail`` (text, or a list of {loc, msg, type}) into one line."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = item.get("loc")
+                where = (
+                    ".".join(str(p) for p in loc)
+                    if isinstance(loc, (list, tuple))
+                    else ""
+                )
+                msg = str(item.get("msg", item))
+                parts.append(f"{where}: {msg}" if where else msg)
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    return json.dumps(detail, default=str)
+
+
+def _server_message(body: Any, text: str, content_type: str) -> str:
+    if isinstance(body, dict):
+        for key in ("detail", "message", "error"):
+            if body.get(key):
+                return _format_detail(body[key])
+    if body is not None:
+        return json.dumps(body, default=str)[:_BODY_SNIPPET]
+    snippet = " ".join(text.split())[:_BODY_SNIPPET]
+    kind = content_type.split(";")[0].strip() or "unknown content type"
+    return f"non-JSON body ({kind}): {snippet!r}" if snippet else "empty body"
+
+
+def _request_id(headers: Mapping[str, str]) -> Optional[str]:
+    for name in _REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def _classify(exc: requests.RequestException) -> str:
+    """Say whether a transport failure happened before the server could see the request."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return CONNECT_ERROR
+    if isinstance(exc, requests.exceptions.Timeout):
+        return TIMEOUT_ERROR
+    if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(
+        exc, requests.exceptions.SSLError
+    ):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+        if isinstance(reason, (NewConnectionError, ConnectTimeoutError)):
+            return CONNECT_ERROR
+    return READ_ERROR
+
+
+class _Attempt:
+    """The outcome of one HTTP attempt: a response or a transport exception."""
+
+    __slots__ = ("response", "error", "kind")
+
+    def __init__(
+        self,
+        response: Optional[requests.Response] = None,
+        error: Optional[requests.RequestException] = None,
+        kind: Optional[str] = None,
+    ) -> None:
+        self.response = response
+        self.error = error
+        self.kind = kind
+
+
+class APIClient:
+    """Sends requests to the AI Spine API with retries and typed errors.
+
+    Args:
+        base_url: Scheme and host of the API, e.g. ``https://api.example.com``.
+        api_key: Bearer token, or None to send no ``Authorization`` header.
+        timeout: Seconds per attempt (connect and read).
+        retry: The retry policy.
+        deadline: Overall seconds for one call including retries and waits, or None.
+        debug: Log every request and answer at DEBUG level (redacted) to stderr.
+        session: A ``requests.Session`` to use instead of a new pooled one.
+
+    Raises:
+        ValidationError: When ``base_url`` is not an http(s) URL or a number is out of range.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: Optional[str],
+        timeout: float,
+        retry: Retry,
+        deadline: Optional[float] = None,
+        debug: bool = False,
+        session: Optional[requests.Session] = None,
+    ) -> None:
+        parts = urlsplit(base_url) if isinstance(base_url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValidationError(f"base_url must be an http(s) URL, got {base_url!r}")
+        if api_key is not None and (
+            not isinstance(api_key, str) or not api_key.strip()
+        ):
+            raise ValidationError("api_key must be a non-empty string or None")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retry = retry
+        self.deadline = deadline
+        self._api_key = api_key
+        register_secret(api_key)
+        self.session = session if session is not None else self._new_session()
+        if debug:
+            _enable_debug_logging()
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        # Retries are ours (POST-safety rules, typed final errors): the adapter never retries.
+        adapter = HTTPAdapter(
+            pool_connections=4,
+            pool_maxsize=constants.DEFAULT_POOL_MAXSIZE,
+            max_retries=0,
+        )
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
+
+    def _headers(self, idempotency_key: Optional[str]) -> Dict[str, str]:
+        headers = {
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        return headers
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.session.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Optional[Dict[str, Any]] = None,
+        json_body: Optional[Dict[str, Any]] = None,
+        idempotency_key: Optional[str] = None,
+        deadline: Optional[float] = None,
+    ) -> Any:
+        """Send one logical request and return its decoded JSON body.
+
+        Args:
+            method: HTTP method.
+            path: Path below ``base_url`` (starting with ``/``).
+            params: Query parameters.
+            json_body: JSON body to send.
+            idempotency_key: Sent as ``Idempotency-Key``; makes a POST safe to resend.
+            deadline: Overall seconds for this call, overriding the client's ``deadline``.
+
+        Returns:
+            The decoded JSON (None for an empty body).
+
+        Raises:
+            AISpineError: A typed subclass for every failure; see :mod:`ai_spine.exceptions`.
+        """
+        method = method.upper()
+        url = self.base_url + path
+        headers = self._headers(idempotency_key)
+        budget = deadline if deadline is not None else self.deadline
+        ends_at = None if budget is None else _monotonic() + budget
+        retry = self.retry
+        while True:
+            attempt_timeout = self.timeout
+            if ends_at is not None:
+                attempt_timeout = min(attempt_timeout, ends_at - _monotonic())
+                if attempt_timeout <= 0:
+                    raise TimeoutError(
+                        f"{method} {path}: deadline of {budget:g}s exceeded"
+                    )
+            attempt = self._send(
+                method, url, headers, params, json_body, attempt_timeout
+            )
+            if attempt.response is not None and attempt.response.status_code < 400:
+                return self._decode(method, path, attempt.response)
+            error = self._to_error(method, path, attempt, attempt_timeout)
+            retry_after = None
+            status = None
+            if attempt.response is not None:
+                status = attempt.response.status_code
+                retry_after = parse_retry_after(
+                    attempt.response.headers.get("Retry-After")
+                )
+            if not retry.is_retryable(
+                method,
+                status=status,
+                error=attempt.kind,
+                has_retry_after=retry_after is not None,
+                idempotent=bool(idempotency_key),
+            ):
+                raise error
+            retry = retry.increment(method, url, status=status, error=attempt.kind)
+            delay = retry.get_delay(retry_after)
+            if retry.is_exhausted() or delay is None:
+                raise error
+            if ends_at is not None and _monotonic() + delay >= ends_at:
+                raise error
+            logger.info(
+                "%s %s failed (%s); retry %d/%d in %.2fs",
+                method,
+                path,
+                status if status is not None else attempt.kind,
+                retry.retries_taken,
+                retry.total,
+                delay,
+            )
+            _sleep(delay)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: Dict[str, str],
+        params: Optional[Dict[str, Any]],
+        json_body: Optional[Dict[str, Any]],
+        timeout: float,
+    ) -> _Attempt:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "-> %s %s params=%s headers=%s body=%s",
+                method,
+                url,
+                params,
+                redact_headers(headers),
+                (
+                    json.dumps(json_body, default=str)[:1000]
+                    if json_body is not None
+                    else None
+                ),
+            )
+        started = _monotonic()
+        try:
+            response = self.session.request(
+                method,
+                url,
+                params=params,
+                json=json_body,
+                headers=headers,
+                timeout=timeout,
+            )
+        except requests.RequestException as exc:
+            kind = _classify(exc)
+            logger.debug("<- %s %s: %s (%s)", method, url, type(exc).__name__, kind)
+            return _Attempt(error=exc, kind=kind)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "<- %s %s: HTTP %d in %.1f ms headers=%s body=%s",
+                method,
+                url,
+                response.status_code,
+                (_monotonic() - started) * 1000,
+                redact_headers(response.headers),
+                response.text[:1000],
+            )
+        return _Attempt(response=response)
+
+    def _decode(self, method: str, path: str, response: requests.Response) -> Any:
+        if not response.content.strip():
+            return None
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            message = _server_message(
+                None,
+                response.text,
+                response.headers.get("Content-Type", ""),
+            )
+            raise ServerError(
+                redact(f"{method} {path}: expected JSON, got {message}"),
+                status_code=response.status_code,
+                request_id=_request_id(response.headers),
+                body=response.text[:_BODY_SNIPPET],
+            ) from None
+
+    def _to_error(
+        self, method: str, path: str, attempt: _Attempt, timeout: float
+    ) -> AISpineError:
+        response = attempt.response
+        if response is None:
+            exc = attempt.error
+            name = type(exc).__name__
+            if attempt.kind == TIMEOUT_ERROR:
+                return TimeoutError(
+                    f"{method} {path}: no answer within {timeout:.3g}s ({name})",
+                )
+            if attempt.kind == CONNECT_ERROR:
+                where = urlsplit(self.base_url).netloc
+                return NetworkError(
+                    f"{method} {path}: could not connect to {where} ({name})"
+                )
+            return NetworkError(
+                f"{method} {path}: connection failed ({name}: {_short(exc)})"
+            )
+        status = response.status_code
+        try:
+            body: Any = (
+                json.loads(response.content) if response.content.strip() else None
+            )
+        except ValueError:
+            body = None
+        text = response.text if body is None else ""
+        message = _server_message(body, text, response.headers.get("Content-Type", ""))
+        message = redact(f"{method} {path} failed: {message}", [self._api_key or ""])
+        kwargs: Dict[str, Any] = {
+            "status_code": status,
+            "request_id": _request_id(response.headers),
+            "body": body if body is not None else text[:_BODY_SNIPPET] or None,
+        }
+        cls = _status_error_class(status)
+        if cls is RateLimitError:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if retry_after is None and isinstance(body, dict):
+                retry_after = _body_retry_after(body)
+            return RateLimitError(message, retry_after=retry_after, **kwargs)
+        return cls(message, **kwargs)
+
+
+def _body_retry_after(body: Dict[str, Any]) -> Optional[float]:
+    for key in ("retry_after", "retryAfter"):
+        value = body.get(key)
+        if (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and value >= 0
+        ):
+            return float(value)
+        if isinstance(value, str):
+            return parse_retry_after(value)
+    return None
+
+
+def _short(exc: Optional[BaseException]) -> str:
+    # Connection errors nest urllib3 reasons; keep the innermost readable part, redacted.
+    text = str(exc) if exc is not None else ""
+    return redact(text[:_BODY_SNIPPET])
+
+
+def _enable_debug_logging() -> None:
+    """Send the SDK's DEBUG log lines to stderr, redacted (what ``debug=True`` does)."""
+    logger.setLevel(logging.DEBUG)
+    if not any(getattr(h, "_ai_spine_debug", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s")
+        )
+        handler.addFilter(_redactor)
+        setattr(handler, "_ai_spine_debug", True)
+        logger.addHandler(handler)

@@ -1,0 +1,633 @@
+"""The public client: :class:`AISpine`, a list of one-line methods over :mod:`ai_spine.api`."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Set,
+    Tuple,
+    Union,
+    cast,
+)
+
+import requests
+
+from ai_spine import constants
+from ai_spine.api import APIClient
+from ai_spine.exceptions import (
+    AISpineError,
+    ExecutionError,
+    FlowNotFoundError,
+    NotFoundError,
+    ServerError,
+    TimeoutError,
+    ValidationError,
+)
+from ai_spine.models import (
+    AgentDict,
+    BatchItem,
+    BatchResult,
+    ExecutionDict,
+    ExecutionResponse,
+    FlowDict,
+)
+from ai_spine.retry import Retry
+from ai_spine.utils import validate_id, validate_json_object, validate_positive_number
+
+__all__ = ["AISpine"]
+
+_FLOW_NOT_FOUND = re.compile(r"Flow '(?P<flow>.*)' not found")
+_API = constants.API_PREFIX
+
+BatchInput = Union[BatchItem, Dict[str, Any], Tuple[str, Dict[str, Any]]]
+
+
+def _unwrap_list(body: Any, key: str, what: str) -> List[Dict[str, Any]]:
+    """Lists come as ``{"flows": [...], "count": n}``; accept a bare list too."""
+    if isinstance(body, dict) and isinstance(body.get(key), list):
+        return cast(List[Dict[str, Any]], body[key])
+    if isinstance(body, list):
+        return cast(List[Dict[str, Any]], body)
+    raise ServerError(
+        f"{what}: expected a list under {key!r}, got {type(body).__name__}"
+    )
+
+
+def _expect_dict(body: Any, what: str) -> Dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ServerError(f"{what}: expected a JSON object, got {type(body).__name__}")
+    return body
+
+
+class AISpine:
+    """Client for the AI Spine agent orchestration API.
+
+    Args:
+        api_key: Bearer token; defaults to ``$AI_SPINE_API_KEY``; None sends no auth header.
+        base_url: API root; defaults to ``$AI_SPINE_BASE_URL``, then the production URL.
+        timeout: Seconds per HTTP attempt.
+        max_retries: Retries after the first attempt (see :mod:`ai_spine.retry`).
+        debug: Log requests and answers (redacted) at DEBUG level to stderr.
+        deadline: Overall seconds one method call may take, retries and waits included.
+        retry: A full :class:`~ai_spine.retry.Retry` policy; overrides ``max_retries``.
+        session: A ``requests.Session`` to use instead of a new pooled one.
+
+    Raises:
+        ValidationError: When an argument is out of range or ``base_url`` is not http(s).
+
+    Example:
+        >>> with AISpine() as client:  # doctest: +SKIP
+        ...     started = client.execute_flow("credit_analysis", {"amount": 50000})
+        ...     done = client.wait_for_execution(started["execution_id"])
+    """
+
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        timeout: float = constants.DEFAULT_TIMEOUT,
+        max_retries: int = constants.DEFAULT_MAX_RETRIES,
+        debug: bool = False,
+        *,
+        deadline: Optional[float] = None,
+        retry: Optional[Retry] = None,
+        session: Optional[requests.Session] = None,
+    ) -> None:
+        if api_key is None:
+            api_key = os.environ.get(constants.ENV_API_KEY) or None
+        if base_url is None:
+            base_url = (
+                os.environ.get(constants.ENV_BASE_URL) or constants.DEFAULT_BASE_URL
+            )
+        timeout = validate_positive_number(timeout, "timeout")
+        validate_positive_number(
+            max_retries, "max_retries", allow_zero=True, integer=True
+        )
+        if deadline is not None:
+            deadline = validate_positive_number(deadline, "deadline")
+        if retry is None:
+            retry = Retry(total=max_retries)
+        self._api = APIClient(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout,
+            retry=retry,
+            deadline=deadline,
+            debug=debug,
+            session=session,
+        )
+        self.debug = debug
+
+    @property
+    def base_url(self) -> str:
+        """The API root this client talks to."""
+        return self._api.base_url
+
+    @property
+    def timeout(self) -> float:
+        """Seconds per HTTP attempt."""
+        return self._api.timeout
+
+    @property
+    def max_retries(self) -> int:
+        """Retries allowed after the first attempt."""
+        return self._api.retry.total
+
+    @property
+    def session(self) -> requests.Session:
+        """The pooled ``requests.Session``."""
+        return self._api.session
+
+    def __repr__(self) -> str:
+        # Never the key itself: only whether one is set.
+        auth = "set" if self._api._api_key else "none"
+        return (
+            f"AISpine(base_url={self.base_url!r}, api_key=<{auth}>, "
+            f"timeout={self.timeout:g}, max_retries={self.max_retries})"
+        )
+
+    def close(self) -> None:
+        """Close the pooled HTTP connections."""
+        self._api.close()
+
+    def __enter__(self) -> "AISpine":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    # -- executions ---------------------------------------------------------------------------
+
+    def execute_flow(
+        self,
+        flow_id: str,
+        input_data: Dict[str, Any],
+        metadata: Optional[Dict[str, Any]] = None,
+        *,
+        idempotency_key: Optional[str] = None,
+        priority: Optional[int] = None,
+        timeout: Optional[int] = None,
+    ) -> ExecutionResponse:
+        """Start a flow; returns at once with the new execution's id and ``pending`` status.
+
+        A POST is resent only when the server cannot have acted on it, unless
+        ``idempotency_key`` is given (sent as ``Idempotency-Key``), so a retry never starts a
+        flow twice.
+
+        Args:
+            flow_id: The flow to run.
+            input_data: The flow's input (a JSON-serialisable dict).
+            metadata: Optional JSON-serialisable metadata stored with the execution.
+            idempotency_key: Makes the request safe to resend after any transient failure.
+            priority: Backend priority, 0 (default) to 10.
+            timeout: Backend-side execution timeout in seconds (not the HTTP timeout).
+
+        Returns:
+            ``{"execution_id", "status", "result", "error", "execution_time"}``.
+
+        Raises:
+            ValidationError: Bad arguments (nothing is sent) or a 400/422 answer.
+            FlowNotFoundError: The backend does not know ``flow_id``.
+            AISpineError: Any other typed failure (auth, rate limit, server, network, timeout).
+        """
+        body = self._execute_body(
+            flow_id, input_data, metadata, idempotency_key, priority, timeout
+        )
+        try:
+            answer = self._api.request(
+                "POST",
+                f"{_API}/flows/execute",
+                json_body=body,
+                idempotency_key=idempotency_key,
+            )
+        except NotFoundError as exc:
+            raise FlowNotFoundError(
+                f"Flow '{flow_id}' not found",
+                flow_id=flow_id,
+                status_code=exc.status_code,
+                request_id=exc.request_id,
+                body=exc.body,
+            ) from None
+        execution = _expect_dict(answer, "POST /flows/execute")
+        error = str(execution.get("error") or "")
+        if execution.get("status") == "failed" and (
+            execution.get("execution_id") == constants.ZERO_UUID
+            or _FLOW_NOT_FOUND.search(error)
+        ):
+            message = f"Flow '{flow_id}' not found"
+            if error and not _FLOW_NOT_FOUND.search(error):
+                message += f": {error}"
+            raise FlowNotFoundError(
+                message,
+                execution=execution,
+                flow_id=flow_id,
+            )
+        return cast(ExecutionResponse, execution)
+
+    @staticmethod
+    def _execute_body(
+        flow_id: str,
+        input_data: Dict[str, Any],
+        metadata: Optional[Dict[str, Any]],
+        idempotency_key: Optional[str],
+        priority: Optional[int],
+        timeout: Optional[int],
+    ) -> Dict[str, Any]:
+        validate_id(flow_id, "flow_id")
+        body: Dict[str, Any] = {
+            "flow_id": flow_id,
+            "input_data": validate_json_object(input_data, "input_data"),
+        }
+        if metadata is not None:
+            body["metadata"] = validate_json_object(metadata, "metadata")
+        if idempotency_key is not None:
+            validate_id(idempotency_key, "idempotency_key")
+        if priority is not None:
+            validate_positive_number(
+                priority, "priority", allow_zero=True, integer=True
+            )
+            if priority > 10:
+                raise ValidationError(
+                    f"priority must be between 0 and 10, got {priority}"
+                )
+            body["priority"] = priority
+        if timeout is not None:
+            validate_positive_number(timeout, "timeout", integer=True)
+            body["timeout"] = timeout
+        return body
+
+    def get_execution(self, execution_id: str) -> ExecutionDict:
+        """Fetch an execution's current state.
+
+        Args:
+            execution_id: The id returned by :meth:`execute_flow`.
+
+        Returns:
+            The execution (``status``, ``output_data``, ``error_message``, timestamps...).
+
+        Raises:
+            ValidationError: Malformed id (nothing is sent) or a 422 answer.
+            NotFoundError: No such execution.
+            AISpineError: Any other typed failure.
+        """
+        path = f"{_API}/executions/{validate_id(execution_id, 'execution_id')}"
+        return cast(
+            ExecutionDict, _expect_dict(self._api.request("GET", path), "GET " + path)
+        )
+
+    def _get_execution_within(self, execution_id: str, budget: float) -> ExecutionDict:
+        path = f"{_API}/executions/{execution_id}"
+        body = self._api.request("GET", path, deadline=budget)
+        return cast(ExecutionDict, _expect_dict(body, "GET " + path))
+
+    def wait_for_execution(
+        self,
+        execution_id: str,
+        timeout: float = constants.DEFAULT_WAIT_TIMEOUT,
+        interval: float = constants.DEFAULT_POLL_INTERVAL,
+        *,
+        on_progress: Optional[Callable[[ExecutionDict], None]] = None,
+    ) -> ExecutionDict:
+        """Poll an execution until it is final.
+
+        Args:
+            execution_id: The execution to wait for.
+            timeout: Seconds before giving up (polls and their retries included).
+            interval: Seconds between polls.
+            on_progress: Called with the execution dict after every poll.
+
+        Returns:
+            The execution once its status is ``completed``.
+
+        Raises:
+            ExecutionError: It ended ``failed`` or ``cancelled`` (``.execution`` holds it).
+            TimeoutError: ``timeout`` passed first (names the id and the last status).
+            ValidationError: Malformed id or non-positive timeout/interval.
+            AISpineError: Any other typed failure while polling.
+        """
+        validate_id(execution_id, "execution_id")
+        timeout = validate_positive_number(timeout, "timeout")
+        interval = validate_positive_number(interval, "interval")
+        ends_at = time.monotonic() + timeout
+        last_status: Optional[str] = None
+        cause = ""
+        while True:
+            remaining = ends_at - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                execution = self._get_execution_within(execution_id, remaining)
+            except TimeoutError as exc:
+                cause = f"; last poll: {exc.message}"
+                break
+            last_status = str(execution.get("status"))
+            if on_progress is not None:
+                on_progress(execution)
+            if last_status == "completed":
+                return execution
+            if last_status in constants.TERMINAL_STATUSES:
+                error = execution.get("error_message") or cast(
+                    Dict[str, Any], execution
+                ).get("error")
+                raise ExecutionError(
+                    f"execution {execution_id} {last_status}"
+                    + (f": {error}" if error else ""),
+                    execution=cast(Dict[str, Any], execution),
+                )
+            pause = min(interval, ends_at - time.monotonic())
+            if pause <= 0:
+                break
+            time.sleep(pause)
+        raise TimeoutError(
+            f"execution {execution_id} not finished after {timeout:g}s "
+            f"(last status: {last_status or 'unknown'}{cause})",
+            execution_id=execution_id,
+            last_status=last_status,
+        )
+
+    def cancel_execution(self, execution_id: str) -> Dict[str, Any]:
+        """Ask the backend to cancel a running execution.
+
+        Args:
+            execution_id: The execution to cancel.
+
+        Returns:
+            The backend's answer.
+
+        Raises:
+            ValidationError: Malformed id (nothing is sent) or a 400/422 answer.
+            NotFoundError: No such execution.
+            AISpineError: Any other typed failure.
+        """
+        path = f"{_API}/executions/{validate_id(execution_id, 'execution_id')}/cancel"
+        return _expect_dict(self._api.request("POST", path), "POST " + path)
+
+    def list_executions(
+        self,
+        limit: int = constants.DEFAULT_LIST_LIMIT,
+        offset: int = 0,
+        *,
+        status: Optional[str] = None,
+    ) -> List[ExecutionDict]:
+        """List recent executions.
+
+        Args:
+            limit: How many to return (> 0).
+            offset: How many to skip (>= 0).
+            status: Only executions with this status.
+
+        Returns:
+            The executions, newest first as the backend orders them.
+
+        Raises:
+            ValidationError: Bad arguments (nothing is sent).
+            AISpineError: Any other typed failure.
+        """
+        validate_positive_number(limit, "limit", integer=True)
+        validate_positive_number(offset, "offset", allow_zero=True, integer=True)
+        params: Dict[str, Any] = {"limit": limit, "offset": offset}
+        if status is not None:
+            if status not in constants.EXECUTION_STATUSES:
+                raise ValidationError(
+                    f"status must be one of {', '.join(constants.EXECUTION_STATUSES)}, "
+                    f"got {status!r}"
+                )
+            params["status"] = status
+        body = self._api.request("GET", f"{_API}/executions", params=params)
+        return cast(
+            List[ExecutionDict], _unwrap_list(body, "executions", "GET /executions")
+        )
+
+    # -- flows and agents ---------------------------------------------------------------------
+
+    def list_flows(self) -> List[FlowDict]:
+        """List the flows the backend knows.
+
+        Returns:
+            The flow definitions.
+
+        Raises:
+            AISpineError: A typed failure.
+        """
+        body = self._api.request("GET", f"{_API}/flows")
+        return cast(List[FlowDict], _unwrap_list(body, "flows", "GET /flows"))
+
+    def get_flow(self, flow_id: str) -> FlowDict:
+        """Fetch one flow definition.
+
+        Args:
+            flow_id: The flow's id.
+
+        Returns:
+            The flow definition.
+
+        Raises:
+            ValidationError: Malformed id (nothing is sent).
+            NotFoundError: No such flow.
+            AISpineError: Any other typed failure.
+        """
+        path = f"{_API}/flows/{validate_id(flow_id, 'flow_id')}"
+        return cast(
+            FlowDict, _expect_dict(self._api.request("GET", path), "GET " + path)
+        )
+
+    def list_agents(self) -> List[AgentDict]:
+        """List registered agents.
+
+        Returns:
+            The agents.
+
+        Raises:
+            AISpineError: A typed failure.
+        """
+        body = self._api.request("GET", f"{_API}/agents")
+        return cast(List[AgentDict], _unwrap_list(body, "agents", "GET /agents"))
+
+    def get_agent(self, agent_id: str) -> AgentDict:
+        """Fetch one agent.
+
+        Args:
+            agent_id: The agent's id.
+
+        Returns:
+            The agent.
+
+        Raises:
+            ValidationError: Malformed id (nothing is sent).
+            NotFoundError: No such agent.
+            AISpineError: Any other typed failure.
+        """
+        path = f"{_API}/agents/{validate_id(agent_id, 'agent_id')}"
+        return cast(
+            AgentDict, _expect_dict(self._api.request("GET", path), "GET " + path)
+        )
+
+    def create_agent(self, agent_config: Dict[str, Any]) -> AgentDict:
+        """Register an agent (there is no update: delete and create again).
+
+        Args:
+            agent_config: The agent definition (``agent_id``, ``name``, ``description``,
+                ``endpoint``, ``capabilities``, ``agent_type``).
+
+        Returns:
+            The registered agent.
+
+        Raises:
+            ValidationError: Not a non-empty JSON-serialisable dict (nothing is sent), or a
+                400/422 answer.
+            AISpineError: Any other typed failure.
+        """
+        body = validate_json_object(agent_config, "agent_config", allow_empty=False)
+        answer = self._api.request("POST", f"{_API}/agents", json_body=body)
+        return cast(AgentDict, _expect_dict(answer, "POST /agents"))
+
+    def delete_agent(self, agent_id: str) -> bool:
+        """Unregister an agent.
+
+        Args:
+            agent_id: The agent's id.
+
+        Returns:
+            True once the backend confirmed the deletion.
+
+        Raises:
+            ValidationError: Malformed id (nothing is sent).
+            NotFoundError: No such agent.
+            AISpineError: Any other typed failure.
+        """
+        self._api.request(
+            "DELETE", f"{_API}/agents/{validate_id(agent_id, 'agent_id')}"
+        )
+        return True
+
+    # -- system -------------------------------------------------------------------------------
+
+    def health_check(self) -> Dict[str, Any]:
+        """``GET /health``: the backend's health report."""
+        return _expect_dict(self._api.request("GET", "/health"), "GET /health")
+
+    def get_metrics(self) -> Dict[str, Any]:
+        """``GET /metrics``: the backend's counters."""
+        return _expect_dict(self._api.request("GET", "/metrics"), "GET /metrics")
+
+    def get_status(self) -> Dict[str, Any]:
+        """``GET /status``: the backend's system status."""
+        return _expect_dict(self._api.request("GET", "/status"), "GET /status")
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def execute_batch(
+        self,
+        items: Iterable[BatchInput],
+        concurrency: int = constants.DEFAULT_BATCH_CONCURRENCY,
+        on_progress: Optional[Callable[[int, int, BatchResult], None]] = None,
+        *,
+        wait_timeout: float = constants.DEFAULT_WAIT_TIMEOUT,
+        interval: float = constants.DEFAULT_POLL_INTERVAL,
+    ) -> List[BatchResult]:
+        """Execute many flows and wait for each, at most ``concurrency`` at a time.
+
+        A rolling pool: a new item starts as soon as one finishes. One item's failure is
+        recorded in its result and never stops the others.
+
+        Args:
+            items: ``{"flow_id", "input_data", "metadata"?}`` dicts or ``(flow_id, input)``
+                pairs.
+            concurrency: Items in flight at once (>= 1).
+            on_progress: Called in the caller's thread as ``on_progress(done, total, result)``
+                after each item finishes.
+            wait_timeout: Per-item :meth:`wait_for_execution` timeout.
+            interval: Per-item polling interval.
+
+        Returns:
+            One :class:`~ai_spine.models.BatchResult` per item, in input order.
+
+        Raises:
+            ValidationError: ``items`` is not iterable or a number is out of range.
+        """
+        validate_positive_number(concurrency, "concurrency", integer=True)
+        validate_positive_number(wait_timeout, "wait_timeout")
+        validate_positive_number(interval, "interval")
+        if isinstance(items, (str, bytes, dict)):
+            raise ValidationError(
+                "items must be a list of items, not a single str/dict"
+            )
+        try:
+            pending = list(enumerate(items))
+        except TypeError:
+            raise ValidationError(
+                f"items must be iterable, got {type(items).__name__}"
+            ) from None
+        total = len(pending)
+        results: List[Optional[BatchResult]] = [None] * total
+        queue = iter(pending)
+        done_count = 0
+        with ThreadPoolExecutor(
+            max_workers=concurrency, thread_name_prefix="ai-spine"
+        ) as pool:
+            running: Set[Future[BatchResult]] = set()
+
+            def fill() -> None:
+                for index, item in queue:
+                    running.add(
+                        pool.submit(self._run_item, index, item, wait_timeout, interval)
+                    )
+                    if len(running) >= concurrency:
+                        return
+
+            fill()
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    running.discard(future)
+                    result = future.result()
+                    results[result.index] = result
+                    done_count += 1
+                    if on_progress is not None:
+                        on_progress(done_count, total, result)
+                fill()
+        return [r for r in results if r is not None]
+
+    def _run_item(
+        self, index: int, item: BatchInput, wait_timeout: float, interval: float
+    ) -> BatchResult:
+        flow_id: Optional[str] = None
+        execution: Optional[Dict[str, Any]] = None
+        try:
+            flow_id, input_data, metadata = _batch_item(item)
+            started = self.execute_flow(flow_id, input_data, metadata)
+            execution = dict(started)
+            if started.get("status") != "completed":
+                execution = dict(
+                    self.wait_for_execution(
+                        str(started.get("execution_id")), wait_timeout, interval
+                    )
+                )
+            return BatchResult(index=index, flow_id=flow_id, execution=execution)
+        except ExecutionError as exc:
+            return BatchResult(index, flow_id, exc.execution or execution, exc)
+        except AISpineError as exc:
+            return BatchResult(
+                index=index, flow_id=flow_id, execution=execution, error=exc
+            )
+
+
+def _batch_item(item: Any) -> Tuple[str, Dict[str, Any], Optional[Dict[str, Any]]]:
+    if isinstance(item, dict):
+        if "flow_id" not in item or "input_data" not in item:
+            raise ValidationError("batch item needs 'flow_id' and 'input_data'")
+        return item["flow_id"], item["input_data"], item.get("metadata")
+    if isinstance(item, (tuple, list)) and len(item) == 2:
+        return item[0], item[1], None
+    raise ValidationError(
+        f"batch item must be a dict or a (flow_id, input_data) pair, got {type(item).__name__}"
+    )
