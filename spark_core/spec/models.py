@@ -501,7 +501,8 @@ class GraphSpec(_SpecBase):
             max_steps=p.integer(d, "max_steps", path, default=1000, minimum=1),
             description=p.string(d, "description", path),
         )
-        if not spec.nodes and "nodes" in d:
+        raw_nodes = d.get("nodes")
+        if raw_nodes is None or raw_nodes == []:
             p.error(join_path(path, "nodes"), "must contain at least one node")
         _check_unique(
             p, [n.id for n in spec.nodes], join_path(path, "nodes"), "node id"

@@ -46,7 +46,7 @@ def spec_to_json(spec: Union[GraphSpec, MissionSpec]) -> str:
     """
     try:
         return json.dumps(spec.to_dict(), indent=2, allow_nan=False) + "\n"
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise SpecError(f"spec is not JSON-serialisable: {exc}") from None
 
 
