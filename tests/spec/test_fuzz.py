@@ -78,7 +78,8 @@ def test_random_mutations_give_only_clean_errors(
         )
         raw = mutate(raw, path, action, data.draw(json_values))
     check_clean(raw)
-    validate_graph(raw.get("graph") if isinstance(raw, dict) else raw)
+    inner: Any = raw.get("graph") if isinstance(raw, dict) else raw
+    validate_graph(inner)
 
 
 @settings(max_examples=200, deadline=None)
