@@ -1,0 +1,1555 @@
+"""LocalSpine: the AISpine methods, answered by spark_core graphs running in this process.
+
+``LocalSpine`` keeps a registry of flows (spark_core graphs, graph factories or GraphSpec dicts)
+and runs each execution on a background event loop that it owns, so it works the same in a
+script, a test or a notebook cell. Every method has the name, arguments, JSON shapes and
+exceptions of :class:`ai_spine.AISpine`; moving a script between local and remote is one line::
+
+    spine = LocalSpine({"echo": make_echo_graph})        # or: AISpine(base_url=...)
+    started = spine.execute_flow("echo", {"text": "hi"})
+    done = spine.wait_for_execution(started["execution_id"])
+
+Executions live in memory; with ``db="file.sqlite"`` they are also journaled to SQLite and are
+listed again after a restart (executions that were still running are then marked ``failed``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    Union,
+    cast,
+)
+
+from ai_spine.constants import (
+    DEFAULT_BATCH_CONCURRENCY,
+    DEFAULT_LIST_LIMIT,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_WAIT_TIMEOUT,
+    EXECUTION_STATUSES,
+    MAX_ID_LENGTH,
+    TERMINAL_STATUSES,
+    ZERO_UUID,
+)
+from ai_spine.exceptions import (
+    AISpineError,
+    ExecutionError,
+    FlowNotFoundError,
+    NotFoundError,
+    TimeoutError,
+    ValidationError,
+)
+from ai_spine.models import (
+    AgentDict,
+    BatchItem,
+    BatchResult,
+    ExecutionDict,
+    ExecutionResponse,
+    FlowDict,
+)
+from ai_spine.utils import validate_id, validate_json_object, validate_positive_number
+
+# spark_core is imported when first used; this import is for type checkers only.
+if TYPE_CHECKING:  # pragma: no cover
+    from spark_core.graphs import Graph
+
+__all__ = ["LocalSpine", "FlowSource"]
+
+#: What ``register_flow`` accepts: a Graph, a zero-argument callable returning a fresh Graph,
+#: or a spark_core GraphSpec dict.
+FlowSource = Union["Graph", Callable[[], "Graph"], Mapping[str, Any]]
+
+#: What ``execute_batch`` accepts per item (as AISpine does).
+BatchInput = Union[BatchItem, Dict[str, Any], Tuple[str, Dict[str, Any]]]
+
+FINAL_STATUSES = TERMINAL_STATUSES
+_STATUSES = frozenset(EXECUTION_STATUSES)
+_AGENT_TYPES = ("input", "processor", "output", "conditional")
+
+
+INTERRUPTED_MESSAGE = (
+    "interrupted: the process running this execution stopped before it finished "
+    "(marked failed when the execution store was reopened)"
+)
+
+
+def _utcnow_iso() -> str:
+    """Return the current UTC time as a naive ISO 8601 string, as the backend writes it."""
+    return datetime.now(timezone.utc).replace(tzinfo=None).isoformat()
+
+
+class _Record:
+    """One execution's mutable state; guarded by the owning LocalSpine's lock.
+
+    ``done`` is set exactly once, when the status becomes final, so waiters wake without
+    polling.
+    """
+
+    __slots__ = (
+        "execution_id",
+        "flow_id",
+        "status",
+        "input_data",
+        "output_data",
+        "error_message",
+        "metadata",
+        "created_at",
+        "updated_at",
+        "completed_at",
+        "execution_time",
+        "started",
+        "done",
+        "task",
+        "node_results",
+    )
+
+    def __init__(
+        self,
+        execution_id: str,
+        flow_id: str,
+        input_data: Dict[str, Any],
+        metadata: Optional[Dict[str, Any]],
+        created_at: str,
+    ) -> None:
+        self.execution_id = execution_id
+        self.flow_id = flow_id
+        self.status = "pending"
+        self.input_data = input_data
+        self.output_data: Dict[str, Any] = {}
+        self.error_message: Optional[str] = None
+        self.metadata: Dict[str, Any] = metadata or {}
+        self.created_at = created_at
+        self.updated_at = created_at
+        self.completed_at: Optional[str] = None
+        self.execution_time: Optional[float] = None
+        self.started = 0.0
+        self.done = threading.Event()
+        self.task: Any = None
+        self.node_results: Dict[str, Any] = {}
+
+    def context(self) -> Dict[str, Any]:
+        """Return the backend's ``ExecutionContextResponse`` shape (a fresh dict)."""
+        return {
+            "execution_id": self.execution_id,
+            "flow_id": self.flow_id,
+            "status": self.status,
+            "input_data": self.input_data,
+            "output_data": self.output_data,
+            "error_message": self.error_message,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "completed_at": self.completed_at,
+        }
+
+    def response(self) -> Dict[str, Any]:
+        """Return the backend's ``ExecutionResponse`` shape (a fresh dict)."""
+        return {
+            "execution_id": self.execution_id,
+            "status": self.status,
+            "result": self.output_data if self.status == "completed" else None,
+            "error": self.error_message,
+            "execution_time": self.execution_time,
+        }
+
+    def row(self) -> Tuple[Any, ...]:
+        """Return the SQLite row for this record."""
+        return (
+            self.execution_id,
+            self.flow_id,
+            self.status,
+            json.dumps(self.input_data),
+            json.dumps(self.output_data),
+            self.error_message,
+            json.dumps(self.metadata),
+            self.created_at,
+            self.updated_at,
+            self.completed_at,
+            self.execution_time,
+            json.dumps(self.node_results),
+        )
+
+    @classmethod
+    def from_row(cls, row: Tuple[Any, ...]) -> "_Record":
+        """Rebuild a record from a SQLite row written by :meth:`row`."""
+        rec = cls(row[0], row[1], json.loads(row[3]), json.loads(row[6]), row[7])
+        rec.status = row[2]
+        rec.output_data = json.loads(row[4])
+        rec.error_message = row[5]
+        rec.updated_at = row[8]
+        rec.completed_at = row[9]
+        rec.execution_time = row[10]
+        rec.node_results = json.loads(row[11] or "{}")
+        if rec.status in FINAL_STATUSES:
+            rec.done.set()
+        return rec
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS executions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    execution_id TEXT UNIQUE NOT NULL,
+    flow_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    input_data TEXT NOT NULL,
+    output_data TEXT NOT NULL,
+    error_message TEXT,
+    metadata TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    completed_at TEXT,
+    execution_time REAL,
+    node_results TEXT
+);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key TEXT PRIMARY KEY,
+    execution_id TEXT NOT NULL,
+    fingerprint TEXT NOT NULL
+);
+"""
+
+_UPSERT = """
+INSERT INTO executions (execution_id, flow_id, status, input_data, output_data, error_message,
+    metadata, created_at, updated_at, completed_at, execution_time, node_results)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(execution_id) DO UPDATE SET status = excluded.status,
+    output_data = excluded.output_data, error_message = excluded.error_message,
+    updated_at = excluded.updated_at, completed_at = excluded.completed_at,
+    execution_time = excluded.execution_time, node_results = excluded.node_results
+"""
+
+
+class _Journal:
+    """A SQLite file holding execution rows and idempotency keys.
+
+    Args:
+        path: The database file (created if missing).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+
+    def load(self) -> Tuple[List[_Record], Dict[str, Tuple[str, str]]]:
+        """Read every execution (oldest first) and idempotency key, recovering dead runs.
+
+        Returns:
+            The records, and a map of idempotency key -> (execution id, request fingerprint).
+        """
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT execution_id, flow_id, status, input_data, output_data, error_message,"
+                " metadata, created_at, updated_at, completed_at, execution_time, node_results"
+                " FROM executions ORDER BY seq"
+            ).fetchall()
+            keys = {
+                k: (e, f)
+                for k, e, f in self._conn.execute(
+                    "SELECT key, execution_id, fingerprint FROM idempotency_keys"
+                )
+            }
+        records = [_Record.from_row(tuple(r)) for r in rows]
+        now = _utcnow_iso()
+        for rec in records:
+            if rec.status not in FINAL_STATUSES:
+                rec.status = "failed"
+                rec.error_message = INTERRUPTED_MESSAGE
+                rec.updated_at = rec.completed_at = now
+                rec.done.set()
+                self.save(rec)
+        return records, keys
+
+    def save(self, rec: _Record) -> None:
+        """Insert or update one execution row (one transaction)."""
+        row = rec.row()
+        with self._lock:
+            self._conn.execute(_UPSERT, row)
+
+    def save_key(self, key: str, execution_id: str, fingerprint: str) -> None:
+        """Remember an idempotency key."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO idempotency_keys VALUES (?, ?, ?)",
+                (key, execution_id, fingerprint),
+            )
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+
+def _detail(loc: Iterable[Union[str, int]], msg: str, kind: str) -> Dict[str, Any]:
+    return {"loc": list(loc), "msg": msg, "type": kind}
+
+
+def _invalid(errors: List[Dict[str, Any]]) -> ValidationError:
+    text = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}"
+        for e in errors
+    )
+    return ValidationError(text, status_code=422, body={"detail": errors})
+
+
+def _check_uuid(value: Any, name: str) -> str:
+    """Return ``value`` as a canonical UUID string, or raise the backend's 422."""
+    if isinstance(value, str):
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            pass
+    raise _invalid(
+        [
+            _detail(
+                ("path", name),
+                f"Input should be a valid UUID, got {str(value)[:80]!r}",
+                "uuid_parsing",
+            )
+        ]
+    )
+
+
+def _check_id(value: Any, name: str, loc: str = "path") -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _invalid(
+            [_detail((loc, name), f"{name} must be a non-empty string", "string_type")]
+        )
+    if len(value) > MAX_ID_LENGTH:
+        raise _invalid(
+            [
+                _detail(
+                    (loc, name),
+                    f"{name} is longer than {MAX_ID_LENGTH}",
+                    "string_too_long",
+                )
+            ]
+        )
+    return value
+
+
+def _json_copy(value: Any) -> Any:
+    """Deep-copy checked JSON data, so callers and the store never share mutable objects."""
+    return json.loads(json.dumps(value))
+
+
+def validate_execute_request(body: Any) -> List[Dict[str, Any]]:
+    """Check an ``ExecutionRequest`` body the way the backend does.
+
+    Args:
+        body: The decoded JSON body of ``POST /api/v1/flows/execute``.
+
+    Returns:
+        FastAPI-shaped error entries (``loc``, ``msg``, ``type``); empty when the body is valid.
+    """
+    if not isinstance(body, dict):
+        return [_detail(("body",), "Input should be a valid dictionary", "dict_type")]
+    errors: List[Dict[str, Any]] = []
+    flow_id = body.get("flow_id")
+    if "flow_id" not in body:
+        errors.append(_detail(("body", "flow_id"), "Field required", "missing"))
+    elif not isinstance(flow_id, str) or not flow_id.strip():
+        errors.append(
+            _detail(
+                ("body", "flow_id"), "flow_id must be a non-empty string", "string_type"
+            )
+        )
+    if "input_data" not in body:
+        errors.append(_detail(("body", "input_data"), "Field required", "missing"))
+    elif not isinstance(body["input_data"], dict):
+        errors.append(
+            _detail(
+                ("body", "input_data"),
+                "Input should be a valid dictionary",
+                "dict_type",
+            )
+        )
+    metadata = body.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        errors.append(
+            _detail(
+                ("body", "metadata"), "Input should be a valid dictionary", "dict_type"
+            )
+        )
+    priority = body.get("priority")
+    if priority is not None and (
+        not isinstance(priority, int)
+        or isinstance(priority, bool)
+        or not 0 <= priority <= 10
+    ):
+        errors.append(
+            _detail(
+                ("body", "priority"),
+                "priority must be an integer from 0 to 10",
+                "int_type",
+            )
+        )
+    timeout = body.get("timeout")
+    if timeout is not None and (
+        not isinstance(timeout, (int, float))
+        or isinstance(timeout, bool)
+        or timeout <= 0
+    ):
+        errors.append(
+            _detail(
+                ("body", "timeout"), "timeout must be a positive number", "int_type"
+            )
+        )
+    return errors
+
+
+class _Flow:
+    """A registered flow: how to get a graph for one execution, and its FlowDefinition."""
+
+    def __init__(
+        self,
+        flow_id: str,
+        source: Any,
+        name: Optional[str],
+        description: Optional[str],
+    ) -> None:
+        self.flow_id = flow_id
+        self.name = name or flow_id
+        self.description = description or ""
+        self.created_at = _utcnow_iso()
+        self.graph: Any = None
+        self.factory: Optional[Callable[[], Any]] = None
+        self.lock: Optional[asyncio.Lock] = None  # serialises runs of one shared Graph
+        self.spec: Optional[Dict[str, Any]] = None
+        if isinstance(source, Mapping):
+            self.kind = "spec"
+            self.spec = dict(
+                validate_json_object(dict(source), "spec", allow_empty=False)
+            )
+            self.factory = _spec_factory(self.spec)
+            sample = self.factory()
+        elif _is_graph(source):
+            self.kind = "graph"
+            self.graph = sample = source
+        elif callable(source):
+            self.kind = "factory"
+            self.factory = source
+            sample = source()
+            if not _is_graph(sample):
+                raise ValidationError(
+                    f"flow {flow_id!r}: the factory returned {type(sample).__name__}, "
+                    "not a spark_core Graph"
+                )
+        else:
+            raise ValidationError(
+                f"flow {flow_id!r}: expected a spark_core Graph, a zero-argument factory "
+                f"returning one, or a GraphSpec dict; got {type(source).__name__}"
+            )
+        self.nodes = _describe_nodes(sample)
+        self.entry_point = (
+            str(getattr(getattr(sample, "start", None), "id", "")) or None
+        )
+
+    def new_graph(self) -> Any:
+        """Return the graph one execution runs: a fresh one unless a Graph was registered."""
+        if self.factory is not None:
+            return self.factory()
+        return self.graph
+
+    def definition(self) -> Dict[str, Any]:
+        """Return the backend's FlowDefinition shape."""
+        exits = [n["id"] for n in self.nodes if n["id"] not in self._sources()]
+        return {
+            "flow_id": self.flow_id,
+            "name": self.name,
+            "description": self.description,
+            "version": "1.0.0",
+            "nodes": [dict(n, depends_on=list(n["depends_on"])) for n in self.nodes],
+            "entry_point": self.entry_point,
+            "exit_points": exits,
+            "metadata": {"source": self.kind, "local": True},
+            "created_at": self.created_at,
+            "updated_at": self.created_at,
+        }
+
+    def _sources(self) -> set[str]:
+        return {d for n in self.nodes for d in n["depends_on"]}
+
+
+def _is_graph(obj: Any) -> bool:
+    return (
+        hasattr(obj, "nodes")
+        and hasattr(obj, "edges")
+        and inspect.iscoroutinefunction(getattr(obj, "run", None))
+    )
+
+
+def _spec_factory(spec: Dict[str, Any]) -> Callable[[], Any]:
+    """Return a factory building a Graph from a GraphSpec dict (spark_core's spec loader)."""
+    try:
+        from spark_core.kit.loader import SpecLoader
+    except ImportError as exc:  # pragma: no cover - depends on the installed spark_core
+        raise ValidationError(f"cannot load GraphSpec dicts: {exc}") from None
+
+    def build() -> Any:
+        try:
+            return SpecLoader().load_graph(spec)
+        except AISpineError:
+            raise
+        except Exception as exc:  # the spec layer raises its own typed errors
+            raise _invalid(
+                [_detail(("body", "spec"), str(exc), "value_error")]
+            ) from None
+
+    return build
+
+
+def _describe_nodes(graph: Any) -> List[Dict[str, Any]]:
+    """Derive the backend's node list (id, type, depends_on) from a spark_core graph."""
+    nodes: Dict[str, Any] = dict(getattr(graph, "nodes", {}) or {})
+    edges = list(getattr(graph, "edges", []) or [])
+    start = getattr(getattr(graph, "start", None), "id", None)
+    depends: Dict[str, List[str]] = {nid: [] for nid in nodes}
+    outgoing: Dict[str, List[Any]] = {nid: [] for nid in nodes}
+    for edge in edges:
+        if edge.target in depends and edge.source not in depends[edge.target]:
+            depends[edge.target].append(edge.source)
+        outgoing.setdefault(edge.source, []).append(edge)
+    described = []
+    for nid, node in nodes.items():
+        out = outgoing.get(nid, [])
+        if any(getattr(e, "kind", "always") != "always" for e in out):
+            kind = "conditional"
+        elif nid == start and len(nodes) > 1:
+            kind = "input"
+        elif not out and len(nodes) > 1:
+            kind = "output"
+        else:
+            kind = "processor"
+        described.append(
+            {
+                "id": nid,
+                "type": kind,
+                "agent_id": getattr(node, "agent_id", None),
+                "depends_on": depends[nid],
+                "config": {"class": type(node).__name__},
+            }
+        )
+    return described
+
+
+class _Agent:
+    def __init__(
+        self, info: Dict[str, Any], handler: Optional[Callable[..., Any]]
+    ) -> None:
+        self.info = info
+        self.handler = handler
+
+
+class LocalSpine:
+    """Run flows in this process behind the :class:`ai_spine.AISpine` method names.
+
+    Args:
+        flows: Initial flows, ``{flow_id: graph_or_factory_or_spec}``.
+        db: A SQLite file to journal executions to (listed again after a restart), or None to
+            keep them in memory only.
+        max_concurrency: How many executions run at once; the rest wait as ``pending``.
+
+    Example:
+        >>> spine = LocalSpine({"echo": make_echo_graph})
+        >>> run = spine.execute_flow("echo", {"text": "hi"})
+        >>> spine.wait_for_execution(run["execution_id"])["output_data"]
+        {'text': 'hi'}
+    """
+
+    def __init__(
+        self,
+        flows: Optional[Mapping[str, FlowSource]] = None,
+        *,
+        db: Optional[str] = None,
+        max_concurrency: int = 64,
+    ) -> None:
+        if not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise ValidationError(
+                f"max_concurrency must be a positive integer, got {max_concurrency!r}"
+            )
+        self.max_concurrency = max_concurrency
+        self._lock = threading.Lock()
+        self._flows: Dict[str, _Flow] = {}
+        self._agents: Dict[str, _Agent] = {}
+        self._executions: Dict[str, _Record] = {}
+        self._idempotency: Dict[str, Tuple[str, str]] = {}
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[threading.Thread] = None
+        self._sem: Optional[asyncio.Semaphore] = None
+        self._closed = False
+        self._started_at = time.time()
+        self._finished = 0
+        self._total_time = 0.0
+        self._max_time = 0.0
+        self._journal: Optional[_Journal] = None
+        if db is not None:
+            try:
+                self._journal = _Journal(str(db))
+                records, keys = self._journal.load()
+            except sqlite3.Error as exc:
+                raise AISpineError(
+                    f"cannot open execution store {str(db)!r}: {exc}"
+                ) from None
+            for rec in records:
+                self._executions[rec.execution_id] = rec
+                if rec.execution_time is not None:
+                    self._count_time(rec.execution_time)
+            self._idempotency.update(keys)
+        for flow_id, source in (flows or {}).items():
+            self.register_flow(flow_id, source)
+
+    # ----------------------------------------------------------------- registry
+    def register_flow(
+        self,
+        flow_id: str,
+        flow: FlowSource,
+        *,
+        name: Optional[str] = None,
+        description: Optional[str] = None,
+        replace: bool = False,
+    ) -> Dict[str, Any]:
+        """Register a flow under ``flow_id``.
+
+        Args:
+            flow_id: The id callers pass to :meth:`execute_flow`.
+            flow: A spark_core ``Graph`` (its executions run one at a time, each a fresh run
+                with the execution id as run id), a zero-argument factory returning a fresh
+                ``Graph`` per execution (runs concurrently), or a GraphSpec dict.
+            name: Human readable name (defaults to ``flow_id``).
+            description: What the flow does.
+            replace: Replace an existing flow with the same id instead of raising.
+
+        Returns:
+            The flow's FlowDefinition dict.
+
+        Raises:
+            ValidationError: Bad id, an unusable flow, or the id is taken and not ``replace``.
+        """
+        _check_id(flow_id, "flow_id", "body")
+        entry = _Flow(flow_id, flow, name, description)
+        with self._lock:
+            if flow_id in self._flows and not replace:
+                raise ValidationError(
+                    f"Flow '{flow_id}' already exists",
+                    status_code=409,
+                    body={"detail": f"Flow '{flow_id}' already exists"},
+                )
+            self._flows[flow_id] = entry
+        return entry.definition()
+
+    def unregister_flow(self, flow_id: str) -> bool:
+        """Remove a flow; running executions of it finish normally.
+
+        Args:
+            flow_id: The flow to remove.
+
+        Returns:
+            True when it was removed.
+
+        Raises:
+            NotFoundError: No such flow.
+        """
+        with self._lock:
+            if self._flows.pop(flow_id, None) is None:
+                raise NotFoundError(f"Flow '{flow_id}' not found", status_code=404)
+        return True
+
+    # ----------------------------------------------------------------- executions
+    def execute_flow(
+        self,
+        flow_id: str,
+        input_data: Dict[str, Any],
+        metadata: Optional[Dict[str, Any]] = None,
+        *,
+        idempotency_key: Optional[str] = None,
+        priority: Optional[int] = None,
+        timeout: Optional[int] = None,
+    ) -> ExecutionResponse:
+        """Start an execution and return at once with status ``pending``.
+
+        Args:
+            flow_id: The flow to run.
+            input_data: The run's input (a JSON object), the start node's ``inputs.content``.
+            metadata: Free JSON data stored with the execution.
+            idempotency_key: Same key and same request -> the same execution, not a new one.
+            priority: 0-10, accepted for compatibility (executions start in arrival order).
+            timeout: Seconds after which a still running execution fails.
+
+        Returns:
+            The backend's ExecutionResponse: ``execution_id``, ``status``, ``result``,
+            ``error``, ``execution_time``.
+
+        Raises:
+            ValidationError: Bad arguments, or an idempotency key reused for another request.
+            FlowNotFoundError: No flow has this id (as AISpine raises for the backend's answer).
+        """
+        validate_id(flow_id, "flow_id")
+        data = _json_copy(validate_json_object(input_data, "input_data"))
+        meta = (
+            _json_copy(validate_json_object(metadata, "metadata")) if metadata else {}
+        )
+        fingerprint = ""
+        if idempotency_key is not None:
+            validate_id(idempotency_key, "idempotency_key")
+            fingerprint = json.dumps([flow_id, data, meta], sort_keys=True)
+        if priority is not None:
+            validate_positive_number(
+                priority, "priority", allow_zero=True, integer=True
+            )
+            if priority > 10:
+                raise ValidationError(
+                    f"priority must be between 0 and 10, got {priority}"
+                )
+        if timeout is not None:
+            validate_positive_number(timeout, "timeout", integer=True)
+        flow = self._flows.get(flow_id)
+        if flow is None:
+            unknown = {
+                "execution_id": ZERO_UUID,
+                "status": "failed",
+                "result": None,
+                "error": f"Flow '{flow_id}' not found",
+                "execution_time": None,
+            }
+            raise FlowNotFoundError(
+                f"Flow '{flow_id}' not found",
+                execution=unknown,
+                flow_id=flow_id,
+                body=unknown,
+            )
+        loop = self._loop or self._start_loop()
+        now = _utcnow_iso()
+        with self._lock:
+            if idempotency_key is not None:
+                seen = self._idempotency.get(idempotency_key)
+                if seen is not None:
+                    if seen[1] != fingerprint:
+                        raise _invalid(
+                            [
+                                _detail(
+                                    ("header", "Idempotency-Key"),
+                                    "this key was already used with a different request",
+                                    "idempotency_conflict",
+                                )
+                            ]
+                        )
+                    rec = self._executions.get(seen[0])
+                    if rec is not None:
+                        return cast(ExecutionResponse, rec.response())
+            rec = _Record(str(uuid.uuid4()), flow_id, data, meta, now)
+            self._executions[rec.execution_id] = rec
+            if idempotency_key is not None:
+                self._idempotency[idempotency_key] = (rec.execution_id, fingerprint)
+            answer = cast(ExecutionResponse, rec.response())
+        if self._journal is not None:
+            self._journal.save(rec)
+            if idempotency_key is not None:
+                self._journal.save_key(idempotency_key, rec.execution_id, fingerprint)
+        loop.call_soon_threadsafe(self._spawn, rec, flow, timeout)
+        return answer
+
+    def get_execution(self, execution_id: str) -> ExecutionDict:
+        """Return an execution in the backend's ExecutionContextResponse shape.
+
+        Args:
+            execution_id: The id :meth:`execute_flow` returned.
+
+        Raises:
+            ValidationError: Not a UUID (the backend's 422).
+            NotFoundError: No such execution.
+        """
+        rec = self._record(execution_id)
+        with self._lock:
+            return cast(ExecutionDict, rec.context())
+
+    def get_execution_results(self, execution_id: str) -> Dict[str, Any]:
+        """Return an execution's detailed results, including per-node outcomes.
+
+        Args:
+            execution_id: The execution.
+
+        Raises:
+            ValidationError: Not a UUID.
+            NotFoundError: No such execution.
+        """
+        rec = self._record(execution_id)
+        with self._lock:
+            return {
+                "execution_id": rec.execution_id,
+                "flow_id": rec.flow_id,
+                "status": rec.status,
+                "output_data": rec.output_data,
+                "error_message": rec.error_message,
+                "execution_time": rec.execution_time,
+                "node_results": json.loads(json.dumps(rec.node_results)),
+            }
+
+    def wait_for_execution(
+        self,
+        execution_id: str,
+        timeout: float = DEFAULT_WAIT_TIMEOUT,
+        interval: float = DEFAULT_POLL_INTERVAL,
+        *,
+        on_progress: Optional[Callable[[ExecutionDict], None]] = None,
+    ) -> ExecutionDict:
+        """Block until the execution is final; wakes on completion (no polling).
+
+        Args:
+            execution_id: The execution to wait for.
+            timeout: Seconds to wait at most.
+            interval: Accepted for compatibility with AISpine; nothing is polled.
+            on_progress: Called with the execution when the wait starts (if it is not final
+                yet) and once it is final.
+
+        Returns:
+            The execution once its status is ``completed``.
+
+        Raises:
+            ValidationError: Not a UUID, or a non-positive timeout/interval.
+            NotFoundError: No such execution.
+            TimeoutError: Still not final after ``timeout`` seconds.
+            ExecutionError: The execution ended ``failed`` or ``cancelled``.
+        """
+        timeout = validate_positive_number(timeout, "timeout")
+        validate_positive_number(interval, "interval")
+        rec = self._record(execution_id)
+        done = rec.done
+        if not done.is_set():
+            if on_progress is not None:
+                on_progress(self.get_execution(rec.execution_id))
+            if not done.wait(timeout):
+                status = rec.status
+                raise TimeoutError(
+                    f"execution {rec.execution_id} not finished after {timeout:g}s "
+                    f"(last status: {status})",
+                    execution_id=rec.execution_id,
+                    last_status=status,
+                )
+        with self._lock:
+            final = rec.context()
+        if on_progress is not None:
+            on_progress(cast(ExecutionDict, final))
+        status = final["status"]
+        if status != "completed":
+            error = final["error_message"]
+            raise ExecutionError(
+                f"execution {rec.execution_id} {status}"
+                + (f": {error}" if error else ""),
+                execution=final,
+            )
+        return cast(ExecutionDict, final)
+
+    def cancel_execution(self, execution_id: str) -> Dict[str, Any]:
+        """Cancel a pending or running execution; its graph task is cancelled.
+
+        Args:
+            execution_id: The execution to cancel.
+
+        Returns:
+            ``{"execution_id", "status": "cancelled", "message"}``.
+
+        Raises:
+            ValidationError: Not a UUID, or the execution already finished (400).
+            NotFoundError: No such execution.
+        """
+        rec = self._record(execution_id)
+        with self._lock:
+            if rec.status in FINAL_STATUSES:
+                raise ValidationError(
+                    f"Execution {rec.execution_id} is already {rec.status}",
+                    status_code=400,
+                    body={
+                        "detail": f"Execution {rec.execution_id} is already {rec.status}"
+                    },
+                )
+            now = _utcnow_iso()
+            rec.status = "cancelled"
+            rec.error_message = "Execution cancelled"
+            rec.updated_at = rec.completed_at = now
+            if rec.started:
+                rec.execution_time = time.perf_counter() - rec.started
+            task = rec.task
+        self._save(rec)
+        rec.done.set()
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._cancel_task, rec)
+        del task
+        return {
+            "execution_id": rec.execution_id,
+            "status": "cancelled",
+            "message": f"Execution {rec.execution_id} cancelled",
+        }
+
+    def list_executions(
+        self,
+        limit: int = DEFAULT_LIST_LIMIT,
+        offset: int = 0,
+        *,
+        status: Optional[str] = None,
+    ) -> List[ExecutionDict]:
+        """List executions, newest first.
+
+        Args:
+            limit: At most this many (1-1000).
+            offset: Skip this many first.
+            status: Only executions with this status.
+
+        Raises:
+            ValidationError: Bad limit, offset or status.
+        """
+        return cast(List[ExecutionDict], self._page(limit, offset, status)[0])
+
+    def _page(
+        self, limit: Any, offset: Any, status: Any
+    ) -> Tuple[List[Dict[str, Any]], int]:
+        errors = []
+        if (
+            not isinstance(limit, int)
+            or isinstance(limit, bool)
+            or not 1 <= limit <= 1000
+        ):
+            errors.append(
+                _detail(
+                    ("query", "limit"),
+                    "limit must be an integer from 1 to 1000",
+                    "int_type",
+                )
+            )
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            errors.append(
+                _detail(
+                    ("query", "offset"),
+                    "offset must be a non-negative integer",
+                    "int_type",
+                )
+            )
+        if status is not None and status not in _STATUSES:
+            errors.append(
+                _detail(
+                    ("query", "status"),
+                    f"status must be one of {', '.join(EXECUTION_STATUSES)}",
+                    "enum",
+                )
+            )
+        if errors:
+            raise _invalid(errors)
+        with self._lock:
+            records = list(reversed(self._executions.values()))
+            if status is not None:
+                records = [r for r in records if r.status == status]
+            return [r.context() for r in records[offset : offset + limit]], len(records)
+
+    def execute_batch(
+        self,
+        items: Iterable[BatchInput],
+        concurrency: int = DEFAULT_BATCH_CONCURRENCY,
+        on_progress: Optional[Callable[[int, int, BatchResult], None]] = None,
+        *,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> List[BatchResult]:
+        """Execute many flows and wait for each, at most ``concurrency`` at a time.
+
+        Same contract as :meth:`ai_spine.AISpine.execute_batch`: one item's failure is recorded
+        in its result and never stops the others.
+
+        Args:
+            items: ``{"flow_id", "input_data", "metadata"?}`` dicts or ``(flow_id, input)``
+                pairs.
+            concurrency: Items in flight at once (>= 1).
+            on_progress: Called in the caller's thread as ``on_progress(done, total, result)``
+                after each item finishes.
+            wait_timeout: Per-item wait timeout.
+            interval: Accepted for compatibility (nothing is polled).
+
+        Returns:
+            One :class:`~ai_spine.models.BatchResult` per item, in input order.
+
+        Raises:
+            ValidationError: ``items`` is not iterable or a number is out of range.
+        """
+        validate_positive_number(concurrency, "concurrency", integer=True)
+        validate_positive_number(wait_timeout, "wait_timeout")
+        validate_positive_number(interval, "interval")
+        if isinstance(items, (str, bytes, dict)):
+            raise ValidationError(
+                "items must be a list of items, not a single str/dict"
+            )
+        try:
+            todo = list(enumerate(items))
+        except TypeError:
+            raise ValidationError(
+                f"items must be iterable, got {type(items).__name__}"
+            ) from None
+        results: List[BatchResult] = []
+        finished: "queue.Queue[BatchResult]" = queue.Queue()
+        in_flight = 0
+        for index, item in todo:
+            while in_flight >= concurrency:
+                in_flight -= 1
+                self._collect(finished, results, len(todo), on_progress)
+            started = self._start_batch_item(index, item)
+            if isinstance(started, BatchResult):
+                finished.put(started)
+            else:
+                threading.Thread(
+                    target=self._await_batch_item,
+                    args=(index, started, wait_timeout, finished),
+                    name="ai-spine-batch",
+                    daemon=True,
+                ).start()
+            in_flight += 1
+        for _ in range(in_flight):
+            self._collect(finished, results, len(todo), on_progress)
+        results.sort(key=lambda r: r.index)
+        return results
+
+    @staticmethod
+    def _collect(
+        finished: "queue.Queue[BatchResult]",
+        results: List[BatchResult],
+        total: int,
+        on_progress: Optional[Callable[[int, int, BatchResult], None]],
+    ) -> None:
+        result = finished.get()
+        results.append(result)
+        if on_progress is not None:
+            on_progress(len(results), total, result)
+
+    def _start_batch_item(self, index: int, item: Any) -> Union[BatchResult, _Record]:
+        flow_id: Optional[str] = None
+        try:
+            if isinstance(item, dict):
+                if "flow_id" not in item or "input_data" not in item:
+                    raise ValidationError("batch item needs 'flow_id' and 'input_data'")
+                flow_id, data, meta = (
+                    item["flow_id"],
+                    item["input_data"],
+                    item.get("metadata"),
+                )
+            elif isinstance(item, (tuple, list)) and len(item) == 2:
+                flow_id, data, meta = item[0], item[1], None
+            else:
+                raise ValidationError(
+                    "batch item must be a dict or a (flow_id, input_data) pair, "
+                    f"got {type(item).__name__}"
+                )
+            started = self.execute_flow(str(flow_id), data, meta)
+            return self._executions[started["execution_id"]]
+        except ExecutionError as exc:
+            return BatchResult(index, flow_id, exc.execution or None, exc)
+        except AISpineError as exc:
+            return BatchResult(index=index, flow_id=flow_id, error=exc)
+
+    def _await_batch_item(
+        self,
+        index: int,
+        rec: _Record,
+        timeout: float,
+        out: "queue.Queue[BatchResult]",
+    ) -> None:
+        try:
+            final = self.wait_for_execution(rec.execution_id, timeout)
+            result = BatchResult(
+                index=index, flow_id=rec.flow_id, execution=dict(final)
+            )
+        except ExecutionError as exc:
+            result = BatchResult(index, rec.flow_id, exc.execution, exc)
+        except AISpineError as exc:
+            result = BatchResult(
+                index, rec.flow_id, dict(self.get_execution(rec.execution_id)), exc
+            )
+        out.put(result)
+
+    # ----------------------------------------------------------------- flows
+    def list_flows(self) -> List[FlowDict]:
+        """Return every registered flow's FlowDefinition."""
+        with self._lock:
+            flows = list(self._flows.values())
+        return [cast(FlowDict, f.definition()) for f in flows]
+
+    def get_flow(self, flow_id: str) -> FlowDict:
+        """Return one flow's FlowDefinition.
+
+        Raises:
+            ValidationError: Empty id.
+            NotFoundError: No such flow.
+        """
+        _check_id(flow_id, "flow_id")
+        flow = self._flows.get(flow_id)
+        if flow is None:
+            raise NotFoundError(
+                f"Flow '{flow_id}' not found",
+                status_code=404,
+                body={"detail": f"Flow '{flow_id}' not found"},
+            )
+        return cast(FlowDict, flow.definition())
+
+    # ----------------------------------------------------------------- agents
+    def create_agent(self, agent_config: Dict[str, Any]) -> AgentDict:
+        """Register an agent: an HTTP ``endpoint`` or, locally, a Python ``handler``.
+
+        Args:
+            agent_config: ``agent_id``, ``name``, ``description``, ``endpoint`` (http(s) URL),
+                ``capabilities`` (list of str), ``agent_type`` (input|processor|output|
+                conditional); locally ``handler`` (a callable taking the input dict) may
+                replace ``endpoint``.
+
+        Returns:
+            The backend's AgentInfo.
+
+        Raises:
+            ValidationError: Missing or bad fields, or the id is taken.
+        """
+        if not isinstance(agent_config, dict):
+            raise _invalid(
+                [_detail(("body",), "Input should be a valid dictionary", "dict_type")]
+            )
+        cfg = dict(agent_config)
+        handler = cfg.pop("handler", None)
+        errors = []
+        for key in ("agent_id", "name"):
+            if not isinstance(cfg.get(key), str) or not cfg[key].strip():
+                errors.append(
+                    _detail(
+                        ("body", key), f"{key} must be a non-empty string", "missing"
+                    )
+                )
+        endpoint = cfg.get("endpoint")
+        if handler is not None and not callable(handler):
+            errors.append(
+                _detail(
+                    ("body", "handler"), "handler must be callable", "callable_type"
+                )
+            )
+        if handler is None and (
+            not isinstance(endpoint, str)
+            or not endpoint.startswith(("http://", "https://"))
+        ):
+            errors.append(
+                _detail(
+                    ("body", "endpoint"),
+                    "endpoint must be an http(s) URL",
+                    "url_parsing",
+                )
+            )
+        caps = cfg.get("capabilities", [])
+        if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+            errors.append(
+                _detail(
+                    ("body", "capabilities"),
+                    "capabilities must be a list of str",
+                    "list_type",
+                )
+            )
+        agent_type = cfg.get("agent_type", "processor")
+        if agent_type not in _AGENT_TYPES:
+            errors.append(
+                _detail(
+                    ("body", "agent_type"),
+                    f"agent_type must be one of {', '.join(_AGENT_TYPES)}",
+                    "enum",
+                )
+            )
+        if errors:
+            raise _invalid(errors)
+        now = _utcnow_iso()
+        info = {
+            "agent_id": cfg["agent_id"],
+            "name": cfg["name"],
+            "description": str(cfg.get("description", "")),
+            "endpoint": (
+                endpoint if isinstance(endpoint, str) else f"local://{cfg['agent_id']}"
+            ),
+            "capabilities": list(caps),
+            "agent_type": agent_type,
+            "is_active": bool(cfg.get("is_active", True)),
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self._lock:
+            if info["agent_id"] in self._agents:
+                msg = f"Agent '{info['agent_id']}' already exists"
+                raise ValidationError(msg, status_code=400, body={"detail": msg})
+            self._agents[info["agent_id"]] = _Agent(info, handler)
+        return cast(AgentDict, dict(info))
+
+    def list_agents(self) -> List[AgentDict]:
+        """Return every registered agent's AgentInfo."""
+        with self._lock:
+            return [cast(AgentDict, dict(a.info)) for a in self._agents.values()]
+
+    def get_agent(self, agent_id: str) -> AgentDict:
+        """Return one agent's AgentInfo.
+
+        Raises:
+            NotFoundError: No such agent.
+        """
+        return cast(AgentDict, dict(self._agent(agent_id).info))
+
+    def delete_agent(self, agent_id: str) -> bool:
+        """Unregister an agent.
+
+        Returns:
+            True when it was removed.
+
+        Raises:
+            NotFoundError: No such agent.
+        """
+        _check_id(agent_id, "agent_id")
+        with self._lock:
+            if self._agents.pop(agent_id, None) is None:
+                msg = f"Agent '{agent_id}' not found"
+                raise NotFoundError(msg, status_code=404, body={"detail": msg})
+        return True
+
+    def invoke_agent(self, agent_id: str, input_data: Dict[str, Any]) -> Dict[str, Any]:
+        """Call an agent with a JSON object and return its JSON object answer.
+
+        A ``handler`` agent is called directly; an ``endpoint`` agent gets an HTTP POST with
+        the input as JSON body. Blocking: call it from a worker thread inside async code.
+
+        Raises:
+            NotFoundError: No such agent.
+            ExecutionError: The agent failed or answered something other than a JSON object.
+        """
+        agent = self._agent(agent_id)
+        try:
+            if agent.handler is not None:
+                out = agent.handler(input_data)
+            else:
+                out = _post_json(str(agent.info["endpoint"]), input_data)
+        except AISpineError:
+            raise
+        except Exception as exc:
+            raise ExecutionError(
+                f"agent '{agent_id}' failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        if out is None:
+            return {}
+        if not isinstance(out, dict):
+            raise ExecutionError(
+                f"agent '{agent_id}' returned {type(out).__name__}, expected a JSON object"
+            )
+        return out
+
+    # ----------------------------------------------------------------- system
+    def health_check(self) -> Dict[str, Any]:
+        """Return ``{"status": "healthy", ...}`` like the backend's ``GET /health``."""
+        from ai_spine.__version__ import __version__
+
+        return {
+            "status": "healthy" if not self._closed else "stopping",
+            "service": "ai-spine-local",
+            "version": __version__,
+            "timestamp": _utcnow_iso(),
+        }
+
+    def get_metrics(self) -> Dict[str, Any]:
+        """Return counts and timings of this LocalSpine's executions."""
+        with self._lock:
+            counts = {s: 0 for s in EXECUTION_STATUSES}
+            for rec in self._executions.values():
+                counts[rec.status] += 1
+            finished, total, longest = self._finished, self._total_time, self._max_time
+            flows, agents = len(self._flows), len(self._agents)
+        return {
+            "total_executions": sum(counts.values()),
+            "active_executions": counts["pending"] + counts["running"],
+            "executions_by_status": counts,
+            "average_execution_time": (total / finished) if finished else 0.0,
+            "max_execution_time": longest,
+            "total_flows": flows,
+            "total_agents": agents,
+            "uptime_seconds": time.time() - self._started_at,
+            "timestamp": _utcnow_iso(),
+        }
+
+    def get_status(self) -> Dict[str, Any]:
+        """Return an overall status: health, registry sizes and execution counts."""
+        metrics = self.get_metrics()
+        return {
+            "status": "operational" if not self._closed else "stopping",
+            "flows": metrics["total_flows"],
+            "agents": metrics["total_agents"],
+            "executions": metrics["executions_by_status"],
+            "active_executions": metrics["active_executions"],
+            "max_concurrency": self.max_concurrency,
+            "persistent": self._journal is not None,
+            "uptime_seconds": metrics["uptime_seconds"],
+            "timestamp": metrics["timestamp"],
+        }
+
+    # ----------------------------------------------------------------- lifecycle
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop: let running executions finish for up to ``timeout`` s, then cancel them.
+
+        Executions cut short are marked ``failed`` with a message saying why. Safe to call
+        twice.
+
+        Args:
+            timeout: Seconds to let running executions finish.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            pending = [
+                r for r in self._executions.values() if r.status not in FINAL_STATUSES
+            ]
+        deadline = time.monotonic() + max(0.0, timeout)
+        for rec in pending:
+            rec.done.wait(max(0.0, deadline - time.monotonic()))
+        for rec in pending:
+            self._finish(
+                rec, "failed", {}, "stopped: LocalSpine was closed before it finished"
+            )
+        loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None:
+            for rec in pending:
+                loop.call_soon_threadsafe(self._cancel_task, rec)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=5.0)
+        if self._journal is not None:
+            self._journal.close()
+
+    def __enter__(self) -> "LocalSpine":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"LocalSpine(flows={len(self._flows)}, executions={len(self._executions)}, "
+            f"db={self._journal.path if self._journal else None!r})"
+        )
+
+    # ----------------------------------------------------------------- internals
+    def _record(self, execution_id: str) -> _Record:
+        rec = self._executions.get(execution_id)  # fast path: canonical ids
+        if rec is None:
+            key = _check_uuid(execution_id, "execution_id")
+            rec = self._executions.get(key)
+            if rec is None:
+                raise NotFoundError(
+                    "Execution not found",
+                    status_code=404,
+                    body={"detail": "Execution not found"},
+                )
+        return rec
+
+    def _agent(self, agent_id: str) -> _Agent:
+        _check_id(agent_id, "agent_id")
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            msg = f"Agent '{agent_id}' not found"
+            raise NotFoundError(msg, status_code=404, body={"detail": msg})
+        return agent
+
+    def _save(self, rec: _Record) -> None:
+        if self._journal is not None:
+            try:
+                self._journal.save(rec)
+            except sqlite3.Error:  # pragma: no cover - a closed store during shutdown
+                pass
+
+    def _count_time(self, seconds: float) -> None:
+        self._finished += 1
+        self._total_time += seconds
+        if seconds > self._max_time:
+            self._max_time = seconds
+
+    def _start_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._closed:
+                raise AISpineError("LocalSpine is closed")
+            if self._loop is not None:
+                return self._loop
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+            thread = threading.Thread(
+                target=self._run_loop,
+                args=(loop, ready),
+                name="ai-spine-local",
+                daemon=True,
+            )
+            thread.start()
+            ready.wait()
+            self._thread = thread
+            self._loop = loop
+            return loop
+
+    def _run_loop(
+        self, loop: asyncio.AbstractEventLoop, ready: threading.Event
+    ) -> None:
+        asyncio.set_event_loop(loop)
+        self._sem = asyncio.Semaphore(self.max_concurrency)
+        loop.call_soon(ready.set)
+        try:
+            loop.run_forever()
+        finally:
+            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in tasks:
+                t.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.close()
+
+    def _spawn(self, rec: _Record, flow: _Flow, timeout: Optional[float]) -> None:
+        # Runs on the loop thread; a cancel scheduled after this finds rec.task set.
+        if rec.status == "pending":
+            loop = self._loop
+            assert loop is not None
+            rec.task = loop.create_task(self._drive(rec, flow, timeout))
+
+    def _cancel_task(self, rec: _Record) -> None:
+        task = rec.task
+        if task is not None and not task.done():
+            task.cancel()
+
+    async def _drive(self, rec: _Record, flow: _Flow, timeout: Optional[float]) -> None:
+        sem = self._sem
+        assert sem is not None
+        async with sem:
+            with self._lock:
+                if rec.status != "pending":
+                    return
+                rec.status = "running"
+                rec.updated_at = _utcnow_iso()
+                rec.started = time.perf_counter()
+            self._save(rec)
+            try:
+                if flow.lock is None and flow.factory is None:
+                    flow.lock = asyncio.Lock()
+                graph = flow.new_graph()
+                if flow.lock is not None:
+                    async with flow.lock:
+                        result = await self._run(graph, rec, timeout)
+                else:
+                    result = await self._run(graph, rec, timeout)
+            except asyncio.CancelledError:
+                self._finish(rec, "cancelled", {}, "Execution cancelled")
+                return
+            except asyncio.TimeoutError:
+                self._finish(rec, "failed", {}, f"timed out after {timeout} s")
+                return
+            except Exception as exc:
+                self._finish(rec, "failed", {}, _describe_error(exc))
+                return
+            self._finish_result(rec, result)
+
+    async def _run(self, graph: Any, rec: _Record, timeout: Optional[float]) -> Any:
+        coro = graph.run(rec.input_data, run_id=rec.execution_id)
+        if timeout is None:
+            return await coro
+        return await asyncio.wait_for(coro, timeout)
+
+    def _finish_result(self, rec: _Record, result: Any) -> None:
+        status = getattr(result, "status", "completed")
+        nodes = _node_results(result)
+        rec.node_results = nodes
+        if status == "completed":
+            content = getattr(result, "content", None)
+            if content is None:
+                output: Dict[str, Any] = {}
+            elif isinstance(content, dict):
+                output = content
+            else:
+                output = {"result": content}
+            try:
+                output = json.loads(json.dumps(output))
+            except (TypeError, ValueError) as exc:
+                self._finish(
+                    rec,
+                    "failed",
+                    {},
+                    f"the flow's output is not JSON-serialisable: {exc}",
+                )
+                return
+            self._finish(rec, "completed", output, None)
+        elif status == "cancelled":
+            self._finish(rec, "cancelled", {}, "Execution cancelled")
+        else:
+            errors = [
+                f"{nid}: {info['error']}"
+                for nid, info in nodes.items()
+                if info.get("error")
+            ]
+            if status == "paused":
+                errors.insert(0, "the run paused (e.g. waiting for an approval)")
+            self._finish(
+                rec, "failed", {}, "; ".join(errors) or f"the run ended {status}"
+            )
+
+    def _finish(
+        self, rec: _Record, status: str, output: Dict[str, Any], error: Optional[str]
+    ) -> None:
+        with self._lock:
+            if rec.status in FINAL_STATUSES:
+                return  # cancelled (or closed) first: a final status never changes
+            now = _utcnow_iso()
+            rec.status = status
+            rec.output_data = output
+            rec.error_message = error
+            rec.updated_at = rec.completed_at = now
+            if rec.started:
+                rec.execution_time = time.perf_counter() - rec.started
+                self._count_time(rec.execution_time)
+        self._save(rec)
+        rec.done.set()
+
+
+def _describe_error(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _node_results(result: Any) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for nid, info in (getattr(result, "node_results", None) or {}).items():
+        out[str(nid)] = {
+            "status": getattr(info, "status", None),
+            "attempts": getattr(info, "attempts", None),
+            "duration_s": getattr(info, "duration_s", None),
+            "error": getattr(info, "error", None),
+        }
+    return out
+
+
+def _post_json(url: str, payload: Dict[str, Any]) -> Any:
+    import urllib.request
+
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(
+        req, timeout=30
+    ) as resp:  # noqa: S310 - http(s) checked
+        return json.loads(resp.read() or b"null")

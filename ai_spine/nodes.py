@@ -1,0 +1,106 @@
+"""spark_core nodes that run work through a :class:`~ai_spine.protocol.Spine`.
+
+``RemoteFlowNode`` executes a flow on any Spine (the hosted backend through ``AISpine``, a local
+``ai-spine serve``, or a ``LocalSpine``) and waits for it, so a local graph can call remote
+flows as ordinary nodes::
+
+    fetch >> RemoteFlowNode("sentiment", client=AISpine(base_url=...)) >> report
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Dict, Optional
+
+from spark_core.nodes import ExecutionContext, Node, NodeConfig
+
+from ai_spine.constants import DEFAULT_POLL_INTERVAL, DEFAULT_WAIT_TIMEOUT
+from ai_spine.exceptions import ValidationError
+from ai_spine.protocol import Spine
+
+__all__ = ["RemoteFlowNode"]
+
+
+class RemoteFlowNode(Node):
+    """Execute ``flow_id`` on ``client`` with this node's input; output its ``output_data``.
+
+    The blocking client calls run in a worker thread, so the event loop keeps running other
+    branches. Any failure (unknown flow, execution failed or cancelled, timeout, network)
+    raises, so the node fails and the node's retry/timeout capabilities apply. If the node's
+    task is cancelled while waiting, the remote execution is cancelled too.
+
+    Args:
+        flow_id: The flow to execute.
+        client: Any :class:`~ai_spine.protocol.Spine` (``AISpine`` or ``LocalSpine``).
+        name: The node's name (defaults to ``remote:<flow_id>``).
+        config: Node capabilities (retry, timeout, ...).
+        wait_timeout: Seconds to wait for the remote execution.
+        interval: Polling interval for clients that poll.
+        metadata: Metadata sent with every execution.
+
+    Raises:
+        ValidationError: ``flow_id`` is not a non-empty string or ``client`` is not a Spine.
+    """
+
+    def __init__(
+        self,
+        flow_id: str,
+        client: Spine,
+        *,
+        name: Optional[str] = None,
+        config: Optional[NodeConfig] = None,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        interval: float = DEFAULT_POLL_INTERVAL,
+        metadata: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        if not isinstance(flow_id, str) or not flow_id:
+            raise ValidationError(
+                f"flow_id must be a non-empty string, got {flow_id!r}"
+            )
+        if not isinstance(client, Spine):
+            raise ValidationError(
+                f"client must be an AISpine, a LocalSpine or another Spine, "
+                f"got {type(client).__name__}"
+            )
+        super().__init__(name or f"remote:{flow_id}", config)
+        self.flow_id = flow_id
+        self.client = client
+        self.wait_timeout = wait_timeout
+        self.interval = interval
+        self.metadata = metadata
+
+    async def process(self, context: ExecutionContext) -> Any:
+        """Execute the flow with this node's input and return its ``output_data``.
+
+        Args:
+            context: The execution context; ``inputs.content`` becomes ``input_data``.
+
+        Returns:
+            The remote execution's ``output_data``.
+
+        Raises:
+            AISpineError: Any failure of the remote execution (fails the node).
+        """
+        content = context.inputs.content
+        input_data = content if isinstance(content, dict) else {"value": content}
+        started = await asyncio.to_thread(
+            self.client.execute_flow, self.flow_id, input_data, self.metadata
+        )
+        execution_id = str(started["execution_id"])
+        try:
+            final = await asyncio.to_thread(
+                self.client.wait_for_execution,
+                execution_id,
+                self.wait_timeout,
+                self.interval,
+            )
+        except asyncio.CancelledError:
+            await asyncio.shield(asyncio.to_thread(self._cancel_quietly, execution_id))
+            raise
+        return dict(final.get("output_data") or {})
+
+    def _cancel_quietly(self, execution_id: str) -> None:
+        try:
+            self.client.cancel_execution(execution_id)
+        except Exception:  # best effort: it may have finished meanwhile
+            pass

@@ -1,0 +1,125 @@
+"""``Spine``: the methods :class:`ai_spine.AISpine` and :class:`ai_spine.LocalSpine` share.
+
+Code written against ``Spine`` runs unchanged on the hosted backend (``AISpine``), on a local
+``ai-spine serve`` (``AISpine(base_url=...)``) or in-process (``LocalSpine``)::
+
+    def summarise(spine: Spine, text: str) -> str:
+        started = spine.execute_flow("summarise", {"text": text})
+        return spine.wait_for_execution(started["execution_id"])["output_data"]["summary"]
+
+Both classes are checked against this protocol by mypy (``tests/local/typing_check.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+
+from typing_extensions import Protocol, runtime_checkable
+
+from ai_spine.models import (
+    AgentDict,
+    BatchItem,
+    BatchResult,
+    ExecutionDict,
+    ExecutionResponse,
+    FlowDict,
+)
+
+__all__ = ["Spine"]
+
+_BatchInput = Union[BatchItem, Dict[str, Any], Tuple[str, Dict[str, Any]]]
+
+
+@runtime_checkable
+class Spine(Protocol):
+    """The AI Spine operations, wherever the flows run.
+
+    Every method returns the backend's JSON shapes and raises :mod:`ai_spine.exceptions`
+    errors; see :class:`ai_spine.AISpine` for each method's full contract.
+    """
+
+    def execute_flow(
+        self,
+        flow_id: str,
+        input_data: Dict[str, Any],
+        metadata: Optional[Dict[str, Any]] = None,
+        *,
+        idempotency_key: Optional[str] = None,
+        priority: Optional[int] = None,
+        timeout: Optional[int] = None,
+    ) -> ExecutionResponse:
+        """Start a flow; returns at once with the execution id and ``pending``."""
+        ...
+
+    def get_execution(self, execution_id: str) -> ExecutionDict:
+        """Return an execution's current state."""
+        ...
+
+    def wait_for_execution(
+        self,
+        execution_id: str,
+        timeout: float = ...,
+        interval: float = ...,
+        *,
+        on_progress: Optional[Callable[[ExecutionDict], None]] = None,
+    ) -> ExecutionDict:
+        """Wait until the execution completes; raise ExecutionError/TimeoutError otherwise."""
+        ...
+
+    def cancel_execution(self, execution_id: str) -> Dict[str, Any]:
+        """Cancel a pending or running execution."""
+        ...
+
+    def list_executions(
+        self, limit: int = ..., offset: int = ..., *, status: Optional[str] = None
+    ) -> List[ExecutionDict]:
+        """List executions, newest first."""
+        ...
+
+    def list_flows(self) -> List[FlowDict]:
+        """List flow definitions."""
+        ...
+
+    def get_flow(self, flow_id: str) -> FlowDict:
+        """Return one flow definition."""
+        ...
+
+    def list_agents(self) -> List[AgentDict]:
+        """List registered agents."""
+        ...
+
+    def get_agent(self, agent_id: str) -> AgentDict:
+        """Return one agent."""
+        ...
+
+    def create_agent(self, agent_config: Dict[str, Any]) -> AgentDict:
+        """Register an agent."""
+        ...
+
+    def delete_agent(self, agent_id: str) -> bool:
+        """Unregister an agent."""
+        ...
+
+    def health_check(self) -> Dict[str, Any]:
+        """Return the health report."""
+        ...
+
+    def get_metrics(self) -> Dict[str, Any]:
+        """Return execution counters and timings."""
+        ...
+
+    def get_status(self) -> Dict[str, Any]:
+        """Return the overall system status."""
+        ...
+
+    def execute_batch(
+        self,
+        items: Iterable[_BatchInput],
+        concurrency: int = ...,
+        on_progress: Optional[Callable[[int, int, BatchResult], None]] = None,
+        *,
+        wait_timeout: float = ...,
+        interval: float = ...,
+    ) -> List[BatchResult]:
+        """Execute many flows and wait for each."""
+        ...

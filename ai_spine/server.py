@@ -1,0 +1,712 @@
+"""``ai-spine serve``: a LocalSpine behind an HTTP server that speaks the AI Spine backend's API.
+
+Standard library only (``http.server``, threaded). Routes, status codes and JSON shapes follow
+the backend (``/api/v1/flows/execute``, ``/api/v1/executions/...``, ``/api/v1/flows...``,
+``/api/v1/agents...``, ``/health``, ``/metrics``, ``/status``), errors are FastAPI-shaped
+(``{"detail": ...}``), a non-UUID execution id answers 422. With an API key set, every route
+but ``/health`` needs ``Authorization: Bearer <key>`` (compared in constant time).
+
+In-process use (tests, notebooks)::
+
+    with SpineServer(LocalSpine({"echo": make_graph})) as server:   # free port on 127.0.0.1
+        client = AISpine(base_url=server.url)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import importlib
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ai_spine.exceptions import (
+    AISpineError,
+    AuthenticationError,
+    FlowNotFoundError,
+    NotFoundError,
+    RateLimitError,
+    ValidationError,
+)
+from ai_spine.local import LocalSpine, validate_execute_request
+
+__all__ = ["SpineServer", "serve_main", "DEFAULT_MAX_BODY"]
+
+logger = logging.getLogger("ai_spine.server")
+
+DEFAULT_MAX_BODY = 1024 * 1024  # bytes accepted in one request body
+_PUBLIC_PATHS = frozenset({"/health", "/health/detailed"})
+_JSON = "application/json"
+
+
+class _HTTPError(Exception):
+    """An HTTP answer decided inside a handler: status, detail and extra headers."""
+
+    def __init__(
+        self, status: int, detail: Any, headers: Optional[Dict[str, str]] = None
+    ) -> None:
+        super().__init__(str(detail))
+        self.status = status
+        self.detail = detail
+        self.headers = headers or {}
+
+
+def _status_for(exc: AISpineError) -> int:
+    if exc.status_code is not None:
+        return exc.status_code
+    for cls, status in (
+        (AuthenticationError, 401),
+        (ValidationError, 422),
+        (NotFoundError, 404),
+        (RateLimitError, 429),
+    ):
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def _query_int(query: Dict[str, List[str]], name: str, default: int) -> int:
+    values = query.get(name)
+    if not values:
+        return default
+    try:
+        return int(values[-1])
+    except ValueError:
+        raise _HTTPError(
+            422,
+            [
+                {
+                    "loc": ["query", name],
+                    "msg": "Input should be a valid integer",
+                    "type": "int_parsing",
+                }
+            ],
+        ) from None
+
+
+Route = Tuple[str, "re.Pattern[str]", str]
+_ROUTES: List[Route] = [
+    (m, re.compile(p + r"\Z"), h)
+    for m, p, h in [
+        ("GET", r"/health", "health"),
+        ("GET", r"/health/detailed", "health"),
+        ("GET", r"/metrics", "metrics"),
+        ("GET", r"/status", "status"),
+        ("POST", r"/api/v1/flows/execute", "execute"),
+        ("GET", r"/api/v1/flows", "list_flows"),
+        ("POST", r"/api/v1/flows", "create_flow"),
+        ("GET", r"/api/v1/flows/(?P<flow_id>[^/]+)", "get_flow"),
+        ("DELETE", r"/api/v1/flows/(?P<flow_id>[^/]+)", "delete_flow"),
+        ("GET", r"/api/v1/executions", "list_executions"),
+        ("GET", r"/api/v1/executions/(?P<execution_id>[^/]+)", "get_execution"),
+        ("POST", r"/api/v1/executions/(?P<execution_id>[^/]+)/cancel", "cancel"),
+        ("GET", r"/api/v1/executions/(?P<execution_id>[^/]+)/results", "results"),
+        ("GET", r"/api/v1/agents", "list_agents"),
+        ("POST", r"/api/v1/agents", "create_agent"),
+        ("GET", r"/api/v1/agents/active", "active_agents"),
+        ("GET", r"/api/v1/agents/(?P<agent_id>[^/]+)", "get_agent"),
+        ("DELETE", r"/api/v1/agents/(?P<agent_id>[^/]+)", "delete_agent"),
+    ]
+]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One request: route, authenticate, read JSON, call the LocalSpine, answer JSON."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "ai-spine-local"
+    sys_version = ""
+    # Buffer the answer so headers and body leave in one segment (flushed per request);
+    # with TCP_NODELAY this avoids the 40 ms Nagle/delayed-ACK stall on keep-alive.
+    wbufsize = 64 * 1024
+    server: "_Server"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch("DELETE")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._dispatch("PATCH")
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        # Request lines go to logging (never headers, so never the API key).
+        logger.debug("%s %s", self.address_string(), format % args)
+
+    # ------------------------------------------------------------------ plumbing
+    def _dispatch(self, method: str) -> None:
+        request_id = uuid.uuid4().hex
+        try:
+            parts = urlsplit(self.path)
+            path = parts.path.rstrip("/") or "/"
+            handler, params = self._route(method, path)
+            if path not in _PUBLIC_PATHS:
+                self._authenticate()
+            body = self._read_body() if method in ("POST", "PUT", "PATCH") else None
+            query = parse_qs(parts.query) if parts.query else {}
+            status, payload = getattr(self, "_h_" + handler)(params, query, body)
+        except _HTTPError as exc:
+            self._send(exc.status, {"detail": exc.detail}, request_id, exc.headers)
+        except AISpineError as exc:
+            payload = (
+                exc.body
+                if isinstance(exc.body, dict) and "detail" in exc.body
+                else None
+            )
+            self._send(_status_for(exc), payload or {"detail": exc.message}, request_id)
+        except (
+            Exception
+        ):  # a bug: answer 500 without internals, keep the trace in the log
+            logger.exception(
+                "unhandled error for %s %s", method, self.path.split("?")[0]
+            )
+            self._send(500, {"detail": "Internal Server Error"}, request_id)
+        else:
+            self._send(status, payload, request_id)
+
+    def _route(self, method: str, path: str) -> Tuple[str, Dict[str, str]]:
+        allowed = False
+        for m, pattern, handler in _ROUTES:
+            match = pattern.match(path)
+            if match:
+                if m == method:
+                    return handler, {
+                        k: unquote(v) for k, v in match.groupdict().items()
+                    }
+                allowed = True
+        if allowed:
+            raise _HTTPError(405, "Method Not Allowed")
+        raise _HTTPError(404, "Not Found")
+
+    def _authenticate(self) -> None:
+        key = self.server.api_key
+        if key is None:
+            return
+        header = self.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if not header:
+            raise _HTTPError(401, "Missing API key", {"WWW-Authenticate": "Bearer"})
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), key.encode()
+        ):
+            raise _HTTPError(401, "Invalid API key", {"WWW-Authenticate": "Bearer"})
+
+    def _read_body(self) -> Any:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self.close_connection = True
+            raise _HTTPError(
+                411, "Chunked bodies are not accepted; send Content-Length"
+            )
+        raw_length = self.headers.get("Content-Length", "0") or "0"
+        try:
+            length = int(raw_length)
+        except ValueError:
+            self.close_connection = True
+            raise _HTTPError(400, "Invalid Content-Length header") from None
+        if length < 0:
+            self.close_connection = True
+            raise _HTTPError(400, "Invalid Content-Length header")
+        if length > self.server.max_body:
+            self.close_connection = (
+                True  # the unread body must not be parsed as a request
+            )
+            raise _HTTPError(
+                413,
+                f"Request body too large: {length} bytes (limit {self.server.max_body})",
+            )
+        data = self.rfile.read(length) if length else b""
+        if not data.strip():
+            return None
+        ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if ctype != _JSON and not (
+            ctype.startswith("application/") and ctype.endswith("+json")
+        ):
+            raise _HTTPError(
+                415, f"Content-Type must be {_JSON}, got {ctype or 'none'!r}"
+            )
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise _HTTPError(
+                422,
+                [
+                    {
+                        "loc": ["body", getattr(exc, "pos", 0)],
+                        "msg": f"JSON decode error: {getattr(exc, 'msg', exc)}",
+                        "type": "json_invalid",
+                    }
+                ],
+            ) from None
+
+    def _send(
+        self,
+        status: int,
+        payload: Any,
+        request_id: str,
+        headers: Optional[Dict[str, str]] = None,
+    ) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", _JSON)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-Request-ID", request_id)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+
+    # ------------------------------------------------------------------ routes
+    # Each returns (status, JSON payload); spine errors become HTTP errors in _dispatch.
+    @property
+    def spine(self) -> LocalSpine:
+        return self.server.spine
+
+    def _h_health(self, p: Dict[str, str], q: Any, b: Any) -> Tuple[int, Any]:
+        return 200, self.spine.health_check()
+
+    def _h_metrics(self, p: Dict[str, str], q: Any, b: Any) -> Tuple[int, Any]:
+        return 200, self.spine.get_metrics()
+
+    def _h_status(self, p: Dict[str, str], q: Any, b: Any) -> Tuple[int, Any]:
+        return 200, self.spine.get_status()
+
+    def _h_execute(self, p: Dict[str, str], q: Any, body: Any) -> Tuple[int, Any]:
+        errors = validate_execute_request(body)
+        if errors:
+            raise _HTTPError(422, errors)
+        key = self.headers.get("Idempotency-Key") or None
+        try:
+            answer = self.spine.execute_flow(
+                body["flow_id"],
+                body["input_data"],
+                body.get("metadata"),
+                priority=body.get("priority"),
+                timeout=body.get("timeout"),
+                idempotency_key=key,
+            )
+        except FlowNotFoundError as exc:
+            return (
+                200,
+                exc.execution,
+            )  # the backend answers an unknown flow with HTTP 200
+        return 200, answer
+
+    def _h_list_flows(self, p: Dict[str, str], q: Any, b: Any) -> Tuple[int, Any]:
+        flows = self.spine.list_flows()
+        return 200, {"flows": flows, "count": len(flows)}
+
+    def _h_create_flow(self, p: Dict[str, str], q: Any, body: Any) -> Tuple[int, Any]:
+        errors = []
+        if not isinstance(body, dict):
+            raise _HTTPError(
+                422,
+                [
+                    {
+                        "loc": ["body"],
+                        "msg": "Input should be a valid dictionary",
+                        "type": "dict_type",
+                    }
+                ],
+            )
+        for key in ("flow_id", "spec"):
+            if key not in body:
+                errors.append(
+                    {"loc": ["body", key], "msg": "Field required", "type": "missing"}
+                )
+        if "spec" in body and not isinstance(body["spec"], dict):
+            errors.append(
+                {
+                    "loc": ["body", "spec"],
+                    "msg": "spec must be a GraphSpec object",
+                    "type": "dict_type",
+                }
+            )
+        for key in ("name", "description"):
+            if body.get(key) is not None and not isinstance(body[key], str):
+                errors.append(
+                    {
+                        "loc": ["body", key],
+                        "msg": "Input should be a valid string",
+                        "type": "string_type",
+                    }
+                )
+        if errors:
+            raise _HTTPError(422, errors)
+        flow_id = body["flow_id"]
+        if isinstance(flow_id, str) and flow_id in {
+            f["flow_id"] for f in self.spine.list_flows()
+        }:
+            raise _HTTPError(409, f"Flow '{flow_id}' already exists")
+        definition = self.spine.register_flow(
+            flow_id,
+            body["spec"],
+            name=body.get("name"),
+            description=body.get("description"),
+        )
+        return 201, definition
+
+    def _h_get_flow(self, p: Dict[str, str], q: Any, b: Any) -> Tuple[int, Any]:
+        return 200, self.spine.get_flow(p["flow_id"])
+
+    def _h_delete_flow(self, p: Dict[str, str], q: Any, b: Any) -> Tuple[int, Any]:
+        self.spine.unregister_flow(p["flow_id"])
+        return 200, {
+            "message": f"Flow '{p['flow_id']}' deleted",
+            "flow_id": p["flow_id"],
+        }
+
+    def _h_list_executions(
+        self, p: Dict[str, str], q: Dict[str, List[str]], b: Any
+    ) -> Tuple[int, Any]:
+        limit = _query_int(q, "limit", 20)
+        offset = _query_int(q, "offset", 0)
+        status = q.get("status", [None])[-1]
+        items, total = self.spine._page(limit, offset, status)
+        return 200, {
+            "executions": items,
+            "count": len(items),
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+        }
+
+    def _h_get_execution(self, p: Dict[str, str], q: Any, b: Any) -> Tuple[int, Any]:
+        return 200, self.spine.get_execution(p["execution_id"])
+
+    def _h_cancel(self, p: Dict[str, str], q: Any, b: Any) -> Tuple[int, Any]:
+        return 200, self.spine.cancel_execution(p["execution_id"])
+
+    def _h_results(self, p: Dict[str, str], q: Any, b: Any) -> Tuple[int, Any]:
+        return 200, self.spine.get_execution_results(p["execution_id"])
+
+    def _h_list_agents(self, p: Dict[str, str], q: Any, b: Any) -> Tuple[int, Any]:
+        agents = self.spine.list_agents()
+        return 200, {"agents": agents, "count": len(agents)}
+
+    def _h_active_agents(self, p: Dict[str, str], q: Any, b: Any) -> Tuple[int, Any]:
+        agents = [a for a in self.spine.list_agents() if a.get("is_active")]
+        return 200, {"agents": agents, "count": len(agents)}
+
+    def _h_create_agent(self, p: Dict[str, str], q: Any, body: Any) -> Tuple[int, Any]:
+        if isinstance(body, dict) and "handler" in body:
+            raise _HTTPError(
+                422,
+                [
+                    {
+                        "loc": ["body", "handler"],
+                        "msg": "not accepted over HTTP",
+                        "type": "extra",
+                    }
+                ],
+            )
+        return 200, self.spine.create_agent(body)
+
+    def _h_get_agent(self, p: Dict[str, str], q: Any, b: Any) -> Tuple[int, Any]:
+        return 200, self.spine.get_agent(p["agent_id"])
+
+    def _h_delete_agent(self, p: Dict[str, str], q: Any, b: Any) -> Tuple[int, Any]:
+        self.spine.delete_agent(p["agent_id"])
+        return 200, {
+            "message": f"Agent '{p['agent_id']}' unregistered",
+            "success": True,
+        }
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    spine: LocalSpine
+    api_key: Optional[str]
+    max_body: int
+
+
+class SpineServer:
+    """A LocalSpine served over HTTP with the backend's routes.
+
+    Args:
+        spine: The LocalSpine to serve.
+        host: Interface to bind (loopback unless told otherwise).
+        port: TCP port; 0 picks a free one (read it back from :attr:`port` / :attr:`url`).
+        api_key: When set, requests must send ``Authorization: Bearer <api_key>``.
+        max_body: Largest request body accepted, in bytes (larger answers 413).
+
+    Raises:
+        OSError: The address cannot be bound (e.g. the port is in use).
+    """
+
+    def __init__(
+        self,
+        spine: LocalSpine,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        api_key: Optional[str] = None,
+        max_body: int = DEFAULT_MAX_BODY,
+    ) -> None:
+        if api_key is not None and not api_key:
+            raise ValidationError("api_key must be a non-empty string or None")
+        self.spine = spine
+        self._httpd = _Server((host, port), _Handler)
+        self._httpd.spine = spine
+        self._httpd.api_key = api_key
+        self._httpd.max_body = max_body
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def host(self) -> str:
+        """The bound host."""
+        return str(self._httpd.server_address[0])
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The base URL to give :class:`ai_spine.AISpine` (``http://host:port``)."""
+        host = self.host
+        return (
+            f"http://[{host}]:{self.port}"
+            if ":" in host
+            else f"http://{host}:{self.port}"
+        )
+
+    def start(self) -> "SpineServer":
+        """Serve in a background thread and return at once."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, name="ai-spine-serve", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until :meth:`shutdown` is called from another one."""
+        self._httpd.serve_forever()
+
+    def shutdown(self, close_spine: bool = False, grace: float = 5.0) -> None:
+        """Stop accepting requests; optionally close the LocalSpine too.
+
+        Args:
+            close_spine: Also close the spine (running executions get ``grace`` seconds).
+            grace: Seconds running executions may take to finish.
+        """
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        self._httpd.server_close()
+        if close_spine:
+            self.spine.close(timeout=grace)
+
+    def __enter__(self) -> "SpineServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, no usage dump
+        raise _UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ai-spine serve",
+        description="Serve local spark_core flows over HTTP with the AI Spine backend's API.",
+    )
+    parser.add_argument(
+        "--flows",
+        action="append",
+        default=[],
+        metavar="MODULE:OBJECT",
+        help="flows to serve: a LocalSpine, a {flow_id: graph|factory|spec} dict, or a "
+        "zero-argument callable returning one (repeatable)",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="TCP port (default 8000; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help="require 'Authorization: Bearer KEY' (or set AI_SPINE_SERVE_API_KEY)",
+    )
+    parser.add_argument(
+        "--db", default=None, metavar="FILE", help="SQLite file for executions"
+    )
+    parser.add_argument("--demo", action="store_true", help="register the demo flows")
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=64,
+        help="executions running at once (default 64)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        help="seconds to let executions finish on shutdown",
+    )
+    return parser
+
+
+def _load_object(ref: str) -> Any:
+    module_name, sep, attr = ref.partition(":")
+    if not sep or not module_name or not attr:
+        raise _UsageError(f"--flows expects MODULE:OBJECT, got {ref!r}")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except Exception as exc:
+        raise _UsageError(
+            f"--flows {ref}: cannot import {module_name!r}: {exc}"
+        ) from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise _UsageError(
+                f"--flows {ref}: {module_name!r} has no {attr!r}"
+            ) from None
+    return obj
+
+
+def _install_flows(spine: LocalSpine, ref: str) -> Optional[LocalSpine]:
+    """Register the flows ``ref`` names; return it instead when it is a LocalSpine itself."""
+    obj = _load_object(ref)
+    if callable(obj) and not isinstance(obj, LocalSpine) and not _looks_like_graph(obj):
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise _UsageError(f"--flows {ref}: calling it failed: {exc}") from None
+    if isinstance(obj, LocalSpine):
+        return obj
+    if not isinstance(obj, Mapping):
+        raise _UsageError(
+            f"--flows {ref}: expected a LocalSpine or a dict of flows, got {type(obj).__name__}"
+        )
+    for flow_id, source in obj.items():
+        try:
+            spine.register_flow(flow_id, source)
+        except AISpineError as exc:
+            raise _UsageError(
+                f"--flows {ref}: flow {flow_id!r}: {exc.message}"
+            ) from None
+    return None
+
+
+def _looks_like_graph(obj: Any) -> bool:
+    return hasattr(obj, "nodes") and hasattr(obj, "edges")
+
+
+def serve_main(argv: List[str]) -> int:
+    """Run ``ai-spine serve`` until SIGINT/SIGTERM.
+
+    Args:
+        argv: The arguments after ``serve``.
+
+    Returns:
+        The exit status: 0 after a clean shutdown, 2 for bad arguments or an unusable address.
+    """
+    try:
+        args = _parser().parse_args(argv)
+    except _UsageError as exc:
+        print(f"ai-spine serve: error: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    api_key = args.api_key or os.environ.get("AI_SPINE_SERVE_API_KEY") or None
+    try:
+        if not 0 <= args.port <= 65535:
+            raise _UsageError(f"--port must be 0-65535, got {args.port}")
+        spine = LocalSpine(db=args.db, max_concurrency=args.max_concurrency)
+        for ref in args.flows:
+            given = _install_flows(spine, ref)
+            if given is not None:
+                spine.close()
+                spine = given
+        if args.demo:
+            from ai_spine.demo import register_demo_flows
+
+            register_demo_flows(spine)
+        server = SpineServer(spine, args.host, args.port, api_key=api_key)
+    except (_UsageError, AISpineError) as exc:
+        print(f"ai-spine serve: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(
+            f"ai-spine serve: error: cannot listen on {args.host}:{args.port}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 2
+    return _run_until_signalled(server, args.grace)
+
+
+def _run_until_signalled(server: SpineServer, grace: float) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
+        stop.set()
+
+    previous: Dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    flows = ", ".join(f["flow_id"] for f in server.spine.list_flows()) or "none"
+    auth = " (API key required)" if server._httpd.api_key else ""
+    print(
+        f"ai-spine serve: listening on {server.url}{auth}; flows: {flows}", flush=True
+    )
+    server.start()
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:  # pragma: no cover - when signals could not be installed
+        pass
+    finally:
+        print("ai-spine serve: shutting down", flush=True)
+        server.shutdown(close_spine=True, grace=grace)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
