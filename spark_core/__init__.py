@@ -1,3 +1,21 @@
-"""spark_core: a plain-Python, in-process graph engine."""
+"""spark_core: a plain-Python, in-process graph engine.
 
-__all__: list[str] = []
+``import spark_core`` is cheap: the submodules (``spark_core.nodes``, ``spark_core.graphs``,
+...) load when first used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["SparkError", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SparkError":
+        from spark_core.errors import SparkError
+
+        return SparkError
+    raise AttributeError(f"module 'spark_core' has no attribute {name!r}")

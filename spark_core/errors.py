@@ -1,0 +1,125 @@
+"""Typed errors raised by spark_core.
+
+Every error the engine raises derives from :class:`SparkError`. A failing node ends a run with
+:class:`NodeExecutionError`, which names the node and chains the original exception as its
+``__cause__``. :class:`RunStopped` (and its subclass :class:`RunPaused`) are control-flow
+signals: they are never retried, never wrapped, and propagate out of ``graph.run`` as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class SparkError(Exception):
+    """Base class of every spark_core error.
+
+    Attributes:
+        run_id: The id of the graph run the error ended, when it ended one (set by the graph).
+    """
+
+    run_id: Optional[str] = None
+
+
+class NodeExecutionError(SparkError):
+    """A node failed for good (after its retries); the run that executed it failed.
+
+    Attributes:
+        node_id: The id of the node that failed.
+        cause: The exception the node raised (also chained as ``__cause__``).
+    """
+
+    def __init__(
+        self,
+        node_id: str,
+        cause: Optional[BaseException] = None,
+        message: Optional[str] = None,
+    ) -> None:
+        self.node_id = node_id
+        self.cause = cause
+        if message is None:
+            detail = (
+                f"{type(cause).__name__}: {cause}" if cause is not None else "failed"
+            )
+            message = f"node {node_id!r} failed: {detail}"
+        super().__init__(message)
+        if cause is not None:
+            self.__cause__ = cause
+
+
+class NodeTimeoutError(NodeExecutionError):
+    """A node attempt ran longer than its ``TimeoutCapability`` allows."""
+
+
+class CircuitOpenError(NodeExecutionError):
+    """A node's circuit breaker is open, so the node was not called."""
+
+
+class MaxStepsExceededError(SparkError):
+    """A run executed more node steps than the graph's ``max_steps``."""
+
+    def __init__(self, max_steps: int) -> None:
+        self.max_steps = max_steps
+        super().__init__(
+            f"run exceeded max_steps={max_steps}: a loop did not terminate "
+            "(raise max_steps if the graph really needs more steps)"
+        )
+
+
+class StateValidationError(SparkError, ValueError):
+    """A graph-state write or a checkpoint does not match the schema or is not JSON data."""
+
+
+class GraphDefinitionError(SparkError, ValueError):
+    """The graph (nodes, edges, expressions, configuration) is not valid."""
+
+
+class ExpressionError(GraphDefinitionError):
+    """An edge expression is not valid in the safe expression language."""
+
+
+class EdgeConditionError(SparkError):
+    """Evaluating an edge condition raised an error at run time."""
+
+
+class RunNotFoundError(SparkError, KeyError):
+    """No run with the given id is stored in the state backend."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run with id {run_id!r} in the state backend")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class RunStopped(SparkError):
+    """Stop the run now (raised by a node or an observer: guardrails, policies).
+
+    Never retried and never wrapped: it propagates out of ``graph.run`` as is. The run is
+    saved with status ``"cancelled"``.
+    """
+
+
+class RunPaused(RunStopped):
+    """Pause the run (e.g. waiting for a human approval).
+
+    The run is saved with status ``"paused"``; the node that raised this stays pending, and
+    ``graph.resume(run_id)`` runs that node again.
+    """
+
+
+__all__ = [
+    "SparkError",
+    "NodeExecutionError",
+    "NodeTimeoutError",
+    "CircuitOpenError",
+    "MaxStepsExceededError",
+    "StateValidationError",
+    "GraphDefinitionError",
+    "ExpressionError",
+    "EdgeConditionError",
+    "RunNotFoundError",
+    "RunStopped",
+    "RunPaused",
+]

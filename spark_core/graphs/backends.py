@@ -1,0 +1,516 @@
+"""State backends: where a graph's state and its run records live.
+
+A backend stores two things: the graph state (JSON values by key) and run records (status,
+the frontier of pending nodes with their inputs, join buffers, outputs of completed nodes,
+step count). ``InMemoryStateBackend`` keeps them in dicts; ``SQLiteStateBackend`` keeps them
+in one SQLite file (WAL mode) and commits each completed step in ONE transaction, so a run
+killed at any moment resumes exactly where its last committed step left it.
+
+The public methods are synchronous and cheap, so other processes (e.g. a CLI resolving
+approvals) can open the same SQLite file and use ``load_state`` / ``save_state_keys``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from typing import Any, Dict, Iterable, List, Optional, Union
+
+from spark_core.errors import StateValidationError
+
+RunRecord = Dict[str, Any]
+
+_RUN_FIELDS = (
+    "graph_id",
+    "status",
+    "inputs",
+    "frontier",
+    "joins",
+    "step",
+    "last_node",
+    "error",
+)
+
+
+def _dumps(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StateValidationError(f"{what} is not JSON-serialisable: {exc}") from None
+
+
+class StateBackend:
+    """Interface of state backends (subclass it to store state elsewhere).
+
+    Attributes:
+        durable: True when committed data survives the process (the graph then commits
+            every step; a non-durable backend gets the run record when the run stops).
+    """
+
+    durable = False
+
+    def load_state(self) -> Dict[str, Any]:
+        """Return a copy of the whole graph state."""
+        raise NotImplementedError
+
+    def save_state_keys(self, values: Dict[str, Any]) -> None:
+        """Upsert ``values`` into the graph state in one transaction.
+
+        Args:
+            values: Keys and JSON-serialisable values.
+        """
+        raise NotImplementedError
+
+    def delete_state_keys(self, keys: Iterable[str]) -> None:
+        """Remove keys from the graph state.
+
+        Args:
+            keys: The keys to remove (missing keys are ignored).
+        """
+        raise NotImplementedError
+
+    def clear_state(self) -> None:
+        """Remove every key of the graph state (run records are kept)."""
+        raise NotImplementedError
+
+    def save_run(
+        self, record: RunRecord, state_changes: Optional[Dict[str, Any]] = None
+    ) -> None:
+        """Insert or replace a whole run record (and write state changes) in one transaction.
+
+        Args:
+            record: ``run_id``, ``graph_id``, ``status``, ``inputs``, ``frontier``,
+                ``joins``, ``step``, ``last_node``, ``error`` and ``outputs``.
+            state_changes: State keys to upsert in the same transaction.
+        """
+        raise NotImplementedError
+
+    def commit_step(
+        self,
+        run_id: str,
+        step: int,
+        node_id: str,
+        output: Any,
+        frontier: List[Any],
+        joins: Optional[Dict[str, Any]],
+        state_changes: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        """Commit one completed step in one transaction.
+
+        Args:
+            run_id: The run.
+            step: The run's step count after this step.
+            node_id: The node that completed.
+            output: Its output.
+            frontier: The pending ``[node_id, inputs]`` entries after this step.
+            joins: The join buffers, or ``None`` when they did not change.
+            state_changes: State keys written since the last commit.
+        """
+        raise NotImplementedError
+
+    def load_run(self, run_id: str) -> Optional[RunRecord]:
+        """Return the run record (with ``outputs``), or ``None`` when unknown.
+
+        Args:
+            run_id: The run.
+        """
+        raise NotImplementedError
+
+    def list_runs(self) -> List[Dict[str, Any]]:
+        """Return ``{run_id, graph_id, status, step}`` of every stored run, oldest first."""
+        raise NotImplementedError
+
+    def delete_run(self, run_id: str) -> None:
+        """Forget a run record.
+
+        Args:
+            run_id: The run.
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release resources (no-op by default)."""
+
+
+class InMemoryStateBackend(StateBackend):
+    """Keeps state and run records in this process's memory (the default backend)."""
+
+    durable = False
+
+    def __init__(self, initial: Optional[Dict[str, Any]] = None) -> None:
+        """Create an empty backend, optionally with initial state.
+
+        Args:
+            initial: Initial state values.
+        """
+        self._state: Dict[str, Any] = dict(initial or {})
+        self._runs: Dict[str, RunRecord] = {}
+
+    def load_state(self) -> Dict[str, Any]:
+        """Return a shallow copy of the state."""
+        return dict(self._state)
+
+    def save_state_keys(self, values: Dict[str, Any]) -> None:
+        """Upsert ``values``.
+
+        Args:
+            values: Keys and values.
+        """
+        self._state.update(values)
+
+    def delete_state_keys(self, keys: Iterable[str]) -> None:
+        """Remove keys.
+
+        Args:
+            keys: The keys to remove.
+        """
+        for key in keys:
+            self._state.pop(key, None)
+
+    def clear_state(self) -> None:
+        """Remove every state key."""
+        self._state.clear()
+
+    def save_run(
+        self, record: RunRecord, state_changes: Optional[Dict[str, Any]] = None
+    ) -> None:
+        """Store a copy of the run record.
+
+        Args:
+            record: The run record.
+            state_changes: State keys to upsert.
+        """
+        # Shallow copies: the graph hands over fresh containers, and deep-copying every
+        # output of a long run would dominate the cost of an in-memory run.
+        stored = dict(record)
+        stored["outputs"] = dict(record.get("outputs") or {})
+        self._runs[record["run_id"]] = stored
+        if state_changes:
+            self._state.update(state_changes)
+
+    def commit_step(
+        self,
+        run_id: str,
+        step: int,
+        node_id: str,
+        output: Any,
+        frontier: List[Any],
+        joins: Optional[Dict[str, Any]],
+        state_changes: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        """Record one step (used when the graph is asked to commit every step).
+
+        Args:
+            run_id: The run.
+            step: Step count.
+            node_id: The node that completed.
+            output: Its output.
+            frontier: Pending entries.
+            joins: Join buffers or ``None``.
+            state_changes: State keys to upsert.
+        """
+        record = self._runs.setdefault(run_id, {"run_id": run_id, "outputs": {}})
+        record["outputs"][node_id] = output
+        record.update(step=step, frontier=frontier, last_node=node_id, status="running")
+        if joins is not None:
+            record["joins"] = joins
+        if state_changes:
+            self._state.update(state_changes)
+
+    def load_run(self, run_id: str) -> Optional[RunRecord]:
+        """Return a copy of the run record, or ``None``.
+
+        Args:
+            run_id: The run.
+        """
+        record = self._runs.get(run_id)
+        if record is None:
+            return None
+        copied = dict(record)
+        copied["outputs"] = dict(record.get("outputs") or {})
+        return copied
+
+    def list_runs(self) -> List[Dict[str, Any]]:
+        """Return a summary of every run."""
+        return [
+            {k: r.get(k) for k in ("run_id", "graph_id", "status", "step")}
+            for r in self._runs.values()
+        ]
+
+    def delete_run(self, run_id: str) -> None:
+        """Forget a run.
+
+        Args:
+            run_id: The run.
+        """
+        self._runs.pop(run_id, None)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spark_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS spark_runs (
+    run_id TEXT PRIMARY KEY, graph_id TEXT, status TEXT NOT NULL, inputs TEXT,
+    frontier TEXT NOT NULL, joins TEXT NOT NULL, step INTEGER NOT NULL, last_node TEXT,
+    error TEXT, created REAL NOT NULL, updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS spark_outputs (
+    run_id TEXT NOT NULL, node_id TEXT NOT NULL, step INTEGER NOT NULL, output TEXT,
+    PRIMARY KEY (run_id, node_id)
+);
+"""
+
+
+class SQLiteStateBackend(StateBackend):
+    """Keeps state and run records in a SQLite file (WAL mode, ``synchronous=NORMAL``).
+
+    Each completed step is committed in one transaction (the node's output, the new frontier
+    and the state keys written since the last step), so ``graph.resume(run_id)`` continues
+    a killed run without re-running committed nodes. Several processes may open the same
+    file; SQLite serialises their writes.
+    """
+
+    durable = True
+
+    def __init__(
+        self, path: Union[str, "os.PathLike[str]"], *, timeout: float = 30.0
+    ) -> None:
+        """Open (and create if needed) the database.
+
+        Args:
+            path: The database file (``":memory:"`` for a private in-memory database).
+            timeout: Seconds to wait for another process's write lock.
+        """
+        self.path = os.fspath(path)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStateBackend({self.path!r})"
+
+    def _write(self, statements: List[Any]) -> None:
+        """Run ``(sql, params)`` pairs in one transaction (all or nothing)."""
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    cur.execute(sql, params)
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    @staticmethod
+    def _state_rows(values: Optional[Dict[str, Any]]) -> List[Any]:
+        if not values:
+            return []
+        return [
+            (
+                "INSERT OR REPLACE INTO spark_state (key, value) VALUES (?, ?)",
+                (key, _dumps(value, f"state key {key!r}")),
+            )
+            for key, value in values.items()
+        ]
+
+    def load_state(self) -> Dict[str, Any]:
+        """Return the whole graph state."""
+        with self._lock:
+            rows = self._conn.execute("SELECT key, value FROM spark_state").fetchall()
+        return {key: json.loads(value) for key, value in rows}
+
+    def save_state_keys(self, values: Dict[str, Any]) -> None:
+        """Upsert ``values`` in one transaction (nothing is written if one value is bad).
+
+        Args:
+            values: Keys and JSON-serialisable values.
+
+        Raises:
+            StateValidationError: A value is not JSON-serialisable.
+        """
+        rows = self._state_rows(values)
+        if rows:
+            self._write(rows)
+
+    def delete_state_keys(self, keys: Iterable[str]) -> None:
+        """Remove keys in one transaction.
+
+        Args:
+            keys: The keys to remove.
+        """
+        self._write([("DELETE FROM spark_state WHERE key = ?", (key,)) for key in keys])
+
+    def clear_state(self) -> None:
+        """Remove every state key."""
+        self._write([("DELETE FROM spark_state", ())])
+
+    def save_run(
+        self, record: RunRecord, state_changes: Optional[Dict[str, Any]] = None
+    ) -> None:
+        """Insert or replace a run record (and its outputs) in one transaction.
+
+        Args:
+            record: The run record.
+            state_changes: State keys to upsert in the same transaction.
+        """
+        run_id = record["run_id"]
+        now = time.time()
+        statements: List[Any] = [
+            (
+                "INSERT INTO spark_runs (run_id, graph_id, status, inputs, frontier, joins, "
+                "step, last_node, error, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(run_id) DO UPDATE SET graph_id=excluded.graph_id, "
+                "status=excluded.status, inputs=excluded.inputs, frontier=excluded.frontier, "
+                "joins=excluded.joins, step=excluded.step, last_node=excluded.last_node, "
+                "error=excluded.error, updated=excluded.updated",
+                (
+                    run_id,
+                    record.get("graph_id"),
+                    record.get("status", "running"),
+                    _dumps(record.get("inputs"), "run inputs"),
+                    _dumps(record.get("frontier", []), "run frontier"),
+                    _dumps(record.get("joins", {}), "join buffers"),
+                    int(record.get("step", 0)),
+                    record.get("last_node"),
+                    record.get("error"),
+                    now,
+                    now,
+                ),
+            )
+        ]
+        if "outputs" in record:
+            statements.append(("DELETE FROM spark_outputs WHERE run_id = ?", (run_id,)))
+            for node_id, output in record["outputs"].items():
+                statements.append(
+                    (
+                        "INSERT INTO spark_outputs (run_id, node_id, step, output) "
+                        "VALUES (?, ?, ?, ?)",
+                        (
+                            run_id,
+                            node_id,
+                            0,
+                            _dumps(output, f"output of node {node_id!r}"),
+                        ),
+                    )
+                )
+        self._write(statements + self._state_rows(state_changes))
+
+    def commit_step(
+        self,
+        run_id: str,
+        step: int,
+        node_id: str,
+        output: Any,
+        frontier: List[Any],
+        joins: Optional[Dict[str, Any]],
+        state_changes: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        """Commit one completed step in one transaction.
+
+        Args:
+            run_id: The run.
+            step: Step count after this step.
+            node_id: The node that completed.
+            output: Its output.
+            frontier: Pending ``[node_id, inputs]`` entries.
+            joins: Join buffers, or ``None`` when unchanged.
+            state_changes: State keys written since the last commit.
+
+        Raises:
+            StateValidationError: Something is not JSON-serialisable (nothing is written).
+        """
+        statements: List[Any] = [
+            (
+                "INSERT OR REPLACE INTO spark_outputs (run_id, node_id, step, output) "
+                "VALUES (?, ?, ?, ?)",
+                (run_id, node_id, step, _dumps(output, f"output of node {node_id!r}")),
+            )
+        ]
+        frontier_text = _dumps(frontier, "run frontier")
+        if joins is None:
+            statements.append(
+                (
+                    "UPDATE spark_runs SET frontier=?, step=?, last_node=?, status='running', "
+                    "updated=? WHERE run_id=?",
+                    (frontier_text, step, node_id, time.time(), run_id),
+                )
+            )
+        else:
+            statements.append(
+                (
+                    "UPDATE spark_runs SET frontier=?, joins=?, step=?, last_node=?, "
+                    "status='running', updated=? WHERE run_id=?",
+                    (
+                        frontier_text,
+                        _dumps(joins, "join buffers"),
+                        step,
+                        node_id,
+                        time.time(),
+                        run_id,
+                    ),
+                )
+            )
+        self._write(statements + self._state_rows(state_changes))
+
+    def load_run(self, run_id: str) -> Optional[RunRecord]:
+        """Return the run record with its ``outputs``, or ``None``.
+
+        Args:
+            run_id: The run.
+        """
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT graph_id, status, inputs, frontier, joins, step, last_node, error "
+                "FROM spark_runs WHERE run_id = ?",
+                (run_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            outputs = self._conn.execute(
+                "SELECT node_id, output FROM spark_outputs WHERE run_id = ? ORDER BY step",
+                (run_id,),
+            ).fetchall()
+        record: RunRecord = dict(zip(_RUN_FIELDS, row))
+        record["run_id"] = run_id
+        for key in ("inputs", "frontier", "joins"):
+            record[key] = json.loads(record[key]) if record[key] is not None else None
+        record["outputs"] = {node_id: json.loads(out) for node_id, out in outputs}
+        return record
+
+    def list_runs(self) -> List[Dict[str, Any]]:
+        """Return a summary of every run, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT run_id, graph_id, status, step FROM spark_runs ORDER BY created"
+            ).fetchall()
+        return [
+            dict(zip(("run_id", "graph_id", "status", "step"), row)) for row in rows
+        ]
+
+    def delete_run(self, run_id: str) -> None:
+        """Forget a run and its outputs.
+
+        Args:
+            run_id: The run.
+        """
+        self._write(
+            [
+                ("DELETE FROM spark_outputs WHERE run_id = ?", (run_id,)),
+                ("DELETE FROM spark_runs WHERE run_id = ?", (run_id,)),
+            ]
+        )
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._conn.close()
+
+
+__all__ = ["StateBackend", "InMemoryStateBackend", "SQLiteStateBackend", "RunRecord"]

@@ -1,0 +1,819 @@
+"""``Graph``: runs nodes along their edges, concurrently where branches fan out.
+
+The run loop is deliberately small. Pending work is a *frontier* of ``(node id, inputs)``
+entries. While exactly one entry is ready and nothing else runs (a linear chain), the node is
+awaited inline, without creating a task; otherwise every ready entry becomes a task and the
+loop handles tasks as they finish. Completing a node fires every edge whose condition holds;
+a :class:`~spark_core.nodes.JoinNode` collects one message per parent before it runs. With a
+durable backend every completed step (output + frontier + state changes) is committed in one
+transaction, so :meth:`Graph.resume` continues a killed run without redoing committed nodes.
+Telemetry, guardrails and policies plug in as observers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import time
+import uuid
+from collections import deque
+from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
+
+from spark_core.errors import (
+    GraphDefinitionError,
+    MaxStepsExceededError,
+    NodeExecutionError,
+    RunNotFoundError,
+    RunPaused,
+    RunStopped,
+    SparkError,
+    StateValidationError,
+)
+from spark_core.graphs.backends import StateBackend
+from spark_core.graphs.edges import Edge
+from spark_core.graphs.observers import GraphObserver, NodeRunInfo, RunInfo, RunResult
+from spark_core.graphs.state import GraphState
+from spark_core.nodes.base import JoinNode, Node, execute_node
+from spark_core.nodes.context import ExecutionContext, Inputs
+
+logger = logging.getLogger("spark_core.graph")
+
+CHECKPOINT_VERSION = 1
+Entry = Tuple[str, Any]  # (node id, inputs)
+
+
+class _Run:
+    """Mutable bookkeeping of one run (or resumption)."""
+
+    __slots__ = (
+        "info",
+        "pending",
+        "seq",
+        "joins",
+        "outputs",
+        "node_results",
+        "last_node",
+        "step",
+        "committed",
+    )
+
+    def __init__(self, info: RunInfo) -> None:
+        self.info = info
+        self.pending: Dict[int, Entry] = {}
+        self.seq = 0
+        self.joins: Dict[str, List[Dict[str, Any]]] = {}
+        self.outputs: Dict[str, Any] = {}
+        self.node_results: Dict[str, NodeRunInfo] = {}
+        self.last_node: Optional[str] = None
+        self.step = 0
+        # Last frontier/joins that reached a durable backend (saved again if a later
+        # write fails, so a stored run never points past what was committed).
+        self.committed: Optional[Tuple[List[Any], Dict[str, Any]]] = None
+
+    def add(self, node_id: str, inputs: Any) -> int:
+        self.seq += 1
+        self.pending[self.seq] = (node_id, inputs)
+        return self.seq
+
+    def frontier(self) -> List[Any]:
+        return [[node_id, inputs] for node_id, inputs in self.pending.values()]
+
+    def result(self, status: str) -> RunResult:
+        content = (
+            self.outputs.get(self.last_node) if self.last_node is not None else None
+        )
+        return RunResult(
+            run_id=self.info.run_id,
+            status=status,
+            content=content,
+            outputs=dict(self.outputs),
+            node_results=dict(self.node_results),
+            steps=self.step,
+        )
+
+
+class Graph:
+    """A graph of nodes reachable from ``start``, with shared state and observers.
+
+    Attributes:
+        start: The start node.
+        nodes: Node id -> node, discovered from ``start`` by following edges.
+        edges: Every edge, in discovery order.
+        state: The graph's shared :class:`GraphState` (persists across runs).
+        max_steps: Node executions one run may make before it fails.
+        graph_id: The graph's id (defaults to the start node's id).
+        last_run_id: The id of the most recent run or resumption.
+    """
+
+    def __init__(
+        self,
+        start: Node,
+        *,
+        state_backend: Optional[StateBackend] = None,
+        state_schema: Any = None,
+        max_steps: int = 1000,
+        tools: Optional[Sequence[Any]] = None,
+        policy_set: Any = None,
+        telemetry: Any = None,
+        observers: Sequence[GraphObserver] = (),
+        graph_id: Optional[str] = None,
+        initial_state: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        """Build the graph from ``start`` by following its edges.
+
+        Args:
+            start: The node every run starts at.
+            state_backend: Where state and run records live (in memory by default).
+            state_schema: A ``MissionStateModel`` subclass or pydantic model for the state.
+            max_steps: Node executions one run may make (bounds loops).
+            tools: Tools for ``context.call_tool`` (run through the governance executor).
+            policy_set: A governance ``PolicySet``; also checks ``node:execute`` per node.
+            telemetry: A ``TelemetryManager``; adds its observer.
+            observers: Observers, called in order after the telemetry and policy ones.
+            graph_id: The graph's id (defaults to the start node's id).
+            initial_state: State values for keys the backend does not hold yet.
+
+        Raises:
+            GraphDefinitionError: ``start`` is not a node, ids collide, or ``max_steps`` < 1.
+            StateValidationError: The schema or initial state is invalid.
+        """
+        if not isinstance(start, Node):
+            raise GraphDefinitionError(f"start must be a Node, got {start!r}")
+        if (
+            isinstance(max_steps, bool)
+            or not isinstance(max_steps, int)
+            or max_steps < 1
+        ):
+            raise GraphDefinitionError(
+                f"max_steps must be an int >= 1, got {max_steps!r}"
+            )
+        self.start = start
+        self.max_steps = max_steps
+        self.nodes: Dict[str, Node] = {}
+        self.edges: List[Edge] = []
+        self._out: Dict[str, List[Tuple[Edge, Node]]] = {}
+        self._parents: Dict[str, List[str]] = {}
+        self._discover()
+        self.graph_id = graph_id if graph_id is not None else start.id
+        self.state = GraphState(state_backend, state_schema, initial_state)
+        self._observers: List[GraphObserver] = []
+        self._tools = list(tools) if tools is not None else None
+        self._policy_set = policy_set
+        self._tool_executor: Any = None
+        self._approvals: Any = None
+        self._current: Optional[_Run] = None
+        self._last: Optional[_Run] = None
+        self.last_run_id: Optional[str] = None
+        if telemetry is not None:
+            from spark_core.telemetry.instrument import TelemetryObserver
+
+            self.add_observer(TelemetryObserver(telemetry))
+        if policy_set is not None:
+            from spark_core.governance.executor import NodePolicyObserver
+
+            self.add_observer(NodePolicyObserver(policy_set))
+        for observer in observers:
+            self.add_observer(observer)
+
+    # --------------------------------------------------------------- structure
+    def _discover(self) -> None:
+        seen: Dict[int, Node] = {}
+        order: List[Node] = []
+        queue: Deque[Node] = deque([self.start])
+        while queue:
+            node = queue.popleft()
+            if id(node) in seen:
+                continue
+            if not hasattr(node, "_links"):
+                raise GraphDefinitionError(
+                    f"{type(node).__name__}.__init__ must call super().__init__()"
+                )
+            seen[id(node)] = node
+            order.append(node)
+            queue.extend(target for target, _, _ in node._links)
+        counts: Dict[str, int] = {}
+        for node in order:
+            if node._auto_id:
+                base = node.name
+                counts[base] = counts.get(base, 0) + 1
+                node.id = base if counts[base] == 1 else f"{base}_{counts[base]}"
+        for node in order:
+            if node.id in self.nodes:
+                raise GraphDefinitionError(
+                    f"two different nodes have the id {node.id!r}: give them distinct names"
+                )
+            self.nodes[node.id] = node
+        for node in order:
+            links = []
+            for target, kind, value in node._links:
+                edge = Edge(node.id, target.id, kind, value)
+                self.edges.append(edge)
+                links.append((edge, target))
+                parents = self._parents.setdefault(target.id, [])
+                if node.id not in parents:
+                    parents.append(node.id)
+            self._out[node.id] = links
+
+    def add_observer(self, observer: GraphObserver) -> None:
+        """Add an observer; observers are called in the order they were added.
+
+        Args:
+            observer: The observer.
+        """
+        self._observers.append(observer)
+
+    @property
+    def observers(self) -> List[GraphObserver]:
+        """The observers, in call order (a copy)."""
+        return list(self._observers)
+
+    @property
+    def tool_executor(self) -> Any:
+        """The governed tool executor, or ``None`` when the graph has no tools/policies."""
+        if self._tool_executor is None and (
+            self._tools is not None or self._policy_set
+        ):
+            from spark_core.governance.executor import ToolExecutor
+
+            self._tool_executor = ToolExecutor(self._tools or [], self._policy_set)
+        return self._tool_executor
+
+    @property
+    def approvals(self) -> Any:
+        """The approval store (``spark_core.governance.approvals.ApprovalStore``)."""
+        if self._approvals is None:
+            from spark_core.governance.approvals import ApprovalStore
+
+            self._approvals = ApprovalStore(self.state)
+        return self._approvals
+
+    def __repr__(self) -> str:
+        return f"<Graph {self.graph_id!r}: {len(self.nodes)} nodes, {len(self.edges)} edges>"
+
+    # ----------------------------------------------------------------- running
+    async def run(
+        self, inputs: Any = None, *, run_id: Optional[str] = None
+    ) -> RunResult:
+        """Run the graph from its start node.
+
+        Args:
+            inputs: The start node's ``inputs.content``.
+            run_id: An id for the run (a new uuid by default); with a durable backend,
+                ``resume(run_id)`` continues it after a crash.
+
+        Returns:
+            The :class:`RunResult` (status ``"completed"``).
+
+        Raises:
+            NodeExecutionError: A node failed (the run is saved as ``"failed"``).
+            MaxStepsExceededError: The run made more than ``max_steps`` node executions.
+            RunStopped: A node or observer stopped the run (``RunPaused``: paused).
+            SparkError: ``run_id`` is already used (use :meth:`resume`).
+        """
+        backend = self.state.backend
+        if run_id is None:
+            run_id = uuid.uuid4().hex
+        elif not isinstance(run_id, str) or not run_id:
+            raise SparkError(f"run_id must be a non-empty string, got {run_id!r}")
+        elif backend.load_run(run_id) is not None:
+            raise SparkError(
+                f"run {run_id!r} already exists: use graph.resume({run_id!r})"
+            )
+        if backend.durable:
+            self.state._reload()
+        run = _Run(
+            RunInfo(run_id=run_id, graph=self, started_at=time.time(), inputs=inputs)
+        )
+        run.add(self.start.id, inputs)
+        if backend.durable:
+            backend.save_run(self._record(run, "running"))
+            run.committed = (run.frontier(), {})
+        return await self._drive(run)
+
+    def run_sync(self, inputs: Any = None, **kwargs: Any) -> RunResult:
+        """Run the graph from synchronous code (also inside a notebook's running loop).
+
+        Args:
+            inputs: The start node's input.
+            **kwargs: Passed to :meth:`run` (``run_id``).
+
+        Returns:
+            The run's result.
+        """
+        from spark_core.utils import arun
+
+        return arun(self.run(inputs, **kwargs))
+
+    async def resume(self, run_id: str) -> RunResult:
+        """Continue a stored run (paused, failed, cancelled or killed) where it stopped.
+
+        Committed nodes are not run again; the pending frontier (including a node that
+        paused the run) runs. A completed run returns its stored result.
+
+        Args:
+            run_id: The run's id.
+
+        Returns:
+            The run's result.
+
+        Raises:
+            RunNotFoundError: The backend has no such run.
+        """
+        backend = self.state.backend
+        record = backend.load_run(run_id)
+        if record is None:
+            raise RunNotFoundError(run_id)
+        if backend.durable:
+            self.state._reload()
+        run = self._run_from_record(record)
+        if record.get("status") == "completed":
+            return run.result("completed")
+        if backend.durable:
+            run.committed = (run.frontier(), dict(run.joins))
+        return await self._drive(run)
+
+    def resume_sync(self, run_id: str) -> RunResult:
+        """Synchronous :meth:`resume` (notebook-safe).
+
+        Args:
+            run_id: The run's id.
+
+        Returns:
+            The run's result.
+        """
+        from spark_core.utils import arun
+
+        return arun(self.resume(run_id))
+
+    def _run_from_record(self, record: Dict[str, Any]) -> _Run:
+        info = RunInfo(
+            run_id=record["run_id"],
+            graph=self,
+            started_at=time.time(),
+            step=int(record.get("step") or 0),
+            inputs=record.get("inputs"),
+            resumed=True,
+        )
+        run = _Run(info)
+        for entry in record.get("frontier") or []:
+            node_id, inputs = entry
+            self._require_node(node_id)
+            run.add(node_id, inputs)
+        for join_id in record.get("joins") or {}:
+            self._require_node(join_id)
+        run.joins = {k: list(v) for k, v in (record.get("joins") or {}).items()}
+        run.outputs = dict(record.get("outputs") or {})
+        run.last_node = record.get("last_node")
+        run.step = info.step
+        return run
+
+    def _require_node(self, node_id: Any) -> None:
+        if node_id not in self.nodes:
+            raise GraphDefinitionError(
+                f"the stored run refers to node {node_id!r}, which this graph does not have"
+            )
+
+    def _record(
+        self, run: _Run, status: str, error: Optional[BaseException] = None
+    ) -> Dict[str, Any]:
+        return {
+            "run_id": run.info.run_id,
+            "graph_id": self.graph_id,
+            "status": status,
+            "inputs": run.info.inputs,
+            "frontier": run.frontier(),
+            "joins": run.joins,
+            "step": run.step,
+            "last_node": run.last_node,
+            "error": f"{type(error).__name__}: {error}" if error is not None else None,
+        }
+
+    async def _drive(self, run: _Run) -> RunResult:
+        """Run the loop with observers, status bookkeeping and the final save."""
+        info = run.info
+        observers = self._observers
+        state = self.state
+        durable = state.backend.durable
+        if durable:
+            state._begin_buffering()
+        self._current = run
+        self.last_run_id = info.run_id
+        try:
+            for observer in observers:
+                await observer.on_run_start(info)
+            await self._loop(run)
+            result = run.result("completed")
+            self._finish(run, "completed", None)
+            for observer in observers:
+                await observer.on_run_end(info, result, None)
+            return result
+        except BaseException as exc:
+            if isinstance(exc, RunPaused):
+                status = "paused"
+            elif isinstance(
+                exc, (RunStopped, asyncio.CancelledError, KeyboardInterrupt)
+            ):
+                status = "cancelled"
+            else:
+                status = "failed"
+            if isinstance(exc, SparkError):
+                exc.run_id = info.run_id
+            if (
+                self._current is run
+            ):  # not yet saved (an on_run_end hook may have raised)
+                self._finish(run, status, exc)
+                for observer in observers:
+                    try:
+                        await observer.on_run_end(info, None, exc)
+                    except Exception:
+                        logger.exception("observer %r failed in on_run_end", observer)
+            raise
+        finally:
+            if durable:
+                state._end_buffering()
+
+    def _finish(self, run: _Run, status: str, error: Optional[BaseException]) -> None:
+        self._current = None
+        self._last = run
+        backend = self.state.backend
+        record = self._record(run, status, error)
+        if not backend.durable:
+            record["outputs"] = run.outputs
+            backend.save_run(record)
+            return
+        try:
+            backend.save_run(record, self.state._take_changes())
+        except StateValidationError:
+            # Something of this run cannot be stored: keep the last committed position.
+            if run.committed is not None:
+                record["frontier"], record["joins"] = run.committed
+            backend.save_run(record)
+
+    async def _loop(
+        self, run: _Run
+    ) -> None:  # noqa: C901 - the scheduler, in one place
+        ready: Deque[int] = deque(run.pending)
+        running: Dict["asyncio.Task[Any]", int] = {}
+        finished: Deque["asyncio.Task[Any]"] = deque()
+        wake = asyncio.Event()
+        paused: Optional[RunPaused] = None
+
+        def on_done(task: "asyncio.Task[Any]") -> None:
+            finished.append(task)
+            wake.set()
+
+        try:
+            while True:
+                if not running and paused is None:
+                    if len(ready) == 1:  # linear fast path: no task, no wait
+                        seq = ready.popleft()
+                        node_id, inputs = run.pending[seq]
+                        output = await self._exec(run, node_id, inputs)
+                        self._complete(run, seq, node_id, output, ready)
+                        continue
+                    if not ready and not self._release_join(run, ready):
+                        break
+                    if len(ready) == 1:
+                        continue
+                if paused is None:
+                    while ready:
+                        seq = ready.popleft()
+                        node_id, inputs = run.pending[seq]
+                        task = asyncio.ensure_future(self._exec(run, node_id, inputs))
+                        task.add_done_callback(on_done)
+                        running[task] = seq
+                if not running:
+                    break
+                while not finished:
+                    wake.clear()
+                    await wake.wait()
+                failure: Optional[BaseException] = None
+                while finished:
+                    task = finished.popleft()
+                    seq = running.pop(task)
+                    if task.cancelled():
+                        failure = failure or asyncio.CancelledError()
+                        continue
+                    error = task.exception()
+                    if error is None:
+                        if failure is None:
+                            self._complete(
+                                run, seq, run.pending[seq][0], task.result(), ready
+                            )
+                    elif isinstance(error, RunPaused) and not isinstance(
+                        failure, Exception
+                    ):
+                        paused = paused or error
+                    elif failure is None:
+                        failure = error
+                if failure is not None:
+                    raise failure
+            if paused is not None:
+                raise paused
+        finally:
+            if running:
+                for task in running:
+                    task.cancel()
+                await asyncio.wait(list(running))
+                for task in running:  # consume the errors of cancelled siblings
+                    if not task.cancelled():
+                        task.exception()
+
+    async def _exec(self, run: _Run, node_id: str, inputs: Any) -> Any:
+        node = self.nodes[node_id]
+        info = run.info
+        ctx = ExecutionContext(
+            Inputs(inputs),
+            node.state,
+            self.state,
+            {
+                "node_id": node_id,
+                "run_id": info.run_id,
+                "attempt": 1,
+                "graph_id": self.graph_id,
+                "step": run.step + 1,
+            },
+            self,
+            info.run_id,
+            info,
+            node,
+            self._observers,
+        )
+        started = time.perf_counter()
+        try:
+            output = await execute_node(node, ctx, info, self._observers)
+        except BaseException as exc:
+            if isinstance(exc, RunPaused):
+                status = "paused"
+            elif isinstance(exc, (RunStopped, asyncio.CancelledError)):
+                status = "cancelled"
+            else:
+                status = "failed"
+            previous = run.node_results.get(node_id)
+            run.node_results[node_id] = NodeRunInfo(
+                status,
+                ctx.metadata["attempt"],
+                time.perf_counter() - started,
+                None if status != "failed" else str(exc),
+                previous.runs if previous is not None else 0,
+            )
+            if status == "failed" and not isinstance(exc, SparkError):
+                raise NodeExecutionError(node_id, exc) from exc
+            raise
+        previous = run.node_results.get(node_id)
+        run.node_results[node_id] = NodeRunInfo(
+            "completed",
+            ctx.metadata["attempt"],
+            time.perf_counter() - started,
+            None,
+            previous.runs + 1 if previous is not None else 1,
+        )
+        return output
+
+    def _complete(
+        self, run: _Run, seq: int, node_id: str, output: Any, ready: Deque[int]
+    ) -> None:
+        """Record a finished node, fire its edges and commit the step."""
+        del run.pending[seq]
+        run.step += 1
+        run.info.step = run.step
+        run.outputs[node_id] = output
+        run.last_node = node_id
+        joins_changed = False
+        for edge, target in self._out[node_id]:
+            if edge.kind != "always" and not edge.matches(output):
+                continue
+            if isinstance(target, JoinNode):
+                joins_changed = True
+                if self._buffer_join(run, node_id, target.id, output):
+                    ready.append(run.add(target.id, run.joins[target.id].pop(0)))
+                    if not run.joins[target.id]:
+                        del run.joins[target.id]
+            else:
+                ready.append(run.add(target.id, output))
+        backend = self.state.backend
+        if backend.durable:
+            frontier = run.frontier()
+            joins = run.joins if joins_changed else None
+            backend.commit_step(
+                run.info.run_id,
+                run.step,
+                node_id,
+                output,
+                frontier,
+                joins,
+                self.state._take_changes(),
+            )
+            previous_joins = run.committed[1] if run.committed is not None else {}
+            run.committed = (
+                frontier,
+                run.joins if joins is not None else previous_joins,
+            )
+        if run.step >= self.max_steps and run.pending:
+            raise MaxStepsExceededError(self.max_steps)
+
+    def _buffer_join(self, run: _Run, parent: str, join_id: str, output: Any) -> bool:
+        """Add a parent's message to the join's first round that lacks it; True when full."""
+        rounds = run.joins.setdefault(join_id, [])
+        for round_ in rounds:
+            if parent not in round_:
+                round_[parent] = output
+                break
+        else:
+            rounds.append({parent: output})
+        return len(rounds[0]) == len(self._parents[join_id])
+
+    def _release_join(self, run: _Run, ready: Deque[int]) -> bool:
+        """When nothing else can run, let the first partially filled join run."""
+        for join_id, rounds in list(run.joins.items()):
+            if rounds:
+                ready.append(run.add(join_id, rounds.pop(0)))
+                if not rounds:
+                    del run.joins[join_id]
+                return True
+        return False
+
+    # ------------------------------------------------------------------- state
+    async def checkpoint_state(self) -> Dict[str, Any]:
+        """Return a JSON-serialisable checkpoint of the state and the run position.
+
+        The position is the frontier of the run in progress or the last run (its pending
+        nodes and their inputs, join buffers, outputs); for a graph that never ran it is
+        the start node.
+
+        Returns:
+            The checkpoint (a plain dict).
+
+        Raises:
+            StateValidationError: Something in the run is not JSON-serialisable.
+        """
+        run = self._current or self._last
+        if run is None:
+            run = _Run(
+                RunInfo(run_id=uuid.uuid4().hex, graph=self, started_at=time.time())
+            )
+            run.add(self.start.id, None)
+            status = "pending"
+        elif run is self._current:
+            status = "running"
+        else:
+            stored = self.state.backend.load_run(run.info.run_id)
+            status = (stored or {}).get("status", "completed")
+        checkpoint = {
+            "version": CHECKPOINT_VERSION,
+            "graph_id": self.graph_id,
+            "run_id": run.info.run_id,
+            "status": status,
+            "inputs": run.info.inputs,
+            "state": self.state._data,
+            "frontier": run.frontier(),
+            "joins": run.joins,
+            "outputs": run.outputs,
+            "step": run.step,
+            "last_node": run.last_node,
+            "node_snapshots": {
+                nid: n.state.context_snapshot for nid, n in self.nodes.items()
+            },
+        }
+        try:
+            return json.loads(json.dumps(checkpoint, allow_nan=False))  # type: ignore
+        except (TypeError, ValueError) as exc:
+            raise StateValidationError(
+                f"the checkpoint is not JSON-serialisable: {exc}"
+            ) from None
+
+    async def resume_from(self, checkpoint: Dict[str, Any]) -> RunResult:
+        """Restore a checkpoint (state and position) and continue the run from it.
+
+        The saved frontier runs (not the start node); a checkpoint of a completed run
+        restores the state and returns that run's result without running anything.
+
+        Args:
+            checkpoint: A dict from :meth:`checkpoint_state` (possibly via JSON).
+
+        Returns:
+            The run's result.
+
+        Raises:
+            StateValidationError: The checkpoint is malformed or its state fails the schema
+                (nothing is restored then).
+            GraphDefinitionError: The checkpoint names nodes this graph does not have.
+        """
+        record = self._check_checkpoint(checkpoint)
+        state = self.state
+        new_state = dict(checkpoint["state"])
+        state._check(new_state)
+        backend = state.backend
+        backend.clear_state()
+        backend.save_state_keys(new_state)
+        state._reload()
+        for node_id, snapshot in (checkpoint.get("node_snapshots") or {}).items():
+            if node_id in self.nodes:
+                self.nodes[node_id].state.context_snapshot = snapshot
+        run = self._run_from_record(record)
+        if not run.pending and not run.joins:
+            run.info.step = run.step
+            self._last = run
+            return run.result("completed")
+        backend.save_run({**self._record(run, "running"), "outputs": run.outputs})
+        if backend.durable:
+            run.committed = (run.frontier(), dict(run.joins))
+        return await self._drive(run)
+
+    def _check_checkpoint(self, checkpoint: Any) -> Dict[str, Any]:
+        if not isinstance(checkpoint, dict):
+            raise StateValidationError(
+                f"a checkpoint must be a dict, got {type(checkpoint)}"
+            )
+        if checkpoint.get("version") != CHECKPOINT_VERSION:
+            raise StateValidationError(
+                f"unsupported checkpoint version {checkpoint.get('version')!r}"
+            )
+        expected = {
+            "run_id": str,
+            "state": dict,
+            "frontier": list,
+            "joins": dict,
+            "outputs": dict,
+            "step": int,
+        }
+        for key, kind in expected.items():
+            if not isinstance(checkpoint.get(key), kind):
+                raise StateValidationError(
+                    f"checkpoint field {key!r} must be a {kind.__name__}"
+                )
+        for entry in checkpoint["frontier"]:
+            if not (
+                isinstance(entry, list)
+                and len(entry) == 2
+                and isinstance(entry[0], str)
+            ):
+                raise StateValidationError(
+                    f"bad frontier entry in checkpoint: {entry!r}"
+                )
+            self._require_node(entry[0])
+        for join_id in checkpoint["joins"]:
+            self._require_node(join_id)
+        return {
+            k: checkpoint.get(k)
+            for k in (
+                "run_id",
+                "inputs",
+                "frontier",
+                "joins",
+                "outputs",
+                "step",
+                "last_node",
+            )
+        }
+
+    async def reset_state(self) -> None:
+        """Clear the graph state (back to schema defaults) and every node's own state."""
+        await self.state.clear()
+        for node in self.nodes.values():
+            node.state.context_snapshot = None
+
+    # --------------------------------------------------------------- rendering
+    def to_mermaid(self) -> str:
+        """Return a Mermaid ``flowchart`` of the graph (conditions label the edges)."""
+        alias = {node_id: f"n{i}" for i, node_id in enumerate(self.nodes)}
+        lines = ["flowchart TD"]
+        for node_id, node in self.nodes.items():
+            text = _mermaid_text(node_id)
+            if node is self.start:
+                shape = f'(["{text}"])'
+            elif isinstance(node, JoinNode):
+                shape = f'{{{{"{text}"}}}}'
+            else:
+                shape = f'["{text}"]'
+            lines.append(f"    {alias[node_id]}{shape}")
+        for edge in self.edges:
+            label = edge.label()
+            arrow = f'-->|"{_mermaid_text(label)}"|' if label else "-->"
+            lines.append(f"    {alias[edge.source]} {arrow} {alias[edge.target]}")
+        return "\n".join(lines)
+
+    def _repr_markdown_(self) -> str:
+        return f"```mermaid\n{self.to_mermaid()}\n```"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(e.source)}</td><td>{html.escape(e.target)}</td>"
+            f"<td>{html.escape(e.label())}</td></tr>"
+            for e in self.edges
+        )
+        return (
+            f"<div><b>Graph {html.escape(self.graph_id)}</b>: {len(self.nodes)} nodes, "
+            f"{len(self.edges)} edges"
+            f'<pre class="mermaid">{html.escape(self.to_mermaid())}</pre>'
+            f"<table><tr><th>from</th><th>to</th><th>condition</th></tr>{rows}</table></div>"
+        )
+
+
+def _mermaid_text(text: str) -> str:
+    return text.replace('"', "#quot;").replace("\n", " ")
+
+
+__all__ = ["Graph"]

@@ -1,0 +1,495 @@
+"""Nodes: the unit of work of a graph, and the code that runs one node."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from dataclasses import dataclass, field
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+from spark_core.errors import (
+    CircuitOpenError,
+    GraphDefinitionError,
+    NodeExecutionError,
+    NodeTimeoutError,
+    RunStopped,
+)
+from spark_core.nodes.capabilities import (
+    CircuitBreakerCapability,
+    RateLimitCapability,
+    RetryCapability,
+    TimeoutCapability,
+)
+from spark_core.nodes.context import ExecutionContext, Inputs, NodeState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from spark_core.graphs.observers import GraphObserver, RunInfo
+
+# A successor link kept on the source node: (target, kind, value). The graph turns these into
+# Edge objects once node ids are final.
+Link = Tuple["Node", str, Any]
+Target = Union["Node", Sequence["Node"]]
+
+
+@dataclass
+class NodeConfig:
+    """Capabilities and options of a node.
+
+    Attributes:
+        retry: Retry failing attempts.
+        timeout: Limit each attempt's duration.
+        rate_limit: Limit how often attempts start.
+        circuit_breaker: Stop calling a node that keeps failing.
+        description: Free text shown in diagrams and specs.
+        metadata: Free data for tools built on top of the engine.
+    """
+
+    retry: Optional[RetryCapability] = None
+    timeout: Optional[TimeoutCapability] = None
+    rate_limit: Optional[RateLimitCapability] = None
+    circuit_breaker: Optional[CircuitBreakerCapability] = None
+    description: str = ""
+    metadata: Dict[str, Any] = field(default_factory=dict)
+
+    def has_capabilities(self) -> bool:
+        """True when any capability is set (the engine then takes its full path)."""
+        return not (
+            self.retry is None
+            and self.timeout is None
+            and self.rate_limit is None
+            and self.circuit_breaker is None
+        )
+
+
+@dataclass
+class NodeResult:
+    """The result of running one node alone with :meth:`Node.run`.
+
+    Attributes:
+        content: The node's output.
+        node_id: The node's id.
+        attempts: Attempts made (1 + retries).
+        duration_s: Seconds the execution took.
+        status: Always ``"completed"`` (a failure raises ``NodeExecutionError``).
+    """
+
+    content: Any
+    node_id: str
+    attempts: int = 1
+    duration_s: float = 0.0
+    status: str = "completed"
+
+
+class _EdgeBuilder:
+    """The left side of a conditional edge: ``node.on(...) >> target``."""
+
+    __slots__ = ("_source", "_kind", "_value")
+
+    def __init__(self, source: "Node", kind: str, value: Any) -> None:
+        self._source = source
+        self._kind = kind
+        self._value = value
+
+    def __rshift__(self, target: Target) -> Target:
+        for node in _as_nodes(target):
+            self._source._add_link(node, self._kind, self._value)
+        return target
+
+
+def _as_nodes(target: Any) -> List["Node"]:
+    items = list(target) if isinstance(target, (list, tuple)) else [target]
+    for item in items:
+        if not isinstance(item, Node):
+            raise GraphDefinitionError(f"an edge must point to a Node, got {item!r}")
+    return items
+
+
+class Node:
+    """A unit of work. Subclass it and implement ``process(self, context)``.
+
+    ``process`` may be ``async def`` or a plain ``def`` (which runs in a worker thread so it
+    never blocks the event loop). It returns a dict, or ``None``; that becomes the next node's
+    ``context.inputs.content``. The base class's ``process`` passes its input through.
+
+    Subclasses that define ``__init__`` must call ``super().__init__()``.
+
+    Attributes:
+        name: The node's name (defaults to the class name).
+        id: Unique id within a graph; defaults to the name. Unnamed nodes of the same class
+            in one graph get ``ClassName_2``, ``ClassName_3``, ... in discovery order.
+        config: The node's :class:`NodeConfig`.
+        state: The node's own :class:`~spark_core.nodes.context.NodeState`.
+    """
+
+    def __init__(
+        self, name: Optional[str] = None, config: Optional[NodeConfig] = None
+    ) -> None:
+        """Create a node.
+
+        Args:
+            name: The node's name and default id (a non-empty string).
+            config: Capabilities and options.
+
+        Raises:
+            GraphDefinitionError: ``name`` or ``config`` has the wrong type.
+        """
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise GraphDefinitionError(
+                f"a node name must be a non-empty string, got {name!r}"
+            )
+        if config is not None and not isinstance(config, NodeConfig):
+            raise GraphDefinitionError(f"config must be a NodeConfig, got {config!r}")
+        self.name: str = name if name is not None else type(self).__name__
+        self.id: str = self.name
+        self._auto_id = name is None
+        self.config: NodeConfig = config if config is not None else NodeConfig()
+        self.state = NodeState()
+        self._links: List[Link] = []
+        self._is_async = inspect.iscoroutinefunction(self.process)
+        # The built-in pass-through implementations are trivial: call them inline rather
+        # than in a worker thread.
+        self._inline = getattr(type(self).process, "_spark_inline", False)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} id={getattr(self, 'id', '?')!r}>"
+
+    def process(self, context: ExecutionContext) -> Any:
+        """Do the node's work; the base implementation returns its input unchanged.
+
+        Override it as ``async def process(self, context)`` or as a plain ``def`` (which
+        then runs in a worker thread).
+
+        Args:
+            context: The execution context.
+
+        Returns:
+            A dict (the next node's input) or ``None``.
+        """
+        content = context.inputs.content
+        return content if isinstance(content, dict) else {"value": content}
+
+    # ----------------------------------------------------------------- edges
+    def _add_link(self, target: "Node", kind: str, value: Any) -> None:
+        _require_init(self)
+        _require_init(target)
+        for linked, linked_kind, linked_value in self._links:
+            if linked is target and linked_kind == kind and linked_value is value:
+                return  # the same edge twice (e.g. `a >> b` repeated) is one edge
+        self._links.append((target, kind, value))
+
+    def __rshift__(self, other: Target) -> Target:
+        """Add an unconditional edge ``self -> other`` (or to each node of a list).
+
+        Args:
+            other: The target node, or a list of nodes (fan-out).
+
+        Returns:
+            ``other``, so ``a >> b >> c`` chains.
+        """
+        for node in _as_nodes(other):
+            self._add_link(node, "always", None)
+        return other
+
+    def __rrshift__(self, other: Sequence["Node"]) -> "Node":
+        """``[a, b] >> self`` adds an edge from each node of the list (fan-in).
+
+        Args:
+            other: The source nodes.
+
+        Returns:
+            ``self``.
+        """
+        for node in _as_nodes(other):
+            node._add_link(self, "always", None)
+        return self
+
+    def on(
+        self,
+        branch: Any = None,
+        *,
+        expr: Optional[str] = None,
+        when: Optional[Callable[[Any], Any]] = None,
+        **equals: Any,
+    ) -> _EdgeBuilder:
+        """Start a conditional edge: ``node.on(...) >> target``.
+
+        Forms: ``on(branch="A")`` or ``on(status="ok")`` (output keys equal the values),
+        ``on(expr="$.outputs.score > 0.5")`` (safe expression), ``on(lambda out: ...)`` or
+        ``on(when=...)`` (a callable given the output). A positional non-callable value
+        means ``branch=value``.
+
+        Args:
+            branch: Expected value of the output's ``"branch"`` key, or a callable.
+            expr: A safe expression over ``$.outputs``.
+            when: A callable receiving the output; truthy fires the edge.
+            **equals: Output keys and the values they must equal.
+
+        Returns:
+            A builder; ``>> target`` adds the edge and returns the target.
+
+        Raises:
+            GraphDefinitionError: No condition or several kinds of condition were given.
+            ExpressionError: ``expr`` is not a valid expression.
+        """
+        if callable(branch) and not isinstance(branch, type):
+            if when is not None:
+                raise GraphDefinitionError(
+                    "give the condition callable once, not twice"
+                )
+            when, branch = branch, None
+        if branch is not None:
+            equals = {"branch": branch, **equals}
+        given = [
+            kind for kind, v in (("expr", expr), ("callable", when)) if v is not None
+        ]
+        if equals:
+            given.append("equals")
+        if len(given) != 1:
+            raise GraphDefinitionError(
+                "node.on() needs exactly one kind of condition: key=value pairs, expr=... or a "
+                f"callable (got {given or 'none'})"
+            )
+        if expr is not None:
+            from spark_core.graphs.expr import Expression
+
+            return _EdgeBuilder(self, "expr", Expression(expr).text)
+        if when is not None:
+            return _EdgeBuilder(self, "callable", when)
+        return _EdgeBuilder(self, "equals", dict(equals))
+
+    @property
+    def successors(self) -> List["Node"]:
+        """The nodes this node has edges to, in the order the edges were added."""
+        return [target for target, _, _ in self._links]
+
+    # ------------------------------------------------------------- running
+    async def run(self, inputs: Any = None) -> NodeResult:
+        """Run this node alone (with its capabilities) and return its result.
+
+        Args:
+            inputs: The node's ``inputs.content``.
+
+        Returns:
+            A :class:`NodeResult`; ``.content`` is the output.
+
+        Raises:
+            NodeExecutionError: The node failed (after retries).
+        """
+        _require_init(self)
+        ctx = ExecutionContext(
+            Inputs(inputs),
+            self.state,
+            metadata={"node_id": self.id, "attempt": 1, "step": 1},
+        )
+        started = time.perf_counter()
+        output = await execute_node(self, ctx, None, ())
+        return NodeResult(
+            content=output,
+            node_id=self.id,
+            attempts=ctx.metadata["attempt"],
+            duration_s=time.perf_counter() - started,
+        )
+
+
+class JoinNode(Node):
+    """Waits for one message from each of its parents, then runs once.
+
+    Its ``inputs.content`` is ``{parent id: parent output}``. When a parent can no longer
+    deliver (its branch was not taken and nothing else is running), the join runs with the
+    messages it has. The base implementation returns that mapping unchanged; subclass and
+    override ``process`` to combine the branches.
+    """
+
+    def process(self, context: ExecutionContext) -> Any:
+        """Return the collected ``{parent id: output}`` mapping.
+
+        Args:
+            context: The execution context.
+
+        Returns:
+            The mapping of parent outputs.
+        """
+        return dict(context.inputs.content)
+
+
+Node.process._spark_inline = True  # type: ignore[attr-defined]
+JoinNode.process._spark_inline = True  # type: ignore[attr-defined]
+
+
+def _require_init(node: Any) -> None:
+    if not hasattr(node, "_links"):
+        raise GraphDefinitionError(
+            f"{type(node).__name__}.__init__ must call super().__init__() before the node is used"
+        )
+
+
+class _BadOutputError(TypeError):
+    """process() returned something other than a dict or None (never retried)."""
+
+
+def _check_output(node: Node, output: Any) -> Any:
+    if output is None or isinstance(output, dict):
+        return output
+    raise _BadOutputError(
+        f"process() must return a dict or None, got {type(output).__name__} from node {node.id!r}"
+    )
+
+
+async def _call(node: Node, ctx: ExecutionContext) -> Any:
+    if node._is_async:
+        return await node.process(ctx)
+    if node._inline:
+        return node.process(ctx)
+    output = await asyncio.to_thread(node.process, ctx)
+    if inspect.isawaitable(output):
+        output = await output
+    return output
+
+
+async def execute_node(
+    node: Node,
+    ctx: ExecutionContext,
+    run: Optional["RunInfo"],
+    observers: Sequence["GraphObserver"],
+) -> Any:
+    """Run one node execution: observers, circuit breaker, retries, rate limit, timeout.
+
+    Args:
+        node: The node.
+        ctx: Its execution context (``metadata["attempt"]`` is updated per attempt).
+        run: The run, for observer hooks (``None`` when running alone).
+        observers: Observers to call (empty: no hooks, the fast path).
+
+    Returns:
+        The node's output (a dict or ``None``).
+
+    Raises:
+        NodeExecutionError: The node failed for good (``NodeTimeoutError``,
+            ``CircuitOpenError`` for those causes).
+        RunStopped: The node or an observer stopped (or paused) the run.
+    """
+    config = node.config
+    if not observers and not config.has_capabilities():
+        try:
+            output = _check_output(node, await _call(node, ctx))
+        except RunStopped:
+            raise
+        except Exception as exc:
+            raise NodeExecutionError(node.id, exc) from exc
+        node.state.context_snapshot = output
+        return output
+    return await _execute_full(node, ctx, run, observers)
+
+
+async def _execute_full(  # noqa: C901 - the attempt loop is clearer in one piece
+    node: Node,
+    ctx: ExecutionContext,
+    run: Optional["RunInfo"],
+    observers: Sequence["GraphObserver"],
+) -> Any:
+    config = node.config
+    retry, timeout = config.retry, config.timeout
+    limiter, breaker = config.rate_limit, config.circuit_breaker
+    if run is not None:
+        try:
+            for observer in observers:
+                await observer.on_node_start(run, node, ctx)
+        except RunStopped:
+            raise
+        except Exception as exc:  # e.g. a policy denial: the node fails without running
+            denied = NodeExecutionError(node.id, exc)
+            for observer in observers:
+                await observer.on_node_error(run, node, ctx, denied)
+            raise denied from exc
+    attempt = 0
+    while True:
+        attempt += 1
+        ctx.metadata["attempt"] = attempt
+        if run is not None:
+            for observer in observers:
+                await observer.on_attempt_start(run, node, ctx)
+        output: Any = None
+        error: Optional[BaseException] = None
+        started = time.monotonic()
+        try:
+            if breaker is not None and not breaker.allow():
+                raise CircuitOpenError(
+                    node.id,
+                    message=f"node {node.id!r} not called: its circuit breaker is open",
+                )
+            if limiter is not None:
+                await limiter.acquire()
+            if timeout is not None:
+                output = await asyncio.wait_for(
+                    _call(node, ctx), timeout.timeout_seconds
+                )
+            else:
+                output = await _call(node, ctx)
+            output = _check_output(node, output)
+        except RunStopped:
+            raise
+        except CircuitOpenError as exc:
+            error = exc
+        except Exception as exc:
+            error = exc
+            if breaker is not None:
+                breaker.record_failure()
+            if (
+                timeout is not None
+                and isinstance(exc, asyncio.TimeoutError)
+                and time.monotonic() - started >= timeout.timeout_seconds * 0.99
+            ):
+                error = NodeTimeoutError(
+                    node.id,
+                    exc,
+                    message=f"node {node.id!r} timed out after {timeout.timeout_seconds}s",
+                )
+        else:
+            if breaker is not None:
+                breaker.record_success()
+        await ctx.flush_events()
+        if run is not None:
+            for observer in observers:
+                await observer.on_attempt_end(run, node, ctx, output, error)
+        if error is None:
+            node.state.context_snapshot = output
+            if run is not None:
+                for observer in observers:
+                    await observer.on_node_end(run, node, ctx, output)
+            return output
+        cause = error.cause if isinstance(error, NodeTimeoutError) else error
+        if (
+            retry is not None
+            and not isinstance(error, CircuitOpenError)
+            and not isinstance(error, _BadOutputError)
+            and retry.should_retry(cause if cause is not None else error, attempt)
+        ):
+            delay = retry.delay(attempt)
+            if run is not None:
+                for observer in observers:
+                    await observer.on_retry(run, node, ctx, error, delay)
+            await asyncio.sleep(delay)
+            continue
+        final = (
+            error
+            if isinstance(error, NodeExecutionError)
+            else NodeExecutionError(node.id, error)
+        )
+        if run is not None:
+            for observer in observers:
+                await observer.on_node_error(run, node, ctx, final)
+        raise final from (final.cause if final.cause is not None else error)
+
+
+__all__ = ["Node", "NodeConfig", "NodeResult", "JoinNode", "execute_node"]
