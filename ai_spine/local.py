@@ -1525,6 +1525,8 @@ class LocalSpine:
 
 def _describe_error(exc: BaseException) -> str:
     text = str(exc)
+    if text and type(exc).__module__.startswith("spark_core"):
+        return text  # the engine's messages already name the node and the cause
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -500,14 +500,17 @@ class SpineServer:
         """Serve in a background thread and return at once."""
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, name="ai-spine-serve", daemon=True
+                target=self._httpd.serve_forever,
+                args=(0.05,),  # poll interval: shutdown() returns within ~50 ms
+                name="ai-spine-serve",
+                daemon=True,
             )
             self._thread.start()
         return self
 
     def serve_forever(self) -> None:
         """Serve in this thread until :meth:`shutdown` is called from another one."""
-        self._httpd.serve_forever()
+        self._httpd.serve_forever(0.05)
 
     def shutdown(self, close_spine: bool = False, grace: float = 5.0) -> None:
         """Stop accepting requests; optionally close the LocalSpine too.

@@ -1,0 +1,48 @@
+"""Fixtures: the same test flows behind LocalSpine directly and behind AISpine + a server."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from ai_spine import AISpine
+from ai_spine.local import LocalSpine
+from ai_spine.protocol import Spine
+from ai_spine.server import SpineServer
+from tests.local.flows import Hooks, make_flows
+
+
+@pytest.fixture
+def hooks() -> Iterator[Hooks]:
+    """Events of the blocking test flow; released at teardown so no run lingers."""
+    h = Hooks()
+    yield h
+    h.release.set()
+
+
+@pytest.fixture
+def local_spine(hooks: Hooks) -> Iterator[LocalSpine]:
+    """A LocalSpine with the test flows."""
+    spine = LocalSpine(make_flows(hooks))
+    yield spine
+    hooks.release.set()
+    spine.close(timeout=2)
+
+
+@pytest.fixture
+def server(local_spine: LocalSpine) -> Iterator[SpineServer]:
+    """``local_spine`` served on a free loopback port."""
+    with SpineServer(local_spine) as srv:
+        yield srv
+
+
+@pytest.fixture(params=["local", "http"])
+def spine(request: pytest.FixtureRequest, local_spine: LocalSpine) -> Iterator[Spine]:
+    """The contract subject: LocalSpine itself, or AISpine talking to it over HTTP."""
+    if request.param == "local":
+        yield local_spine
+        return
+    with SpineServer(local_spine) as srv:
+        with AISpine(base_url=srv.url, max_retries=0, timeout=10) as client:
+            yield client

@@ -1,0 +1,81 @@
+"""Flows the local tests run, and the threading hooks that let tests see inside them."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Callable, Dict
+
+from spark_core.graphs import Graph
+from spark_core.nodes import ExecutionContext, Node
+
+
+class Hooks:
+    """Events a blocking flow sets, so tests synchronise without sleeping."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.cancelled = threading.Event()
+        self.release = threading.Event()
+
+
+class Echo(Node):
+    """Returns its input."""
+
+    async def process(self, context: ExecutionContext) -> Any:
+        return dict(context.inputs.content)
+
+
+class Upper(Node):
+    """Upper-cases ``text``."""
+
+    async def process(self, context: ExecutionContext) -> Any:
+        return {"text": str(context.inputs.content["text"]).upper()}
+
+
+class Exclaim(Node):
+    """Appends ``!`` to ``text``."""
+
+    def process(self, context: ExecutionContext) -> Any:  # a plain def runs in a thread
+        return {"text": context.inputs.content["text"] + "!"}
+
+
+class Fail(Node):
+    """Always fails with a clear message."""
+
+    async def process(self, context: ExecutionContext) -> Any:
+        raise ValueError("boom: this flow always fails")
+
+
+class Block(Node):
+    """Signals ``started``, then waits for ``release`` (records cancellation)."""
+
+    def __init__(self, hooks: Hooks) -> None:
+        super().__init__("block")
+        self.hooks = hooks
+
+    async def process(self, context: ExecutionContext) -> Any:
+        self.hooks.started.set()
+        try:
+            while not self.hooks.release.is_set():
+                await asyncio.sleep(0.005)
+        except asyncio.CancelledError:
+            self.hooks.cancelled.set()
+            raise
+        return {"released": True}
+
+
+def make_flows(hooks: Hooks) -> Dict[str, Callable[[], Graph]]:
+    """Return the test flows: echo, shout (two nodes), fail, block."""
+
+    def shout() -> Graph:
+        first = Upper("upper")
+        first >> Exclaim("exclaim")
+        return Graph(first)
+
+    return {
+        "echo": lambda: Graph(Echo("echo")),
+        "shout": shout,
+        "fail": lambda: Graph(Fail("fail")),
+        "block": lambda: Graph(Block(hooks)),
+    }
