@@ -1,0 +1,392 @@
+"""Human approvals: requests persisted in graph state, listed and resolved by an operator.
+
+When a policy answers REQUIRE_APPROVAL, the executor stores an approval request under the
+reserved state key ``_spark_approvals`` (a mapping id -> request dict) and raises
+:class:`ApprovalPendingError`, which pauses the run. An operator then lists and resolves
+requests::
+
+    pending = await graph.approvals.list(status="pending")
+    await graph.approvals.resolve(pending[0].id, "approved", reviewer="ana", notes="ok")
+    await graph.resume(run_id)          # the approved call runs exactly once
+
+Without a graph (e.g. the ``spark-spec approval-*`` CLI, another process)::
+
+    store = ApprovalStore.open("state/mission.sqlite")     # a SQLiteStateBackend file
+    store.list_sync(status="pending")
+    store.resolve_sync("apr-...", "approved", reviewer="ops")
+
+A request moves ``pending -> approved | rejected`` once: resolving it again raises
+:class:`ApprovalAlreadyResolvedError`. An approved request is *consumed* (``consumed_at``
+set) when the paused call runs; a consumed approval is never reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as _dt
+import hashlib
+import inspect
+import json
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, AsyncIterator, Dict, List, Mapping, Optional
+
+from spark_core.errors import RunPaused, SparkError
+
+__all__ = [
+    "APPROVALS_KEY",
+    "ApprovalRequest",
+    "ApprovalStore",
+    "ApprovalPendingError",
+    "ApprovalError",
+    "ApprovalNotFoundError",
+    "ApprovalAlreadyResolvedError",
+    "PENDING",
+    "APPROVED",
+    "REJECTED",
+]
+
+APPROVALS_KEY = "_spark_approvals"
+PENDING = "pending"
+APPROVED = "approved"
+REJECTED = "rejected"
+_STATUSES = (PENDING, APPROVED, REJECTED)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def fingerprint(
+    action: str, resource: str, run_id: Any, node_id: Any, payload: Any
+) -> str:
+    """Identify "the same call" across a pause and resume (hash of its JSON form)."""
+    text = json.dumps(
+        [action, resource, run_id, node_id, payload], sort_keys=True, default=repr
+    ).encode()
+    return hashlib.sha256(text).hexdigest()[:32]
+
+
+@dataclass
+class ApprovalRequest:
+    """One approval request, as stored in graph state.
+
+    Attributes:
+        id: Request id (``apr-...``), what operators resolve.
+        action: e.g. ``tool:execute``.
+        resource: e.g. ``tool://write_file``.
+        status: ``pending``, ``approved`` or ``rejected``.
+        created_at: ISO 8601 UTC time of the request.
+        requester: Who asked (``run:<run_id>/node:<node_id>``).
+        run_id: The paused run, if any.
+        node_id: The node that asked, if any.
+        policy: Name of the policy set.
+        rule: Name of the rule that required approval.
+        reason: The rule's reason.
+        context: A redacted summary of what was asked (tool name, arguments).
+        reviewer: Who resolved it.
+        notes: The reviewer's note.
+        resolved_at: ISO 8601 UTC time of the resolution.
+        consumed_at: When the approved (or rejected) answer was used by the resumed run.
+        fingerprint: Hash of the call, used to match the resumed call to this request.
+    """
+
+    id: str
+    action: str
+    resource: str
+    status: str = PENDING
+    created_at: str = field(default_factory=_now)
+    requester: str = ""
+    run_id: Optional[str] = None
+    node_id: Optional[str] = None
+    policy: Optional[str] = None
+    rule: Optional[str] = None
+    reason: str = ""
+    context: Dict[str, Any] = field(default_factory=dict)
+    reviewer: Optional[str] = None
+    notes: Optional[str] = None
+    resolved_at: Optional[str] = None
+    consumed_at: Optional[str] = None
+    fingerprint: str = ""
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Return the JSON-serialisable form stored in graph state."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ApprovalRequest:
+        """Build a request from its stored form (unknown keys are ignored)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class ApprovalError(SparkError, ValueError):
+    """An approval operation was invalid (bad status, unknown id, already resolved)."""
+
+
+class ApprovalNotFoundError(ApprovalError, KeyError):
+    """No approval request has the given id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ApprovalAlreadyResolvedError(ApprovalError):
+    """The request was already approved or rejected; a request is resolved once."""
+
+
+class ApprovalPendingError(RunPaused):
+    """The run paused until a human resolves an approval request.
+
+    Attributes:
+        request_id: Id of the pending request (resolve it, then ``graph.resume(run_id)``).
+        request: The request as a dict.
+        decision: The PolicyDecision that required approval.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request_id: str,
+        request: Optional[Mapping[str, Any]] = None,
+        decision: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+        self.request = dict(request or {})
+        self.decision = decision
+
+
+class _BackendState:
+    """GraphState-like access to a state backend alone (another process, the CLI)."""
+
+    def __init__(self, backend: Any) -> None:
+        for name in ("load_state", "save_state_keys"):
+            if not callable(getattr(backend, name, None)):
+                raise ApprovalError(
+                    f"{type(backend).__name__} has no {name}(); "
+                    "use a SQLiteStateBackend (or a GraphState)"
+                )
+        self.backend = backend
+        self._lock: Optional[asyncio.Lock] = None
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        data = self.backend.load_state()
+        if inspect.isawaitable(data):
+            data = await data
+        return dict(data or {}).get(key, default)
+
+    async def set(self, key: str, value: Any) -> None:
+        done = self.backend.save_state_keys({key: value})
+        if inspect.isawaitable(done):
+            await done
+
+    def lock(self) -> Any:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+
+class _DictState:
+    """Process-local state used by a ToolExecutor that runs outside any graph."""
+
+    def __init__(self) -> None:
+        self.data: Dict[str, Any] = {}
+        self._lock: Optional[asyncio.Lock] = None
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    async def set(self, key: str, value: Any) -> None:
+        self.data[key] = value
+
+    def lock(self) -> Any:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+
+class ApprovalStore:
+    """List, create and resolve approval requests kept in a state.
+
+    Args:
+        state: A GraphState (async ``get``/``set`` and ``lock()``), or anything with the
+            same methods. Use :meth:`from_backend` / :meth:`open` for a backend alone.
+    """
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+    @classmethod
+    def from_backend(cls, backend: Any) -> ApprovalStore:
+        """Make a store over a state backend without a Graph (uses ``load_state`` and
+        ``save_state_keys``).
+
+        Raises:
+            ApprovalError: The backend lacks those methods.
+        """
+        return cls(_BackendState(backend))
+
+    @classmethod
+    def open(cls, path: str) -> ApprovalStore:
+        """Make a store over the SQLite state file at ``path`` (as the CLI does).
+
+        Raises:
+            ApprovalError: The file does not exist.
+        """
+        import os
+
+        if not os.path.exists(path):
+            raise ApprovalError(f"state file not found: {path}")
+        from spark_core.graphs.backends import SQLiteStateBackend
+
+        return cls.from_backend(SQLiteStateBackend(path))
+
+    @contextlib.asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        lock = self.state.lock()
+        async with lock:
+            yield
+
+    async def _load(self) -> Dict[str, Dict[str, Any]]:
+        raw = await self.state.get(APPROVALS_KEY, None)
+        if not raw:
+            return {}
+        if not isinstance(raw, Mapping):
+            raise ApprovalError(
+                f"state key {APPROVALS_KEY!r} is corrupt: not a mapping"
+            )
+        return {str(k): dict(v) for k, v in raw.items()}
+
+    async def list(
+        self, status: Optional[str] = None, *, run_id: Optional[str] = None
+    ) -> List[ApprovalRequest]:
+        """Return requests, oldest first, optionally only those with ``status`` / ``run_id``.
+
+        Raises:
+            ApprovalError: ``status`` is not pending, approved or rejected.
+        """
+        if status is not None and status not in _STATUSES:
+            raise ApprovalError(
+                f"unknown approval status {status!r}: expected {_STATUSES}"
+            )
+        items = [ApprovalRequest.from_dict(v) for v in (await self._load()).values()]
+        return [
+            r
+            for r in items
+            if (status is None or r.status == status)
+            and (run_id is None or r.run_id == run_id)
+        ]
+
+    async def get(self, request_id: str) -> ApprovalRequest:
+        """Return one request.
+
+        Raises:
+            ApprovalNotFoundError: No request has this id.
+        """
+        data = (await self._load()).get(request_id)
+        if data is None:
+            raise ApprovalNotFoundError(f"no approval request with id {request_id!r}")
+        return ApprovalRequest.from_dict(data)
+
+    async def resolve(
+        self,
+        request_id: str,
+        status: str,
+        *,
+        reviewer: Optional[str] = None,
+        notes: Optional[str] = None,
+    ) -> ApprovalRequest:
+        """Approve or reject a pending request (once).
+
+        Args:
+            request_id: The request id.
+            status: ``"approved"`` or ``"rejected"``.
+            reviewer: Who decided.
+            notes: Why.
+
+        Returns:
+            The resolved request.
+
+        Raises:
+            ApprovalError: ``status`` is not approved/rejected.
+            ApprovalNotFoundError: No request has this id.
+            ApprovalAlreadyResolvedError: The request was already resolved.
+        """
+        if status not in (APPROVED, REJECTED):
+            raise ApprovalError(
+                f"approval status must be {APPROVED!r} or {REJECTED!r}, got {status!r}"
+            )
+        async with self._locked():
+            requests = await self._load()
+            data = requests.get(request_id)
+            if data is None:
+                raise ApprovalNotFoundError(
+                    f"no approval request with id {request_id!r}"
+                )
+            if data.get("status") != PENDING:
+                raise ApprovalAlreadyResolvedError(
+                    f"approval request {request_id!r} is already {data.get('status')}"
+                )
+            data.update(
+                status=status, reviewer=reviewer, notes=notes, resolved_at=_now()
+            )
+            requests[request_id] = data
+            await self.state.set(APPROVALS_KEY, requests)
+        return ApprovalRequest.from_dict(data)
+
+    async def create(self, request: ApprovalRequest) -> ApprovalRequest:
+        """Persist a new pending request (used by the executor and node policies)."""
+        async with self._locked():
+            requests = await self._load()
+            requests[request.id] = request.to_dict()
+            await self.state.set(APPROVALS_KEY, requests)
+        return request
+
+    async def find_open(self, fingerprint_: str) -> Optional[ApprovalRequest]:
+        """Return the newest unconsumed request for a call fingerprint, if any."""
+        for data in reversed(list((await self._load()).values())):
+            if data.get("fingerprint") == fingerprint_ and not data.get("consumed_at"):
+                return ApprovalRequest.from_dict(data)
+        return None
+
+    async def consume(self, request_id: str) -> bool:
+        """Mark a resolved request as used; False if it was already used (then do not act).
+
+        This is the "exactly once" gate: it is checked and set under the state lock.
+        """
+        async with self._locked():
+            requests = await self._load()
+            data = requests.get(request_id)
+            if data is None or data.get("consumed_at") or data.get("status") == PENDING:
+                return False
+            data["consumed_at"] = _now()
+            requests[request_id] = data
+            await self.state.set(APPROVALS_KEY, requests)
+        return True
+
+    def list_sync(
+        self, status: Optional[str] = None, *, run_id: Optional[str] = None
+    ) -> List[ApprovalRequest]:
+        """Blocking :meth:`list`, for scripts and CLIs (not inside a running event loop)."""
+        return asyncio.run(self.list(status, run_id=run_id))
+
+    def resolve_sync(
+        self,
+        request_id: str,
+        status: str,
+        *,
+        reviewer: Optional[str] = None,
+        notes: Optional[str] = None,
+    ) -> ApprovalRequest:
+        """Blocking :meth:`resolve`, for scripts and CLIs (not inside a running event loop)."""
+        return asyncio.run(
+            self.resolve(request_id, status, reviewer=reviewer, notes=notes)
+        )
+
+
+def new_request_id() -> str:
+    """Return a fresh request id."""
+    return "apr-" + uuid.uuid4().hex[:16]

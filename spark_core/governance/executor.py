@@ -1,0 +1,363 @@
+"""One place where tool calls and node executions meet the policy set.
+
+:class:`ToolExecutor` is what ``context.call_tool(name, **arguments)`` delegates to (and what
+agents call directly)::
+
+    executor = ToolExecutor([read_file, write_file], policy_set)
+    result = await executor.call("read_file", {"path": "a.txt"}, context)
+
+For each call it: finds the tool (:class:`ToolNotFoundError`), validates the arguments
+(:class:`ToolArgumentError`), evaluates the policy with action ``tool:execute`` and resource
+``tool://<name>``, appends the decision to the audit trail (graph state key ``_spark_audit``),
+emits a ``policy.decision`` event, then:
+
+* ALLOW -> runs the tool and returns its result;
+* DENY -> raises :class:`PolicyViolationError` (``.decision`` holds the decision);
+* REQUIRE_APPROVAL -> stores an approval request (``_spark_approvals``) and raises
+  :class:`ApprovalPendingError`, pausing the run. After the request is approved and the run
+  resumed, the same call (same run, node, tool and arguments) runs exactly once; after a
+  rejection it raises :class:`PolicyViolationError`.
+
+Policy conditions see these context attributes: the tool's ``metadata`` keys (e.g.
+``risk_tier``), ``tool``, ``arguments``, ``node_id``, ``run_id``, ``graph_id``, ``attempt``,
+plus any keys of a mapping passed as ``context`` (agents outside a graph may pass one).
+Outside a graph, approval requests live in the executor's own store: ``executor.approvals``.
+
+:class:`NodePolicyObserver` applies the same rules to nodes themselves (action
+``node:execute``, resource ``node://<id>``) before every node; ``Graph(policy_set=...)``
+attaches it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from typing import Any, Dict, Iterable, List, Mapping, Optional
+
+from spark_core.errors import SparkError
+from spark_core.governance.approvals import (
+    APPROVED,
+    PENDING,
+    ApprovalPendingError,
+    ApprovalRequest,
+    ApprovalStore,
+    _DictState,
+    fingerprint,
+    new_request_id,
+)
+from spark_core.governance.policy import (
+    PolicyDecision,
+    PolicyEffect,
+    PolicySet,
+    PolicyViolationError,
+)
+from spark_core.governance.tools import Tool, ToolError, ToolNotFoundError, as_tool
+from spark_core.graphs.observers import GraphObserver
+from spark_core.telemetry.redaction import redact
+
+__all__ = ["ToolExecutor", "NodePolicyObserver", "AUDIT_KEY", "enforce_policy"]
+
+AUDIT_KEY = "_spark_audit"
+DEFAULT_AUDIT_LIMIT = 1000
+_log = logging.getLogger("spark_core.governance")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _context_state(context: Any) -> Any:
+    state = getattr(context, "graph_state", None)
+    if state is None:
+        graph = getattr(context, "graph", None)
+        state = getattr(graph, "state", None)
+    return state
+
+
+def _context_attrs(context: Any) -> Dict[str, Any]:
+    if context is None:
+        return {}
+    if isinstance(context, Mapping):
+        return dict(context)
+    meta = getattr(context, "metadata", None) or {}
+    return {
+        "node_id": meta.get("node_id"),
+        "run_id": getattr(context, "run_id", None) or meta.get("run_id"),
+        "graph_id": meta.get("graph_id"),
+        "attempt": meta.get("attempt"),
+    }
+
+
+async def _emit(context: Any, name: str, data: Dict[str, Any]) -> None:
+    emit = getattr(context, "emit", None)
+    if emit is not None and not isinstance(context, Mapping):
+        await emit(name, **data)
+
+
+async def _audit(state: Any, record: Dict[str, Any], limit: int) -> None:
+    async with state.lock():
+        trail = list(await state.get(AUDIT_KEY, None) or [])
+        trail.append(record)
+        if len(trail) > limit:
+            del trail[: len(trail) - limit]
+        await state.set(AUDIT_KEY, trail)
+
+
+async def enforce_policy(
+    policy_set: PolicySet,
+    action: str,
+    resource: str,
+    attrs: Dict[str, Any],
+    *,
+    context: Any,
+    state: Any,
+    summary: Dict[str, Any],
+    payload: Any = None,
+    audit_limit: int = DEFAULT_AUDIT_LIMIT,
+) -> PolicyDecision:
+    """Evaluate, audit, and act on one decision; return it when the action may proceed.
+
+    Args:
+        policy_set: The rules.
+        action: e.g. ``tool:execute``.
+        resource: e.g. ``tool://write_file``.
+        attrs: Context attributes for rule conditions.
+        context: The ExecutionContext (for events), or None.
+        state: Where audit records and approval requests live.
+        summary: What an approval request shows the reviewer (redacted here).
+        payload: What identifies "the same call" on resume (e.g. the arguments).
+        audit_limit: Keep at most this many audit records (oldest dropped).
+
+    Returns:
+        The decision (ALLOW, or REQUIRE_APPROVAL with a fresh approval consumed).
+
+    Raises:
+        PolicyViolationError: DENY, or a reviewer rejected the request.
+        ApprovalPendingError: Approval is needed and not yet given.
+    """
+    decision = policy_set.evaluate(action, resource, attrs)
+    run_id = attrs.get("run_id")
+    node_id = attrs.get("node_id")
+    record: Dict[str, Any] = {
+        "time": _now(),
+        **decision.to_dict(),
+        "run_id": run_id,
+        "node_id": node_id,
+    }
+    if decision.effect is PolicyEffect.REQUIRE_APPROVAL:
+        store = ApprovalStore(state)
+        fp = fingerprint(action, resource, run_id, node_id, payload)
+        request = await store.find_open(fp)
+        if request is not None and request.status != PENDING:
+            used = await store.consume(request.id)
+            record["approval_id"] = request.id
+            record["approval_status"] = request.status
+            if used and request.status == APPROVED:
+                await _audit(state, record, audit_limit)
+                await _emit(
+                    context, "approval.used", {"request_id": request.id, **record}
+                )
+                return decision
+            if used:  # rejected
+                await _audit(state, record, audit_limit)
+                await _emit(
+                    context, "approval.rejected", {"request_id": request.id, **record}
+                )
+                raise PolicyViolationError(
+                    f"approval request {request.id!r} for {action} on {resource} was rejected"
+                    f" by {request.reviewer or 'a reviewer'}"
+                    + (f": {request.notes}" if request.notes else ""),
+                    decision=decision,
+                    request=request.to_dict(),
+                )
+            request = None  # lost a race for this approval: ask again
+        if request is None:
+            request = ApprovalRequest(
+                id=new_request_id(),
+                action=action,
+                resource=resource,
+                requester=f"run:{run_id}/node:{node_id}",
+                run_id=run_id,
+                node_id=node_id,
+                policy=decision.policy,
+                rule=decision.rule_name,
+                reason=decision.reason,
+                context=redact(summary),
+                fingerprint=fp,
+            )
+            await store.create(request)
+            await _emit(
+                context, "approval.requested", {"request_id": request.id, **record}
+            )
+        record["approval_id"] = request.id
+        record["approval_status"] = PENDING
+        await _audit(state, record, audit_limit)
+        await _emit(context, "policy.decision", record)
+        raise ApprovalPendingError(
+            f"approval required for {action} on {resource} (request {request.id}, "
+            f"rule {decision.rule_name!r}); resolve it, then resume run {run_id}",
+            request_id=request.id,
+            request=request.to_dict(),
+            decision=decision,
+        )
+    await _audit(state, record, audit_limit)
+    await _emit(context, "policy.decision", record)
+    if decision.effect is PolicyEffect.DENY:
+        raise PolicyViolationError.from_decision(decision)
+    return decision
+
+
+class ToolExecutor:
+    """Runs tools by name through the policy set.
+
+    Args:
+        tools: Tools (or plain callables, wrapped with :class:`Tool`).
+        policy_set: Optional PolicySet; without one every call is allowed (and not audited).
+        audit_limit: Keep at most this many audit records in graph state.
+
+    Raises:
+        ToolError: Two tools share a name, or an entry is not callable.
+    """
+
+    def __init__(
+        self,
+        tools: Optional[Iterable[Any]] = None,
+        policy_set: Optional[PolicySet] = None,
+        *,
+        audit_limit: int = DEFAULT_AUDIT_LIMIT,
+    ) -> None:
+        self.tools: Dict[str, Tool] = {}
+        for obj in tools or ():
+            self.register(obj)
+        self.policy_set = policy_set
+        self.audit_limit = audit_limit
+        self._local_state = _DictState()
+
+    def register(self, obj: Any) -> Tool:
+        """Add a tool (or callable); returns the Tool.
+
+        Raises:
+            ToolError: The name is taken or ``obj`` is not callable.
+        """
+        t = as_tool(obj)
+        if t.name in self.tools:
+            raise ToolError(f"duplicate tool name {t.name!r}")
+        self.tools[t.name] = t
+        return t
+
+    def get(self, name: str) -> Tool:
+        """Return the tool called ``name``.
+
+        Raises:
+            ToolNotFoundError: No such tool; the message lists the known ones.
+        """
+        try:
+            return self.tools[name]
+        except KeyError:
+            raise ToolNotFoundError(
+                f"unknown tool {name!r}; registered tools: {sorted(self.tools)}"
+            ) from None
+
+    def schemas(self) -> List[Dict[str, Any]]:
+        """Return every tool's OpenAI-style function schema, in registration order."""
+        return [t.schema() for t in self.tools.values()]
+
+    @property
+    def approvals(self) -> ApprovalStore:
+        """Approval requests made by calls that had no graph state (e.g. agents alone)."""
+        return ApprovalStore(self._local_state)
+
+    async def call(
+        self,
+        name: str,
+        arguments: Optional[Mapping[str, Any]] = None,
+        context: Any = None,
+    ) -> Any:
+        """Validate, check policy, and run one tool; returns the tool's result.
+
+        Args:
+            name: Registered tool name.
+            arguments: Argument name -> value.
+            context: The node's ExecutionContext, a mapping of extra policy attributes, or
+                None.
+
+        Returns:
+            Whatever the tool returns.
+
+        Raises:
+            ToolNotFoundError: Unknown tool.
+            ToolArgumentError: Arguments do not fit the tool's schema.
+            PolicyViolationError: Denied, or the approval was rejected.
+            ApprovalPendingError: Needs a human approval first.
+        """
+        t = self.get(name)
+        args = t.validate(arguments)
+        if self.policy_set is not None:
+            attrs = {
+                **t.metadata,
+                **_context_attrs(context),
+                "tool": name,
+                "arguments": args,
+            }
+            state = (
+                _context_state(context) if not isinstance(context, Mapping) else None
+            )
+            await enforce_policy(
+                self.policy_set,
+                "tool:execute",
+                f"tool://{name}",
+                attrs,
+                context=context,
+                state=state if state is not None else self._local_state,
+                summary={"tool": name, "arguments": args},
+                payload=args,
+                audit_limit=self.audit_limit,
+            )
+        return await t.invoke(args)
+
+    def __repr__(self) -> str:
+        policy = self.policy_set.name if self.policy_set is not None else None
+        return f"ToolExecutor(tools={sorted(self.tools)}, policy_set={policy!r})"
+
+
+class NodePolicyObserver(GraphObserver):
+    """Checks ``node:execute`` on ``node://<id>`` before every node (graph observer).
+
+    Args:
+        policy_set: The rules. DENY stops the run with PolicyViolationError;
+            REQUIRE_APPROVAL pauses it until the request is approved and the run resumed.
+        audit_limit: Keep at most this many audit records in graph state.
+    """
+
+    def __init__(
+        self, policy_set: PolicySet, *, audit_limit: int = DEFAULT_AUDIT_LIMIT
+    ) -> None:
+        if not isinstance(policy_set, PolicySet):
+            raise SparkError(
+                f"NodePolicyObserver needs a PolicySet, got {type(policy_set).__name__}"
+            )
+        self.policy_set = policy_set
+        self.audit_limit = audit_limit
+
+    async def on_node_start(self, run: Any, node: Any, context: Any) -> None:
+        """Evaluate the node policy; raise to stop or pause the run."""
+        attrs = _context_attrs(context)
+        attrs.update(
+            node_id=node.id,
+            run_id=attrs.get("run_id") or getattr(run, "run_id", None),
+            node_type=type(node).__name__,
+        )
+        state = _context_state(context)
+        if state is None:
+            state = getattr(getattr(run, "graph", None), "state", None)
+        await enforce_policy(
+            self.policy_set,
+            "node:execute",
+            f"node://{node.id}",
+            attrs,
+            context=context,
+            state=state,
+            summary={"node": node.id, "node_type": type(node).__name__},
+            payload=None,
+            audit_limit=self.audit_limit,
+        )

@@ -1,0 +1,42 @@
+"""Tracing for spark_core: traces, nested spans, events, sampling, SQLite storage, queries.
+
+Public names: :class:`TelemetryConfig`, :class:`TelemetryManager`, :class:`Trace`,
+:class:`Span`, :class:`TelemetryObserver` (graph instrumentation, imported lazily),
+:func:`redact`, the backends, and :class:`TelemetryConfigError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spark_core.telemetry.backends import (
+    MemoryTelemetryBackend,
+    SQLiteTelemetryBackend,
+    TelemetryBackend,
+)
+from spark_core.telemetry.config import TelemetryConfig, TelemetryConfigError
+from spark_core.telemetry.manager import Span, SpanScope, TelemetryManager, Trace
+from spark_core.telemetry.redaction import redact
+
+__all__ = [
+    "TelemetryConfig",
+    "TelemetryConfigError",
+    "TelemetryManager",
+    "Trace",
+    "Span",
+    "SpanScope",
+    "TelemetryBackend",
+    "MemoryTelemetryBackend",
+    "SQLiteTelemetryBackend",
+    "TelemetryObserver",
+    "redact",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The observer imports the graph package; load it only when asked for.
+    if name == "TelemetryObserver":
+        from spark_core.telemetry.instrument import TelemetryObserver
+
+        return TelemetryObserver
+    raise AttributeError(f"module 'spark_core.telemetry' has no attribute {name!r}")

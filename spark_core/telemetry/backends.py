@@ -1,0 +1,278 @@
+"""Where telemetry records go: :class:`MemoryTelemetryBackend` and
+:class:`SQLiteTelemetryBackend`.
+
+Backends receive batches of ``(kind, record)`` pairs, ``kind`` being ``"trace"``, ``"span"``
+or ``"event"`` and ``record`` a plain dict, and answer queries with plain dicts. The
+manager hands batches to the SQLite backend on a background writer thread, so the graph's
+hot path only appends to a list.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from spark_core.telemetry.config import TelemetryConfigError
+
+__all__ = [
+    "TelemetryBackend",
+    "MemoryTelemetryBackend",
+    "SQLiteTelemetryBackend",
+    "Record",
+]
+
+Record = Tuple[str, Dict[str, Any]]
+_TABLES = {"trace": "traces", "span": "spans", "event": "events"}
+_FILTERS = {
+    "traces": ("trace_id", "name", "status"),
+    "spans": ("trace_id", "span_id", "parent_id", "name", "status", "kind"),
+    "events": ("trace_id", "span_id", "name"),
+}
+_ORDER = {"traces": "start_time", "spans": "start_time", "events": "timestamp"}
+
+
+class TelemetryBackend:
+    """Interface of telemetry storage. Subclasses implement every method."""
+
+    #: True when writes do I/O and should run on the manager's writer thread.
+    blocking = False
+
+    def write(self, batch: Sequence[Record]) -> None:
+        """Store a batch of records (atomically when the storage allows it)."""
+        raise NotImplementedError
+
+    def query(
+        self, table: str, filters: Dict[str, Any], limit: Optional[int] = None
+    ) -> List[Dict[str, Any]]:
+        """Return records of ``table`` (traces, spans, events) equal on ``filters``, oldest
+        first, at most ``limit``."""
+        raise NotImplementedError
+
+    def node_stats(self, trace_id: Optional[str] = None) -> List[Dict[str, Any]]:
+        """Per node-span name: ``count``, ``errors``, ``total_ms``, ``max_ms``."""
+        stats: Dict[str, Dict[str, Any]] = {}
+        filters: Dict[str, Any] = {"kind": "node"}
+        if trace_id is not None:
+            filters["trace_id"] = trace_id
+        for span in self.query("spans", filters):
+            s = stats.setdefault(
+                span["name"],
+                {
+                    "name": span["name"],
+                    "count": 0,
+                    "errors": 0,
+                    "total_ms": 0.0,
+                    "max_ms": 0.0,
+                },
+            )
+            s["count"] += 1
+            s["errors"] += 1 if span["status"] == "error" else 0
+            ms = float(span.get("duration_ms") or 0.0)
+            s["total_ms"] += ms
+            s["max_ms"] = max(s["max_ms"], ms)
+        return list(stats.values())
+
+    def close(self) -> None:
+        """Release resources."""
+
+
+def _table(name: str) -> str:
+    if name not in _FILTERS:
+        raise TelemetryConfigError(f"unknown telemetry table {name!r}")
+    return name
+
+
+class MemoryTelemetryBackend(TelemetryBackend):
+    """Keeps records in lists (development and tests)."""
+
+    def __init__(self) -> None:
+        self._rows: Dict[str, List[Dict[str, Any]]] = {t: [] for t in _FILTERS}
+        self._lock = threading.Lock()
+
+    def write(self, batch: Sequence[Record]) -> None:
+        """Append the records."""
+        with self._lock:
+            for kind, record in batch:
+                self._rows[_TABLES[kind]].append(record)
+
+    def query(
+        self, table: str, filters: Dict[str, Any], limit: Optional[int] = None
+    ) -> List[Dict[str, Any]]:
+        """Filter the stored records by equality."""
+        with self._lock:
+            rows = list(self._rows[_table(table)])
+        order = _ORDER[table]
+        out = [
+            dict(r)
+            for r in sorted(rows, key=lambda r: r.get(order) or 0.0)
+            if all(r.get(k) == v for k, v in filters.items())
+        ]
+        return out[:limit] if limit is not None else out
+
+    def clear(self) -> None:
+        """Forget every record."""
+        with self._lock:
+            for rows in self._rows.values():
+                rows.clear()
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS traces (
+    trace_id TEXT PRIMARY KEY, name TEXT, start_time REAL, end_time REAL,
+    duration_ms REAL, status TEXT, attributes TEXT);
+CREATE TABLE IF NOT EXISTS spans (
+    span_id TEXT PRIMARY KEY, trace_id TEXT, parent_id TEXT, name TEXT, kind TEXT,
+    start_time REAL, end_time REAL, duration_ms REAL, status TEXT, error TEXT,
+    attributes TEXT);
+CREATE INDEX IF NOT EXISTS spans_trace ON spans(trace_id);
+CREATE INDEX IF NOT EXISTS spans_name ON spans(name);
+CREATE TABLE IF NOT EXISTS events (
+    event_id TEXT PRIMARY KEY, trace_id TEXT, span_id TEXT, name TEXT, timestamp REAL,
+    attributes TEXT);
+CREATE INDEX IF NOT EXISTS events_trace ON events(trace_id);
+"""
+_COLUMNS = {
+    "traces": (
+        "trace_id",
+        "name",
+        "start_time",
+        "end_time",
+        "duration_ms",
+        "status",
+        "attributes",
+    ),
+    "spans": (
+        "span_id",
+        "trace_id",
+        "parent_id",
+        "name",
+        "kind",
+        "start_time",
+        "end_time",
+        "duration_ms",
+        "status",
+        "error",
+        "attributes",
+    ),
+    "events": ("event_id", "trace_id", "span_id", "name", "timestamp", "attributes"),
+}
+
+
+class SQLiteTelemetryBackend(TelemetryBackend):
+    """Stores records in a SQLite file (tables ``traces``, ``spans``, ``events``).
+
+    Args:
+        path: Database file (created with its tables if missing); ``":memory:"`` works too.
+
+    Raises:
+        TelemetryConfigError: The file cannot be opened.
+    """
+
+    blocking = True
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        parent = os.path.dirname(os.path.abspath(path)) if path != ":memory:" else ""
+        if parent and not os.path.isdir(parent):
+            raise TelemetryConfigError(
+                f"telemetry database directory does not exist: {parent}"
+            )
+        try:
+            self._conn = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None
+            )
+            if path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise TelemetryConfigError(
+                f"cannot open telemetry database {path}: {exc}"
+            ) from exc
+        self._lock = threading.Lock()
+        self._sql = {
+            t: f"INSERT OR REPLACE INTO {t} ({', '.join(c)}) VALUES ({', '.join('?' * len(c))})"
+            for t, c in _COLUMNS.items()
+        }
+
+    def write(self, batch: Sequence[Record]) -> None:
+        """Insert the whole batch in one transaction."""
+        grouped: Dict[str, List[Tuple[Any, ...]]] = {t: [] for t in _COLUMNS}
+        for kind, record in batch:
+            table = _TABLES[kind]
+            row = []
+            for col in _COLUMNS[table]:
+                value = record.get(col)
+                if col == "attributes":
+                    value = json.dumps(value or {}, default=str)
+                row.append(value)
+            grouped[table].append(tuple(row))
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                for table, rows in grouped.items():
+                    if rows:
+                        self._conn.executemany(self._sql[table], rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def query(
+        self, table: str, filters: Dict[str, Any], limit: Optional[int] = None
+    ) -> List[Dict[str, Any]]:
+        """Select by equality on indexed columns."""
+        table = _table(table)
+        where, params = [], []
+        for key, value in filters.items():
+            if key not in _FILTERS[table]:
+                raise TelemetryConfigError(f"cannot filter {table} by {key!r}")
+            where.append(f"{key} IS ?" if value is None else f"{key} = ?")
+            params.append(value)
+        sql = f"SELECT {', '.join(_COLUMNS[table])} FROM {table}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {_ORDER[table]}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        out = []
+        for row in rows:
+            record = dict(zip(_COLUMNS[table], row))
+            record["attributes"] = json.loads(record["attributes"] or "{}")
+            out.append(record)
+        return out
+
+    def node_stats(self, trace_id: Optional[str] = None) -> List[Dict[str, Any]]:
+        """Aggregate node spans in SQL."""
+        sql = (
+            "SELECT name, COUNT(*), SUM(status = 'error'), SUM(duration_ms), MAX(duration_ms)"
+            " FROM spans WHERE kind = 'node'"
+        )
+        params: List[Any] = []
+        if trace_id is not None:
+            sql += " AND trace_id = ?"
+            params.append(trace_id)
+        sql += " GROUP BY name"
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [
+            {
+                "name": n,
+                "count": c,
+                "errors": e or 0,
+                "total_ms": t or 0.0,
+                "max_ms": m or 0.0,
+            }
+            for n, c, e, t, m in rows
+        ]
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()

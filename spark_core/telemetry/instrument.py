@@ -1,0 +1,197 @@
+"""Automatic instrumentation of graph runs: :class:`TelemetryObserver`.
+
+``Graph(..., telemetry=manager)`` attaches it. Per run it records:
+
+* one trace (name: the graph id; attributes ``run_id``, ``graph_id``, ``resumed``; status
+  ``ok``, ``error``, ``paused`` or ``stopped``);
+* one span per node attempt (name: the node id, ``kind="node"``; attributes ``node_id``,
+  ``attempt``, ``node_type``; status ``ok`` / ``error`` with the error text);
+* events: ``node.retry`` (attempt, delay, error type), ``node.failed``, every event nodes
+  emit (``cost``, and the governance events ``policy.decision``, ``approval.requested``,
+  ``approval.used``, ``approval.rejected``), and at the end ``guardrail.breach`` (limit,
+  value, threshold), ``policy.violation`` or ``approval.pending`` when one stopped the run.
+
+A run whose trace is not sampled records nothing and costs a dictionary lookup per hook.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from spark_core.graphs.observers import GraphObserver, RunInfo, RunResult
+from spark_core.telemetry.manager import Span, TelemetryManager, Trace
+
+__all__ = ["TelemetryObserver"]
+
+_TRACE = "spark.telemetry.trace"
+_SPANS = "spark.telemetry.spans"
+
+
+class TelemetryObserver(GraphObserver):
+    """Graph observer that writes runs to a :class:`TelemetryManager`.
+
+    Args:
+        manager: Where to record (default: ``TelemetryManager.get_instance()``).
+    """
+
+    def __init__(self, manager: Optional[TelemetryManager] = None) -> None:
+        self.manager = (
+            manager if manager is not None else TelemetryManager.get_instance()
+        )
+
+    async def on_run_start(self, run: RunInfo) -> None:
+        """Open the run's trace (sampling is decided here)."""
+        graph_id = getattr(run.graph, "graph_id", None) or "graph"
+        trace = self.manager._open_trace(
+            str(graph_id),
+            {"run_id": run.run_id, "graph_id": graph_id, "resumed": bool(run.resumed)},
+            set_current=False,
+        )
+        if trace.sampled:
+            run.attrs[_TRACE] = trace
+            run.attrs[_SPANS] = {}
+        else:
+            self.manager._traces.pop(trace.trace_id, None)
+
+    async def on_attempt_start(self, run: RunInfo, node: Any, context: Any) -> None:
+        """Open a span for the attempt."""
+        trace: Optional[Trace] = run.attrs.get(_TRACE)
+        if trace is None:
+            return
+        attempt = context.metadata.get("attempt", 1) if context is not None else 1
+        span = self.manager._trusted_span(
+            str(node.id),
+            trace.trace_id,
+            {"node_id": node.id, "attempt": attempt, "node_type": type(node).__name__},
+            "node",
+        )
+        run.attrs[_SPANS][node.id] = span
+
+    async def on_attempt_end(
+        self,
+        run: RunInfo,
+        node: Any,
+        context: Any,
+        output: Any,
+        error: Optional[BaseException],
+    ) -> None:
+        """Close the attempt's span with its status."""
+        spans: Optional[Dict[str, Span]] = run.attrs.get(_SPANS)
+        if spans is None:
+            return
+        span = spans.pop(node.id, None)
+        if span is None:
+            return
+        if error is not None:
+            span.record_error(error)
+        span.end()
+
+    async def on_retry(
+        self,
+        run: RunInfo,
+        node: Any,
+        context: Any,
+        error: BaseException,
+        delay_s: float,
+    ) -> None:
+        """Record a ``node.retry`` event."""
+        trace: Optional[Trace] = run.attrs.get(_TRACE)
+        if trace is None:
+            return
+        attempt = context.metadata.get("attempt", 1) if context is not None else None
+        self.manager.record_event(
+            "node.retry",
+            trace_id=trace.trace_id,
+            attributes={
+                "node_id": node.id,
+                "attempt": attempt,
+                "delay_s": delay_s,
+                "error_type": type(error).__name__,
+            },
+        )
+
+    async def on_node_error(
+        self, run: RunInfo, node: Any, context: Any, error: Any
+    ) -> None:
+        """Record a ``node.failed`` event."""
+        trace: Optional[Trace] = run.attrs.get(_TRACE)
+        if trace is None:
+            return
+        cause = getattr(error, "cause", None) or error
+        self.manager.record_event(
+            "node.failed",
+            trace_id=trace.trace_id,
+            attributes={"node_id": node.id, "error_type": type(cause).__name__},
+        )
+
+    async def on_event(
+        self, run: RunInfo, node: Any, name: str, data: Dict[str, Any]
+    ) -> None:
+        """Record an event emitted by a node (cost, policy decisions, approvals, custom)."""
+        trace: Optional[Trace] = run.attrs.get(_TRACE)
+        if trace is None:
+            return
+        node_id = getattr(node, "id", None)
+        span = run.attrs[_SPANS].get(node_id) if node_id is not None else None
+        attributes = dict(data)
+        attributes.setdefault("node_id", node_id)
+        self.manager.record_event(
+            name,
+            trace_id=trace.trace_id,
+            span_id=span.span_id if span is not None else None,
+            attributes=attributes,
+        )
+
+    async def on_run_end(
+        self, run: RunInfo, result: Optional[RunResult], error: Optional[BaseException]
+    ) -> None:
+        """Record why a stopped run stopped, then close the trace."""
+        trace: Optional[Trace] = run.attrs.pop(_TRACE, None)
+        if trace is None:
+            return
+        for span in run.attrs.pop(_SPANS, {}).values():  # attempts cut short by a stop
+            span.end("cancelled")
+        status = "ok"
+        if error is not None:
+            status = self._record_stop(trace, error)
+        elif result is not None and result.status != "completed":
+            status = {"failed": "error"}.get(result.status, result.status)
+        self.manager.end_trace(trace.trace_id, status)
+
+    def _record_stop(self, trace: Trace, error: BaseException) -> str:
+        from spark_core.errors import RunPaused, RunStopped
+        from spark_core.governance.approvals import ApprovalPendingError
+        from spark_core.governance.policy import PolicyViolationError
+        from spark_core.graphs.mission_control import GuardrailBreachError
+
+        record = self.manager.record_event
+        tid = trace.trace_id
+        if isinstance(error, GuardrailBreachError):
+            record(
+                "guardrail.breach",
+                trace_id=tid,
+                attributes={
+                    "limit": error.limit,
+                    "value": error.value,
+                    "threshold": error.threshold,
+                    "node_id": error.node_id,
+                },
+            )
+        elif isinstance(error, PolicyViolationError):
+            decision = error.decision.to_dict() if error.decision is not None else {}
+            record("policy.violation", trace_id=tid, attributes=decision)
+        elif isinstance(error, ApprovalPendingError):
+            record(
+                "approval.pending",
+                trace_id=tid,
+                attributes={
+                    "request_id": error.request_id,
+                    "action": error.request.get("action"),
+                    "resource": error.request.get("resource"),
+                },
+            )
+        if isinstance(error, RunPaused):
+            return "paused"
+        if isinstance(error, RunStopped):
+            return "stopped"
+        return "error"

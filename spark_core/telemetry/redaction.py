@@ -1,0 +1,143 @@
+"""Keep credentials out of telemetry attributes, audit records and approval requests.
+
+:func:`redact` copies a mapping, replacing the value of every key that looks like a
+credential (``api_key``, ``Authorization``, ``password``, ``client_secret``, ``*_token``,
+``cookie``, ...) with ``"[REDACTED]"``, recursing into nested mappings and lists. String
+values that look like credentials whatever their key (``Bearer ...``, ``sk-...`` keys,
+JWTs) are redacted too, and long strings are truncated. Count-like keys such as
+``tokens`` or ``max_tokens`` are not secrets and are kept.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+
+__all__ = ["REDACTED", "redact", "redact_value", "is_sensitive_key", "scrub_text"]
+
+REDACTED = "[REDACTED]"
+_ANYWHERE = (
+    "password",
+    "passwd",
+    "secret",
+    "apikey",
+    "api_key",
+    "private_key",
+    "credential",
+    "authorization",
+    "cookie",
+    "x_api_key",
+    "access_key",
+    "session_key",
+    "passphrase",
+)
+_SUFFIX_RE = re.compile(r"(?:^|_)(?:token|auth|pwd|signature|sig|key_id|bearer)$")
+_VALUE_RE = re.compile(
+    r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"
+    r"|\b(?:sk|pk|rk|ghp|gho|xox[abp])[-_][A-Za-z0-9_-]{12,}"
+    r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}"
+    r"|\bAKIA[0-9A-Z]{16}\b"
+)
+_MAX_DEPTH = 8
+
+
+def is_sensitive_key(key: Any, extra: Iterable[str] = ()) -> bool:
+    """Tell whether an attribute name looks like it holds a credential.
+
+    Args:
+        key: The attribute name.
+        extra: More lowercase substrings to treat as sensitive.
+
+    Returns:
+        True for names such as ``api_key``, ``Authorization``, ``db_password``,
+        ``refresh_token``; False for ``tokens``, ``max_tokens``, ``user_id``.
+    """
+    if not isinstance(key, str):
+        return False
+    norm = key.strip().lower().replace("-", "_").replace(" ", "_")
+    if any(word in norm for word in _ANYWHERE):
+        return True
+    if any(word and word.lower() in norm for word in extra):
+        return True
+    return _SUFFIX_RE.search(norm) is not None
+
+
+def scrub_text(text: str, max_length: Optional[int] = None) -> str:
+    """Replace credential-looking substrings of ``text`` and truncate it.
+
+    Args:
+        text: Free text (an error message, an attribute value).
+        max_length: Truncate to this many characters (None: no limit).
+
+    Returns:
+        The cleaned text.
+    """
+    cleaned = _VALUE_RE.sub(REDACTED, text)
+    if max_length is not None and len(cleaned) > max_length:
+        cleaned = cleaned[:max_length] + "...[truncated]"
+    return cleaned
+
+
+def redact_value(
+    key: Any, value: Any, *, extra: Iterable[str] = (), max_length: Optional[int] = 2048
+) -> Any:
+    """Return ``value`` made safe to store under ``key`` (JSON-friendly).
+
+    Args:
+        key: The attribute name.
+        value: The value.
+        extra: More sensitive-name substrings.
+        max_length: Truncate long strings to this many characters.
+
+    Returns:
+        ``"[REDACTED]"`` for sensitive keys, else a cleaned copy of the value.
+    """
+    if is_sensitive_key(key, extra):
+        return REDACTED
+    return _clean(value, tuple(extra), max_length, 0)
+
+
+def _clean(
+    value: Any, extra: Tuple[str, ...], max_length: Optional[int], depth: int
+) -> Any:
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return scrub_text(value, max_length)
+    if depth >= _MAX_DEPTH:
+        return "[...]"
+    if isinstance(value, Mapping):
+        return {
+            str(k): (
+                REDACTED
+                if is_sensitive_key(k, extra)
+                else _clean(v, extra, max_length, depth + 1)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_clean(v, extra, max_length, depth + 1) for v in value]
+    return scrub_text(repr(value), max_length)
+
+
+def redact(
+    attributes: Optional[Mapping[str, Any]],
+    *,
+    extra: Iterable[str] = (),
+    max_length: Optional[int] = 2048,
+) -> Dict[str, Any]:
+    """Return a redacted, JSON-friendly copy of ``attributes``.
+
+    Args:
+        attributes: Attribute name -> value (None gives ``{}``).
+        extra: More sensitive-name substrings (lowercase).
+        max_length: Truncate long strings to this many characters.
+
+    Returns:
+        A new dict; sensitive values are ``"[REDACTED]"``.
+    """
+    if not attributes:
+        return {}
+    result = _clean(dict(attributes), tuple(extra), max_length, 0)
+    assert isinstance(result, dict)
+    return result

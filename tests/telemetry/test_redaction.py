@@ -1,0 +1,94 @@
+"""Credential redaction for telemetry attributes and approval requests."""
+
+from __future__ import annotations
+
+import pytest
+
+from spark_core.telemetry.redaction import (
+    REDACTED,
+    is_sensitive_key,
+    redact,
+    scrub_text,
+)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "api_key",
+        "API-Key",
+        "x-api-key",
+        "Authorization",
+        "password",
+        "db_password",
+        "client_secret",
+        "access_token",
+        "refresh_token",
+        "auth",
+        "session_token",
+        "cookie",
+        "private_key",
+        "aws_access_key_id",
+        "token",
+    ],
+)
+def test_credential_names_are_sensitive(key: str) -> None:
+    assert is_sensitive_key(key)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "tokens",
+        "max_tokens",
+        "prompt_tokens",
+        "user_id",
+        "path",
+        "node_id",
+        "author",
+        "keyboard",
+    ],
+)
+def test_ordinary_names_are_not(key: str) -> None:
+    assert not is_sensitive_key(key)
+
+
+def test_redact_recurses_and_keeps_the_input_intact() -> None:
+    data = {
+        "headers": {"Authorization": "Bearer abc"},
+        "items": [{"password": "p"}, 1],
+        "tokens": 10,
+        "note": "ok",
+    }
+    out = redact(data)
+    assert out == {
+        "headers": {"Authorization": REDACTED},
+        "items": [{"password": REDACTED}, 1],
+        "tokens": 10,
+        "note": "ok",
+    }
+    assert data["headers"] == {"Authorization": "Bearer abc"}
+
+
+def test_secret_looking_values_are_scrubbed_whatever_the_key() -> None:
+    out = redact(
+        {
+            "message": "call with Bearer abcdefghijkl0123 failed",
+            "cfg": "key=sk-proj-ABCDEFGHIJKLMNOP1234",
+        }
+    )
+    assert "abcdefghijkl0123" not in out["message"] and REDACTED in out["message"]
+    assert "ABCDEFGHIJKLMNOP" not in out["cfg"]
+
+
+def test_extra_keys_truncation_and_non_json_values() -> None:
+    out = redact(
+        {"tenant_pin": "1234", "blob": "x" * 50, "obj": object()},
+        extra=["pin"],
+        max_length=20,
+    )
+    assert out["tenant_pin"] == REDACTED
+    assert out["blob"] == "x" * 20 + "...[truncated]"
+    assert out["obj"].startswith("<object object")
+    assert scrub_text("plain") == "plain"
+    assert redact(None) == {}
