@@ -1,0 +1,354 @@
+"""`OpenAIModel`: any OpenAI-compatible chat-completions endpoint, over ``requests``.
+
+Works with the hosted OpenAI API and with every server that speaks its
+``POST {base_url}/chat/completions`` dialect (vLLM, llama.cpp, Ollama, LM Studio, LiteLLM...).
+``requests`` is imported only when the first call is made, so ``import spark_core`` stays
+standard-library only; the blocking HTTP call runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from spark_core.models.base import (
+    MessageLike,
+    ModelAuthenticationError,
+    ModelBadRequestError,
+    ModelConfigError,
+    ModelConnectionError,
+    ModelError,
+    ModelRateLimitError,
+    ModelResponse,
+    ModelResponseError,
+    ModelServerError,
+    ModelTimeoutError,
+    ToolCall,
+    Usage,
+    coerce_messages,
+)
+from spark_core.models.pricing import Pricing, estimate_cost
+from spark_core.models.retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
+
+__all__ = ["OpenAIModel", "DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "DEFAULT_MAX_RETRIES"]
+
+#: Where requests go when neither ``base_url`` nor ``OPENAI_BASE_URL`` is set.
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+#: Seconds to wait for one HTTP answer.
+DEFAULT_TIMEOUT = 60.0
+#: Retries after the first attempt on 429/5xx/connection errors.
+DEFAULT_MAX_RETRIES = 2
+
+logger = logging.getLogger("spark_core.models.openai")
+
+# (status or None for a transport failure, headers, decoded body or text, request id)
+_Reply = Tuple[Optional[int], Dict[str, str], Any, Optional[str]]
+
+
+class _Transient(Exception):
+    """Internal: one attempt failed in a way worth retrying."""
+
+    def __init__(
+        self, reason: str, error: ModelError, retry_after: Optional[float]
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error = error
+        self.retry_after = retry_after
+
+
+class OpenAIModel:
+    """A chat model behind an OpenAI-compatible HTTP endpoint.
+
+    Example:
+        >>> model = OpenAIModel(model_id="gpt-4o")            # doctest: +SKIP
+        >>> reply = await model.complete([{"role": "user", "content": "Hi"}])  # doctest: +SKIP
+
+    Args:
+        model_id: The model name sent to the endpoint (``"gpt-4o"``, ``"llama3.1"``...).
+        api_key: Bearer key; defaults to ``OPENAI_API_KEY``. May stay unset for local servers
+            that need none (no ``Authorization`` header is sent then).
+        base_url: Endpoint root up to ``/v1``; defaults to ``OPENAI_BASE_URL``, else
+            :data:`DEFAULT_BASE_URL`.
+        timeout: Seconds to wait for one HTTP answer.
+        max_retries: Retries after the first attempt on 429, 5xx, timeouts and connection
+            errors (a chat completion has no side effect, so a retry is safe).
+        backoff_factor: First backoff in seconds (doubles per retry, with jitter).
+        max_retry_after: Longest server ``Retry-After`` honoured; longer ones fail at once.
+        pricing: ``(input, output)`` USD per million tokens, overriding the price table.
+        default_options: Options sent with every call (``temperature``, ``max_tokens``...).
+        headers: Extra HTTP headers (never logged).
+
+    Raises:
+        ModelConfigError: On an invalid URL, timeout or retry count.
+    """
+
+    def __init__(
+        self,
+        model_id: str,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        backoff_factor: float = 0.5,
+        max_retry_after: float = 60.0,
+        pricing: Optional[Tuple[float, float]] = None,
+        default_options: Optional[Mapping[str, Any]] = None,
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        if not isinstance(model_id, str) or not model_id:
+            raise ModelConfigError("model_id must be a non-empty string")
+        url = (
+            base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        ).rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise ModelConfigError(
+                f"base_url must start with http:// or https://, got {url!r}"
+            )
+        if not timeout or timeout <= 0:
+            raise ModelConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
+        try:
+            self.retry = RetryPolicy(
+                max_retries=max_retries,
+                backoff_factor=backoff_factor,
+                max_retry_after=max_retry_after,
+            )
+        except ValueError as exc:
+            raise ModelConfigError(str(exc)) from None
+        self.model_id = model_id
+        self.base_url = url
+        self.timeout = float(timeout)
+        self.max_retries = max_retries
+        self.pricing = Pricing(*pricing) if pricing is not None else None
+        self.default_options: Dict[str, Any] = dict(default_options or {})
+        self._api_key = (
+            api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        )
+        self._headers = dict(headers or {})
+        self._session: Any = None
+        self._session_lock = threading.Lock()
+
+    # -- public -----------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "unset"
+        return f"OpenAIModel(model_id={self.model_id!r}, base_url={self.base_url!r}, api_key={key})"
+
+    @property
+    def has_api_key(self) -> bool:
+        """Whether a key will be sent (the key itself is never exposed)."""
+        return bool(self._api_key)
+
+    def estimate_cost(self, usage: Usage) -> float:
+        """Return the USD cost of ``usage`` (explicit ``pricing`` first, then the table).
+
+        Args:
+            usage: Token counts.
+
+        Returns:
+            Cost in US dollars; 0.0 for unknown models.
+        """
+        if self.pricing is not None:
+            return self.pricing.cost(usage)
+        return estimate_cost(self.model_id, usage)
+
+    async def complete(
+        self,
+        messages: Sequence[MessageLike],
+        tools: Optional[Sequence[Mapping[str, Any]]] = None,
+        **options: Any,
+    ) -> ModelResponse:
+        """Send the conversation to ``{base_url}/chat/completions`` and parse the reply.
+
+        Args:
+            messages: The conversation.
+            tools: Tool schemas in the OpenAI function format.
+            **options: Extra body fields (``temperature``, ``response_format``...).
+
+        Returns:
+            The parsed reply.
+
+        Raises:
+            ModelAuthenticationError: 401/403.
+            ModelBadRequestError: Other 4xx (not retried).
+            ModelRateLimitError: 429 after all retries (or a too-long ``Retry-After``).
+            ModelServerError: 5xx after all retries.
+            ModelConnectionError: Unreachable after all retries.
+            ModelTimeoutError: No answer within ``timeout`` after all retries.
+            ModelResponseError: A 2xx answer that is not a chat completion.
+        """
+        payload: Dict[str, Any] = {
+            "model": self.model_id,
+            "messages": [m.to_dict() for m in coerce_messages(messages)],
+        }
+        if tools:
+            payload["tools"] = [dict(t) for t in tools]
+        payload.update(self.default_options)
+        payload.update(options)
+        retry = self.retry
+        while True:
+            try:
+                return await asyncio.to_thread(
+                    self._attempt, payload, retry.retries_taken + 1
+                )
+            except _Transient as failure:
+                retry = retry.increment(failure.reason, failure.retry_after)
+                if retry.is_exhausted() or retry.retry_after_too_long(
+                    failure.retry_after
+                ):
+                    raise failure.error from None
+                delay = retry.delay(failure.retry_after)
+                logger.info(
+                    "model call failed (%s); retry %d/%d in %.2fs",
+                    failure.reason,
+                    retry.retries_taken,
+                    retry.max_retries,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    def close(self) -> None:
+        """Close the pooled HTTP session (a new one opens on the next call)."""
+        with self._session_lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+
+    def __enter__(self) -> OpenAIModel:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        """Remove the key from any text a server echoed back."""
+        if self._api_key and self._api_key in text:
+            return text.replace(self._api_key, "***")
+        return text
+
+    def _get_session(self) -> Any:
+        import requests  # lazy: keeps `import spark_core` standard-library only
+
+        with self._session_lock:
+            if self._session is None:
+                self._session = requests.Session()
+            return self._session
+
+    def _attempt(self, payload: Dict[str, Any], attempt: int) -> ModelResponse:
+        """One HTTP round trip (runs in a worker thread)."""
+        import requests
+
+        url = f"{self.base_url}/chat/completions"
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers.update(self._headers)
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        logger.debug("POST %s model=%s attempt=%d", url, self.model_id, attempt)
+        try:
+            resp = self._get_session().post(
+                url, json=payload, headers=headers, timeout=self.timeout
+            )
+        except requests.Timeout as exc:
+            msg = f"model endpoint {self.base_url} did not answer within {self.timeout:g}s"
+            raise _Transient(type(exc).__name__, ModelTimeoutError(msg), None) from None
+        except requests.RequestException as exc:
+            msg = self._redact(
+                f"cannot reach model endpoint {self.base_url}: {type(exc).__name__}"
+            )
+            raise _Transient(
+                type(exc).__name__, ModelConnectionError(msg), None
+            ) from None
+        request_id = resp.headers.get("x-request-id")
+        logger.debug("POST %s -> %d (request id %s)", url, resp.status_code, request_id)
+        if resp.status_code >= 400:
+            raise self._http_error(
+                resp.status_code, dict(resp.headers), resp.text, request_id
+            )
+        try:
+            data = resp.json()
+        except ValueError:
+            raise ModelResponseError(
+                "model endpoint answered with a body that is not JSON",
+                status_code=resp.status_code,
+                request_id=request_id,
+            ) from None
+        return self._parse(data, request_id)
+
+    def _http_error(
+        self, status: int, headers: Dict[str, str], text: str, request_id: Optional[str]
+    ) -> Exception:
+        """Map an HTTP error to a typed error (wrapped in _Transient when retryable)."""
+        import json
+
+        text = self._redact(text)
+        body: Any = text
+        detail = text.strip()[:500] or "no detail"
+        try:
+            body = json.loads(text)
+        except ValueError:
+            pass
+        if isinstance(body, dict):
+            err = body.get("error", body.get("detail"))
+            if isinstance(err, dict) and isinstance(err.get("message"), str):
+                detail = err["message"]
+            elif isinstance(err, str):
+                detail = err
+        kw: Dict[str, Any] = {
+            "status_code": status,
+            "request_id": request_id,
+            "body": body,
+        }
+        message = f"model endpoint error: {detail}"
+        if status in (401, 403):
+            return ModelAuthenticationError(message, **kw)
+        retry_after = parse_retry_after(headers)
+        error: ModelError
+        if status == 429:
+            error = ModelRateLimitError(message, retry_after=retry_after, **kw)
+        elif status >= 500:
+            error = ModelServerError(message, **kw)
+        else:
+            error = ModelBadRequestError(message, **kw)
+        if status in RETRY_STATUSES:
+            return _Transient(f"HTTP {status}", error, retry_after)
+        return error
+
+    def _parse(self, data: Any, request_id: Optional[str]) -> ModelResponse:
+        """Turn a decoded chat-completion body into a :class:`ModelResponse`."""
+        try:
+            choice = data["choices"][0]
+            message = choice["message"]
+        except (KeyError, IndexError, TypeError):
+            raise ModelResponseError(
+                "model endpoint answer has no choices[0].message",
+                request_id=request_id,
+                body=data,
+            ) from None
+        if not isinstance(message, dict):
+            raise ModelResponseError("choices[0].message is not an object", body=data)
+        content = message.get("content")
+        if isinstance(content, list):  # some servers send content parts
+            content = "".join(
+                p.get("text", "") for p in content if isinstance(p, dict)
+            )  # pragma: no cover - rare dialect
+        if content is not None and not isinstance(content, str):
+            raise ModelResponseError(
+                "choices[0].message.content is not text", body=data
+            )
+        calls: List[ToolCall] = [
+            ToolCall.from_dict(c) for c in message.get("tool_calls") or ()
+        ]
+        return ModelResponse(
+            text=content,
+            tool_calls=calls,
+            usage=Usage.from_dict(data.get("usage")),
+            raw=data,
+            model=str(data.get("model") or self.model_id),
+            finish_reason=choice.get("finish_reason"),
+        )

@@ -1,0 +1,167 @@
+"""A fake OpenAI-compatible chat-completions server on 127.0.0.1 (standard library only).
+
+It plays back a script of replies (text, tool calls, or HTTP errors), records every request it
+receives (path, headers, JSON body) and stops when the test is done.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+
+def reply(
+    text: Optional[str] = None,
+    tool_calls: Sequence[Mapping[str, Any]] = (),
+    *,
+    prompt_tokens: int = 10,
+    completion_tokens: int = 5,
+) -> Dict[str, Any]:
+    """A scripted 200 reply: text and/or tool calls ``{"name", "arguments", "id"?}``."""
+    return {
+        "text": text,
+        "tool_calls": [dict(c) for c in tool_calls],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+        },
+    }
+
+
+def error(
+    status: int, message: str = "boom", headers: Optional[Mapping[str, str]] = None
+) -> Dict[str, Any]:
+    """A scripted HTTP error with an OpenAI-shaped body."""
+    return {"status": status, "message": message, "headers": dict(headers or {})}
+
+
+class FakeOpenAIServer:
+    """Serve ``POST /v1/chat/completions`` from a script, on a free loopback port.
+
+    Use as a context manager; ``base_url`` is what to give ``OpenAIModel``.
+    """
+
+    def __init__(self, script: Sequence[Mapping[str, Any]] = ()) -> None:
+        self.script: List[Dict[str, Any]] = [dict(s) for s in script]
+        self.requests: List[Dict[str, Any]] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(
+                self, format: str, *args: Any
+            ) -> None:  # keep test output clean
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = None
+                with server._lock:
+                    server.requests.append(
+                        {"path": self.path, "headers": dict(self.headers), "body": body}
+                    )
+                    step = server.script.pop(0) if server.script else None
+                if self.path != "/v1/chat/completions":
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+                elif step is None:
+                    self._send(
+                        500, {"error": {"message": "fake server script exhausted"}}
+                    )
+                elif "status" in step:
+                    self._send(
+                        step["status"],
+                        {"error": {"message": step["message"]}},
+                        step["headers"],
+                    )
+                else:
+                    self._send(200, server._completion(step, body or {}))
+
+            def _send(
+                self,
+                status: int,
+                payload: Any,
+                headers: Optional[Mapping[str, str]] = None,
+            ) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("x-request-id", f"req-{len(server.requests)}")
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            daemon=True,
+        )
+
+    @property
+    def base_url(self) -> str:
+        port = self._httpd.server_address[1]
+        return f"http://127.0.0.1:{port}/v1"
+
+    def add(self, *steps: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.script.extend(dict(s) for s in steps)
+
+    def _completion(
+        self, step: Mapping[str, Any], body: Mapping[str, Any]
+    ) -> Dict[str, Any]:
+        calls = []
+        for index, call in enumerate(step.get("tool_calls") or ()):
+            arguments = call.get("arguments", {})
+            calls.append(
+                {
+                    "id": call.get("id", f"call_{len(self.requests)}_{index}"),
+                    "type": "function",
+                    "function": {
+                        "name": call["name"],
+                        "arguments": (
+                            arguments
+                            if isinstance(arguments, str)
+                            else json.dumps(arguments)
+                        ),
+                    },
+                }
+            )
+        message: Dict[str, Any] = {"role": "assistant", "content": step.get("text")}
+        if calls:
+            message["tool_calls"] = calls
+        return {
+            "id": f"chatcmpl-{len(self.requests)}",
+            "object": "chat.completion",
+            "model": body.get("model", "fake"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": "tool_calls" if calls else "stop",
+                }
+            ],
+            "usage": step.get("usage", {"prompt_tokens": 1, "completion_tokens": 1}),
+        }
+
+    def start(self) -> FakeOpenAIServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

@@ -1,0 +1,288 @@
+"""Models: the OpenAI-compatible HTTP model against a fake server, and the offline models."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from spark_core.errors import SparkError
+from spark_core.models import (
+    EchoModel,
+    Message,
+    Model,
+    ModelAuthenticationError,
+    ModelBadRequestError,
+    ModelConfigError,
+    ModelConnectionError,
+    ModelRateLimitError,
+    ModelResponse,
+    ModelServerError,
+    ScriptedModel,
+    ScriptExhaustedError,
+    ToolCall,
+    Usage,
+    estimate_cost,
+    register_pricing,
+)
+from spark_core.models.openai import DEFAULT_BASE_URL, OpenAIModel
+from spark_core.models.retry import RetryPolicy, parse_retry_after
+from tests.agents.conftest import SECRET_KEY
+from tests.agents.fake_openai import FakeOpenAIServer, error, reply
+
+USER = [{"role": "user", "content": "hi"}]
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def make_model(server: FakeOpenAIServer, **kw: Any) -> OpenAIModel:
+    kw.setdefault("backoff_factor", 0.0)
+    return OpenAIModel(
+        "gpt-4o-mini", api_key=SECRET_KEY, base_url=server.base_url, **kw
+    )
+
+
+# --------------------------------------------------------------------------- OpenAIModel
+
+
+def test_text_reply_and_usage(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.add(reply("Hello!", prompt_tokens=12, completion_tokens=3))
+    model = make_model(fake_openai)
+    out = run(model.complete(USER, temperature=0.2))
+    assert out.text == "Hello!"
+    assert out.tool_calls == []
+    assert out.usage == Usage(12, 3)
+    assert out.finish_reason == "stop"
+    sent = fake_openai.requests[0]
+    assert sent["path"] == "/v1/chat/completions"
+    assert sent["body"]["model"] == "gpt-4o-mini"
+    assert sent["body"]["messages"] == [{"role": "user", "content": "hi"}]
+    assert sent["body"]["temperature"] == 0.2
+    assert sent["headers"]["Authorization"] == f"Bearer {SECRET_KEY}"
+    assert "tools" not in sent["body"]
+
+
+def test_tool_calls_are_parsed_and_tools_sent(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.add(
+        reply(
+            None,
+            [
+                {"id": "c1", "name": "add", "arguments": {"a": 1, "b": 2}},
+                {"id": "c2", "name": "bad", "arguments": "{not json"},
+            ],
+        )
+    )
+    schema = {
+        "type": "function",
+        "function": {"name": "add", "parameters": {"type": "object"}},
+    }
+    out = run(make_model(fake_openai).complete(USER, tools=[schema]))
+    assert out.text is None
+    assert out.tool_calls[0] == ToolCall("c1", "add", {"a": 1, "b": 2})
+    assert out.tool_calls[1].name == "bad" and out.tool_calls[1].error is not None
+    assert fake_openai.requests[0]["body"]["tools"] == [schema]
+
+
+def test_messages_round_trip_wire_format() -> None:
+    msg = Message.assistant(None, [ToolCall("c1", "add", {"a": 1})])
+    assert Message.from_dict(msg.to_dict()) == msg
+    tool = Message.tool("c1", "add", "3")
+    assert tool.to_dict() == {
+        "role": "tool",
+        "content": "3",
+        "tool_call_id": "c1",
+        "name": "add",
+    }
+    with pytest.raises(ValueError, match="role"):
+        Message("robot", "x")
+
+
+def test_env_defaults(
+    monkeypatch: pytest.MonkeyPatch, fake_openai: FakeOpenAIServer
+) -> None:
+    assert OpenAIModel("gpt-4o").base_url == DEFAULT_BASE_URL
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url + "/")
+    model = OpenAIModel("m")
+    assert model.base_url == fake_openai.base_url
+    assert model.has_api_key
+    fake_openai.add(reply("ok"))
+    run(model.complete(USER))
+    assert fake_openai.requests[0]["headers"]["Authorization"] == f"Bearer {SECRET_KEY}"
+
+
+def test_no_key_sends_no_authorization(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.add(reply("ok"))
+    run(OpenAIModel("local", base_url=fake_openai.base_url).complete(USER))
+    assert "Authorization" not in fake_openai.requests[0]["headers"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"base_url": "ftp://x"}, "base_url"),
+        ({"timeout": 0}, "timeout"),
+        ({"max_retries": -1}, "max_retries"),
+    ],
+)
+def test_bad_configuration(kwargs: Any, match: str) -> None:
+    with pytest.raises(ModelConfigError, match=match):
+        OpenAIModel("m", **kwargs)
+    with pytest.raises(ModelConfigError, match="model_id"):
+        OpenAIModel("")
+
+
+def test_429_then_500_are_retried(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.add(
+        error(429, "slow down", {"Retry-After": "0"}),
+        error(500, "oops"),
+        reply("finally"),
+    )
+    out = run(make_model(fake_openai, max_retries=2).complete(USER))
+    assert out.text == "finally"
+    assert len(fake_openai.requests) == 3
+
+
+def test_retries_exhausted_raise_typed_errors(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.add(error(503, "down"), error(503, "still down"))
+    with pytest.raises(ModelServerError) as info:
+        run(make_model(fake_openai, max_retries=1).complete(USER))
+    assert info.value.status_code == 503
+    assert "still down" in str(info.value)
+    assert info.value.request_id == "req-2"
+    assert isinstance(info.value, SparkError)
+    fake_openai.add(error(429, "limit", {"Retry-After": "0"}))
+    with pytest.raises(ModelRateLimitError) as limited:
+        run(make_model(fake_openai, max_retries=0).complete(USER))
+    assert limited.value.retry_after == 0.0
+
+
+def test_too_long_retry_after_fails_fast(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.add(error(429, "come back tomorrow", {"Retry-After": "86400"}))
+    with pytest.raises(ModelRateLimitError) as info:
+        run(make_model(fake_openai, max_retries=5).complete(USER))
+    assert info.value.retry_after == 86400.0
+    assert len(fake_openai.requests) == 1
+
+
+def test_client_errors_are_not_retried(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.add(error(400, "bad tools"))
+    with pytest.raises(ModelBadRequestError, match="bad tools"):
+        run(make_model(fake_openai).complete(USER))
+    fake_openai.add(error(401, "Incorrect API key provided: " + SECRET_KEY))
+    with pytest.raises(ModelAuthenticationError) as info:
+        run(make_model(fake_openai).complete(USER))
+    assert SECRET_KEY not in str(info.value)
+    assert SECRET_KEY not in repr(info.value.body)
+    assert len(fake_openai.requests) == 2
+
+
+def test_connection_refused_is_retried_then_typed() -> None:
+    server = FakeOpenAIServer().start()
+    url = server.base_url
+    server.stop()  # nothing listens on that port any more
+    model = OpenAIModel(
+        "m", api_key=SECRET_KEY, base_url=url, max_retries=1, backoff_factor=0
+    )
+    with pytest.raises(ModelConnectionError) as info:
+        run(model.complete(USER))
+    assert SECRET_KEY not in str(info.value)
+
+
+def test_key_never_in_logs_or_repr(
+    fake_openai: FakeOpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake_openai.add(error(500, "x"), error(401, f"bad key {SECRET_KEY}"))
+    model = make_model(fake_openai)
+    with pytest.raises(ModelAuthenticationError):
+        run(model.complete(USER))
+    assert caplog.records, "the model logs its calls at DEBUG"
+    assert SECRET_KEY not in caplog.text
+    assert SECRET_KEY not in repr(model)
+    assert "api_key=set" in repr(model)
+
+
+def test_parse_retry_after() -> None:
+    assert parse_retry_after({"Retry-After": "3"}) == 3.0
+    assert parse_retry_after({"retry-after-ms": "250"}) == 0.25
+    assert (
+        parse_retry_after(
+            {"Retry-After": "Wed, 21 Oct 2015 07:28:10 GMT"}, now=1445412480
+        )
+        == 10
+    )
+    assert parse_retry_after({"Retry-After": "soon"}) is None
+    assert parse_retry_after({}) is None
+
+
+def test_retry_policy_backoff() -> None:
+    policy = RetryPolicy(max_retries=3, backoff_factor=1.0, backoff_max=3.0)
+    delays = []
+    for _ in range(3):
+        policy = policy.increment("HTTP 500")
+        delays.append(policy.delay())
+    assert delays == [1.0, 2.0, 3.0]
+    assert not policy.is_exhausted()
+    assert policy.increment("HTTP 500").is_exhausted()
+    assert policy.delay(retry_after=0.5) == 0.5
+    with pytest.raises(ValueError):
+        RetryPolicy(max_retries=-1)
+
+
+def test_pricing() -> None:
+    model = OpenAIModel("gpt-4o-2024-08-06")
+    assert model.estimate_cost(Usage(1_000_000, 0)) == pytest.approx(2.5)
+    assert estimate_cost("no-such-model", Usage(10, 10)) == 0.0
+    register_pricing("my-local", 1.0, 2.0)
+    assert estimate_cost("my-local-7b", Usage(1_000_000, 1_000_000)) == pytest.approx(
+        3.0
+    )
+    assert (
+        OpenAIModel("x", pricing=(0.0, 1.0)).estimate_cost(Usage(5, 1_000_000)) == 1.0
+    )
+
+
+# --------------------------------------------------------------------------- offline models
+
+
+def test_echo_model() -> None:
+    model = EchoModel(prefix="echo: ")
+    out = run(model.complete([Message.system("s"), Message.user("ping")]))
+    assert out.text == "echo: ping"
+    assert out.usage.completion_tokens > 0
+    assert model.calls == 1
+    assert isinstance(model, Model)
+
+
+def test_scripted_model_plays_and_records() -> None:
+    model = ScriptedModel(
+        [
+            {"tool_calls": [{"name": "add", "arguments": {"a": 1}}]},
+            lambda msgs: f"saw {len(msgs)} messages",
+            ModelResponse(text="ready-made"),
+        ]
+    )
+    first = run(model.complete(USER, tools=[{"type": "function"}]))
+    assert first.tool_calls[0].name == "add" and first.tool_calls[0].arguments == {
+        "a": 1
+    }
+    assert run(model.complete(USER + USER)).text == "saw 2 messages"
+    assert run(model.complete(USER)).text == "ready-made"
+    assert model.requests[0]["tools"] == [{"type": "function"}]
+    with pytest.raises(
+        ScriptExhaustedError, match="ran out of replies: the script has 3"
+    ):
+        run(model.complete(USER))
+
+
+def test_scripted_model_loop_and_validation() -> None:
+    model = ScriptedModel(["a", "b"], loop=True)
+    texts = [run(model.complete(USER)).text for _ in range(3)]
+    assert texts == ["a", "b", "a"]
+    with pytest.raises(ValueError, match="step 0"):
+        ScriptedModel([42])  # type: ignore[list-item]
