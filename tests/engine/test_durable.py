@@ -1,0 +1,248 @@
+"""Durable runs: pause/resume, resume after failure, checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+from spark_core.errors import (
+    GraphDefinitionError,
+    NodeExecutionError,
+    RunNotFoundError,
+    RunPaused,
+    StateValidationError,
+)
+from spark_core.graphs import (
+    Graph,
+    InMemoryStateBackend,
+    SQLiteStateBackend,
+    StateBackend,
+)
+from spark_core.nodes import ExecutionContext, JoinNode, Node
+from spark_core.utils import arun
+from tests.engine.conftest import gstate, stored_run
+
+
+class Mark(Node):
+    """Appends its id to a shared log and adds it to ``inputs['path']``."""
+
+    def __init__(self, name: str, log: List[str]) -> None:
+        super().__init__(name=name)
+        self.log = log
+
+    async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+        self.log.append(self.id)
+        return {"path": list(context.inputs.content.get("path", [])) + [self.id]}
+
+
+class NeedsApproval(Mark):
+    """Pauses the run until the state key ``approved`` is true."""
+
+    async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+        self.log.append(self.id)
+        if not await gstate(context).get("approved", False):
+            await gstate(context).set("asked", True)
+            raise RunPaused(f"{self.id} waits for approval")
+        return {"path": list(context.inputs.content.get("path", [])) + [self.id]}
+
+
+def build(log: List[str], backend: Optional[StateBackend] = None) -> Graph:
+    a, b, c = Mark("a", log), NeedsApproval("b", log), Mark("c", log)
+    a >> b >> c
+    return Graph(start=a, state_backend=backend)
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_pause_then_resume_reruns_only_the_paused_node(
+    tmp_path: Path, durable: bool
+) -> None:
+    log: List[str] = []
+    backend = (
+        SQLiteStateBackend(tmp_path / "p.db") if durable else InMemoryStateBackend()
+    )
+    graph = build(log, backend)
+    with pytest.raises(RunPaused) as info:
+        graph.run_sync(run_id="r")
+    assert info.value.run_id == "r"
+    record = stored_run(graph, "r")
+    assert record["status"] == "paused"
+    assert record["frontier"] == [["b", {"path": ["a"]}]]
+    assert (
+        arun(graph.state.get("asked")) is True
+    )  # state written before the pause is kept
+    arun(graph.state.set("approved", True))
+    result = graph.resume_sync("r")
+    assert result.status == "completed"
+    assert result.content == {"path": ["a", "b", "c"]}
+    assert log == ["a", "b", "b", "c"]
+    assert stored_run(graph, "r")["status"] == "completed"
+    assert (
+        graph.resume_sync("r").content == result.content
+    )  # completed: nothing re-runs
+    assert log == ["a", "b", "b", "c"]
+
+
+def test_resume_in_a_new_process_with_the_sqlite_file(tmp_path: Path) -> None:
+    log: List[str] = []
+    path = tmp_path / "p.db"
+    with pytest.raises(RunPaused):
+        build(log, SQLiteStateBackend(path)).run_sync(run_id="r")
+    # Another process (the approvals CLI) approves through the backend's public methods.
+    SQLiteStateBackend(path).save_state_keys({"approved": True})
+    fresh_log: List[str] = []
+    graph = build(fresh_log, SQLiteStateBackend(path))  # a new graph object, same nodes
+    result = arun(graph.resume("r"))
+    assert result.content == {"path": ["a", "b", "c"]}
+    assert fresh_log == ["b", "c"]  # "a" was committed and does not run again
+
+
+def test_fan_out_pause_lets_running_siblings_finish(tmp_path: Path) -> None:
+    log: List[str] = []
+    start = Mark("start", log)
+    join = JoinNode(name="join")
+    branches = [Mark("x", log), NeedsApproval("y", log), Mark("z", log)]
+    start >> branches
+    branches >> join
+    graph = Graph(start=start, state_backend=SQLiteStateBackend(tmp_path / "f.db"))
+    with pytest.raises(RunPaused):
+        graph.run_sync(run_id="f")
+    record = stored_run(graph, "f")
+    assert record["status"] == "paused"
+    assert [entry[0] for entry in record["frontier"]] == ["y"]
+    assert set(record["joins"]["join"][0]) == {"x", "z"}
+    arun(graph.state.set("approved", True))
+    result = graph.resume_sync("f")
+    assert set(result.content) == {"x", "y", "z"}
+    assert sorted(log) == sorted(["start", "x", "y", "z", "y"])
+
+
+def test_failed_run_resumes_at_the_failed_node(tmp_path: Path) -> None:
+    log: List[str] = []
+    attempts = {"n": 0}
+
+    class FailOnce(Mark):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            attempts["n"] += 1
+            if attempts["n"] == 1:
+                raise ConnectionError("down")
+            return await super().process(context)
+
+    a, b, c = Mark("a", log), FailOnce("b", log), Mark("c", log)
+    a >> b >> c
+    graph = Graph(start=a, state_backend=SQLiteStateBackend(tmp_path / "x.db"))
+    with pytest.raises(NodeExecutionError):
+        graph.run_sync(run_id="x")
+    assert stored_run(graph, "x")["status"] == "failed"
+    assert graph.resume_sync("x").content == {"path": ["a", "b", "c"]}
+    assert log == ["a", "b", "c"]
+
+
+def test_resume_unknown_run() -> None:
+    with pytest.raises(RunNotFoundError, match="nope"):
+        arun(build([]).resume("nope"))
+
+
+def test_resume_refuses_a_graph_without_the_stored_nodes(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    with pytest.raises(RunPaused):
+        build([], SQLiteStateBackend(path)).run_sync(run_id="r")
+    other = Graph(start=Mark("other", []), state_backend=SQLiteStateBackend(path))
+    with pytest.raises(GraphDefinitionError, match="'b'"):
+        other.resume_sync("r")
+
+
+def test_every_step_is_committed_with_its_state(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    seen: List[Dict[str, Any]] = []
+
+    class Step(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            # What another connection sees now = what the previous steps committed.
+            seen.append(
+                {
+                    "state": SQLiteStateBackend(path).load_state(),
+                    "record": SQLiteStateBackend(path).load_run("s"),
+                }
+            )
+            await gstate(context).set(self.id, True)
+            return {"done": self.id}
+
+    a, b, c = Step(name="a"), Step(name="b"), Step(name="c")
+    a >> b >> c
+    Graph(start=a, state_backend=SQLiteStateBackend(path)).run_sync(run_id="s")
+    assert seen[0]["state"] == {} and seen[0]["record"]["frontier"] == [["a", None]]
+    assert seen[1]["state"] == {"a": True}
+    assert seen[1]["record"]["outputs"] == {"a": {"done": "a"}}
+    assert seen[1]["record"]["frontier"] == [["b", {"done": "a"}]]
+    assert seen[2]["state"] == {"a": True, "b": True}
+    assert seen[2]["record"]["step"] == 2
+
+
+# -------------------------------------------------------------------- checkpoints
+def test_checkpoint_and_resume_from_continue_at_the_saved_frontier() -> None:
+    log: List[str] = []
+    graph = build(log)
+    with pytest.raises(RunPaused):
+        graph.run_sync()
+    checkpoint = arun(graph.checkpoint_state())
+    text = json.dumps(checkpoint)  # JSON-serialisable
+    assert checkpoint["frontier"] == [["b", {"path": ["a"]}]]
+    # ... the application restarts: a new graph, a new in-memory backend ...
+    new_log: List[str] = []
+    restored = build(new_log)
+    checkpoint = json.loads(text)
+    checkpoint["state"]["approved"] = True
+    result = arun(restored.resume_from(checkpoint))
+    assert result.content == {"path": ["a", "b", "c"]}
+    assert new_log == ["b", "c"]  # not from the start node
+    assert arun(restored.state.get("asked")) is True
+
+
+def test_checkpoint_of_a_completed_run_and_of_a_fresh_graph() -> None:
+    log: List[str] = []
+    graph = build(log)
+    fresh = arun(graph.checkpoint_state())
+    assert fresh["frontier"] == [["a", None]] and fresh["status"] == "pending"
+    arun(graph.state.set("approved", True))
+    done = graph.run_sync()
+    checkpoint = arun(graph.checkpoint_state())
+    assert checkpoint["status"] == "completed" and checkpoint["frontier"] == []
+    new_log: List[str] = []
+    again = arun(build(new_log).resume_from(checkpoint))
+    assert again.content == done.content and new_log == []
+    with pytest.raises(RunPaused):  # a fresh checkpoint's position is the start node
+        arun(build(new_log).resume_from(fresh))
+    assert new_log == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda c: c.update(version=99),
+        lambda c: c.update(frontier="nope"),
+        lambda c: c.update(frontier=[["ghost", {}]]),
+        lambda c: c.update(state={"counter": "x"}),
+        lambda c: c.pop("state"),
+    ],
+)
+def test_bad_checkpoints_are_rejected_without_touching_state(mutate: Any) -> None:
+    from spark_core.graphs import MissionStateModel
+
+    class S(MissionStateModel):
+        counter: int = 0
+
+    log: List[str] = []
+    a = Mark("a", log)
+    graph = Graph(start=a, state_schema=S)
+    checkpoint = arun(graph.checkpoint_state())
+    arun(graph.state.set("counter", 7))
+    mutate(checkpoint)
+    with pytest.raises((StateValidationError, GraphDefinitionError)):
+        arun(graph.resume_from(checkpoint))
+    assert arun(graph.state.get("counter")) == 7
+    assert log == []
+    with pytest.raises(StateValidationError):
+        arun(graph.resume_from("not a dict"))  # type: ignore[arg-type]

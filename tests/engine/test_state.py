@@ -1,0 +1,233 @@
+"""GraphState, schemas and the state backends."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import pytest
+
+from spark_core.errors import StateValidationError
+from spark_core.graphs import (
+    Graph,
+    GraphState,
+    InMemoryStateBackend,
+    MissionStateModel,
+    SQLiteStateBackend,
+)
+from spark_core.nodes import ExecutionContext, Node
+from spark_core.utils import arun
+from tests.engine.conftest import gstate
+
+
+class MissionState(MissionStateModel):
+    counter: int = 0
+    notes: list[str] = []  # noqa: RUF012 - the seed's spelling; copied per instance
+
+
+class Counter(Node):
+    async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+        state = gstate(context)
+        async with state.transaction():
+            counter = await state.get("counter", 0)
+            await state.set("counter", counter + 1)
+        return {"counter": counter + 1}
+
+
+def test_seed_schema_and_sqlite_backend(tmp_path: Path) -> None:
+    backend = SQLiteStateBackend(tmp_path / "mission_state.db")
+    node = Counter()
+    graph = Graph(start=node, state_backend=backend, state_schema=MissionState)
+    assert arun(graph.state.get("counter")) == 0  # schema default
+    graph.run_sync()
+    graph.run_sync()
+    typed = arun(graph.state.get_typed())
+    assert isinstance(typed, MissionState)
+    assert typed.counter == 2 and typed.notes == []
+    backend.close()
+    # The state outlives the backend object (and the process).
+    reopened = SQLiteStateBackend(tmp_path / "mission_state.db")
+    assert reopened.load_state() == {"counter": 2, "notes": []}
+
+
+def test_mission_state_model_validates_fields() -> None:
+    assert MissionState().notes is not MissionState().notes  # mutable default copied
+    with pytest.raises(StateValidationError, match="counter"):
+        MissionState(counter="three")
+    with pytest.raises(StateValidationError, match="notes"):
+        MissionState(notes=[1, 2])
+    assert MissionState(counter=1, extra="ok").to_dict() == {
+        "counter": 1,
+        "extra": "ok",
+        "notes": [],
+    }
+
+    class Required(MissionStateModel):
+        name: str
+        ratio: float = 0.5
+        tag: Optional[str] = None
+
+    with pytest.raises(StateValidationError, match="required field 'name'"):
+        Required()
+    assert Required(name="x", ratio=1).ratio == 1  # ints are fine for floats
+    with pytest.raises(StateValidationError):
+        Required(name="x", tag=3)
+    with pytest.raises(StateValidationError):
+        Required(name=5)
+
+
+def test_schema_checks_every_write_without_partial_writes() -> None:
+    state = GraphState(schema=MissionState)
+
+    async def main() -> None:
+        await state.set("counter", 5)
+        with pytest.raises(StateValidationError, match="counter"):
+            await state.set("counter", "five")
+        with pytest.raises(StateValidationError):
+            await state.update({"notes": ["fine"], "counter": 1.5})
+        assert await state.get("counter") == 5
+        assert (
+            await state.get("notes") == []
+        )  # the valid half of the update was not written
+        await state.set("anything_else", {"free": True})  # undeclared keys are allowed
+        await state.set(
+            "_spark_approvals", {"id": {"status": "pending"}}
+        )  # reserved keys
+        await state.set_from_model(MissionState(counter=9, notes=["a"]))
+        assert (await state.get_typed()).counter == 9
+
+    arun(main())
+
+
+def test_values_must_be_json() -> None:
+    state = GraphState()
+
+    async def main() -> None:
+        with pytest.raises(StateValidationError, match="JSON"):
+            await state.set("when", object())
+        with pytest.raises(StateValidationError):
+            await state.set(3, "x")  # type: ignore[arg-type]
+        with pytest.raises(StateValidationError):
+            await state.update(["not", "a", "dict"])  # type: ignore[arg-type]
+        assert await state.snapshot() == {}
+
+    arun(main())
+
+
+def test_snapshot_is_a_deep_copy_and_delete_clear() -> None:
+    state = GraphState(initial={"items": [1]})
+
+    async def main() -> None:
+        snap = await state.snapshot()
+        snap["items"].append(2)
+        assert await state.get("items") == [1]
+        await state.delete("items")
+        assert await state.get("items", "gone") == "gone"
+        await state.set("k", 1)
+        await state.clear()
+        assert await state.snapshot() == {}
+
+    arun(main())
+
+
+def test_get_typed_needs_a_schema() -> None:
+    with pytest.raises(StateValidationError, match="state_schema"):
+        arun(GraphState().get_typed())
+    with pytest.raises(StateValidationError):
+        GraphState(schema=dict)
+
+
+def test_pydantic_schema_is_accepted() -> None:
+    pydantic = pytest.importorskip("pydantic")
+
+    class PState(pydantic.BaseModel):  # type: ignore[misc, name-defined]
+        counter: int = 0
+        label: str = "x"
+
+    state = GraphState(schema=PState)
+
+    async def main() -> None:
+        assert await state.get("counter") == 0
+        await state.set("counter", 3)
+        with pytest.raises(StateValidationError):
+            await state.set("counter", "not a number")
+        assert (await state.get_typed()).counter == 3
+
+    arun(main())
+
+
+def test_lock_serialises_read_modify_write() -> None:
+    start = Node(name="start")
+    start >> [Counter(name=f"c{i}") for i in range(20)]
+    graph = Graph(start=start)
+    graph.run_sync()
+    assert arun(graph.state.get("counter")) == 20
+
+
+def test_lock_works_across_event_loops() -> None:
+    state = GraphState()
+
+    async def bump() -> None:
+        async with state.lock():
+            await asyncio.sleep(0)
+            await state.set("n", (await state.get("n", 0)) + 1)
+
+    async def many() -> None:
+        await asyncio.gather(*(bump() for _ in range(5)))
+
+    arun(many())
+    arun(many())  # a new loop: the lock must not be bound to the first one
+    assert arun(state.get("n")) == 10
+
+
+def test_sqlite_backend_public_methods_for_other_processes(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    graph = Graph(start=Counter(), state_backend=SQLiteStateBackend(path))
+    graph.run_sync()
+    other = SQLiteStateBackend(path)  # e.g. the approvals CLI
+    assert other.load_state() == {"counter": 1}
+    other.save_state_keys({"_spark_approvals": {"a1": "approved"}, "counter": 10})
+    graph.run_sync()  # each run reloads the durable state first
+    assert other.load_state()["counter"] == 11
+    with pytest.raises(StateValidationError):
+        other.save_state_keys({"ok": 1, "bad": object()})
+    assert "ok" not in other.load_state()  # one transaction: nothing was written
+    other.delete_state_keys(["_spark_approvals"])
+    assert "_spark_approvals" not in other.load_state()
+    assert [r["status"] for r in other.list_runs()] == ["completed", "completed"]
+
+
+def test_sqlite_uses_wal(tmp_path: Path) -> None:
+    SQLiteStateBackend(tmp_path / "w.db")
+    conn = sqlite3.connect(tmp_path / "w.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_in_memory_backend_runs_and_state() -> None:
+    backend = InMemoryStateBackend({"seed": 1})
+    graph = Graph(start=Counter(), state_backend=backend)
+    result = graph.run_sync(run_id="m1")
+    assert backend.load_state() == {"seed": 1, "counter": 1}
+    record = backend.load_run("m1")
+    assert record is not None and record["status"] == "completed"
+    assert record["outputs"] == result.outputs
+    backend.delete_run("m1")
+    assert backend.load_run("m1") is None
+    assert backend.list_runs() == []
+
+
+def test_node_outputs_must_be_json_with_a_durable_backend(tmp_path: Path) -> None:
+    class Weird(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            return {"obj": object()}
+
+    start = Node(name="start")
+    start >> Weird(name="weird") >> Node(name="after")
+    graph = Graph(start=start, state_backend=SQLiteStateBackend(tmp_path / "j.db"))
+    with pytest.raises(StateValidationError, match="weird"):
+        graph.run_sync({"v": 1}, run_id="j")
+    record = graph.state.backend.load_run("j")
+    assert record is not None and record["status"] == "failed"
+    assert record["frontier"] == [["weird", {"v": 1}]]  # the last committed position
