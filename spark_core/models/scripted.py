@@ -144,7 +144,7 @@ class ScriptedModel(_RecordingModel):
         ... ])
 
     Args:
-        script: The replies, in order.
+        script: The replies, in order (each a :data:`ScriptStep`).
         model_id: The id reported in responses.
         loop: Start again from the first step when the script runs out, instead of raising.
 
@@ -154,7 +154,7 @@ class ScriptedModel(_RecordingModel):
 
     def __init__(
         self,
-        script: Sequence[ScriptStep],
+        script: Sequence[Any],
         model_id: str = "scripted",
         *,
         loop: bool = False,

@@ -285,4 +285,4 @@ def test_scripted_model_loop_and_validation() -> None:
     texts = [run(model.complete(USER)).text for _ in range(3)]
     assert texts == ["a", "b", "a"]
     with pytest.raises(ValueError, match="step 0"):
-        ScriptedModel([42])  # type: ignore[list-item]
+        ScriptedModel([42])
