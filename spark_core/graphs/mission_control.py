@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import (
     Any,
+    Callable,
     Dict,
     Iterable,
     Iterator,
@@ -537,6 +538,7 @@ class Guardrails(GraphObserver):
             nodes.
         max_cost: USD reported through ``context.report_cost``.
         max_tokens: Tokens reported through ``context.report_cost(..., tokens=...)``.
+        clock: Monotonic clock in seconds (tests pass a fake one).
 
     Raises:
         PlanValidationError: A limit is negative or not a number.
@@ -550,7 +552,10 @@ class Guardrails(GraphObserver):
         max_runtime_seconds: Optional[float] = None,
         max_cost: Optional[float] = None,
         max_tokens: Optional[int] = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.clock = clock
         self.config = BudgetGuardrailConfig(
             max_iterations=max_iterations,
             max_cost_usd=max_cost,
@@ -572,7 +577,7 @@ class Guardrails(GraphObserver):
                 "iterations": 0,
                 "cost_usd": 0.0,
                 "tokens": 0,
-                "t0": time.monotonic(),
+                "t0": self.clock(),
             }
             per_run[id(self)] = usage
             self.last_usage = usage
@@ -582,7 +587,7 @@ class Guardrails(GraphObserver):
         self, run: RunInfo, usage: Dict[str, Any], node_id: Optional[str]
     ) -> None:
         cfg = self.config
-        usage["runtime_s"] = time.monotonic() - usage["t0"]
+        usage["runtime_s"] = self.clock() - usage["t0"]
         checks = (
             ("max_iterations", usage["iterations"], cfg.max_iterations),
             (self._cost_name, usage["cost_usd"], cfg.max_cost_usd),
@@ -633,11 +638,17 @@ class BudgetGuardrail(Guardrails):
 
     Args:
         config: The limits.
+        clock: Monotonic clock in seconds (tests pass a fake one).
     """
 
     _cost_name = "max_cost_usd"
 
-    def __init__(self, config: Optional[BudgetGuardrailConfig] = None) -> None:
+    def __init__(
+        self,
+        config: Optional[BudgetGuardrailConfig] = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         cfg = config if config is not None else BudgetGuardrailConfig()
         if not isinstance(cfg, BudgetGuardrailConfig):
             raise PlanValidationError(
@@ -648,6 +659,7 @@ class BudgetGuardrail(Guardrails):
             max_runtime_seconds=cfg.max_runtime_seconds,
             max_cost=cfg.max_cost_usd,
             max_tokens=cfg.max_tokens,
+            clock=clock,
         )
 
 

@@ -1,0 +1,257 @@
+"""Governance inside graphs: tool policies, audit, approvals that pause and resume."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+from spark_core.governance import (
+    ApprovalAlreadyResolvedError,
+    ApprovalPendingError,
+    ApprovalStore,
+    PolicyEffect,
+    PolicyRule,
+    PolicySet,
+    PolicyViolationError,
+)
+from spark_core.graphs import Graph, SQLiteStateBackend
+from spark_core.nodes import ExecutionContext, Node
+from tests.governance import fs_app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def lines(path: Path) -> List[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_denied_tool_stops_the_run_and_is_audited(tmp_path: Path) -> None:
+    graph = fs_app.build(deleter=True)
+
+    async def main() -> Any:
+        with pytest.raises(PolicyViolationError) as info:
+            await graph.run({"path": str(tmp_path / "x")})
+        return info.value, await graph.state.get("_spark_audit")
+
+    err, audit = asyncio.run(main())
+    assert err.decision.rule_name == "block_delete"
+    assert "denied tool:execute on tool://delete_file" in str(err)
+    assert graph.state.backend.load_run(err.run_id)["status"] == "cancelled"
+    tool_records = [r for r in audit if r["action"] == "tool:execute"]
+    assert [(r["effect"], r["rule"], r["node_id"]) for r in tool_records] == [
+        ("deny", "block_delete", "Deleter")
+    ]
+    # node:execute decisions are audited too (the default effect allowed both nodes)
+    assert [r["resource"] for r in audit if r["action"] == "node:execute"] == [
+        "node://Prepare",
+        "node://Deleter",
+    ]
+
+
+def test_approval_pauses_then_resume_runs_the_call_exactly_once(tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+    graph = fs_app.build()
+
+    async def main() -> None:
+        with pytest.raises(ApprovalPendingError) as info:
+            await graph.run({"path": str(out)})
+        run_id = info.value.run_id
+        assert graph.state.backend.load_run(run_id)["status"] == "paused"
+        assert lines(out) == []
+        [pending] = await graph.approvals.list(status="pending")
+        assert pending.id == info.value.request_id
+        assert (pending.action, pending.resource) == (
+            "tool:execute",
+            "tool://write_file",
+        )
+        assert pending.requester == f"run:{run_id}/node:Writer"
+        assert pending.rule == "require_approval_write"
+        assert pending.context["arguments"]["content"] == "approved line"
+        # resuming before a decision pauses again on the same request
+        with pytest.raises(ApprovalPendingError) as again:
+            await graph.resume(run_id)
+        assert again.value.request_id == pending.id
+        resolved = await graph.approvals.resolve(
+            pending.id, "approved", reviewer="ana", notes="looks fine"
+        )
+        assert resolved.status == "approved" and resolved.reviewer == "ana"
+        with pytest.raises(ApprovalAlreadyResolvedError):
+            await graph.approvals.resolve(pending.id, "rejected", reviewer="bo")
+        result = await graph.resume(run_id)
+        assert result.status == "completed"
+        assert result.content == {"path": str(out), "result": "wrote 13 chars"}
+        assert lines(out) == ["approved line"]
+        # resuming a completed run does not run anything again
+        assert (await graph.resume(run_id)).status == "completed"
+        assert lines(out) == ["approved line"]
+        [used] = await graph.approvals.list(status="approved")
+        assert used.consumed_at is not None
+
+    asyncio.run(main())
+
+
+def test_rejected_approval_fails_the_resumed_run(tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+    graph = fs_app.build()
+
+    async def main() -> None:
+        with pytest.raises(ApprovalPendingError) as info:
+            await graph.run({"path": str(out)})
+        await graph.approvals.resolve(
+            info.value.request_id, "rejected", reviewer="bo", notes="no writes today"
+        )
+        with pytest.raises(
+            PolicyViolationError, match="rejected by bo: no writes today"
+        ) as err:
+            await graph.resume(info.value.run_id)
+        assert err.value.request["id"] == info.value.request_id
+        assert lines(out) == []
+
+    asyncio.run(main())
+
+
+def run_app(*args: str) -> Dict[str, Any]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.governance.fs_app", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def test_approval_across_process_restarts_with_sqlite(tmp_path: Path) -> None:
+    db, out = str(tmp_path / "mission.sqlite"), tmp_path / "out.txt"
+    first = run_app(db, str(out), "run")
+    assert first["status"] == "paused"
+    # an operator resolves the request from another process, without the graph (as the CLI)
+    store = ApprovalStore.open(db)
+    [pending] = store.list_sync(status="pending")
+    assert pending.id == first["request_id"] and pending.run_id == first["run_id"]
+    store.resolve_sync(pending.id, "approved", reviewer="ops", notes="ok")
+    with pytest.raises(ApprovalAlreadyResolvedError):
+        store.resolve_sync(pending.id, "approved", reviewer="ops")
+    second = run_app(db, str(out), "resume", first["run_id"])
+    assert second["status"] == "completed"
+    assert lines(out) == ["approved line"]
+    third = run_app(db, str(out), "resume", first["run_id"])
+    assert third["status"] == "completed" and lines(out) == ["approved line"]
+
+
+def test_rejection_across_a_fresh_graph_on_the_same_file(tmp_path: Path) -> None:
+    db, out = str(tmp_path / "mission.sqlite"), tmp_path / "out.txt"
+
+    async def main() -> None:
+        with pytest.raises(ApprovalPendingError) as info:
+            await fs_app.build(SQLiteStateBackend(db)).run({"path": str(out)})
+        other = ApprovalStore.from_backend(SQLiteStateBackend(db))
+        await other.resolve(info.value.request_id, "rejected", reviewer="sec")
+        fresh = fs_app.build(SQLiteStateBackend(db))
+        with pytest.raises(PolicyViolationError, match="rejected by sec"):
+            await fresh.resume(info.value.run_id)
+        assert fresh.state.backend.load_run(info.value.run_id)["status"] == "cancelled"
+        assert lines(out) == []
+        audit = await fresh.state.get("_spark_audit")
+        assert [
+            r.get("approval_status") for r in audit if r["action"] == "tool:execute"
+        ] == ["pending", "rejected"]
+
+    asyncio.run(main())
+
+
+class Step(Node):
+    async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+        ran = list((context.inputs.content or {}).get("ran", []))
+        return {"ran": ran + [self.id]}
+
+
+def chain(*names: str) -> Node:
+    nodes = [Step(name=n) for n in names]
+    for a, b in zip(nodes, nodes[1:]):
+        a >> b
+    return nodes[0]
+
+
+def test_node_policy_denies_a_node_before_it_runs() -> None:
+    policy = PolicySet(
+        "nodes",
+        [
+            PolicyRule(
+                "no_launch", PolicyEffect.DENY, ["node:execute"], ["node://launch*"]
+            )
+        ],
+    )
+    graph = Graph(chain("plan", "launch_rocket", "report"), policy_set=policy)
+    with pytest.raises(PolicyViolationError, match="node://launch_rocket") as info:
+        graph.run_sync()
+    assert info.value.decision.rule_name == "no_launch"
+    assert graph.state.backend.load_run(info.value.run_id)["outputs"].keys() == {"plan"}
+
+
+def test_node_approval_pauses_and_resumes_the_node() -> None:
+    policy = PolicySet(
+        "nodes",
+        [
+            PolicyRule(
+                "ask",
+                PolicyEffect.REQUIRE_APPROVAL,
+                ["node:execute"],
+                ["node://deploy"],
+            )
+        ],
+    )
+    graph = Graph(chain("build", "deploy", "notify"), policy_set=policy)
+
+    async def main() -> None:
+        with pytest.raises(ApprovalPendingError) as info:
+            await graph.run()
+        [req] = await graph.approvals.list(status="pending")
+        assert (req.action, req.resource, req.node_id) == (
+            "node:execute",
+            "node://deploy",
+            "deploy",
+        )
+        await graph.approvals.resolve(req.id, "approved", reviewer="lead")
+        result = await graph.resume(info.value.run_id)
+        assert result.status == "completed"
+        assert result.content == {"ran": ["build", "deploy", "notify"]}
+
+    asyncio.run(main())
+
+
+def test_default_deny_policy_needs_explicit_node_rules() -> None:
+    policy = PolicySet(
+        "strict",
+        [
+            PolicyRule("nodes_ok", PolicyEffect.ALLOW, ["node:execute"], ["node://*"]),
+            PolicyRule(
+                "read_ok", PolicyEffect.ALLOW, ["tool:execute"], ["tool://read_file"]
+            ),
+        ],
+        default_effect="deny",
+    )
+
+    class Reader(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            text = await context.call_tool("read_file", path=__file__)
+            await context.call_tool("write_file", path="/nonexistent", content="x")
+            return {"n": len(text)}
+
+    graph = Graph(
+        Reader(), tools=[fs_app.read_file, fs_app.write_file], policy_set=policy
+    )
+    with pytest.raises(
+        PolicyViolationError, match="tool://write_file: no rule matched"
+    ):
+        graph.run_sync()

@@ -1,0 +1,254 @@
+"""Mission control on real graphs: each guardrail stops a loop; plans advance and persist."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Dict, Optional
+
+import pytest
+
+from spark_core.governance import (
+    ApprovalPendingError,
+    PolicyEffect,
+    PolicyRule,
+    PolicySet,
+)
+from spark_core.graphs import (
+    BudgetGuardrail,
+    BudgetGuardrailConfig,
+    Graph,
+    GuardrailBreachError,
+    MissionControl,
+    MissionPlan,
+    PlanStep,
+    SQLiteStateBackend,
+)
+from spark_core.graphs.mission_control import Guardrails, PlanManager
+from spark_core.nodes import ExecutionContext, Node, NodeConfig
+from spark_core.nodes.capabilities import RetryCapability
+
+
+class Spender(Node):
+    """Loops forever, reporting cost and tokens each time."""
+
+    def __init__(self, usd: float = 1.0, tokens: int = 100) -> None:
+        super().__init__(name="spender")
+        self.usd, self.tokens = usd, tokens
+
+    async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+        n = (context.inputs.content or {}).get("n", 0) + 1
+        context.report_cost(self.usd, tokens=self.tokens, source="model")
+        return {"n": n}
+
+
+def loop_graph(node: Optional[Node] = None) -> Graph:
+    node = node or Spender()
+    node.on(lambda out: True) >> node
+    return Graph(node, max_steps=10_000)
+
+
+def breach(graph: Graph) -> GuardrailBreachError:
+    with pytest.raises(GuardrailBreachError) as info:
+        graph.run_sync({"n": 0})
+    return info.value
+
+
+def test_max_iterations_stops_a_loop() -> None:
+    graph = loop_graph()
+    BudgetGuardrail(BudgetGuardrailConfig(max_iterations=20)).attach(graph)
+    err = breach(graph)
+    assert (err.limit, err.value, err.threshold) == ("max_iterations", 21, 20)
+    assert "measured 21 > limit 20" in str(err)
+    record = graph.state.backend.load_run(err.run_id)
+    assert record["status"] == "cancelled" and record["step"] == 20
+
+
+def test_max_cost_stops_a_loop_as_soon_as_it_is_crossed() -> None:
+    graph = loop_graph(Spender(usd=1.5))
+    budget = BudgetGuardrail(
+        BudgetGuardrailConfig(max_iterations=1000, max_cost_usd=5.0)
+    )
+    MissionControl(guardrails=[budget]).attach(graph)
+    err = breach(graph)
+    assert err.limit == "max_cost_usd" and err.value == 6.0 and err.threshold == 5.0
+    assert err.node_id == "spender"
+    assert budget.last_usage["iterations"] == 4
+
+
+def test_max_cost_of_the_seed_guardrails_class() -> None:
+    graph = loop_graph(Spender(usd=4.0))
+    Guardrails(max_iterations=100, max_runtime_seconds=300, max_cost=10.0).attach(graph)
+    err = breach(graph)
+    assert (err.limit, err.value) == ("max_cost", 12.0)
+
+
+def test_max_tokens_stops_a_loop() -> None:
+    graph = loop_graph(Spender(usd=0.0, tokens=300))
+    BudgetGuardrail(BudgetGuardrailConfig(max_tokens=1000)).attach(graph)
+    err = breach(graph)
+    assert (err.limit, err.value, err.threshold) == ("max_tokens", 1200, 1000)
+
+
+def test_max_runtime_stops_a_loop() -> None:
+    ticks = iter(range(10_000))
+    graph = loop_graph()
+    # a fake clock advancing one second per reading: no wall-clock in the test
+    Guardrails(max_runtime_seconds=10, clock=lambda: float(next(ticks))).attach(graph)
+    err = breach(graph)
+    assert err.limit == "max_runtime_seconds" and err.value > 10 and err.threshold == 10
+
+
+def test_breach_is_not_retried() -> None:
+    calls = []
+
+    class Costly(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            calls.append(1)
+            await context.emit("cost", usd=10.0, tokens=0)
+            return {}
+
+    graph = Graph(
+        Costly(config=NodeConfig(retry=RetryCapability(max_retries=3, initial_delay=0)))
+    )
+    Guardrails(max_cost=1.0).attach(graph)
+    with pytest.raises(GuardrailBreachError):
+        graph.run_sync()
+    assert calls == [1]
+
+
+def test_limits_are_counted_per_run() -> None:
+    graph = loop_graph(Spender(usd=1.0))
+    guard = BudgetGuardrail(BudgetGuardrailConfig(max_iterations=3)).attach(graph)
+    for _ in range(2):
+        err = breach(graph)
+        assert err.value == 4
+    assert guard.last_usage["iterations"] == 4
+
+
+class Work(Node):
+    async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+        context.report_cost(0.5)
+        return {"done": self.id}
+
+
+def seed_graph(backend: Any = None, **kw: Any) -> Graph:
+    research, draft, review = (
+        Work(name="research"),
+        Work(name="draft"),
+        Work(name="review"),
+    )
+    research >> draft >> review
+    return Graph(research, state_backend=backend, **kw)
+
+
+def test_seed_mission_control_snippet_runs_and_completes_the_plan() -> None:
+    graph = seed_graph()
+    plan = MissionPlan(
+        [
+            PlanStep(id="research", description="Gather data"),
+            PlanStep(id="draft", description="Write content", depends_on=["research"]),
+            PlanStep(
+                id="review", description="Review and refine", depends_on=["draft"]
+            ),
+        ]
+    )
+    budget = BudgetGuardrail(BudgetGuardrailConfig(max_iterations=20, max_cost_usd=5.0))
+    mission = MissionControl(plan=plan, guardrails=[budget])
+    mission.attach(graph)
+
+    async def main() -> Dict[str, Any]:
+        await graph.run()
+        return await graph.state.get("mission_plan")
+
+    snapshot = asyncio.run(main())
+    assert plan.is_complete
+    assert MissionPlan.from_snapshot(snapshot).render_text() == plan.render_text()
+    assert plan.render_text().splitlines()[0] == "Mission plan: 3/3 steps completed"
+    assert budget.last_usage["cost_usd"] == 1.5
+
+
+def test_seed_plan_manager_snippet_with_explicit_node_mapping() -> None:
+    a, b = Work(name="check_input"), Work(name="transform")
+    a >> b
+    graph = Graph(a)
+    plan = MissionPlan(
+        steps=[
+            PlanStep(id="validate", description="Validate input"),
+            PlanStep(id="process", description="Process data", depends_on=["validate"]),
+        ]
+    )
+    manager = PlanManager(
+        plan,
+        state_key="mission_plan",
+        auto_advance=True,
+        step_nodes={"validate": "check_input", "process": ["transform"]},
+    )
+    manager.attach(graph)
+    graph.run_sync()
+    assert [s.status for s in plan] == ["completed", "completed"]
+    assert "[x] validate" in plan.render_text()
+
+
+def test_failed_node_marks_its_step_failed() -> None:
+    class Broken(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            raise RuntimeError("boom")
+
+    first = Work(name="fetch")
+    first >> Broken(name="parse")
+    graph = Graph(first)
+    plan = MissionPlan(
+        [
+            PlanStep("fetch"),
+            PlanStep("parse", depends_on=["fetch"]),
+            PlanStep("store", depends_on=["parse"]),
+        ]
+    )
+    PlanManager(plan).attach(graph)
+    with pytest.raises(Exception, match="boom"):
+        graph.run_sync()
+    assert [s.status for s in plan] == ["completed", "failed", "blocked"]
+
+
+def test_plan_survives_a_pause_and_resumes_from_state(tmp_path: Any) -> None:
+    db = str(tmp_path / "plan.sqlite")
+    policy = PolicySet(
+        "p",
+        [
+            PolicyRule(
+                "ask",
+                PolicyEffect.REQUIRE_APPROVAL,
+                ["node:execute"],
+                ["node://review"],
+            )
+        ],
+    )
+
+    def make() -> Any:
+        graph = seed_graph(SQLiteStateBackend(db), policy_set=policy)
+        plan = MissionPlan(
+            [
+                PlanStep("research"),
+                PlanStep("draft", depends_on=["research"]),
+                PlanStep("review", depends_on=["draft"]),
+            ]
+        )
+        PlanManager(plan).attach(graph)
+        return graph, plan
+
+    async def main() -> None:
+        graph, plan = make()
+        with pytest.raises(ApprovalPendingError) as info:
+            await graph.run()
+        stored = MissionPlan.from_snapshot(await graph.state.get("mission_plan"))
+        assert [s.status for s in stored] == ["completed", "completed", "pending"]
+        [req] = await graph.approvals.list(status="pending")
+        await graph.approvals.resolve(req.id, "approved", reviewer="ana")
+        fresh, fresh_plan = make()  # a new process would do exactly this
+        await fresh.resume(info.value.run_id)
+        assert fresh_plan.is_complete
+        stored = await fresh.state.get("mission_plan")
+        assert stored["run_id"] == info.value.run_id
+        assert [s["status"] for s in stored["steps"]] == ["completed"] * 3
+
+    asyncio.run(main())
