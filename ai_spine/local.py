@@ -82,6 +82,7 @@ BatchInput = Union[BatchItem, Dict[str, Any], Tuple[str, Dict[str, Any]]]
 FINAL_STATUSES = TERMINAL_STATUSES
 _STATUSES = frozenset(EXECUTION_STATUSES)
 _AGENT_TYPES = ("input", "processor", "output", "conditional")
+_CLOSED_MESSAGE = "stopped: LocalSpine was closed before the execution finished"
 
 
 INTERRUPTED_MESSAGE = (
@@ -443,6 +444,8 @@ class _Flow:
                 validate_json_object(dict(source), "spec", allow_empty=False)
             )
             self.factory = _spec_factory(self.spec)
+            if description is None and isinstance(self.spec.get("description"), str):
+                self.description = self.spec["description"]
             sample = self.factory()
         elif _is_graph(source):
             self.kind = "graph"
@@ -758,6 +761,8 @@ class LocalSpine:
                     rec = self._executions.get(seen[0])
                     if rec is not None:
                         return cast(ExecutionResponse, rec.response())
+            if self._closed:
+                raise AISpineError("LocalSpine is closed")
             rec = _Record(str(uuid.uuid4()), flow_id, data, meta, now)
             self._executions[rec.execution_id] = rec
             if idempotency_key is not None:
@@ -767,7 +772,10 @@ class LocalSpine:
             self._journal.save(rec)
             if idempotency_key is not None:
                 self._journal.save_key(idempotency_key, rec.execution_id, fingerprint)
-        loop.call_soon_threadsafe(self._spawn, rec, flow, timeout)
+        try:
+            loop.call_soon_threadsafe(self._spawn, rec, flow, timeout)
+        except RuntimeError:  # close() stopped the loop meanwhile
+            self._finish(rec, "failed", {}, _CLOSED_MESSAGE)
         return answer
 
     def get_execution(self, execution_id: str) -> ExecutionDict:
@@ -1324,9 +1332,7 @@ class LocalSpine:
         for rec in pending:
             rec.done.wait(max(0.0, deadline - time.monotonic()))
         for rec in pending:
-            self._finish(
-                rec, "failed", {}, "stopped: LocalSpine was closed before it finished"
-            )
+            self._finish(rec, "failed", {}, _CLOSED_MESSAGE)
         loop, thread = self._loop, self._thread
         if loop is not None and thread is not None:
             for rec in pending:

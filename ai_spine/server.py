@@ -229,9 +229,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise _HTTPError(400, "Invalid Content-Length header")
         if length > self.server.max_body:
-            self.close_connection = (
-                True  # the unread body must not be parsed as a request
-            )
+            # Read and drop a moderately large body so the client sees the 413 instead of a
+            # broken pipe; refuse to read a huge one. Either way the connection closes.
+            self.close_connection = True
+            if length <= 8 * self.server.max_body:
+                remaining = length
+                while remaining > 0:
+                    chunk = self.rfile.read(min(remaining, 65536))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
             raise _HTTPError(
                 413,
                 f"Request body too large: {length} bytes (limit {self.server.max_body})",

@@ -1,0 +1,277 @@
+"""LocalSpine on its own: registry forms, persistence, lifecycle, agents, notebooks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any, Iterator, List
+
+import pytest
+
+from ai_spine.exceptions import (
+    AISpineError,
+    ExecutionError,
+    NotFoundError,
+    ValidationError,
+)
+from ai_spine.local import LocalSpine
+from spark_core.graphs import Graph
+from spark_core.nodes import ExecutionContext, Node
+from tests.local.flows import Echo, Hooks, make_flows
+
+
+def finish(spine: LocalSpine, flow_id: str, data: Any) -> Any:
+    return spine.wait_for_execution(
+        spine.execute_flow(flow_id, data)["execution_id"], 10
+    )
+
+
+class Counter(Node):
+    """Counts its runs in the graph state (to show whether runs share a graph)."""
+
+    async def process(self, context: ExecutionContext) -> Any:
+        assert context.graph_state is not None
+        async with context.graph_state.lock():
+            seen = (await context.graph_state.get("seen", 0)) + 1
+            await context.graph_state.set("seen", seen)
+        return {"seen": seen, "run_id": context.run_id}
+
+
+def test_a_factory_gives_every_execution_a_fresh_graph() -> None:
+    with LocalSpine({"count": lambda: Graph(Counter("count"))}) as spine:
+        outputs = [finish(spine, "count", {})["output_data"] for _ in range(3)]
+    assert [o["seen"] for o in outputs] == [1, 1, 1]
+
+
+def test_a_graph_instance_runs_once_per_execution_with_the_execution_id() -> None:
+    with LocalSpine({"count": Graph(Counter("count"))}) as spine:
+        done = [finish(spine, "count", {}) for _ in range(3)]
+    assert [d["output_data"]["run_id"] for d in done] == [
+        d["execution_id"] for d in done
+    ]
+
+
+def test_register_flow_rejects_bad_sources_and_taken_ids() -> None:
+    with LocalSpine() as spine:
+        with pytest.raises(ValidationError, match="expected a spark_core Graph"):
+            spine.register_flow("bad", 42)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="factory returned str"):
+            spine.register_flow("bad", lambda: "not a graph")  # type: ignore[arg-type]
+        definition = spine.register_flow(
+            "echo",
+            lambda: Graph(Echo("echo")),
+            name="Echo",
+            description="Returns input",
+        )
+        assert definition["name"] == "Echo"
+        assert definition["description"] == "Returns input"
+        with pytest.raises(ValidationError, match="already exists"):
+            spine.register_flow("echo", lambda: Graph(Echo("echo")))
+        spine.register_flow("echo", lambda: Graph(Echo("again")), replace=True)
+        assert [n["id"] for n in spine.get_flow("echo")["nodes"]] == ["again"]
+        assert spine.unregister_flow("echo") is True
+        with pytest.raises(NotFoundError):
+            spine.unregister_flow("echo")
+
+
+GREET_SPEC = {
+    "id": "greet",
+    "start": "hello",
+    "description": "Greets by name",
+    "nodes": [
+        {"id": "hello", "type": "template", "params": {"template": "Hello, {name}!"}},
+        {"id": "out", "type": "echo"},
+    ],
+    "edges": [{"source": "hello", "target": "out"}],
+}
+
+
+def test_a_graph_spec_dict_is_loaded_and_run() -> None:
+    with LocalSpine() as spine:
+        definition = spine.register_flow("greet", GREET_SPEC)
+        assert definition["metadata"]["source"] == "spec"
+        assert definition["description"] == "Greets by name"
+        assert [n["id"] for n in definition["nodes"]] == ["hello", "out"]
+        done = finish(spine, "greet", {"name": "Ada"})
+    assert done["output_data"]["text"] == "Hello, Ada!"
+
+
+def test_an_invalid_spec_is_refused_and_registers_nothing() -> None:
+    with LocalSpine() as spine:
+        with pytest.raises(ValidationError, match="at least one node") as info:
+            spine.register_flow("bad", {"id": "bad", "start": "x", "nodes": []})
+        assert info.value.body["detail"][0]["loc"] == ["body", "spec"]
+        assert spine.list_flows() == []
+
+
+def test_inputs_are_copied_so_callers_cannot_change_a_run() -> None:
+    data = {"items": [1, 2]}
+    with LocalSpine({"echo": lambda: Graph(Echo("echo"))}) as spine:
+        started = spine.execute_flow("echo", data)
+        data["items"].append(3)
+        done = spine.wait_for_execution(started["execution_id"], 10)
+    assert done["input_data"] == {"items": [1, 2]}
+    assert done["output_data"] == {"items": [1, 2]}
+
+
+class Unserialisable(Node):
+    async def process(self, context: ExecutionContext) -> Any:
+        return {"value": object()}
+
+
+def test_an_output_that_is_not_json_fails_the_execution_clearly() -> None:
+    with LocalSpine({"bad": lambda: Graph(Unserialisable("bad"))}) as spine:
+        with pytest.raises(ExecutionError, match="not JSON-serialisable"):
+            finish(spine, "bad", {})
+
+
+def test_the_execution_timeout_fails_a_slow_run(hooks: Hooks) -> None:
+    with LocalSpine(make_flows(hooks)) as spine:
+        started = spine.execute_flow("block", {}, timeout=1)
+        with pytest.raises(ExecutionError, match="timed out after 1 s"):
+            spine.wait_for_execution(started["execution_id"], 10)
+        assert hooks.cancelled.wait(10)
+
+
+def test_max_concurrency_keeps_extra_executions_pending(hooks: Hooks) -> None:
+    with LocalSpine(make_flows(hooks), max_concurrency=1) as spine:
+        first = spine.execute_flow("block", {})
+        assert hooks.started.wait(10)
+        second = spine.execute_flow("echo", {"n": 2})
+        assert spine.get_execution(second["execution_id"])["status"] == "pending"
+        hooks.release.set()
+        assert (
+            spine.wait_for_execution(first["execution_id"], 10)["status"] == "completed"
+        )
+        assert spine.wait_for_execution(second["execution_id"], 10)["output_data"] == {
+            "n": 2
+        }
+    with pytest.raises(ValidationError):
+        LocalSpine(max_concurrency=0)
+
+
+def test_executions_persist_across_restarts(tmp_path: Path, hooks: Hooks) -> None:
+    db = str(tmp_path / "executions.sqlite")
+    first = LocalSpine(make_flows(hooks), db=db)
+    done = finish(first, "echo", {"kept": True})
+    key_run = first.execute_flow("echo", {"k": 1}, idempotency_key="once")
+    first.wait_for_execution(key_run["execution_id"], 10)
+    running = first.execute_flow("block", {})
+    assert hooks.started.wait(10)
+    # A second process opening the same file sees the first one's rows; the run that was
+    # still going is reported failed, as after a crash.
+    second = LocalSpine(make_flows(Hooks()), db=db)
+    try:
+        assert second.get_execution(done["execution_id"]) == done
+        interrupted = second.get_execution(running["execution_id"])
+        assert interrupted["status"] == "failed"
+        assert "interrupted" in str(interrupted["error_message"])
+        again = second.execute_flow("echo", {"k": 1}, idempotency_key="once")
+        assert again["execution_id"] == key_run["execution_id"]
+        assert second.get_metrics()["total_executions"] == 3
+    finally:
+        hooks.release.set()
+        first.close()
+        second.close()
+
+
+def test_close_lets_running_work_finish_then_marks_the_rest(hooks: Hooks) -> None:
+    spine = LocalSpine(make_flows(hooks))
+    started = spine.execute_flow("block", {})
+    assert hooks.started.wait(10)
+    spine.close(timeout=0.05)
+    execution = spine.get_execution(started["execution_id"])
+    assert execution["status"] == "failed"
+    assert "closed" in str(execution["error_message"])
+    with pytest.raises(AISpineError, match="closed"):
+        spine.execute_flow("echo", {})
+    spine.close()  # twice is fine
+
+
+def test_wait_rejects_bad_timeouts() -> None:
+    with LocalSpine({"echo": lambda: Graph(Echo("echo"))}) as spine:
+        started = spine.execute_flow("echo", {})
+        with pytest.raises(ValidationError):
+            spine.wait_for_execution(started["execution_id"], 0)
+        seen: List[str] = []
+        spine.wait_for_execution(
+            started["execution_id"], 10, on_progress=lambda e: seen.append(e["status"])
+        )
+        assert seen[-1] == "completed"
+
+
+def test_it_works_from_inside_a_running_event_loop() -> None:
+    # What a notebook cell does: the caller's thread already runs a loop.
+    async def cell() -> Any:
+        with LocalSpine({"echo": lambda: Graph(Echo("echo"))}) as spine:
+            return finish(spine, "echo", {"from": "notebook"})["output_data"]
+
+    assert asyncio.run(cell()) == {"from": "notebook"}
+
+
+def test_results_include_per_node_outcomes() -> None:
+    with LocalSpine(make_flows(Hooks())) as spine:
+        done = finish(spine, "shout", {"text": "a"})
+        results = spine.get_execution_results(done["execution_id"])
+    assert results["output_data"] == {"text": "A!"}
+    assert set(results["node_results"]) == {"upper", "exclaim"}
+    assert results["node_results"]["upper"]["status"] == "completed"
+
+
+def test_handler_agents_can_be_invoked() -> None:
+    with LocalSpine() as spine:
+        spine.create_agent(
+            {
+                "agent_id": "doubler",
+                "name": "Doubler",
+                "handler": lambda data: {"value": data["value"] * 2},
+            }
+        )
+        assert spine.get_agent("doubler")["endpoint"] == "local://doubler"
+        assert spine.invoke_agent("doubler", {"value": 21}) == {"value": 42}
+        spine.create_agent(
+            {"agent_id": "broken", "name": "B", "handler": lambda d: 1 / 0}
+        )
+        with pytest.raises(ExecutionError, match="ZeroDivisionError"):
+            spine.invoke_agent("broken", {})
+        with pytest.raises(NotFoundError):
+            spine.invoke_agent("missing", {})
+
+
+@pytest.fixture
+def agent_endpoint() -> Iterator[str]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            data = json.dumps({"echoed": body}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/agent"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_endpoint_agents_are_called_over_http(agent_endpoint: str) -> None:
+    with LocalSpine() as spine:
+        spine.create_agent(
+            {"agent_id": "remote", "name": "R", "endpoint": agent_endpoint}
+        )
+        assert spine.invoke_agent("remote", {"q": 1}) == {"echoed": {"q": 1}}
+
+
+def test_repr_shows_no_internals() -> None:
+    with LocalSpine({"echo": lambda: Graph(Echo("echo"))}) as spine:
+        assert repr(spine) == "LocalSpine(flows=1, executions=0, db=None)"

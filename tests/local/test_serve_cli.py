@@ -1,0 +1,103 @@
+"""The README's first command, for real: ``ai-spine serve --demo`` in a subprocess, curled."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+
+from tests.local.http_util import call
+from tests.local.serve_process import ServeProcess
+
+
+def wait_done(url: str, execution_id: str) -> Dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        _, _, body = call("GET", f"{url}/api/v1/executions/{execution_id}")
+        if body["status"] in ("completed", "failed", "cancelled"):
+            return dict(body)
+        time.sleep(0.02)  # polling the HTTP API, as curl users do
+    raise AssertionError(f"execution {execution_id} did not finish")
+
+
+@pytest.mark.slow
+def test_serve_demo_answers_curl_and_stops_cleanly_on_sigterm() -> None:
+    server = ServeProcess(["--demo"])
+    try:
+        assert "flows: echo, sentiment, word_stats" in server.banner
+        status, _, health = call("GET", server.url + "/health")
+        assert (status, health["status"]) == (200, "healthy")
+        flows = call("GET", server.url + "/api/v1/flows")[2]
+        assert [f["flow_id"] for f in flows["flows"]] == [
+            "echo",
+            "sentiment",
+            "word_stats",
+        ]
+        runs = {
+            "echo": {"message": "hi"},
+            "sentiment": {"text": "I love it, it is great"},
+            "word_stats": {"text": "to be or not to be"},
+        }
+        outputs = {}
+        for flow_id, data in runs.items():
+            _, _, started = call(
+                "POST",
+                server.url + "/api/v1/flows/execute",
+                json_body={"flow_id": flow_id, "input_data": data},
+            )
+            assert started["status"] == "pending"
+            outputs[flow_id] = wait_done(server.url, started["execution_id"])[
+                "output_data"
+            ]
+        assert outputs["echo"] == {"message": "hi"}
+        assert outputs["sentiment"]["label"] == "positive"
+        assert outputs["sentiment"]["action"] == "thank the customer"
+        assert outputs["word_stats"]["word_count"] == 6
+        assert outputs["word_stats"]["most_common"][:2] == [["to", 2], ["be", 2]]
+    finally:
+        code, out, err = server.stop(signal.SIGTERM)
+    assert code == 0
+    assert "shutting down" in out
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_serve_with_db_and_key_keeps_executions_across_restarts(tmp_path: Path) -> None:
+    db = str(tmp_path / "spine.sqlite")
+    auth = {"Authorization": "Bearer k3y"}
+    args = ["--demo", "--db", db, "--api-key", "k3y"]
+    first = ServeProcess(args)
+    try:
+        assert "API key required" in first.banner
+        assert call("GET", first.url + "/api/v1/executions")[0] == 401
+        _, _, started = call(
+            "POST",
+            first.url + "/api/v1/flows/execute",
+            headers=auth,
+            json_body={"flow_id": "echo", "input_data": {"keep": 1}},
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            got = call(
+                "GET",
+                f"{first.url}/api/v1/executions/{started['execution_id']}",
+                None,
+                auth,
+            )
+            if got[2]["status"] == "completed":
+                break
+            time.sleep(0.02)
+    finally:
+        assert first.stop(signal.SIGINT)[0] == 0
+    second = ServeProcess(args)
+    try:
+        _, _, listed = call("GET", second.url + "/api/v1/executions", headers=auth)
+        assert [e["execution_id"] for e in listed["executions"]] == [
+            started["execution_id"]
+        ]
+        assert listed["executions"][0]["output_data"] == {"keep": 1}
+    finally:
+        assert second.stop()[0] == 0

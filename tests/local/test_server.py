@@ -1,0 +1,220 @@
+"""The HTTP server itself: routes, status codes, FastAPI-shaped errors, auth, limits, CLI."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from typing import Iterator
+
+import pytest
+
+from ai_spine import AISpine
+from ai_spine.exceptions import AuthenticationError
+from ai_spine.local import LocalSpine
+from ai_spine.server import SpineServer, serve_main
+from tests.local.flows import Hooks, make_flows
+from tests.local.http_util import call
+from tests.local.test_local_spine import GREET_SPEC
+
+KEY = "test-key-not-secret"
+
+
+@pytest.fixture
+def keyed() -> Iterator[SpineServer]:
+    spine = LocalSpine(make_flows(Hooks()))
+    with SpineServer(spine, api_key=KEY) as srv:
+        yield srv
+    spine.close()
+
+
+def test_execute_and_read_back_over_raw_http(server: SpineServer) -> None:
+    status, headers, body = call(
+        "POST",
+        server.url + "/api/v1/flows/execute",
+        json_body={"flow_id": "echo", "input_data": {"q": 1}},
+    )
+    assert status == 200
+    assert body["status"] == "pending"
+    assert headers["Content-Type"] == "application/json"
+    assert len(headers["X-Request-ID"]) == 32
+    server.spine.wait_for_execution(body["execution_id"], 10)
+    status, _, got = call(
+        "GET", f"{server.url}/api/v1/executions/{body['execution_id']}"
+    )
+    assert status == 200
+    assert got["output_data"] == {"q": 1}
+    status, _, results = call(
+        "GET", f"{server.url}/api/v1/executions/{body['execution_id']}/results"
+    )
+    assert results["node_results"]["echo"]["status"] == "completed"
+
+
+def test_an_unknown_flow_answers_200_with_the_zero_uuid(server: SpineServer) -> None:
+    status, _, body = call(
+        "POST",
+        server.url + "/api/v1/flows/execute",
+        json_body={"flow_id": "ghost", "input_data": {}},
+    )
+    assert status == 200
+    assert body == {
+        "execution_id": "00000000-0000-0000-0000-000000000000",
+        "status": "failed",
+        "result": None,
+        "error": "Flow 'ghost' not found",
+        "execution_time": None,
+    }
+
+
+def test_validation_errors_are_fastapi_shaped(server: SpineServer) -> None:
+    status, _, body = call(
+        "POST", server.url + "/api/v1/flows/execute", json_body={"input_data": []}
+    )
+    assert status == 422
+    assert {
+        "loc": ["body", "flow_id"],
+        "msg": "Field required",
+        "type": "missing",
+    } in body["detail"]
+    assert any(d["loc"] == ["body", "input_data"] for d in body["detail"])
+    status, _, body = call("GET", server.url + "/api/v1/executions/123")
+    assert status == 422
+    assert body["detail"][0]["loc"] == ["path", "execution_id"]
+    assert body["detail"][0]["type"] == "uuid_parsing"
+    status, _, body = call("GET", f"{server.url}/api/v1/executions/{uuid.uuid4()}")
+    assert (status, body) == (404, {"detail": "Execution not found"})
+    status, _, body = call("GET", server.url + "/api/v1/executions?limit=abc")
+    assert status == 422
+    assert body["detail"][0]["loc"] == ["query", "limit"]
+
+
+def test_unknown_routes_and_methods(server: SpineServer) -> None:
+    assert call("GET", server.url + "/nope")[0::2] == (404, {"detail": "Not Found"})
+    assert call("DELETE", server.url + "/health")[0::2] == (
+        405,
+        {"detail": "Method Not Allowed"},
+    )
+
+
+def test_bodies_must_be_json_and_small(server: SpineServer) -> None:
+    url = server.url + "/api/v1/flows/execute"
+    status, _, body = call(
+        "POST", url, b'{"flow_id": ', {"Content-Type": "application/json"}
+    )
+    assert status == 422
+    assert body["detail"][0]["type"] == "json_invalid"
+    status, _, body = call("POST", url, b"flow_id=echo", {"Content-Type": "text/plain"})
+    assert status == 415
+    assert "application/json" in body["detail"]
+    big = b'{"flow_id": "echo", "input_data": {"x": "' + b"a" * (1024 * 1024) + b'"}}'
+    status, headers, body = call("POST", url, big, {"Content-Type": "application/json"})
+    assert status == 413
+    assert "too large" in body["detail"]
+    assert headers["Connection"] == "close"
+
+
+def test_flows_and_agents_lists_are_wrapped_with_counts(server: SpineServer) -> None:
+    status, _, body = call("GET", server.url + "/api/v1/flows")
+    assert status == 200
+    assert body["count"] == 4 == len(body["flows"])
+    status, _, body = call("GET", server.url + "/api/v1/agents")
+    assert body == {"agents": [], "count": 0}
+    status, _, body = call(
+        "POST",
+        server.url + "/api/v1/agents",
+        json_body={"agent_id": "a", "handler": "x"},
+    )
+    assert status == 422
+
+
+def test_a_flow_can_be_created_from_a_spec(server: SpineServer) -> None:
+    url = server.url + "/api/v1/flows"
+    payload = {
+        "flow_id": "greet",
+        "name": "Greeter",
+        "description": "hi",
+        "spec": GREET_SPEC,
+    }
+    status, _, body = call("POST", url, json_body=payload)
+    assert status == 201
+    assert body["flow_id"] == "greet"
+    assert body["name"] == "Greeter"
+    assert call("POST", url, json_body=payload)[0] == 409
+    bad = dict(payload, flow_id="bad", spec={"id": "bad", "start": "x", "nodes": []})
+    status, _, body = call("POST", url, json_body=bad)
+    assert status == 422
+    assert "at least one node" in body["detail"][0]["msg"]
+    status, _, body = call("POST", url, json_body={"flow_id": "x"})
+    assert status == 422
+    assert body["detail"][0]["loc"] == ["body", "spec"]
+    with AISpine(base_url=server.url, max_retries=0) as client:
+        started = client.execute_flow("greet", {"name": "Bo"})
+        done = client.wait_for_execution(started["execution_id"], 10, 0.01)
+    assert done["output_data"]["text"] == "Hello, Bo!"
+    assert call("DELETE", url + "/greet")[0] == 200
+    assert call("GET", url + "/greet")[0] == 404
+
+
+def test_idempotency_key_header_returns_the_same_execution(server: SpineServer) -> None:
+    url = server.url + "/api/v1/flows/execute"
+    payload = {"flow_id": "echo", "input_data": {"n": 1}}
+    headers = {"Idempotency-Key": "abc-123"}
+    first = call("POST", url, headers=headers, json_body=payload)[2]
+    second = call("POST", url, headers=headers, json_body=payload)[2]
+    assert first["execution_id"] == second["execution_id"]
+    assert len(server.spine.list_executions()) == 1
+
+
+def test_auth_requires_the_bearer_key_except_for_health(keyed: SpineServer) -> None:
+    url = keyed.url + "/api/v1/flows"
+    status, headers, body = call("GET", url)
+    assert (status, body) == (401, {"detail": "Missing API key"})
+    assert headers["WWW-Authenticate"] == "Bearer"
+    status, _, body = call("GET", url, headers={"Authorization": "Bearer wrong"})
+    assert (status, body) == (401, {"detail": "Invalid API key"})
+    status, _, body = call("GET", url, headers={"Authorization": f"Basic {KEY}"})
+    assert status == 401
+    assert call("GET", url, headers={"Authorization": f"Bearer {KEY}"})[0] == 200
+    assert call("GET", keyed.url + "/health")[0] == 200
+    assert call("GET", keyed.url + "/metrics")[0] == 401
+
+
+def test_the_client_gets_authentication_errors_without_leaking_the_key(
+    keyed: SpineServer,
+) -> None:
+    with AISpine(base_url=keyed.url, api_key="wrong-key", max_retries=0) as client:
+        with pytest.raises(AuthenticationError) as info:
+            client.list_flows()
+    assert "Invalid API key" in str(info.value)
+    assert "wrong-key" not in str(info.value) + repr(info.value)
+    with AISpine(base_url=keyed.url, api_key=KEY, max_retries=0) as client:
+        assert len(client.list_flows()) == 4
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(server: SpineServer) -> None:
+    with AISpine(base_url=server.url, max_retries=0) as client:
+        for _ in range(20):
+            assert client.health_check()["status"] == "healthy"
+
+
+def test_serve_main_rejects_bad_arguments_with_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert serve_main(["--port", "99999"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--port" in err
+    assert serve_main(["--bogus"]) == 2
+    assert capsys.readouterr().err.startswith("ai-spine serve: error: unrecognized")
+    assert serve_main(["--flows", "no_such_module_xyz:flows"]) == 2
+    assert "cannot import" in capsys.readouterr().err
+    assert serve_main(["--flows", "tests.local.flows:Hooks"]) == 2
+    assert "expected a LocalSpine or a dict" in capsys.readouterr().err
+
+
+def test_serve_main_reports_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert serve_main(["--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot listen on 127.0.0.1" in err and "Traceback" not in err
