@@ -53,7 +53,7 @@ def test_arun_propagates_exceptions_from_the_helper_thread() -> None:
 def test_arun_accepts_any_awaitable() -> None:
     async def main() -> str:
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future: "asyncio.Future[str]" = loop.create_future()
         future.set_result("done")
         return await future
 
