@@ -149,13 +149,13 @@ class TelemetryObserver(GraphObserver):
         trace: Optional[Trace] = run.attrs.pop(_TRACE, None)
         if trace is None:
             return
-        for span in run.attrs.pop(_SPANS, {}).values():  # attempts cut short by a stop
-            span.end("cancelled")
         status = "ok"
         if error is not None:
             status = self._record_stop(trace, error)
         elif result is not None and result.status != "completed":
             status = {"failed": "error"}.get(result.status, result.status)
+        for span in run.attrs.pop(_SPANS, {}).values():  # attempts cut short by a stop
+            span.end("paused" if status == "paused" else "cancelled")
         self.manager.end_trace(trace.trace_id, status)
 
     def _record_stop(self, trace: Trace, error: BaseException) -> str:

@@ -1,0 +1,276 @@
+"""Graph runs instrumented by TelemetryObserver: traces, node spans, events, sampling."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+from spark_core.governance import (
+    ApprovalPendingError,
+    PolicyEffect,
+    PolicyRule,
+    PolicySet,
+    PolicyViolationError,
+    tool,
+)
+from spark_core.graphs import Graph, GuardrailBreachError
+from spark_core.graphs.mission_control import Guardrails
+from spark_core.nodes import ExecutionContext, JoinNode, Node, NodeConfig
+from spark_core.nodes.capabilities import RetryCapability
+from spark_core.telemetry import TelemetryConfig, TelemetryManager
+
+
+class Echo(Node):
+    async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+        return {"from": self.id}
+
+
+def fan_out_graph(manager: TelemetryManager, width: int = 5) -> Graph:
+    start = Echo(name="start")
+    branches: List[Node] = [Echo(name=f"branch{i}") for i in range(width)]
+    join = JoinNode(name="join")
+    start >> branches
+    branches >> join
+    return Graph(start, telemetry=manager, graph_id="fanout")
+
+
+def test_fan_out_run_records_one_trace_and_a_span_per_node(
+    manager: TelemetryManager,
+) -> None:
+    graph = fan_out_graph(manager)
+    result = graph.run_sync()
+    asyncio.run(manager.flush())
+    [trace] = manager.query_traces(name="fanout")
+    assert trace["status"] == "ok"
+    assert trace["attributes"] == {
+        "run_id": result.run_id,
+        "graph_id": "fanout",
+        "resumed": False,
+    }
+    spans = manager.query_spans(trace_id=trace["trace_id"])
+    assert sorted(s["name"] for s in spans) == sorted(
+        ["start", "join"] + [f"branch{i}" for i in range(5)]
+    )
+    for span in spans:
+        assert span["kind"] == "node" and span["status"] == "ok"
+        assert span["attributes"]["attempt"] == 1 and span["duration_ms"] >= 0
+        assert span["attributes"]["node_id"] == span["name"]
+    assert {s["attributes"]["node_type"] for s in spans} == {"Echo", "JoinNode"}
+    assert {r["name"] for r in manager.slowest_nodes(limit=100)} == {
+        s["name"] for s in spans
+    }
+
+
+def test_retries_give_one_span_per_attempt_and_a_retry_event(
+    memory_manager: TelemetryManager,
+) -> None:
+    class Flaky(Node):
+        calls = 0
+
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                raise ConnectionError("password=hunter2 rejected")
+            return {}
+
+    node = Flaky(
+        name="flaky",
+        config=NodeConfig(retry=RetryCapability(max_retries=2, initial_delay=0)),
+    )
+    Graph(node, telemetry=memory_manager).run_sync()
+    spans = memory_manager.query_spans(name="flaky")
+    assert [(s["status"], s["attributes"]["attempt"]) for s in spans] == [
+        ("error", 1),
+        ("ok", 2),
+    ]
+    assert spans[0]["error"].startswith("ConnectionError")
+    [retry] = memory_manager.query_events(name="node.retry")
+    assert retry["attributes"] == {
+        "node_id": "flaky",
+        "attempt": 1,
+        "delay_s": 0,
+        "error_type": "ConnectionError",
+    }
+    assert memory_manager.error_rates()["flaky"] == {
+        "attempts": 2,
+        "errors": 1,
+        "error_rate": 0.5,
+    }
+
+
+def test_failed_run_is_an_error_trace(memory_manager: TelemetryManager) -> None:
+    class Broken(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            raise ValueError("bad")
+
+    with pytest.raises(Exception):
+        Graph(Broken(name="broken"), telemetry=memory_manager).run_sync()
+    [trace] = memory_manager.query_traces()
+    assert trace["status"] == "error"
+    [failed] = memory_manager.query_events(name="node.failed")
+    assert failed["attributes"] == {"node_id": "broken", "error_type": "ValueError"}
+
+
+def test_cost_and_custom_events_are_attached_to_the_node_span(
+    memory_manager: TelemetryManager,
+) -> None:
+    class Caller(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            context.report_cost(0.25, tokens=42, source="gpt")
+            await context.emit(
+                "progress", pct=50, api_key="sk-should-not-appear-123456"
+            )
+            return {}
+
+    Graph(Caller(name="caller"), telemetry=memory_manager).run_sync()
+    [span] = memory_manager.query_spans(name="caller")
+    events = {e["name"]: e for e in memory_manager.query_events()}
+    assert events["cost"]["attributes"] == {
+        "usd": 0.25,
+        "tokens": 42,
+        "source": "gpt",
+        "node_id": "caller",
+    }
+    assert events["cost"]["span_id"] == span["span_id"]
+    assert events["progress"]["attributes"]["api_key"] == "[REDACTED]"
+
+
+def test_guardrail_breach_is_recorded(memory_manager: TelemetryManager) -> None:
+    node = Echo(name="loop")
+    node.on(lambda out: True) >> node
+    graph = Graph(node, telemetry=memory_manager)
+    Guardrails(max_iterations=3).attach(graph)
+    with pytest.raises(GuardrailBreachError):
+        graph.run_sync()
+    [trace] = memory_manager.query_traces()
+    assert trace["status"] == "stopped"
+    [event] = memory_manager.query_events(name="guardrail.breach")
+    assert event["attributes"] == {
+        "limit": "max_iterations",
+        "value": 4,
+        "threshold": 3,
+        "node_id": "loop",
+    }
+    assert len(memory_manager.query_spans(name="loop")) == 3
+
+
+@tool
+def publish(text: str) -> str:
+    """Publish text."""
+    return "published"
+
+
+@tool
+def drop_table(table: str) -> str:
+    """Drop a table."""
+    return "dropped"
+
+
+class Publisher(Node):
+    async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+        return {
+            "r": await context.call_tool(
+                str(context.inputs.content["tool"]), **context.inputs.content["args"]
+            )
+        }
+
+
+POLICY = PolicySet(
+    "content",
+    [
+        PolicyRule(
+            "ask_publish",
+            PolicyEffect.REQUIRE_APPROVAL,
+            ["tool:execute"],
+            ["tool://publish"],
+        ),
+        PolicyRule("no_drops", PolicyEffect.DENY, ["tool:execute"], ["tool://drop_*"]),
+    ],
+)
+
+
+def test_policy_decisions_and_approvals_are_recorded(
+    sqlite_manager: TelemetryManager,
+) -> None:
+    m = sqlite_manager
+    graph = Graph(
+        Publisher(name="pub"),
+        tools=[publish, drop_table],
+        policy_set=POLICY,
+        telemetry=m,
+    )
+
+    async def main() -> None:
+        with pytest.raises(ApprovalPendingError) as info:
+            await graph.run({"tool": "publish", "args": {"text": "hello"}})
+        await graph.approvals.resolve(info.value.request_id, "approved", reviewer="ed")
+        await graph.resume(info.value.run_id)
+        with pytest.raises(PolicyViolationError):
+            await graph.run({"tool": "drop_table", "args": {"table": "users"}})
+        await m.flush()
+
+    asyncio.run(main())
+    paused, resumed, denied = m.query_traces()
+    assert (paused["status"], resumed["status"], denied["status"]) == (
+        "paused",
+        "ok",
+        "stopped",
+    )
+    assert resumed["attributes"]["resumed"] is True
+    names = [e["name"] for e in m.query_events(trace_id=paused["trace_id"])]
+    assert names.count("approval.requested") == 1 and "approval.pending" in names
+    resumed_events = {
+        e["name"]: e for e in m.query_events(trace_id=resumed["trace_id"])
+    }
+    assert resumed_events["approval.used"]["attributes"]["resource"] == "tool://publish"
+    violation = m.query_events(trace_id=denied["trace_id"], name="policy.violation")[0]
+    assert violation["attributes"]["rule"] == "no_drops"
+    decisions = [
+        e["attributes"]["effect"]
+        for e in m.query_events(name="policy.decision")
+        if e["attributes"]["action"] == "tool:execute"
+    ]
+    assert decisions == ["require_approval", "deny"]
+    [paused_span] = m.query_spans(trace_id=paused["trace_id"], name="pub")
+    assert paused_span["status"] == "paused"
+
+
+def test_sampling_zero_records_no_graph_runs(tmp_path: Path) -> None:
+    m = TelemetryManager(
+        TelemetryConfig(
+            backend="sqlite",
+            sampling_rate=0.0,
+            backend_config={"path": str(tmp_path / "t.db")},
+        )
+    )
+    try:
+        graph = fan_out_graph(m)
+        for _ in range(3):
+            assert graph.run_sync().status == "completed"
+        assert (
+            m.query_traces() == [] and m.query_spans() == [] and m.query_events() == []
+        )
+    finally:
+        m.close()
+
+
+def test_sampling_keeps_whole_runs(memory_manager: TelemetryManager) -> None:
+    m = TelemetryManager(TelemetryConfig(sampling_rate=0.5))
+    m._rng.seed(7)
+    graph = fan_out_graph(m, width=3)
+    for _ in range(40):
+        graph.run_sync()
+    traces = m.query_traces()
+    assert 5 < len(traces) < 35
+    assert len(m.query_spans()) == 5 * len(
+        traces
+    )  # start + 3 branches + join per kept run
+
+
+def test_disabled_telemetry_leaves_runs_untouched() -> None:
+    m = TelemetryManager(TelemetryConfig(enabled=False))
+    assert fan_out_graph(m).run_sync().status == "completed"
+    assert m.query_traces() == []
