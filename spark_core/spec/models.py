@@ -539,11 +539,19 @@ def _check_unique(p: Parser, values: List[str], path: str, what: str) -> None:
 # --------------------------------------------------------------------------- mission
 @dataclass
 class MissionPlanStepSpec(_SpecBase):
-    """One plan step and the steps it depends on."""
+    """One plan step and the steps it depends on.
+
+    Attributes:
+        id: Step id.
+        description: What the step does.
+        depends_on: Ids of steps that must complete first.
+        nodes: Ids of the graph nodes performing the step (empty: the node with the step's id).
+    """
 
     id: str
     description: str = ""
     depends_on: List[str] = field(default_factory=list)
+    nodes: List[str] = field(default_factory=list)
 
     @classmethod
     def _parse(cls, p: Parser, data: Any, path: str) -> Optional[MissionPlanStepSpec]:
@@ -554,6 +562,7 @@ class MissionPlanStepSpec(_SpecBase):
             id=p.string(d, "id", path, required=True, nonempty=True),
             description=p.string(d, "description", path),
             depends_on=p.string_list(d, "depends_on", path),
+            nodes=p.string_list(d, "nodes", path),
         )
 
 

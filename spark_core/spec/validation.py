@@ -259,6 +259,7 @@ def _mission_issues(
             "spark_version", f"{mission.spark_version!r} differs from {SPEC_VERSION!r}"
         )
 
+    node_ids = {n.id for n in mission.graph.nodes}
     if mission.plan is not None:
         steps = {s.id for s in mission.plan.steps}
         deps: Dict[str, List[str]] = {}
@@ -274,12 +275,14 @@ def _mission_issues(
                 else:
                     good.append(dep)
             deps[step.id] = good
+            for node_index, node_id in enumerate(step.nodes):
+                if node_id not in node_ids:
+                    p.error(f"{where}.nodes[{node_index}]", f"unknown node {node_id!r}")
         for cycle in _cycles(deps):
             p.error(
                 "plan.steps", "dependency cycle: " + " -> ".join(cycle + [cycle[0]])
             )
 
-    node_ids = {n.id for n in mission.graph.nodes}
     for index, binding in enumerate(mission.strategies):
         if binding.target not in node_ids:
             p.error(f"strategies[{index}].target", f"unknown node {binding.target!r}")
@@ -432,13 +435,17 @@ def _raise_on_errors(issues: Sequence[ValidationIssue], strict: bool) -> None:
 
 
 def ensure_valid_graph(
-    spec: Union[GraphSpec, Dict[str, Any]], *, strict: bool = False
+    spec: Union[GraphSpec, Dict[str, Any]],
+    *,
+    strict: bool = False,
+    node_types: Optional[Iterable[str]] = None,
 ) -> GraphSpec:
     """Validate a graph spec and return it parsed.
 
     Args:
         spec: A :class:`GraphSpec` or its dict form.
         strict: Treat warnings as errors.
+        node_types: Extra registered node type names to accept.
 
     Returns:
         The parsed spec.
@@ -446,7 +453,7 @@ def ensure_valid_graph(
     Raises:
         SpecValidationError: The spec has errors (or warnings, when strict).
     """
-    _raise_on_errors(validate_graph(spec), strict)
+    _raise_on_errors(validate_graph(spec, node_types=node_types), strict)
     return spec if isinstance(spec, GraphSpec) else GraphSpec.from_dict(spec)
 
 

@@ -225,4 +225,5 @@ def test_plan_steps_keep_seed_fields() -> None:
         "id": "transform",
         "description": "",
         "depends_on": ["validate"],
+        "nodes": [],
     }

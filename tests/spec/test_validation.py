@@ -137,13 +137,14 @@ def test_plan_dependencies_unknown_self_and_cyclic() -> None:
         steps=[
             MissionPlanStepSpec("s1", depends_on=["s3"]),
             MissionPlanStepSpec("s2", depends_on=["s1", "ghost", "s2"]),
-            MissionPlanStepSpec("s3", depends_on=["s2"]),
+            MissionPlanStepSpec("s3", depends_on=["s2"], nodes=["a", "zz"]),
         ]
     )
     assert by_path(validate_mission(m)) == {
         "plan.steps[1].depends_on[1]": "unknown plan step 'ghost'",
         "plan.steps[1].depends_on[2]": "step 's2' depends on itself",
         "plan.steps": "dependency cycle: s1 -> s3 -> s2 -> s1",
+        "plan.steps[2].nodes[1]": "unknown node 'zz'",
     }
 
 

@@ -1,0 +1,508 @@
+"""Compile a graph or mission spec to Python source (``spark-spec compile``).
+
+Two styles:
+
+* ``simple``: one module that builds the graph in plain Python (nodes, capabilities, edges,
+  tools) and runs it: ``python <module>.py '{"input": 1}'``. A readable starting point.
+* ``production``: a package ``<name>/`` holding ``mission.json`` (the spec stays the source of
+  truth), ``__init__.py`` with ``build_graph()`` (through ``SpecLoader``, plan attached) and
+  ``__main__.py``: ``python -m <name> --input JSON [--state FILE.sqlite] [--resume RUN_ID]``.
+
+Tools with a ``reference`` are imported from it; tools without one become stubs that return
+the mission's simulated response (marked TODO) or raise ``NotImplementedError``.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+from spark_core.spec.errors import SpecError
+from spark_core.spec.models import (
+    CircuitBreakerSpec,
+    GraphSpec,
+    MissionSpec,
+    NodeConfigSpec,
+    RateLimitSpec,
+    RetrySpec,
+    TimeoutSpec,
+)
+from spark_core.spec.serde import PathLike, spec_to_json, write_text_atomic
+from spark_core.spec.validation import ensure_valid_graph, ensure_valid_mission
+
+__all__ = ["STYLES", "compile_spec", "python_name"]
+
+STYLES = ("simple", "production")
+_BUILTIN_CLASSES = {
+    "echo": "EchoNode",
+    "merge": "MergeNode",
+    "template": "TemplateNode",
+    "set_state": "SetStateNode",
+    "tool_call": "ToolCallNode",
+    "step": "StepNode",
+    "join": "SpecJoinNode",
+}
+
+
+def python_name(text: str, *, prefix: str = "n") -> str:
+    """Turn an id into a valid, non-keyword Python identifier.
+
+    Args:
+        text: The id.
+        prefix: Prepended when the result would start with a digit or be a keyword.
+
+    Returns:
+        The identifier.
+    """
+    name = re.sub(r"\W", "_", text, flags=re.ASCII) or prefix
+    if name[0].isdigit() or keyword.iskeyword(name):
+        name = f"{prefix}_{name}"
+    return name
+
+
+def _unique(names: Dict[str, str], base: str) -> str:
+    taken = set(names.values())
+    candidate, counter = base, 2
+    while candidate in taken:
+        candidate = f"{base}_{counter}"
+        counter += 1
+    return candidate
+
+
+def _call(name: str, spec: object, defaults: object) -> str:
+    """``Name(field=value, ...)`` listing only the fields that differ from the defaults."""
+    args = [
+        f"{key}={value!r}"
+        for key, value in vars(spec).items()
+        if value != getattr(defaults, key)
+    ]
+    return f"{name}({', '.join(args)})"
+
+
+def _config_code(config: NodeConfigSpec, description: str) -> Optional[str]:
+    parts = []
+    if config.retry is not None:
+        parts.append("retry=" + _call("RetryCapability", config.retry, RetrySpec()))
+    if config.timeout is not None:
+        parts.append(
+            "timeout=" + _call("TimeoutCapability", config.timeout, TimeoutSpec())
+        )
+    if config.rate_limit is not None:
+        parts.append(
+            "rate_limit="
+            + _call("RateLimitCapability", config.rate_limit, RateLimitSpec())
+        )
+    if config.circuit_breaker is not None:
+        parts.append(
+            "circuit_breaker="
+            + _call(
+                "CircuitBreakerCapability", config.circuit_breaker, CircuitBreakerSpec()
+            )
+        )
+    if description:
+        parts.append(f"description={description!r}")
+    if not parts:
+        return None
+    return "NodeConfig(" + ", ".join(parts) + ")"
+
+
+def _assign(var: str, func: str, args: List[str]) -> List[str]:
+    """``var = func(args)`` on one line, or one argument per line when too long."""
+    line = f"    {var} = {func}({', '.join(args)})"
+    if len(line) <= 99:
+        return [line]
+    out = [f"    {var} = {func}("]
+    for arg in args:
+        if len(arg) > 88 and arg.startswith("config=NodeConfig(") and arg.endswith(")"):
+            inner = _split_top(arg[len("config=NodeConfig(") : -1])
+            out.append("        config=NodeConfig(")
+            out.extend(f"            {part}," for part in inner)
+            out.append("        ),")
+        else:
+            out.append(f"        {arg},")
+    return out + ["    )"]
+
+
+def _split_top(text: str) -> List[str]:
+    """Split ``a=1, b=f(2, 3)`` at top-level commas (outside brackets and strings)."""
+    parts, depth, quote, start = [], 0, "", 0
+    for index, char in enumerate(text):
+        if quote:
+            if char == quote and text[index - 1] != "\\":
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:index].strip())
+            start = index + 1
+    parts.append(text[start:].strip())
+    return [p for p in parts if p]
+
+
+_MAKE_HELPER = '''
+
+def _make(cls: Any, node_id: str, config: Optional[NodeConfig], **params: Any) -> Node:
+    """Create a node of a custom class and give it the spec's id and config."""
+    accepted = inspect.signature(cls.__init__).parameters
+    open_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    if "name" in accepted or open_kw:
+        params["name"] = node_id
+    if "config" in accepted or open_kw:
+        params["config"] = config
+    node: Node = cls(**params)
+    node.name = node.id = node_id
+    node._auto_id = False
+    if config is not None:
+        node.config = config
+    return node
+'''
+
+
+def _tools_code(
+    graph: GraphSpec, mission: Optional[MissionSpec]
+) -> Tuple[Dict[str, str], List[str], List[str]]:
+    """Function names, stub source lines and import lines for the graph's tools."""
+    sim = mission.simulation if mission is not None else None
+    overrides = {o.name: o for o in (sim.tools if sim is not None else [])}
+    tool_lines: List[str] = []
+    tool_names: Dict[str, str] = {}
+    imports: List[str] = []
+    for tool in graph.tools:
+        fname = _unique(tool_names, "tool_" + python_name(tool.name, prefix="t"))
+        tool_names[tool.name] = fname
+        if tool.reference:
+            module, attr = tool.reference.split(":", 1)
+            imports.append(f"from {module} import {attr} as {fname}")
+            continue
+        override = overrides.get(tool.name)
+        doc = tool.description or "no description"
+        tool_lines += ["", "", f"def {fname}(**arguments: Any) -> Any:"]
+        tool_lines.append(f'    """Tool {tool.name!r}: {doc}."""')
+        if override is not None and override.handler is None:
+            tool_lines.append(
+                "    # TODO: replace this simulated response with the real tool."
+            )
+            tool_lines.append(f"    return {override.static_response!r}")
+        else:
+            message = f"implement tool {tool.name!r}"
+            tool_lines.append(f"    raise NotImplementedError({message!r})")
+    return tool_names, tool_lines, imports
+
+
+def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
+    title = mission.mission_id if mission else graph.id
+    lines: List[str] = []
+    imports = {"json", "sys"}
+    typing_names = {"Any", "Dict"}
+    builtin_used = sorted(
+        {_BUILTIN_CLASSES[n.type] for n in graph.nodes if ":" not in n.type}
+    )
+    custom: Dict[str, str] = {}
+    custom_imports: List[str] = []
+    for node in graph.nodes:
+        if ":" in node.type and node.type not in custom:
+            module, cls = node.type.split(":", 1)
+            alias = _unique(custom, python_name(cls, prefix="C"))
+            custom[node.type] = alias
+            custom_imports.append(f"from {module} import {cls} as {alias}")
+    caps: set[str] = set()
+    for node in graph.nodes:
+        c = node.config
+        caps.update(
+            name
+            for name, value in (
+                ("RetryCapability", c.retry),
+                ("TimeoutCapability", c.timeout),
+                ("RateLimitCapability", c.rate_limit),
+                ("CircuitBreakerCapability", c.circuit_breaker),
+            )
+            if value is not None
+        )
+    if custom:
+        imports.add("inspect")
+        typing_names.add("Optional")
+    tool_names, stub_lines, tool_imports = _tools_code(graph, mission)
+    custom_imports.extend(tool_imports)
+    lines.append(
+        f'"""Graph {title!r}, compiled from its spec by spark-spec (style: simple).'
+    )
+    lines.append("")
+    lines.append('Run it: python this_file.py \'{"key": "value"}\'')
+    lines.append('"""')
+    lines.append("")
+    lines.append("from __future__ import annotations")
+    lines.append("")
+    lines.extend(f"import {m}" for m in sorted(imports))
+    lines.append(f"from typing import {', '.join(sorted(typing_names))}")
+    lines.append("")
+    lines.append("from spark_core.graphs import Graph")
+    node_names = set()
+    if custom:
+        node_names.update({"Node", "NodeConfig"})
+    if any(_config_code(n.config, n.description) for n in graph.nodes):
+        node_names.add("NodeConfig")
+    if node_names:
+        lines.append("from spark_core.nodes import " + ", ".join(sorted(node_names)))
+    if graph.tools:
+        lines.append("from spark_core.governance.tools import Tool")
+    if caps:
+        lines.append(
+            f"from spark_core.nodes.capabilities import {', '.join(sorted(caps))}"
+        )
+    if builtin_used:
+        lines.append(
+            f"from spark_core.spec.builtin_nodes import {', '.join(builtin_used)}"
+        )
+    lines.extend(custom_imports)
+    if custom:
+        lines.extend(_MAKE_HELPER.rstrip("\n").split("\n"))
+    lines.extend(stub_lines)
+    lines.append("")
+    lines.append("")
+    lines.append("def build_graph() -> Graph:")
+    lines.append('    """Build the graph described by the spec."""')
+    var_names: Dict[str, str] = {}
+    for node in graph.nodes:
+        var = _unique(var_names, python_name(node.id))
+        var_names[node.id] = var
+        config = _config_code(node.config, node.description)
+        params = [f"{k}={v!r}" for k, v in node.params.items() if k.isidentifier()]
+        if ":" in node.type:
+            args = [custom[node.type], repr(node.id), config or "None"]
+            extra = {k: v for k, v in node.params.items()}
+            lines.extend(_assign(var, "_make", args + [f"**{extra!r}"]))
+        else:
+            args = [f"name={node.id!r}"]
+            if config:
+                args.append(f"config={config}")
+            lines.extend(_assign(var, _BUILTIN_CLASSES[node.type], args + params))
+    for edge in graph.edges:
+        src, dst = var_names[edge.source], var_names[edge.target]
+        if edge.condition is None:
+            lines.append(f"    {src} >> {dst}")
+        elif edge.condition.kind == "expr":
+            lines.append(f"    {src}.on(expr={edge.condition.value!r}) >> {dst}")
+        elif all(
+            k.isidentifier() and k not in ("expr", "when") for k in edge.condition.value
+        ):
+            kw = ", ".join(f"{k}={v!r}" for k, v in edge.condition.value.items())
+            lines.append(f"    {src}.on({kw}) >> {dst}")
+        else:
+            lines.append(f"    {src}.on(**{edge.condition.value!r}) >> {dst}")
+    tools = ", ".join(
+        f"Tool({tool_names[t.name]}, name={t.name!r})" for t in graph.tools
+    )
+    lines.append("    return Graph(")
+    lines.append(f"        {var_names[graph.start]},")
+    lines.append(f"        graph_id={graph.id!r},")
+    lines.append(f"        max_steps={graph.max_steps!r},")
+    if graph.tools:
+        lines.append(f"        tools=[{tools}],")
+    if graph.initial_state:
+        lines.append(f"        initial_state={graph.initial_state!r},")
+    lines.append("    )")
+    lines.append("")
+    lines.append("")
+    lines.append("def main(argv: Any = None) -> int:")
+    lines.append(
+        '    """Run the graph once on the JSON input given as the first argument."""'
+    )
+    lines.append("    args = sys.argv[1:] if argv is None else argv")
+    default_input = mission.simulation.inputs if mission and mission.simulation else {}
+    lines.append(
+        f"    inputs: Dict[str, Any] = json.loads(args[0]) if args else {default_input!r}"
+    )
+    lines.append("    result = build_graph().run_sync(inputs)")
+    lines.append(
+        '    print(json.dumps({"status": result.status, "output": result.content}))'
+    )
+    lines.append("    return 0")
+    lines.append("")
+    lines.append("")
+    lines.append('if __name__ == "__main__":')
+    lines.append("    sys.exit(main())")
+    return "\n".join(lines) + "\n"
+
+
+_PROD_INIT = '''"""Mission {title!r}, compiled by spark-spec (style: production).
+
+The spec in ``mission.json`` is the source of truth; ``build_graph()`` loads it with
+``SpecLoader`` (node classes only from the allowed module prefixes) and attaches the plan.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional
+
+from spark_core.graphs import Graph, SQLiteStateBackend
+from spark_core.kit.loader import SpecLoader
+from spark_core.spec import MissionSpec, load_spec
+
+from {package}.tools import TOOLS
+
+SPEC_PATH = Path(__file__).with_name("mission.json")
+ALLOWED_MODULES = {allowed!r}
+
+
+def load() -> Any:
+    """Read the packaged spec (a MissionSpec or a GraphSpec)."""
+    return load_spec(SPEC_PATH)
+
+
+def build_graph(
+    *,
+    tools: Optional[Mapping[str, Any]] = None,
+    state_path: Optional[str] = None,
+    allowed_modules: Iterable[str] = ALLOWED_MODULES,
+) -> Graph:
+    """Build the runnable graph.
+
+    Args:
+        tools: Tool implementations by name (win over the spec's references).
+        state_path: SQLite file for durable state and resumable runs (memory if None).
+        allowed_modules: Module prefixes node classes may come from.
+    """
+    spec = load()
+    implementations = {{**TOOLS, **dict(tools or {{}})}}
+    loader = SpecLoader(allowed_modules, tools=implementations)
+    backend = SQLiteStateBackend(state_path) if state_path else None
+    if isinstance(spec, MissionSpec):
+        return loader.load_mission(spec, state_backend=backend)
+    return loader.load_graph(spec, state_backend=backend)
+'''
+
+_PROD_MAIN = '''"""Run it: python -m {package} --input JSON [--state FILE] [--resume RUN_ID]."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, List, Optional
+
+from spark_core.errors import SparkError
+
+from {package} import build_graph
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run (or resume) the mission and print the result as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m {package}")
+    parser.add_argument("--input", default="{{}}", help="run input as JSON")
+    parser.add_argument("--state", help="SQLite state file (durable, resumable runs)")
+    parser.add_argument("--resume", metavar="RUN_ID", help="resume a paused/interrupted run")
+    args = parser.parse_args(argv)
+    try:
+        inputs: Any = json.loads(args.input)
+    except ValueError as exc:
+        print(f"{package}: error: --input is not JSON: {{exc}}", file=sys.stderr)
+        return 2
+    try:
+        graph = build_graph(state_path=args.state)
+        if args.resume:
+            result = graph.resume_sync(args.resume)
+        else:
+            result = graph.run_sync(inputs)
+    except SparkError as exc:
+        print(f"{package}: error: {{exc}}", file=sys.stderr)
+        return 1
+    print(json.dumps({{"run_id": result.run_id, "status": result.status,
+                      "output": result.content}}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+
+def _tools_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
+    names, stubs, _imports = _tools_code(graph, mission)
+    lines = [
+        '"""Tools without a reference in the spec: stubs to replace with real code."""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "from typing import Any, Callable, Dict",
+    ]
+    lines.extend(stubs)
+    stubbed = {t.name: names[t.name] for t in graph.tools if not t.reference}
+    lines += [
+        "",
+        "",
+        "#: Tool name -> implementation (referenced tools load from the spec).",
+    ]
+    entries = ", ".join(f"{k!r}: {v}" for k, v in stubbed.items())
+    lines.append(f"TOOLS: Dict[str, Callable[..., Any]] = {{{entries}}}")
+    return "\n".join(lines) + "\n"
+
+
+def compile_spec(
+    spec: Union[GraphSpec, MissionSpec],
+    out_dir: PathLike,
+    *,
+    style: str = "simple",
+    allowed_modules: Tuple[str, ...] = ("spark_core",),
+) -> List[Path]:
+    """Write Python source for a spec.
+
+    Args:
+        spec: The graph or mission (validated first).
+        out_dir: Folder to write into (created if missing).
+        style: ``"simple"`` or ``"production"``.
+        allowed_modules: For ``production``: module prefixes the generated loader allows.
+
+    Returns:
+        The files written.
+
+    Raises:
+        SpecValidationError: The spec is invalid.
+        SpecError: Unknown style or the files cannot be written.
+    """
+    if style not in STYLES:
+        raise SpecError(f"unknown style {style!r}; use one of {', '.join(STYLES)}")
+    mission = spec if isinstance(spec, MissionSpec) else None
+    if mission is not None:
+        ensure_valid_mission(mission)
+        graph = mission.graph
+    else:
+        graph = ensure_valid_graph(spec.to_dict())
+    base = python_name(
+        (mission.mission_id if mission else graph.id).lower().replace(".", "_"),
+        prefix="mission",
+    )
+    folder = Path(out_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpecError(f"cannot create {folder}: {exc.strerror or exc}") from None
+    written: List[Path] = []
+    if style == "simple":
+        target = folder / f"{base}.py"
+        write_text_atomic(target, _simple_module(graph, mission))
+        return [target]
+    package = folder / base
+    try:
+        package.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise SpecError(f"cannot create {package}: {exc.strerror or exc}") from None
+    title = mission.mission_id if mission else graph.id
+    files = {
+        "mission.json": spec_to_json(spec),
+        "__init__.py": _PROD_INIT.format(
+            title=title, allowed=tuple(allowed_modules), package=base
+        ),
+        "tools.py": _tools_module(graph, mission),
+        "__main__.py": _PROD_MAIN.format(package=base),
+    }
+    for name, text in files.items():
+        write_text_atomic(package / name, text)
+        written.append(package / name)
+    return written

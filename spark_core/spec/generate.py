@@ -1,0 +1,171 @@
+"""Build a mission scaffold from a one-line description (``spark-spec mission-generate``)."""
+
+from __future__ import annotations
+
+import re
+from typing import List, Optional, Sequence
+
+from spark_core.spec.errors import SpecError
+from spark_core.spec.models import (
+    EdgeSpec,
+    GraphSpec,
+    MissionDeploymentSpec,
+    MissionPlanSpec,
+    MissionPlanStepSpec,
+    MissionSimulationSpec,
+    MissionSpec,
+    MissionStateSchemaSpec,
+    MissionStrategyBindingSpec,
+    MissionTelemetrySpec,
+    NodeSpec,
+    ReasoningStrategySpec,
+    SimulationToolOverrideSpec,
+    StateFieldSpec,
+)
+
+__all__ = ["DEFAULT_PLAN", "KNOWN_STRATEGIES", "generate_mission", "slugify"]
+
+#: Plan used when the caller gives none.
+DEFAULT_PLAN = ("prepare", "execute", "report")
+#: Strategy names the agents layer knows.
+KNOWN_STRATEGIES = ("react", "chain_of_thought", "plan_and_solve")
+
+_STEP_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+def slugify(text: str, *, limit: int = 40) -> str:
+    """Turn free text into an id-friendly slug (``"ETL Pipeline!"`` → ``"etl-pipeline"``).
+
+    Args:
+        text: The text.
+        limit: Maximum length.
+
+    Returns:
+        The slug (``"mission"`` when nothing usable is left).
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].rstrip("-")
+    return slug or "mission"
+
+
+def _linear_graph(graph_id: str, steps: Sequence[MissionPlanStepSpec]) -> GraphSpec:
+    nodes = [
+        NodeSpec(
+            id=step.id,
+            type="step",
+            params={"description": step.description},
+            description=step.description,
+        )
+        for step in steps
+    ]
+    edges = [EdgeSpec(source=a.id, target=b.id) for a, b in zip(steps, steps[1:])]
+    return GraphSpec(
+        id=graph_id,
+        start=steps[0].id,
+        nodes=nodes,
+        edges=edges,
+        description="Scaffold: one 'step' node per plan step; replace them with real nodes.",
+    )
+
+
+def generate_mission(
+    description: str,
+    *,
+    mission_id: Optional[str] = None,
+    strategy: Optional[str] = None,
+    graph: Optional[GraphSpec] = None,
+    plan: Optional[Sequence[str]] = None,
+    version: str = "0.1.0",
+) -> MissionSpec:
+    """Build a valid mission scaffold.
+
+    Without ``graph``, the graph is a linear chain of built-in ``step`` nodes, one per plan
+    step (node id = step id), so the plan advances as the graph runs. With ``graph``, the plan
+    steps are left unmapped unless their ids match node ids.
+
+    Args:
+        description: What the mission does.
+        mission_id: The id (default: ``mission.<slug of description>``).
+        strategy: A reasoning strategy bound to the middle node (e.g. ``plan_and_solve``).
+        graph: Use this graph instead of the scaffold chain.
+        plan: Plan step ids in order (each depends on the previous); default
+            ``prepare, execute, report`` (or the graph's nodes in order when a graph is given).
+        version: Semantic version.
+
+    Returns:
+        The mission.
+
+    Raises:
+        SpecError: A plan step id is invalid or repeated, or the strategy is unknown.
+    """
+    if not isinstance(description, str) or not description.strip():
+        raise SpecError("the mission description must not be empty")
+    if plan is None:
+        plan = [n.id for n in graph.nodes] if graph is not None else list(DEFAULT_PLAN)
+    ids = [p.strip() for p in plan if p.strip()]
+    if not ids:
+        raise SpecError("the plan needs at least one step")
+    for step_id in ids:
+        if not _STEP_ID.match(step_id):
+            raise SpecError(
+                f"invalid plan step id {step_id!r} (letters, digits, '_' and '-')"
+            )
+    if len(set(ids)) != len(ids):
+        raise SpecError("plan step ids must be unique")
+    steps: List[MissionPlanStepSpec] = []
+    for index, step_id in enumerate(ids):
+        steps.append(
+            MissionPlanStepSpec(
+                id=step_id,
+                description=f"{step_id.replace('_', ' ').replace('-', ' ').capitalize()}",
+                depends_on=[ids[index - 1]] if index else [],
+            )
+        )
+    slug = slugify(description)
+    graph_spec = graph if graph is not None else _linear_graph(slug, steps)
+    node_ids = [n.id for n in graph_spec.nodes]
+    strategies = []
+    if strategy is not None:
+        if strategy not in KNOWN_STRATEGIES:
+            raise SpecError(
+                f"unknown strategy {strategy!r}; known: {', '.join(KNOWN_STRATEGIES)}"
+            )
+        target = node_ids[len(node_ids) // 2] if len(node_ids) > 2 else node_ids[-1]
+        strategies.append(
+            MissionStrategyBindingSpec(
+                target=target,
+                strategy=ReasoningStrategySpec(type=strategy),
+                reference=f"nodes.{target}",
+            )
+        )
+    simulation = MissionSimulationSpec(
+        enabled=True,
+        tools=[
+            SimulationToolOverrideSpec(
+                name=t.name,
+                static_response={"simulated": True, "tool": t.name},
+                description="scaffold response; edit to match the real tool",
+            )
+            for t in graph_spec.tools
+        ],
+        inputs={"request": description},
+    )
+    return MissionSpec(
+        mission_id=mission_id if mission_id is not None else f"mission.{slug}",
+        version=version,
+        graph=graph_spec,
+        description=description,
+        plan=MissionPlanSpec(steps=steps),
+        state_schema=MissionStateSchemaSpec(
+            fields={
+                "last_step": StateFieldSpec(
+                    type="str", description="Id of the last scaffold step that ran"
+                )
+            }
+        ),
+        strategies=strategies,
+        telemetry=MissionTelemetrySpec(enabled=True, backend="memory"),
+        deployment=MissionDeploymentSpec(
+            target="development", replicas=1, resources={"cpu": "1", "memory": "512Mi"}
+        ),
+        simulation=simulation,
+    )
