@@ -1,0 +1,64 @@
+"""Every script in examples/ runs against a real local server, and its output is checked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+import pytest
+
+from ai_spine.demo import register_demo_flows
+from ai_spine.local import LocalSpine
+from ai_spine.server import SpineServer
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.py"))
+
+# What each known example must print (besides exiting 0 without a traceback).
+EXPECTED: Dict[str, List[str]] = {
+    "local_graph.py": [
+        "positive -> forward to the product team",
+        "negative -> open a priority support case",
+        "neutral  -> reply with the help-centre link",
+        "nodes: clean, score, praise, escalate, answer",
+        "executions completed: 3",
+    ],
+}
+
+
+@pytest.fixture
+def demo_server() -> Iterator[SpineServer]:
+    spine = LocalSpine()
+    register_demo_flows(spine)
+    with SpineServer(spine) as server:
+        yield server
+    spine.close(timeout=1)
+
+
+def run_example(name: str, base_url: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AI_SPINE_")}
+    env.update(AI_SPINE_BASE_URL=base_url, AI_SPINE_FLOW="echo", PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name)],
+        cwd=str(ROOT),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_runs_against_a_local_server(
+    name: str, demo_server: SpineServer
+) -> None:
+    done = run_example(name, demo_server.url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout.strip(), "an example should show what it did"
+    for expected in EXPECTED.get(name, []):
+        assert expected in done.stdout, done.stdout

@@ -1,0 +1,98 @@
+"""RemoteFlowNode: a flow on any Spine used as a node of a local graph."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from ai_spine.exceptions import ExecutionError, FlowNotFoundError, ValidationError
+from ai_spine.local import LocalSpine
+from ai_spine.nodes import RemoteFlowNode
+from ai_spine.protocol import Spine
+from spark_core.errors import NodeExecutionError
+from spark_core.graphs import Graph
+from spark_core.nodes import ExecutionContext, Node, NodeConfig
+from spark_core.nodes.capabilities import RetryCapability
+from tests.local.flows import Hooks
+
+
+class Prepare(Node):
+    async def process(self, context: ExecutionContext) -> Any:
+        return {"text": context.inputs.content["name"]}
+
+
+class Report(Node):
+    async def process(self, context: ExecutionContext) -> Any:
+        return {"report": f"got {context.inputs.content['text']}"}
+
+
+def test_a_remote_flow_runs_as_a_node(spine: Spine) -> None:
+    start = Prepare("prepare")
+    start >> RemoteFlowNode("shout", client=spine, interval=0.01) >> Report("report")
+    result = Graph(start).run_sync({"name": "ada"})
+    assert result.status == "completed"
+    assert result.outputs["remote:shout"] == {"text": "ADA!"}
+    assert result.content == {"report": "got ADA!"}
+
+
+def test_remote_failures_fail_the_node(spine: Spine) -> None:
+    graph = Graph(RemoteFlowNode("fail", client=spine, name="call", interval=0.01))
+    with pytest.raises(NodeExecutionError) as info:
+        graph.run_sync({})
+    assert info.value.node_id == "call"
+    assert isinstance(info.value.cause, ExecutionError)
+    assert "boom" in str(info.value)
+    with pytest.raises(NodeExecutionError) as missing:
+        Graph(RemoteFlowNode("ghost", client=spine, interval=0.01)).run_sync({})
+    assert isinstance(missing.value.cause, FlowNotFoundError)
+
+
+class Flaky(Node):
+    """Fails on its first run in this process, succeeds after."""
+
+    calls = 0
+
+    async def process(self, context: ExecutionContext) -> Any:
+        Flaky.calls += 1
+        if Flaky.calls == 1:
+            raise RuntimeError("first call fails")
+        return {"calls": Flaky.calls}
+
+
+def test_the_node_retry_capability_retries_the_remote_flow() -> None:
+    Flaky.calls = 0
+    with LocalSpine({"flaky": lambda: Graph(Flaky("flaky"))}) as remote:
+        retry = NodeConfig(retry=RetryCapability(max_retries=2, initial_delay=0))
+        node = RemoteFlowNode("flaky", client=remote, config=retry)
+        result = Graph(node).run_sync({})
+        assert result.content == {"calls": 2}
+        assert result.node_results[node.id].attempts == 2
+        statuses = sorted(e["status"] for e in remote.list_executions())
+        assert statuses == ["completed", "failed"]
+
+
+def test_cancelling_the_local_run_cancels_the_remote_execution(
+    local_spine: LocalSpine, hooks: Hooks
+) -> None:
+    graph = Graph(RemoteFlowNode("block", client=local_spine))
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(graph.run({}))
+        while not hooks.started.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert hooks.cancelled.wait(10)
+    assert [e["status"] for e in local_spine.list_executions()] == ["cancelled"]
+
+
+def test_the_node_checks_its_arguments() -> None:
+    with pytest.raises(ValidationError):
+        RemoteFlowNode("", client=LocalSpine())
+    with pytest.raises(ValidationError, match="client must be"):
+        RemoteFlowNode("echo", client=object())  # type: ignore[arg-type]

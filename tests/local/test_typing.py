@@ -1,0 +1,48 @@
+"""mypy checks that AISpine and LocalSpine both satisfy the Spine protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+mypy_api = pytest.importorskip("mypy.api")
+
+CHECKED = Path(__file__).with_name("typing_check.py")
+
+# A look-alike whose wait_for_execution lacks the ``interval`` parameter: mypy must refuse it,
+# which shows the check above is not vacuous.
+BROKEN = """
+from __future__ import annotations
+from typing import Any
+from ai_spine import AISpine
+from ai_spine.protocol import Spine
+
+
+class NotQuite(AISpine):
+    def wait_for_execution(self, execution_id: str) -> Any:  # type: ignore[override]
+        return None
+
+
+def check() -> Spine:
+    return NotQuite(base_url="http://127.0.0.1:1")
+"""
+
+
+@pytest.mark.slow
+def test_both_clients_satisfy_spine_and_a_mismatch_is_caught(tmp_path: Path) -> None:
+    broken = tmp_path / "broken_spine.py"
+    broken.write_text(BROKEN)
+    out, err, status = mypy_api.run(
+        [
+            "--strict",
+            "--no-error-summary",
+            "--show-error-codes",
+            str(CHECKED),
+            str(broken),
+        ]
+    )
+    lines = [line for line in out.splitlines() if ": error:" in line]
+    assert all(line.startswith(str(broken)) for line in lines), out + err
+    assert any("Incompatible return value" in line for line in lines), out + err
+    assert status == 1
