@@ -21,6 +21,12 @@ from spark_core.agents.errors import (
     AgentMaxStepsError,
     AgentOutputError,
 )
+from spark_core.agents.factory import (
+    agent_from_spec,
+    bind_strategies,
+    model_from_spec,
+    replace_models,
+)
 from spark_core.agents.node import AgentNode
 from spark_core.agents.strategies import (
     ChainOfThoughtStrategy,
@@ -47,4 +53,8 @@ __all__ = [
     "ChainOfThoughtStrategy",
     "PlanAndSolveStrategy",
     "strategy_from_spec",
+    "agent_from_spec",
+    "model_from_spec",
+    "bind_strategies",
+    "replace_models",
 ]

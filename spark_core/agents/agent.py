@@ -203,13 +203,14 @@ class AgentSession:
         self.pending: Optional[Dict[str, Any]] = None
         self.final_value: Any = None
         self.last_text: Optional[str] = None
+        self.tools: Dict[str, Any] = agent._tools_for(context)
 
     # -- what strategies use --------------------------------------------------------------
 
     @property
     def has_tools(self) -> bool:
-        """Whether the agent has any tool."""
-        return bool(self.agent.tools)
+        """Whether the agent has any tool in this run."""
+        return bool(self.tools)
 
     @property
     def output_mode(self) -> str:
@@ -219,7 +220,7 @@ class AgentSession:
     def tool_catalogue(self) -> str:
         """The tools as text lines (name, description, JSON schema of the arguments)."""
         lines = []
-        for t in self.agent.tools.values():
+        for t in self.tools.values():
             lines.append(
                 f"- {t.name}: {t.description} Arguments: {json.dumps(t.parameters)}"
             )
@@ -251,7 +252,12 @@ class AgentSession:
                 config.name, config.max_steps, self.steps, self.last_text
             )
         self.steps += 1
-        schemas = self.agent.tool_schemas() if tools and self.has_tools else None
+        schemas = None
+        if tools and self.tools:
+            schemas = [
+                {"type": "function", "function": t.schema()}
+                for t in self.tools.values()
+            ]
         model_id = getattr(config.model, "model_id", type(config.model).__name__)
         started = time.perf_counter()
         async with agent_span(
@@ -485,10 +491,13 @@ class Agent:
         self.config = config
         self.strategy: ReasoningStrategy = config.reasoning_strategy or ReActStrategy()
         try:
-            self._executor: ToolExecutor = ToolExecutor(config.tools, config.policy_set)
+            self._executor: ToolExecutor = ToolExecutor(
+                [t for t in config.tools if not isinstance(t, str)], config.policy_set
+            )
         except ToolError as exc:
             raise AgentConfigError(f"agent {config.name!r}: {exc}") from None
         self._graph_executors: Dict[int, ToolExecutor] = {}
+        self._tool_refs = [t for t in config.tools if isinstance(t, str)]
         self.history: List[Message] = []
         self.interactions = 0
         self.total_usage = Usage()
@@ -512,8 +521,31 @@ class Agent:
 
     @property
     def tools(self) -> Dict[str, Any]:
-        """The agent's tools by name (``Tool`` objects)."""
+        """The agent's own tools by name (``Tool`` objects; graph tool names excluded)."""
         return self._executor.tools
+
+    def _tools_for(self, context: Any) -> Dict[str, Any]:
+        """Own tools plus the graph tools named in ``config.tools`` (checked here)."""
+        tools = dict(self._executor.tools)
+        if not self._tool_refs:
+            return tools
+        graph = getattr(context, "graph", None)
+        graph_tools = (
+            getattr(getattr(graph, "tool_executor", None), "tools", None) or {}
+        )
+        for name in self._tool_refs:
+            if name not in graph_tools:
+                where = (
+                    "outside a graph"
+                    if graph is None
+                    else "in a graph without that tool"
+                )
+                raise AgentConfigError(
+                    f"agent {self.name!r} uses the graph tool {name!r} but runs {where} "
+                    f"(graph tools: {sorted(graph_tools)})"
+                )
+            tools[name] = graph_tools[name]
+        return tools
 
     def tool_schemas(self) -> List[Dict[str, Any]]:
         """The tools in the OpenAI ``tools`` format (``{"type": "function", "function": ...}``)."""
@@ -784,6 +816,13 @@ class Agent:
         self.last_result = result
         return result
 
+    def _executor_of(self, session: AgentSession, name: str) -> Any:
+        if name in self._executor.tools or name not in session.tools:
+            return self._executor_for(session.context)
+        return (
+            session.context.graph.tool_executor
+        )  # a graph tool, under the graph's policy
+
     def _executor_for(self, context: Any) -> ToolExecutor:
         if self.config.policy_set is not None or context is None:
             return self._executor
@@ -831,7 +870,7 @@ class Agent:
         }
         async with agent_span(session.context, "tool_call", attributes) as span:
             try:
-                result = await self._executor_for(session.context).call(
+                result = await self._executor_of(session, call.name).call(
                     call.name, call.arguments, context
                 )
                 outcome = record("ok", result=result)

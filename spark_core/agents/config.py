@@ -25,7 +25,8 @@ class AgentConfig:
             (``OpenAIModel``, ``ScriptedModel``, ``EchoModel``, your own).
         system_prompt: The agent's role and instructions.
         tools: Tools the agent may call: ``@tool`` functions, ``Tool`` objects or plain
-            functions (wrapped as tools).
+            functions (wrapped as tools); a string names a tool of the graph the agent runs
+            in (``Graph(tools=[...])``), which then runs under the graph's policy set.
         output_mode: ``"text"``, or ``"json"``: the final answer must be valid JSON; an invalid
             one is sent back to the model up to ``json_retries`` times.
         reasoning_strategy: A :class:`~spark_core.agents.strategies.ReasoningStrategy`;

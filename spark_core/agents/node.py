@@ -41,24 +41,35 @@ class AgentNode(Node):
     and runs the approved tool exactly once.
 
     Args:
-        agent: The agent.
+        agent: The agent; or leave it out and give its JSON params instead (what a spec
+            node does, see :func:`~spark_core.agents.factory.agent_from_spec`).
         name: Node name (defaults to the agent's name).
         config: Node capabilities (retry, timeout...).
         prompt_key: Input key holding the prompt.
         prompt_template: A ``str.format`` template filled with the input's keys.
+        **agent_params: The agent's params when ``agent`` is not given.
     """
 
     def __init__(
         self,
-        agent: Agent,
+        agent: Optional[Agent] = None,
         name: Optional[str] = None,
         config: Optional[NodeConfig] = None,
         *,
         prompt_key: str = "prompt",
         prompt_template: Optional[str] = None,
+        **agent_params: Any,
     ) -> None:
         from spark_core.agents.agent import Agent
 
+        if agent is None:
+            from spark_core.agents.factory import agent_from_spec
+
+            agent = agent_from_spec(agent_params, name=name)
+        elif agent_params:
+            raise AgentError(
+                f"AgentNode: pass an agent or agent params, not both (got {sorted(agent_params)})"
+            )
         if not isinstance(agent, Agent):
             raise AgentError(f"AgentNode needs an Agent, got {type(agent).__name__}")
         super().__init__(name=name if name is not None else agent.name, config=config)

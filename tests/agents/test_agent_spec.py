@@ -1,0 +1,157 @@
+"""Agents built from specs: agent nodes from params, strategy bindings, model swaps."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Dict
+
+import pytest
+
+from spark_core.agents import (
+    AgentConfigError,
+    AgentNode,
+    ChainOfThoughtStrategy,
+    PlanAndSolveStrategy,
+    ReActStrategy,
+    agent_from_spec,
+    bind_strategies,
+    model_from_spec,
+    replace_models,
+)
+from spark_core.graphs import Graph
+from spark_core.kit.loader import SpecLoader
+from spark_core.models import EchoModel, ScriptedModel
+from spark_core.models.openai import OpenAIModel
+from spark_core.spec import GraphSpec
+from spark_core.spec.simulation import run_simulation
+from tests.agents.helpers import calls_to, lookup_capital
+
+SCRIPT = [
+    {"tool_calls": [{"name": "lookup_capital", "arguments": {"country": "Peru"}}]},
+    "Final Answer: Lima",
+]
+
+
+def graph_spec() -> Dict[str, Any]:
+    return {
+        "id": "geo",
+        "start": "analyst",
+        "nodes": [
+            {
+                "id": "analyst",
+                "type": "spark_core.agents.node:AgentNode",
+                "params": {
+                    "model": {"provider": "scripted", "script": SCRIPT},
+                    "system_prompt": "You know geography.",
+                    "tools": ["lookup_capital"],
+                    "strategy": {"type": "react", "config": {"verbose": True}},
+                    "max_steps": 4,
+                },
+            }
+        ],
+        "tools": [{"name": "lookup_capital", "description": "Capital of a country"}],
+    }
+
+
+def test_agent_node_loaded_from_a_spec_uses_graph_tools() -> None:
+    loader = SpecLoader(tools={"lookup_capital": lookup_capital})
+    graph = loader.load_graph(GraphSpec.from_dict(graph_spec()))
+    node = graph.nodes["analyst"]
+    assert isinstance(node, AgentNode) and node.agent.name == "analyst"
+    assert node.agent.strategy == ReActStrategy(verbose=True)
+    result = asyncio.run(graph.run({"prompt": "Capital of Peru?"}))
+    assert result.content["answer"] == "Lima"
+    assert len(calls_to("lookup_capital")) == 1
+    model = node.agent.config.model
+    assert model.requests[0]["tools"][0]["function"]["name"] == "lookup_capital"
+
+
+def test_simulation_swaps_the_graph_tool_for_its_override() -> None:
+    spec = GraphSpec.from_dict(graph_spec())
+    report = run_simulation(
+        spec,
+        {"prompt": "Capital of Peru?"},
+        overrides={"lookup_capital": "Lima (simulated)"},
+    )
+    assert report.status == "completed", report.error
+    assert report.tool_calls == {"lookup_capital": 1}
+    assert report.output["tool_calls"][0]["result"] == "Lima (simulated)"
+    assert calls_to("lookup_capital") == []  # the real tool never ran
+
+
+def test_graph_tool_names_must_exist() -> None:
+    agent = agent_from_spec({"model": "gpt-4o", "tools": ["search"]}, name="a")
+    with pytest.raises(
+        AgentConfigError, match="uses the graph tool 'search' but runs outside"
+    ):
+        asyncio.run(agent.run("hi"))
+    graph = Graph(AgentNode(agent))
+    with pytest.raises(Exception, match="in a graph without that tool"):
+        asyncio.run(graph.run({"prompt": "hi"}))
+
+
+def test_bind_strategies_and_replace_models() -> None:
+    first = AgentNode(model={"provider": "echo"}, name="first")
+    second = AgentNode(model="gpt-4o-mini", name="second", prompt_key="answer")
+    first >> second
+    graph = Graph(first)
+    bound = bind_strategies(
+        graph,
+        [
+            {"target": "first", "strategy": {"type": "cot"}},
+            {
+                "target": "second",
+                "strategy": {"type": "plan_and_solve", "config": {"max_plan_steps": 3}},
+            },
+        ],
+    )
+    assert bound == {
+        "first": ChainOfThoughtStrategy(),
+        "second": PlanAndSolveStrategy(3),
+    }
+    bind_strategies(graph, [{"target": "first", "strategy": {"type": "react"}}])
+    assert second.agent.strategy == PlanAndSolveStrategy(3)
+    with pytest.raises(AgentConfigError, match="'nope', which is not an agent node"):
+        bind_strategies(graph, [{"target": "nope", "strategy": {"type": "react"}}])
+    assert second.agent.strategy == PlanAndSolveStrategy(3)  # unchanged
+
+    assert isinstance(second.agent.config.model, OpenAIModel)
+    assert (
+        replace_models(graph, lambda node_id, old: EchoModel(prefix=f"{node_id}: "))
+        == 2
+    )
+    result = asyncio.run(graph.run({"prompt": "x"}))
+    assert result.outputs["first"]["answer"].startswith("first: ")
+    echo: Any = second.agent.config.model
+    assert echo.requests[0]["messages"][1]["content"].startswith("first: ")
+    with pytest.raises(AgentConfigError, match="factory gave"):
+        replace_models(graph, lambda node_id, old: "not a model")
+
+
+def test_spec_errors_are_named() -> None:
+    assert isinstance(model_from_spec({"provider": "echo"}), EchoModel)
+    assert isinstance(
+        model_from_spec({"provider": "scripted", "script": ["x"]}), ScriptedModel
+    )
+    openai = model_from_spec(
+        {"model_id": "m", "base_url": "http://127.0.0.1:9/v1", "pricing": [1.0, 2.0]}
+    )
+    assert isinstance(openai, OpenAIModel) and openai.pricing is not None
+    with pytest.raises(AgentConfigError, match="api_key must not be stored"):
+        model_from_spec({"model_id": "m", "api_key": "sk-x"})
+    with pytest.raises(AgentConfigError, match="unknown model provider 'magic'"):
+        model_from_spec({"provider": "magic"})
+    with pytest.raises(AgentConfigError, match=r"unknown key\(s\) \['temperature'\]"):
+        model_from_spec({"model_id": "m", "temperature": 0})
+    with pytest.raises(AgentConfigError, match="script must be a list"):
+        model_from_spec({"provider": "scripted"})
+    with pytest.raises(AgentConfigError, match="model is required"):
+        agent_from_spec({})
+    with pytest.raises(AgentConfigError, match=r"unknown key\(s\) \['brain'\]"):
+        agent_from_spec({"model": "m", "brain": 1})
+    with pytest.raises(AgentConfigError, match="list of graph tool names"):
+        agent_from_spec({"model": "m", "tools": [1]})
+    with pytest.raises(AgentConfigError, match="unknown reasoning strategy"):
+        agent_from_spec({"model": "m", "strategy": "guess"})
+    with pytest.raises(Exception, match="not both"):
+        AgentNode(agent_from_spec({"model": "m"}), model="m")
