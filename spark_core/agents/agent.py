@@ -56,7 +56,8 @@ __all__ = [
 
 logger = logging.getLogger("spark_core.agents")
 
-#: Graph-state key prefix of a paused agent's transcript (``_spark_agent:<node id>``).
+#: Graph-state key prefix of a paused agent's transcript
+#: (``_spark_agent:<node id>:<run id>``; set back to None when the run goes on).
 CHECKPOINT_KEY_PREFIX = "_spark_agent:"
 _CHECKPOINT_FORMAT = "spark_core.agent/1"
 _FENCE_RE = re.compile(r"^```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```$", re.S)
@@ -902,7 +903,7 @@ class Agent:
         if context is None or state is None:
             return None
         node_id = (getattr(context, "metadata", None) or {}).get("node_id")
-        return f"{CHECKPOINT_KEY_PREFIX}{node_id}"
+        return f"{CHECKPOINT_KEY_PREFIX}{node_id}:{context.run_id}"
 
     async def _graph_checkpoint(self, context: Any) -> Optional[Dict[str, Any]]:
         key = self._checkpoint_key(context)

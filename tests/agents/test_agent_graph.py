@@ -145,7 +145,7 @@ def test_agent_inside_a_custom_node_pauses_and_resumes(tmp_path: Path) -> None:
     graph = Graph(writer, state_backend=SQLiteStateBackend(tmp_path / "s.db"))
     with pytest.raises(ApprovalPendingError) as info:
         asyncio.run(graph.run({}, run_id="r1"))
-    saved = asyncio.run(graph.state.get(CHECKPOINT_KEY_PREFIX + "writer"))
+    saved = asyncio.run(graph.state.get(CHECKPOINT_KEY_PREFIX + "writer:r1"))
     assert saved["run_id"] == "r1" and saved["session"]["pending"]["done"]
     asyncio.run(
         graph.approvals.resolve(info.value.request_id, "approved", reviewer="ana")
@@ -155,7 +155,7 @@ def test_agent_inside_a_custom_node_pauses_and_resumes(tmp_path: Path) -> None:
     assert result.outputs["writer"] == {"said": "saved 42 to answer.txt"}
     assert result.content == {"said": "saved 42 to answer.txt"}  # went on to "finish"
     assert len(calls_to("write_file")) == 1 and len(calls_to("add")) == 1
-    assert asyncio.run(graph.state.get(CHECKPOINT_KEY_PREFIX + "writer")) is None
+    assert asyncio.run(graph.state.get(CHECKPOINT_KEY_PREFIX + "writer:r1")) is None
 
 
 def test_approval_pause_and_resume_across_a_restart(tmp_path: Path) -> None:
@@ -206,3 +206,38 @@ def test_approval_pause_and_resume_across_a_restart(tmp_path: Path) -> None:
     )
     assert again.status == "completed" and len(calls_to("write_file")) == 1
     assert store.list_sync(status="approved")[0].consumed_at
+
+
+def test_two_paused_runs_resume_independently() -> None:
+    def respond(messages: List[Any]) -> Any:
+        last = messages[-1]
+        if last.role == "tool":
+            return f"Final Answer: {last.content}"
+        return {
+            "tool_calls": [
+                {
+                    "name": "write_file",
+                    "arguments": {"path": "f", "content": last.content},
+                }
+            ]
+        }
+
+    agent = Agent(
+        model=ScriptedModel([respond], loop=True),
+        tools=[write_file],
+        policy_set=fs_policy(),
+        memory=False,
+    )
+    graph = Graph(AgentNode(agent, name="writer"))
+    requests = {}
+    for run_id, text in (("r1", "alpha"), ("r2", "beta")):
+        with pytest.raises(ApprovalPendingError) as info:
+            asyncio.run(graph.run({"prompt": text}, run_id=run_id))
+        requests[run_id] = info.value.request_id
+    for request_id in requests.values():
+        asyncio.run(graph.approvals.resolve(request_id, "approved", reviewer="ana"))
+    second = asyncio.run(graph.resume("r2"))
+    first = asyncio.run(graph.resume("r1"))
+    assert first.content["answer"] == '{"written": 5, "path": "f"}'
+    assert second.content["answer"] == '{"written": 4, "path": "f"}'
+    assert [c["content"] for c in calls_to("write_file")] == ["beta", "alpha"]
