@@ -79,3 +79,8 @@ def make_flows(hooks: Hooks) -> Dict[str, Callable[[], Graph]]:
         "fail": lambda: Graph(Fail("fail")),
         "block": lambda: Graph(Block(hooks)),
     }
+
+
+def served_flows() -> Dict[str, Callable[[], Graph]]:
+    """What ``ai-spine serve --flows tests.local.flows:served_flows`` serves."""
+    return {name: make for name, make in make_flows(Hooks()).items() if name != "block"}

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 _LISTENING = re.compile(r"listening on (http://[0-9.]+:\d+)")
@@ -29,6 +30,7 @@ class ServeProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            cwd=str(Path(__file__).resolve().parents[2]),
             env={**os.environ, **(env or {})},
         )
         assert self.proc.stdout is not None

@@ -101,3 +101,20 @@ def test_serve_with_db_and_key_keeps_executions_across_restarts(tmp_path: Path) 
         assert listed["executions"][0]["output_data"] == {"keep": 1}
     finally:
         assert second.stop()[0] == 0
+
+
+@pytest.mark.slow
+def test_serve_flows_module_object_registers_those_flows() -> None:
+    server = ServeProcess(["--flows", "tests.local.flows:served_flows"])
+    try:
+        assert "flows: echo, shout, fail" in server.banner
+        _, _, started = call(
+            "POST",
+            server.url + "/api/v1/flows/execute",
+            json_body={"flow_id": "shout", "input_data": {"text": "cli"}},
+        )
+        assert wait_done(server.url, started["execution_id"])["output_data"] == {
+            "text": "CLI!"
+        }
+    finally:
+        assert server.stop()[0] == 0
