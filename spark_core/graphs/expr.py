@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict
 from spark_core.errors import EdgeConditionError, ExpressionError
 
 MAX_LENGTH = 2000
+MAX_DEPTH = 50
 
 _ROOT = "__spark_root__"
 _CONSTANTS: Dict[str, Any] = {
@@ -158,6 +159,17 @@ def _validate(tree: ast.AST, text: str) -> None:
             raise ExpressionError(f"constant {node.value!r} is not allowed in {text!r}")
 
 
+def _depth(tree: ast.AST) -> int:
+    """Nesting depth of the tree (iterative, so a hostile input cannot blow the stack)."""
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
 def _lookup(container: Any, key: Any) -> Any:
     if isinstance(container, dict):
         return container.get(key)
@@ -286,6 +298,12 @@ class Expression:
             tree = ast.parse(_preprocess(text.strip()), mode="eval")
         except SyntaxError as exc:
             raise ExpressionError(f"invalid expression {text!r}: {exc.msg}") from None
+        except (RecursionError, MemoryError):
+            raise ExpressionError("expression is nested too deeply") from None
+        if _depth(tree) > MAX_DEPTH:
+            raise ExpressionError(
+                f"expression is nested deeper than {MAX_DEPTH} levels"
+            )
         _validate(tree, text)
         self.text = text
         self._tree = tree

@@ -35,7 +35,7 @@ from spark_core.graphs.backends import StateBackend
 from spark_core.graphs.edges import Edge
 from spark_core.graphs.observers import GraphObserver, NodeRunInfo, RunInfo, RunResult
 from spark_core.graphs.state import GraphState
-from spark_core.nodes.base import JoinNode, Node, execute_node
+from spark_core.nodes.base import JoinNode, Node, _check_output, execute_node
 from spark_core.nodes.context import ExecutionContext, Inputs
 
 logger = logging.getLogger("spark_core.graph")
@@ -65,7 +65,9 @@ class _Run:
         self.seq = 0
         self.joins: Dict[str, List[Dict[str, Any]]] = {}
         self.outputs: Dict[str, Any] = {}
-        self.node_results: Dict[str, NodeRunInfo] = {}
+        # node id -> [status, attempts, duration_s, error, runs]; NodeRunInfo objects are
+        # only built for the result (cheaper on the hot path).
+        self.node_results: Dict[str, List[Any]] = {}
         self.last_node: Optional[str] = None
         self.step = 0
         # Last frontier/joins that reached a durable backend (saved again if a later
@@ -89,7 +91,7 @@ class _Run:
             status=status,
             content=content,
             outputs=dict(self.outputs),
-            node_results=dict(self.node_results),
+            node_results={k: NodeRunInfo(*v) for k, v in self.node_results.items()},
             steps=self.step,
         )
 
@@ -458,6 +460,7 @@ class Graph:
         running: Dict["asyncio.Task[Any]", int] = {}
         finished: Deque["asyncio.Task[Any]"] = deque()
         wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
         paused: Optional[RunPaused] = None
 
         def on_done(task: "asyncio.Task[Any]") -> None:
@@ -481,7 +484,7 @@ class Graph:
                     while ready:
                         seq = ready.popleft()
                         node_id, inputs = run.pending[seq]
-                        task = asyncio.ensure_future(self._exec(run, node_id, inputs))
+                        task = loop.create_task(self._exec(run, node_id, inputs))
                         task.add_done_callback(on_done)
                         running[task] = seq
                 if not running:
@@ -541,9 +544,15 @@ class Graph:
             node,
             self._observers,
         )
+        observers = self._observers
         started = time.perf_counter()
         try:
-            output = await execute_node(node, ctx, info, self._observers)
+            if not observers and node._is_async and not node.config.has_capabilities():
+                # Fast path: no hooks, no capabilities, no extra coroutine frames.
+                output = _check_output(node, await node.process(ctx))
+                node.state.context_snapshot = output
+            else:
+                output = await execute_node(node, ctx, info, observers)
         except BaseException as exc:
             if isinstance(exc, RunPaused):
                 status = "paused"
@@ -552,24 +561,24 @@ class Graph:
             else:
                 status = "failed"
             previous = run.node_results.get(node_id)
-            run.node_results[node_id] = NodeRunInfo(
+            run.node_results[node_id] = [
                 status,
                 ctx.metadata["attempt"],
                 time.perf_counter() - started,
                 None if status != "failed" else str(exc),
-                previous.runs if previous is not None else 0,
-            )
-            if status == "failed" and not isinstance(exc, SparkError):
+                previous[4] if previous is not None else 0,
+            ]
+            if status == "failed" and not isinstance(exc, NodeExecutionError):
                 raise NodeExecutionError(node_id, exc) from exc
             raise
         previous = run.node_results.get(node_id)
-        run.node_results[node_id] = NodeRunInfo(
+        run.node_results[node_id] = [
             "completed",
             ctx.metadata["attempt"],
             time.perf_counter() - started,
             None,
-            previous.runs + 1 if previous is not None else 1,
-        )
+            previous[4] + 1 if previous is not None else 1,
+        ]
         return output
 
     def _complete(
