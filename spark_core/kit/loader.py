@@ -545,6 +545,9 @@ def _config_spec(config: NodeConfig) -> NodeConfigSpec:
 
 
 def _tool_spec(tool: Any) -> ToolSpec:
+    from spark_core.governance.tools import as_tool
+
+    tool = as_tool(tool)  # plain functions get their name, description and schema
     func: Callable[..., Any] = getattr(tool, "func", tool)
     name = str(getattr(tool, "name", None) or getattr(func, "__name__", "tool"))
     module = getattr(func, "__module__", None)

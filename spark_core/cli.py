@@ -1,0 +1,639 @@
+"""``spark-spec``: generate, validate, simulate, compile, package and deploy mission specs.
+
+Run ``spark-spec --help`` (or ``python -m spark_core.cli --help``). Output is readable text;
+``--json`` gives machine-readable output. Errors are one line on stderr with exit status 2;
+``mission-validate`` and ``simulation-run`` exit 1 when the spec is invalid or the run fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any, Dict, NoReturn, Optional, Sequence, TextIO, Union
+
+from spark_core.errors import SparkError
+from spark_core.spec._parse import ValidationIssue
+from spark_core.spec.errors import SpecError, SpecValidationError
+from spark_core.spec.models import GraphSpec, MissionSpec
+from spark_core.spec.serde import (
+    load_spec,
+    parse_json,
+    read_json_file,
+    spec_to_json,
+    write_text_atomic,
+)
+
+__all__ = ["main", "build_parser"]
+
+PROG = "spark-spec"
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class UsageError(Exception):
+    """Bad command-line usage (reported on one line, exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        command = self.prog[len(PROG) :].strip()
+        raise UsageError(f"{command}: {message}" if command else message)
+
+
+def _out(text: str, stream: Optional[TextIO] = None) -> None:
+    (stream or sys.stdout).write(text if text.endswith("\n") else text + "\n")
+
+
+def _emit_json(data: Any) -> None:
+    _out(json.dumps(data, indent=2, sort_keys=False))
+
+
+def _issue_line(issue: ValidationIssue) -> str:
+    return f"  {issue.severity:<7} {issue}"
+
+
+def _load(path: str) -> Union[GraphSpec, MissionSpec]:
+    return load_spec(path)
+
+
+def _load_mission(path: str) -> MissionSpec:
+    spec = _load(path)
+    if not isinstance(spec, MissionSpec):
+        raise SpecError(f"{path}: is a graph spec, not a mission (no mission_id)")
+    return spec
+
+
+def _loader(args: argparse.Namespace) -> Any:
+    from spark_core.kit.loader import DEFAULT_ALLOWED_MODULES, SpecLoader
+
+    modules = list(DEFAULT_ALLOWED_MODULES) + list(
+        getattr(args, "allow_module", None) or []
+    )
+    return SpecLoader(
+        modules, allowed_tool_modules=getattr(args, "allow_tool_module", None) or []
+    )
+
+
+def _check_output(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise SpecError(f"{path} already exists (use --force to overwrite)")
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_mission_generate(args: argparse.Namespace) -> int:
+    """``mission-generate``: write a mission scaffold."""
+    from spark_core.spec.generate import generate_mission
+
+    graph = None
+    if args.graph:
+        loaded = _load(args.graph)
+        graph = loaded.graph if isinstance(loaded, MissionSpec) else loaded
+    plan = args.plan.split(",") if args.plan is not None else None
+    mission = generate_mission(
+        args.description,
+        mission_id=args.mission_id,
+        strategy=args.strategy,
+        graph=graph,
+        plan=plan,
+        version=args.version,
+    )
+    from spark_core.spec.validation import validate_mission
+
+    errors = [i for i in validate_mission(mission) if i.severity == "error"]
+    if errors:
+        raise SpecValidationError(errors)
+    if args.output is None:
+        _out(spec_to_json(mission))
+        return 0
+    target = Path(args.output)
+    _check_output(target, args.force)
+    write_text_atomic(target, spec_to_json(mission))
+    summary = {
+        "path": str(target),
+        "mission_id": mission.mission_id,
+        "version": mission.version,
+        "nodes": [n.id for n in mission.graph.nodes],
+        "plan": [s.id for s in mission.plan.steps] if mission.plan else [],
+        "strategies": [b.strategy.type for b in mission.strategies],
+    }
+    if args.json:
+        _emit_json(summary)
+    else:
+        _out(
+            f"wrote {target}: mission {mission.mission_id} {mission.version}, "
+            f"{len(summary['nodes'])} node(s), plan {' -> '.join(summary['plan'])}"
+        )
+    return 0
+
+
+def cmd_mission_validate(args: argparse.Namespace) -> int:
+    """``mission-validate``: check a spec; exit 1 when invalid."""
+    from spark_core.spec.validation import validate_spec
+
+    semantic = args.semantic or args.check_deployment
+    try:
+        data = read_json_file(args.file)
+    except (
+        SpecValidationError
+    ) as exc:  # not JSON at all: report it as the validation result
+        issues = list(exc.issues)
+        kind = "spec"
+    else:
+        issues = validate_spec(
+            data, semantic=semantic, check_deployment=args.check_deployment
+        )
+        kind = "mission" if isinstance(data, dict) and "mission_id" in data else "graph"
+    errors = [i for i in issues if i.severity == "error"]
+    warnings = [i for i in issues if i.severity == "warning"]
+    valid = not errors and not (args.strict and warnings)
+    if args.json:
+        _emit_json(
+            {
+                "file": args.file,
+                "kind": kind,
+                "valid": valid,
+                "semantic": semantic,
+                "errors": len(errors),
+                "warnings": len(warnings),
+                "issues": [i.to_dict() for i in issues],
+            }
+        )
+    else:
+        verdict = "valid" if valid else "INVALID"
+        scope = (
+            ""
+            if semantic
+            else " (structure only; add --semantic for graph/plan checks)"
+        )
+        _out(
+            f"{args.file}: {verdict} {kind}: {len(errors)} error(s), "
+            f"{len(warnings)} warning(s){scope}"
+        )
+        for issue in issues:
+            _out(_issue_line(issue))
+    return 0 if valid else 1
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    """``compile``: write Python source for a spec."""
+    from spark_core.kit.loader import DEFAULT_ALLOWED_MODULES
+    from spark_core.spec.codegen import compile_spec
+
+    spec = _load(args.file)
+    allowed = tuple(DEFAULT_ALLOWED_MODULES) + tuple(args.allow_module or ())
+    files = compile_spec(spec, args.output, style=args.style, allowed_modules=allowed)
+    if args.json:
+        _emit_json({"style": args.style, "files": [str(f) for f in files]})
+    else:
+        _out(f"compiled {args.file} ({args.style}):")
+        for path in files:
+            _out(f"  {path}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``export MODULE:FACTORY``: describe a live graph as a spec."""
+    from spark_core.graphs import Graph
+    from spark_core.kit.loader import export_graph
+    from spark_core.spec.validation import is_reference
+
+    if not is_reference(args.factory):
+        raise UsageError(f"export: expected MODULE:FACTORY, got {args.factory!r}")
+    module_name, attribute = args.factory.split(":", 1)
+    # The user named this module explicitly on the command line: import it like `python -m`.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SpecError(f"cannot import {module_name!r}: {exc}") from None
+    factory = getattr(module, attribute, None)
+    if factory is None:
+        raise SpecError(f"{module_name} has no {attribute!r}")
+    obj = factory() if callable(factory) and not isinstance(factory, Graph) else factory
+    if isinstance(obj, (GraphSpec, MissionSpec)):
+        spec: Union[GraphSpec, MissionSpec] = obj
+    elif isinstance(obj, Graph):
+        spec = export_graph(obj, graph_id=args.graph_id)
+    else:
+        raise SpecError(f"{args.factory} gave {type(obj).__name__}, not a Graph")
+    text = spec_to_json(spec)
+    if args.output:
+        target = Path(args.output)
+        _check_output(target, args.force)
+        write_text_atomic(target, text)
+        if args.json:
+            _emit_json({"path": str(target), "nodes": len(_graph_of(spec).nodes)})
+        else:
+            _out(
+                f"wrote {target}: graph {_graph_of(spec).id} ({len(_graph_of(spec).nodes)} nodes)"
+            )
+    else:
+        _out(text)
+    return 0
+
+
+def _graph_of(spec: Union[GraphSpec, MissionSpec]) -> GraphSpec:
+    return spec.graph if isinstance(spec, MissionSpec) else spec
+
+
+def _approval_store(args: argparse.Namespace) -> Any:
+    if args.backend != "sqlite":
+        raise UsageError(f"--backend {args.backend!r} is not supported (use sqlite)")
+    from spark_core.governance.approvals import ApprovalStore
+
+    path = Path(args.state)
+    if not path.is_file():
+        raise SpecError(f"state file not found: {path}")
+    return ApprovalStore.open(str(path))
+
+
+def _approval_dict(request: Any) -> Dict[str, Any]:
+    data: Dict[str, Any] = request.to_dict()
+    return data
+
+
+def cmd_approval_list(args: argparse.Namespace) -> int:
+    """``approval-list``: show approval requests stored in a SQLite state file."""
+    store = _approval_store(args)
+    status = None if args.status == "all" else args.status
+    requests = store.list_sync(status, run_id=args.run_id)
+    if args.json:
+        _emit_json([_approval_dict(r) for r in requests])
+        return 0
+    if not requests:
+        _out(f"no {'' if status is None else status + ' '}approval requests")
+        return 0
+    for r in requests:
+        line = f"{r.id}  {r.status:<8}  {r.action} {r.resource}"
+        if r.run_id:
+            line += f"  run={r.run_id}"
+        if r.node_id:
+            line += f" node={r.node_id}"
+        if r.reason:
+            line += f"  ({r.reason})"
+        _out(line)
+    return 0
+
+
+def cmd_approval_resolve(args: argparse.Namespace) -> int:
+    """``approval-resolve``: approve or reject one request."""
+    store = _approval_store(args)
+    request = store.resolve_sync(
+        args.id, args.status, reviewer=args.reviewer, notes=args.note
+    )
+    if args.json:
+        _emit_json(_approval_dict(request))
+    else:
+        _out(f"{request.id}: {request.status} by {request.reviewer or 'unknown'}")
+    return 0
+
+
+def _parse_input(text: Optional[str]) -> Any:
+    if text is None:
+        return None
+    if text.startswith("@"):
+        return read_json_file(text[1:])
+    try:
+        return parse_json(text, source="--input")
+    except SpecValidationError as exc:
+        raise UsageError(
+            f"--input is not valid JSON: {exc.issues[0].message}"
+        ) from None
+
+
+def cmd_simulation_run(args: argparse.Namespace) -> int:
+    """``simulation-run``: run a mission with simulated tools; exit 1 if the run fails."""
+    from spark_core.spec.simulation import run_simulation
+
+    spec = _load(args.file)
+    inputs = _parse_input(args.input)
+    report = run_simulation(
+        spec, inputs, loader=_loader(args), allow_real_tools=args.allow_real_tools
+    )
+    if args.json:
+        _emit_json(report.to_dict())
+        return 0 if report.ok else 1
+    name = report.mission_id or report.graph_id
+    _out(f"simulation of {name}: {report.status} (run {report.run_id})")
+    if report.error:
+        _out(f"  error: {report.error}")
+    if report.tool_calls:
+        _out("  simulated tools:")
+        for tool, count in report.tool_calls.items():
+            _out(f"    {tool}: {count} call(s)")
+    else:
+        _out("  simulated tools: none")
+    if report.real_tools:
+        _out(f"  real tools (not simulated): {', '.join(report.real_tools)}")
+    if report.plan:
+        steps = report.plan.get("steps", [])
+        done = sum(
+            1 for s in steps if isinstance(s, dict) and s.get("status") == "completed"
+        )
+        _out(f"  plan: {done}/{len(steps)} step(s) completed")
+        for step in steps:
+            if isinstance(step, dict):
+                _out(f"    [{step.get('status', '?')}] {step.get('id')}")
+    _out("  output: " + json.dumps(report.output, sort_keys=True, default=str)[:2000])
+    return 0 if report.ok else 1
+
+
+def cmd_mission_diff(args: argparse.Namespace) -> int:
+    """``mission-diff``: structural differences between two specs."""
+    from spark_core.spec.diff import diff_specs, render_html, render_text
+
+    old, new = _load(args.a), _load(args.b)
+    changes = diff_specs(old.to_dict(), new.to_dict())
+    if args.format == "json":
+        text = json.dumps(
+            {"a": args.a, "b": args.b, "changes": [c.to_dict() for c in changes]},
+            indent=2,
+        )
+    elif args.format == "html":
+        text = render_html(changes, title=f"{args.a} -> {args.b}")
+    else:
+        text = render_text(changes)
+    if args.output:
+        target = Path(args.output)
+        write_text_atomic(target, text if text.endswith("\n") else text + "\n")
+        _out(f"wrote {target}: {len(changes)} change(s)")
+    else:
+        _out(text)
+    return 1 if (args.exit_code and changes) else 0
+
+
+def cmd_mission_package(args: argparse.Namespace) -> int:
+    """``mission-package``: build the deployable zip."""
+    from spark_core.spec.package import build_package
+    from spark_core.spec.validation import ensure_valid_mission
+
+    mission = ensure_valid_mission(_load_mission(args.file))
+    target = Path(args.output)
+    _check_output(target, args.force)
+    manifest = build_package(mission, target, include_deps=args.include_deps)
+    if args.json:
+        _emit_json({"path": str(target), "manifest": manifest})
+    else:
+        _out(f"wrote {target}: {mission.mission_id} {mission.version}")
+        for name, info in manifest["files"].items():
+            _out(f"  {name:<40} {info['size']:>8} B  sha256:{info['sha256'][:16]}")
+        _out("  manifest.json")
+    return 0
+
+
+def cmd_mission_deploy(args: argparse.Namespace) -> int:
+    """``mission-deploy``: readiness checks, then register the flow (unless --dry-run)."""
+    from spark_core.spec.deploy import deploy_mission, deployment_readiness
+
+    mission = _load_mission(args.file)
+    issues = deployment_readiness(mission, args.target, loader=_loader(args))
+    errors = [i for i in issues if i.severity == "error"]
+    ready = not errors
+    url = args.url or os.environ.get("AI_SPINE_BASE_URL") or DEFAULT_URL
+    result: Dict[str, Any] = {
+        "mission_id": mission.mission_id,
+        "version": mission.version,
+        "target": args.target,
+        "ready": ready,
+        "issues": [i.to_dict() for i in issues],
+        "dry_run": args.dry_run,
+        "deployed": False,
+    }
+    if ready and not args.dry_run:
+        flow = deploy_mission(
+            mission,
+            url,
+            api_key=os.environ.get("AI_SPINE_API_KEY") or None,
+            timeout=args.timeout,
+        )
+        result.update(deployed=True, url=url, flow=flow)
+    if args.json:
+        _emit_json(result)
+    else:
+        verdict = "ready" if ready else "NOT ready"
+        _out(f"{mission.mission_id} {mission.version} -> {args.target}: {verdict}")
+        for issue in issues:
+            _out(_issue_line(issue))
+        if result["deployed"]:
+            _out(f"registered flow {mission.mission_id!r} with {url}")
+        elif ready:
+            _out("dry run: nothing deployed")
+    return 0 if ready else 1
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``spark-spec`` argument parser.
+
+    Returns:
+        The parser (errors raise :class:`UsageError` instead of exiting).
+    """
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--json", action="store_true", help="machine-readable JSON output"
+    )
+    loading = _Parser(add_help=False)
+    loading.add_argument(
+        "--allow-module",
+        action="append",
+        metavar="PREFIX",
+        help="also allow node classes from this module prefix (repeatable)",
+    )
+    loading.add_argument(
+        "--allow-tool-module",
+        action="append",
+        metavar="PREFIX",
+        help="allow tools/simulation handlers from this module prefix (repeatable)",
+    )
+
+    parser = _Parser(
+        prog=PROG,
+        description="Graph and mission specs: generate, validate, "
+        "simulate, compile, package, deploy.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser(
+        "mission-generate", parents=[common], help="write a mission scaffold"
+    )
+    p.add_argument("description")
+    p.add_argument("--mission-id")
+    p.add_argument("--strategy", help="react, chain_of_thought or plan_and_solve")
+    p.add_argument(
+        "--graph", metavar="FILE", help="use this graph (or mission) spec's graph"
+    )
+    p.add_argument("--plan", metavar="A,B,C", help="plan step ids in order")
+    p.add_argument(
+        "--version", default="0.1.0", help="semantic version (default 0.1.0)"
+    )
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="write here (default: stdout)"
+    )
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_mission_generate)
+
+    p = sub.add_parser("mission-validate", parents=[common], help="validate a spec")
+    p.add_argument("file")
+    p.add_argument(
+        "--semantic", action="store_true", help="also check graph/plan meaning"
+    )
+    p.add_argument(
+        "--strict", action="store_true", help="warnings make the spec invalid"
+    )
+    p.add_argument(
+        "--check-deployment", action="store_true", help="also check deployment"
+    )
+    p.set_defaults(func=cmd_mission_validate)
+
+    p = sub.add_parser("compile", parents=[common], help="compile a spec to Python")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", required=True, metavar="DIR")
+    p.add_argument("--style", choices=["simple", "production"], default="simple")
+    p.add_argument(
+        "--allow-module",
+        action="append",
+        metavar="PREFIX",
+        help="(production) module prefixes the generated loader allows",
+    )
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("export", parents=[common], help="export a live graph to a spec")
+    p.add_argument(
+        "factory",
+        metavar="MODULE:FACTORY",
+        help="a function returning a Graph (the module is imported)",
+    )
+    p.add_argument("-o", "--output", metavar="FILE")
+    p.add_argument("--graph-id")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_export)
+
+    for name, helptext in (
+        ("approval-list", "list approval requests"),
+        ("approval-resolve", "approve or reject a request"),
+    ):
+        p = sub.add_parser(name, parents=[common], help=helptext)
+        if name == "approval-resolve":
+            p.add_argument("id")
+        p.add_argument(
+            "--state", required=True, metavar="FILE", help="SQLite state file"
+        )
+        p.add_argument("--backend", default="sqlite", choices=["sqlite", "memory"])
+        if name == "approval-list":
+            p.add_argument(
+                "--status",
+                default="pending",
+                choices=["pending", "approved", "rejected", "all"],
+            )
+            p.add_argument("--run-id")
+            p.set_defaults(func=cmd_approval_list)
+        else:
+            p.add_argument("--status", required=True, choices=["approved", "rejected"])
+            p.add_argument("--note")
+            p.add_argument("--reviewer", default=os.environ.get("USER") or "cli")
+            p.set_defaults(func=cmd_approval_resolve)
+
+    p = sub.add_parser(
+        "simulation-run",
+        parents=[common, loading],
+        help="run a mission with simulated tools",
+    )
+    p.add_argument("file")
+    p.add_argument("--input", metavar="JSON", help="run input as JSON (or @file.json)")
+    p.add_argument(
+        "--allow-real-tools",
+        action="store_true",
+        help="let tools without a simulated response run for real",
+    )
+    p.set_defaults(func=cmd_simulation_run)
+
+    p = sub.add_parser("mission-diff", parents=[common], help="compare two specs")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--format", choices=["text", "json", "html"], default="text")
+    p.add_argument("-o", "--output", metavar="FILE")
+    p.add_argument(
+        "--exit-code", action="store_true", help="exit 1 when the specs differ"
+    )
+    p.set_defaults(func=cmd_mission_diff)
+
+    p = sub.add_parser(
+        "mission-package", parents=[common], help="build a deployable zip"
+    )
+    p.add_argument("file")
+    p.add_argument("-o", "--output", required=True, metavar="ZIP")
+    p.add_argument("--include-deps", action="store_true")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_mission_package)
+
+    p = sub.add_parser(
+        "mission-deploy",
+        parents=[common, loading],
+        help="check readiness and register the flow with an AI Spine server",
+    )
+    p.add_argument("file")
+    p.add_argument(
+        "--target", required=True, choices=["development", "staging", "production"]
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="only run the readiness checks"
+    )
+    p.add_argument(
+        "--url", help=f"server base URL (default $AI_SPINE_BASE_URL or {DEFAULT_URL})"
+    )
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    p.set_defaults(func=cmd_mission_deploy)
+    return parser
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``spark-spec``.
+
+    Args:
+        argv: Arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 success, 1 invalid spec / failed run / not ready, 2 error.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except UsageError as exc:
+        _out(f"{PROG}: error: {_one_line(str(exc))} (see {PROG} --help)", sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0) if isinstance(exc.code, int) else 0
+    try:
+        status: int = args.func(args)
+        return status
+    except UsageError as exc:
+        message = f"{PROG}: error: {exc}"
+    except SpecValidationError as exc:
+        errors = [i for i in exc.issues if i.severity == "error"] or exc.issues
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        where = f"{exc.source}: " if exc.source else ""
+        message = f"{PROG}: error: {where}invalid spec: {errors[0]}{more}"
+    except (SparkError, OSError, sqlite3.Error, ValueError) as exc:
+        message = f"{PROG}: error: {exc}"
+    except KeyboardInterrupt:
+        message, code = f"{PROG}: interrupted", 130
+        _out(message, sys.stderr)
+        return code
+    except Exception as exc:  # never a traceback on the terminal
+        message = f"{PROG}: internal error: {type(exc).__name__}: {exc}"
+    _out(_one_line(message), sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
