@@ -37,6 +37,21 @@ def error(
     return {"status": status, "message": message, "headers": dict(headers or {})}
 
 
+def raw(payload: Any, *, delay: float = 0.0) -> Dict[str, Any]:
+    """A scripted 200 answer with this exact body (a str is sent as is, not as JSON)."""
+    return {"raw": payload, "delay": delay}
+
+
+def slow(step: Mapping[str, Any], delay: float) -> Dict[str, Any]:
+    """The same step, answered after ``delay`` seconds."""
+    return {**step, "delay": delay}
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that timed out and hung up is expected here
+
+
 class FakeOpenAIServer:
     """Serve ``POST /v1/chat/completions`` from a script, on a free loopback port.
 
@@ -67,12 +82,16 @@ class FakeOpenAIServer:
                         {"path": self.path, "headers": dict(self.headers), "body": body}
                     )
                     step = server.script.pop(0) if server.script else None
+                if step is not None and step.get("delay"):
+                    server._stopping.wait(step["delay"])  # a slow model (timeouts)
                 if self.path != "/v1/chat/completions":
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                 elif step is None:
                     self._send(
                         500, {"error": {"message": "fake server script exhausted"}}
                     )
+                elif "raw" in step:
+                    self._send(200, step["raw"])
                 elif "status" in step:
                     self._send(
                         step["status"],
@@ -88,7 +107,9 @@ class FakeOpenAIServer:
                 payload: Any,
                 headers: Optional[Mapping[str, str]] = None,
             ) -> None:
-                data = json.dumps(payload).encode()
+                data = (
+                    payload if isinstance(payload, str) else json.dumps(payload)
+                ).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -98,7 +119,8 @@ class FakeOpenAIServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._stopping = threading.Event()
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.02},
@@ -156,6 +178,7 @@ class FakeOpenAIServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)

@@ -19,7 +19,9 @@ from spark_core.models import (
     ModelConnectionError,
     ModelRateLimitError,
     ModelResponse,
+    ModelResponseError,
     ModelServerError,
+    ModelTimeoutError,
     ScriptedModel,
     ScriptExhaustedError,
     ToolCall,
@@ -30,7 +32,7 @@ from spark_core.models import (
 from spark_core.models.openai import DEFAULT_BASE_URL, OpenAIModel
 from spark_core.models.retry import RetryPolicy, parse_retry_after
 from tests.agents.conftest import SECRET_KEY
-from tests.agents.fake_openai import FakeOpenAIServer, error, reply
+from tests.agents.fake_openai import FakeOpenAIServer, error, raw, reply, slow
 
 USER = [{"role": "user", "content": "hi"}]
 
@@ -191,6 +193,39 @@ def test_connection_refused_is_retried_then_typed() -> None:
     with pytest.raises(ModelConnectionError) as info:
         run(model.complete(USER))
     assert SECRET_KEY not in str(info.value)
+
+
+def test_timeouts_are_retried_then_typed(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.add(slow(reply("late"), 2.0), slow(reply("late"), 2.0))
+    model = make_model(fake_openai, timeout=0.2, max_retries=1)
+    with pytest.raises(ModelTimeoutError) as info:
+        run(model.complete(USER))
+    assert isinstance(info.value, TimeoutError)
+    assert "did not answer within 0.2s" in str(info.value)
+    assert len(fake_openai.requests) == 2
+
+
+def test_malformed_answers_are_typed(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.add(
+        raw("<html>proxy error</html>"),
+        raw({"choices": []}),
+        raw({"choices": [{"message": {"content": 42}}]}),
+    )
+    model = make_model(fake_openai)
+    with pytest.raises(ModelResponseError, match="not JSON"):
+        run(model.complete(USER))
+    with pytest.raises(ModelResponseError, match="no choices"):
+        run(model.complete(USER))
+    with pytest.raises(ModelResponseError, match="not text"):
+        run(model.complete(USER))
+
+
+def test_openai_model_is_exported_lazily() -> None:
+    import spark_core.models as models
+
+    assert models.OpenAIModel is OpenAIModel
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        getattr(models, "Nope")
 
 
 def test_key_never_in_logs_or_repr(
