@@ -8,7 +8,8 @@ agents call directly)::
 
 For each call it: finds the tool (:class:`ToolNotFoundError`), validates the arguments
 (:class:`ToolArgumentError`), evaluates the policy with action ``tool:execute`` and resource
-``tool://<name>``, appends the decision to the audit trail (graph state key ``_spark_audit``),
+``tool://<name>``, appends the decision to the audit trail (graph state key ``_spark_audit``,
+the newest 500 records),
 emits a ``policy.decision`` event, then:
 
 * ALLOW -> runs the tool and returns its result;
@@ -58,7 +59,7 @@ from spark_core.telemetry.redaction import redact
 __all__ = ["ToolExecutor", "NodePolicyObserver", "AUDIT_KEY", "enforce_policy"]
 
 AUDIT_KEY = "_spark_audit"
-DEFAULT_AUDIT_LIMIT = 1000
+DEFAULT_AUDIT_LIMIT = 500
 _log = logging.getLogger("spark_core.governance")
 
 
@@ -114,6 +115,7 @@ async def enforce_policy(
     summary: Dict[str, Any],
     payload: Any = None,
     audit_limit: int = DEFAULT_AUDIT_LIMIT,
+    audit_default_allow: bool = True,
 ) -> PolicyDecision:
     """Evaluate, audit, and act on one decision; return it when the action may proceed.
 
@@ -127,6 +129,7 @@ async def enforce_policy(
         summary: What an approval request shows the reviewer (redacted here).
         payload: What identifies "the same call" on resume (e.g. the arguments).
         audit_limit: Keep at most this many audit records (oldest dropped).
+        audit_default_allow: Also audit ALLOW decisions that no rule matched.
 
     Returns:
         The decision (ALLOW, or REQUIRE_APPROVAL with a fresh approval consumed).
@@ -136,6 +139,8 @@ async def enforce_policy(
         ApprovalPendingError: Approval is needed and not yet given.
     """
     decision = policy_set.evaluate(action, resource, attrs)
+    if decision.rule is None and decision.allowed and not audit_default_allow:
+        return decision  # nothing to record: no rule had anything to say
     run_id = attrs.get("run_id")
     node_id = attrs.get("node_id")
     record: Dict[str, Any] = {
@@ -323,14 +328,23 @@ class ToolExecutor:
 class NodePolicyObserver(GraphObserver):
     """Checks ``node:execute`` on ``node://<id>`` before every node (graph observer).
 
+    Decisions made by a rule are audited and emitted as events; ALLOW decisions that fell
+    through to the default effect are not (unless ``audit_all``), so an ordinary step does
+    not rewrite the audit trail.
+
     Args:
         policy_set: The rules. DENY stops the run with PolicyViolationError;
             REQUIRE_APPROVAL pauses it until the request is approved and the run resumed.
         audit_limit: Keep at most this many audit records in graph state.
+        audit_all: Audit default ALLOW decisions too.
     """
 
     def __init__(
-        self, policy_set: PolicySet, *, audit_limit: int = DEFAULT_AUDIT_LIMIT
+        self,
+        policy_set: PolicySet,
+        *,
+        audit_limit: int = DEFAULT_AUDIT_LIMIT,
+        audit_all: bool = False,
     ) -> None:
         if not isinstance(policy_set, PolicySet):
             raise SparkError(
@@ -338,6 +352,7 @@ class NodePolicyObserver(GraphObserver):
             )
         self.policy_set = policy_set
         self.audit_limit = audit_limit
+        self.audit_all = audit_all
 
     async def on_node_start(self, run: Any, node: Any, context: Any) -> None:
         """Evaluate the node policy; raise to stop or pause the run."""
@@ -360,4 +375,5 @@ class NodePolicyObserver(GraphObserver):
             summary={"node": node.id, "node_type": type(node).__name__},
             payload=None,
             audit_limit=self.audit_limit,
+            audit_default_allow=self.audit_all,
         )

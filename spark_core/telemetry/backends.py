@@ -2,7 +2,9 @@
 :class:`SQLiteTelemetryBackend`.
 
 Backends receive batches of ``(kind, record)`` pairs, ``kind`` being ``"trace"``, ``"span"``
-or ``"event"`` and ``record`` a plain dict, and answer queries with plain dicts. The
+or ``"event"`` and ``record`` a plain dict or an object with ``to_record()`` (ended spans and
+traces are handed over as they are, and turned into dicts only when stored or queried), and
+answer queries with plain dicts. The
 manager hands batches to the SQLite backend on a background writer thread, so the graph's
 hot path only appends to a list.
 """
@@ -10,10 +12,12 @@ hot path only appends to a list.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import sqlite3
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections import deque
+from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
 from spark_core.telemetry.config import TelemetryConfigError
 
@@ -24,7 +28,17 @@ __all__ = [
     "Record",
 ]
 
-Record = Tuple[str, Dict[str, Any]]
+Record = Tuple[str, Any]
+
+
+def as_dict(record: Any) -> Dict[str, Any]:
+    """Return the dict form of a record (a dict, or an object with ``to_record()``)."""
+    if isinstance(record, dict):
+        return record
+    result: Dict[str, Any] = record.to_record()
+    return result
+
+
 _TABLES = {"trace": "traces", "span": "spans", "event": "events"}
 _FILTERS = {
     "traces": ("trace_id", "name", "status"),
@@ -86,10 +100,24 @@ def _table(name: str) -> str:
 
 
 class MemoryTelemetryBackend(TelemetryBackend):
-    """Keeps records in lists (development and tests)."""
+    """Keeps records in memory (development and tests).
 
-    def __init__(self) -> None:
-        self._rows: Dict[str, List[Dict[str, Any]]] = {t: [] for t in _FILTERS}
+    Args:
+        max_records: Keep at most this many records per kind; the oldest are dropped.
+    """
+
+    def __init__(self, max_records: int = 100_000) -> None:
+        if (
+            isinstance(max_records, bool)
+            or not isinstance(max_records, int)
+            or max_records < 1
+        ):
+            raise TelemetryConfigError(
+                f"max_records must be a positive integer: {max_records!r}"
+            )
+        self._rows: Dict[str, Deque[Any]] = {
+            t: deque(maxlen=max_records) for t in _FILTERS
+        }
         self._lock = threading.Lock()
 
     def write(self, batch: Sequence[Record]) -> None:
@@ -103,7 +131,7 @@ class MemoryTelemetryBackend(TelemetryBackend):
     ) -> List[Dict[str, Any]]:
         """Filter the stored records by equality."""
         with self._lock:
-            rows = list(self._rows[_table(table)])
+            rows = [as_dict(r) for r in self._rows[_table(table)]]
         order = _ORDER[table]
         out = [
             dict(r)
@@ -161,6 +189,10 @@ _COLUMNS = {
 }
 
 
+_GETTERS = {t: operator.itemgetter(*c) for t, c in _COLUMNS.items()}
+_ENCODE = json.JSONEncoder(default=str, separators=(",", ":")).encode
+
+
 class SQLiteTelemetryBackend(TelemetryBackend):
     """Stores records in a SQLite file (tables ``traces``, ``spans``, ``events``).
 
@@ -200,16 +232,12 @@ class SQLiteTelemetryBackend(TelemetryBackend):
 
     def write(self, batch: Sequence[Record]) -> None:
         """Insert the whole batch in one transaction."""
-        grouped: Dict[str, List[Tuple[Any, ...]]] = {t: [] for t in _COLUMNS}
+        grouped: Dict[str, List[List[Any]]] = {t: [] for t in _COLUMNS}
         for kind, record in batch:
             table = _TABLES[kind]
-            row = []
-            for col in _COLUMNS[table]:
-                value = record.get(col)
-                if col == "attributes":
-                    value = json.dumps(value or {}, default=str)
-                row.append(value)
-            grouped[table].append(tuple(row))
+            row = list(_GETTERS[table](as_dict(record)))
+            row[-1] = _ENCODE(row[-1] or {})  # attributes is the last column
+            grouped[table].append(row)
         with self._lock:
             self._conn.execute("BEGIN")
             try:

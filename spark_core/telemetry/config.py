@@ -24,7 +24,8 @@ class TelemetryConfig:
     Attributes:
         enabled: Record anything at all.
         backend: ``"memory"`` (dev/tests) or ``"sqlite"`` (local production).
-        backend_config: Backend options; sqlite needs ``{"path": "telemetry.db"}``.
+        backend_config: Backend options; sqlite needs ``{"path": "telemetry.db"}``; memory
+            takes ``{"max_records": 100000}`` (per kind; the oldest are dropped).
         sampling_rate: Fraction of traces recorded, 0.0-1.0 (decided per trace).
         buffer_size: Records buffered before a batch is handed to the backend.
         export_interval: Seconds after which a partial batch is written anyway (sqlite).

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextvars
+import itertools
 import logging
 import queue
 import random
@@ -59,8 +60,13 @@ _current_trace: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar(
 _managers: "weakref.WeakSet[TelemetryManager]" = weakref.WeakSet()
 
 
+_id_prefix = "%08x" % random.getrandbits(32)
+_id_counter = itertools.count(1)
+
+
 def _new_id() -> str:
-    return "%016x" % random.getrandbits(64)
+    # A per-process random prefix and a counter: unique, and cheaper than a random draw.
+    return f"{_id_prefix}{next(_id_counter):08x}"
 
 
 class Trace:
@@ -207,7 +213,7 @@ class Span:
         elif self.status == "unset":
             self.status = "ok"
         if self._manager is not None:
-            self._manager._push(("span", self.to_record()))
+            self._manager._push(("span", self))  # turned into a dict off the hot path
 
     def to_record(self) -> Dict[str, Any]:
         """Return the stored form."""
@@ -363,7 +369,9 @@ class TelemetryManager:
                     str(self.config.backend_config["path"])
                 )
             else:
-                backend = MemoryTelemetryBackend()
+                backend = MemoryTelemetryBackend(
+                    self.config.backend_config.get("max_records", 100_000)
+                )
         self.backend = backend
         self._pending: List[Record] = []
         self._lock = threading.Lock()
@@ -443,7 +451,7 @@ class TelemetryManager:
         if _current_trace.get() == trace_id:
             _current_trace.set(None)
         if trace.sampled:
-            self._push(("trace", trace.to_record()))
+            self._push(("trace", trace))
         return trace
 
     def get_trace(self, trace_id: str) -> Optional[Trace]:

@@ -48,10 +48,20 @@ def test_denied_tool_stops_the_run_and_is_audited(tmp_path: Path) -> None:
     assert [(r["effect"], r["rule"], r["node_id"]) for r in tool_records] == [
         ("deny", "block_delete", "Deleter")
     ]
-    # node:execute decisions are audited too (the default effect allowed both nodes)
-    assert [r["resource"] for r in audit if r["action"] == "node:execute"] == [
-        "node://Prepare",
-        "node://Deleter",
+    # node:execute fell through to the default ALLOW: not audited (no rule had a say)
+    assert [r for r in audit if r["action"] == "node:execute"] == []
+
+
+def test_node_decisions_made_by_a_rule_are_audited() -> None:
+    policy = PolicySet(
+        "nodes",
+        [PolicyRule("ok", PolicyEffect.ALLOW, ["node:execute"], ["node://plan"])],
+    )
+    graph = Graph(chain("plan", "report"), policy_set=policy)
+    graph.run_sync()
+    audit = asyncio.run(graph.state.get("_spark_audit"))
+    assert [(r["resource"], r["rule"], r["effect"]) for r in audit] == [
+        ("node://plan", "ok", "allow")
     ]
 
 
