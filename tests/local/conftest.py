@@ -37,12 +37,18 @@ def server(local_spine: LocalSpine) -> Iterator[SpineServer]:
         yield srv
 
 
-@pytest.fixture(params=["local", "http"])
+@pytest.fixture(params=["local", "http", "http+auth"])
 def spine(request: pytest.FixtureRequest, local_spine: LocalSpine) -> Iterator[Spine]:
-    """The contract subject: LocalSpine itself, or AISpine talking to it over HTTP."""
+    """The contract subject: LocalSpine itself, or AISpine talking to it over HTTP.
+
+    ``http+auth`` serves with an API key and gives the client that key.
+    """
     if request.param == "local":
         yield local_spine
         return
-    with SpineServer(local_spine) as srv:
-        with AISpine(base_url=srv.url, max_retries=0, timeout=10) as client:
+    key = "contract-key" if request.param == "http+auth" else None
+    with SpineServer(local_spine, api_key=key) as srv:
+        with AISpine(
+            api_key=key, base_url=srv.url, max_retries=0, timeout=10
+        ) as client:
             yield client

@@ -81,6 +81,18 @@ def make_flows(hooks: Hooks) -> Dict[str, Callable[[], Graph]]:
     }
 
 
+class Sleep(Node):
+    """Sleeps ``seconds`` (for shutdown tests across processes)."""
+
+    async def process(self, context: ExecutionContext) -> Any:
+        await asyncio.sleep(float(context.inputs.content["seconds"]))
+        return {"slept": context.inputs.content["seconds"]}
+
+
 def served_flows() -> Dict[str, Callable[[], Graph]]:
     """What ``ai-spine serve --flows tests.local.flows:served_flows`` serves."""
-    return {name: make for name, make in make_flows(Hooks()).items() if name != "block"}
+    flows = {
+        name: make for name, make in make_flows(Hooks()).items() if name != "block"
+    }
+    flows["sleep"] = lambda: Graph(Sleep("sleep"))
+    return flows

@@ -59,7 +59,7 @@ def test_register_flow_rejects_bad_sources_and_taken_ids() -> None:
         with pytest.raises(ValidationError, match="expected a spark_core Graph"):
             spine.register_flow("bad", 42)  # type: ignore[arg-type]
         with pytest.raises(ValidationError, match="factory returned str"):
-            spine.register_flow("bad", lambda: "not a graph")  # type: ignore[arg-type]
+            spine.register_flow("bad", lambda: "not a graph")  # type: ignore[arg-type,return-value]
         definition = spine.register_flow(
             "echo",
             lambda: Graph(Echo("echo")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ nbclient = pytest.importorskip("nbclient")
 NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "local_and_remote.ipynb"
 
 
-def cell_text(cell: "nbformat.NotebookNode") -> str:
+def cell_text(cell: Any) -> str:
     return "".join(
         out.get("text", "")
         for out in cell.get("outputs", [])

@@ -107,7 +107,7 @@ def test_serve_with_db_and_key_keeps_executions_across_restarts(tmp_path: Path) 
 def test_serve_flows_module_object_registers_those_flows() -> None:
     server = ServeProcess(["--flows", "tests.local.flows:served_flows"])
     try:
-        assert "flows: echo, shout, fail" in server.banner
+        assert "flows: echo, shout, fail, sleep" in server.banner
         _, _, started = call(
             "POST",
             server.url + "/api/v1/flows/execute",
@@ -118,3 +118,42 @@ def test_serve_flows_module_object_registers_those_flows() -> None:
         }
     finally:
         assert server.stop()[0] == 0
+
+
+@pytest.mark.slow
+def test_sigterm_lets_short_runs_finish_and_marks_the_rest(tmp_path: Path) -> None:
+    db = str(tmp_path / "spine.sqlite")
+    args = ["--flows", "tests.local.flows:served_flows", "--db", db, "--grace", "1.5"]
+    server = ServeProcess(args)
+    ids = {}
+    try:
+        for name, seconds in (("short", 0.3), ("long", 60)):
+            _, _, started = call(
+                "POST",
+                server.url + "/api/v1/flows/execute",
+                json_body={"flow_id": "sleep", "input_data": {"seconds": seconds}},
+            )
+            ids[name] = started["execution_id"]
+        for execution_id in ids.values():  # both running before the signal
+            deadline = time.monotonic() + 20
+            while (
+                call("GET", f"{server.url}/api/v1/executions/{execution_id}")[2][
+                    "status"
+                ]
+                != "running"
+            ):
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+    finally:
+        code, out, err = server.stop(signal.SIGTERM)
+    assert code == 0, err
+    again = ServeProcess(args)
+    try:
+        short = call("GET", f"{again.url}/api/v1/executions/{ids['short']}")[2]
+        long = call("GET", f"{again.url}/api/v1/executions/{ids['long']}")[2]
+    finally:
+        again.stop()
+    assert short["status"] == "completed"
+    assert short["output_data"] == {"slept": 0.3}
+    assert long["status"] == "failed"
+    assert "closed before the execution finished" in long["error_message"]

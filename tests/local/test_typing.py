@@ -38,6 +38,8 @@ def test_both_clients_satisfy_spine_and_a_mismatch_is_caught(tmp_path: Path) -> 
             "--strict",
             "--no-error-summary",
             "--show-error-codes",
+            "--cache-dir",
+            str(tmp_path / "mypy-cache"),
             str(CHECKED),
             str(broken),
         ]
