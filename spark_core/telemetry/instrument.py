@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from spark_core.graphs.observers import GraphObserver, RunInfo, RunResult
+from spark_core.telemetry.config import TelemetryConfig
 from spark_core.telemetry.manager import Span, TelemetryManager, Trace
 
 __all__ = ["TelemetryObserver"]
@@ -31,13 +32,24 @@ class TelemetryObserver(GraphObserver):
     """Graph observer that writes runs to a :class:`TelemetryManager`.
 
     Args:
-        manager: Where to record (default: ``TelemetryManager.get_instance()``).
+        manager: Where to record: a TelemetryManager; a TelemetryConfig (a new manager is
+            made from it); or None / True for ``TelemetryManager.get_instance()``.
+
+    Raises:
+        TypeError: ``manager`` is none of those.
     """
 
-    def __init__(self, manager: Optional[TelemetryManager] = None) -> None:
-        self.manager = (
-            manager if manager is not None else TelemetryManager.get_instance()
-        )
+    def __init__(self, manager: Any = None) -> None:
+        if manager is None or manager is True:
+            manager = TelemetryManager.get_instance()
+        elif isinstance(manager, TelemetryConfig):
+            manager = TelemetryManager(manager)
+        if not isinstance(manager, TelemetryManager):
+            raise TypeError(
+                "telemetry must be a TelemetryManager, a TelemetryConfig or True, "
+                f"got {type(manager).__name__}"
+            )
+        self.manager: TelemetryManager = manager
 
     async def on_run_start(self, run: RunInfo) -> None:
         """Open the run's trace (sampling is decided here)."""

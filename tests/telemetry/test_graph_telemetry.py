@@ -274,3 +274,19 @@ def test_disabled_telemetry_leaves_runs_untouched() -> None:
     m = TelemetryManager(TelemetryConfig(enabled=False))
     assert fan_out_graph(m).run_sync().status == "completed"
     assert m.query_traces() == []
+
+
+def test_graph_accepts_a_config_or_true_for_telemetry() -> None:
+    from spark_core.telemetry.instrument import TelemetryObserver
+
+    observer = TelemetryObserver(TelemetryConfig(sampling_rate=1.0))
+    graph = Graph(Echo(name="one"), observers=[observer])
+    graph.run_sync()
+    assert [s["name"] for s in observer.manager.query_spans()] == ["one"]
+    TelemetryManager.reset_instance()
+    try:
+        assert TelemetryObserver(True).manager is TelemetryManager.get_instance()
+    finally:
+        TelemetryManager.reset_instance()
+    with pytest.raises(TypeError, match="TelemetryManager, a TelemetryConfig or True"):
+        TelemetryObserver("yes")
