@@ -205,6 +205,7 @@ class AgentSession:
         self.final_value: Any = None
         self.last_text: Optional[str] = None
         self.tools: Dict[str, Any] = agent._tools_for(context)
+        self.checkpointed = False
 
     # -- what strategies use --------------------------------------------------------------
 
@@ -377,7 +378,7 @@ class AgentSession:
                     break
         if stop is not None:
             if isinstance(stop, RunStopped):
-                await self.agent._checkpoint_paused(self)
+                await self.agent._checkpoint(self)
             raise stop
         records = [ToolCallRecord.from_dict(done[c.id]) for c in calls]
         self.records.extend(records)
@@ -394,6 +395,8 @@ class AgentSession:
             ]
             self.messages.append(Message.user("\n".join(lines)))
         self.pending = None
+        if self.checkpointed:  # a resumed run: keep its checkpoint up to date
+            await self.agent._checkpoint(self)
 
     # -- persistence --------------------------------------------------------------------
 
@@ -433,6 +436,7 @@ class AgentSession:
             pending = state.get("pending")
             session.pending = dict(pending) if pending else None
             session.last_text = state.get("last_text")
+            session.checkpointed = True
         except (KeyError, TypeError, ValueError) as exc:
             raise AgentCheckpointError(
                 f"not an agent session checkpoint: {exc!r}"
@@ -586,9 +590,7 @@ class Agent:
         """
         saved = await self._graph_checkpoint(context)
         if saved is not None:
-            return await self._drive(
-                AgentSession.from_state(self, saved, context), resumed=True
-            )
+            return await self._drive(AgentSession.from_state(self, saved, context))
         if not isinstance(prompt, str):
             raise AgentError(f"agent prompt must be text, got {type(prompt).__name__}")
         if self._paused is not None and context is None:
@@ -600,7 +602,7 @@ class Agent:
         session.messages = (
             [Message.system(system)] + list(self.history) + [Message.user(prompt)]
         )
-        return await self._drive(session, resumed=False)
+        return await self._drive(session)
 
     def run_sync(self, prompt: str) -> AgentResult:
         """Blocking :meth:`run` (works in notebooks, where a loop is already running).
@@ -629,7 +631,7 @@ class Agent:
         if self._paused is None:
             raise AgentError(f"agent {self.name!r} has no paused run to resume")
         session = AgentSession.from_state(self, self._paused)
-        return await self._drive(session, resumed=True)
+        return await self._drive(session)
 
     def reset(self) -> None:
         """Forget the conversation history and any paused run."""
@@ -784,7 +786,7 @@ class Agent:
             )
         return "\n\n".join(p for p in parts if p)
 
-    async def _drive(self, session: AgentSession, *, resumed: bool) -> AgentResult:
+    async def _drive(self, session: AgentSession) -> AgentResult:
         try:
             if session.pending is not None:
                 await session.finish_pending()
@@ -792,11 +794,13 @@ class Agent:
         except RunStopped:
             raise  # paused (checkpointed by finish_pending) or stopped by policy/guardrail
         except BaseException:
-            self._paused = None
-            await self._clear_graph_checkpoint(session)
+            # A run that was checkpointed keeps its (up-to-date) checkpoint: resuming it
+            # again continues from the last finished tool step instead of starting over.
+            if not session.checkpointed:
+                self._paused = None
             raise
         self._paused = None
-        if resumed:
+        if session.checkpointed:
             await self._clear_graph_checkpoint(session)
         result = AgentResult(
             answer=session.final_value,
@@ -915,7 +919,9 @@ class Agent:
             return dict(session) if isinstance(session, Mapping) else None
         return None
 
-    async def _checkpoint_paused(self, session: AgentSession) -> None:
+    async def _checkpoint(self, session: AgentSession) -> None:
+        """Save the session (graph state when in a graph; the agent's memory always)."""
+        session.checkpointed = True
         state = session.to_state()
         self._paused = state
         key = self._checkpoint_key(session.context)

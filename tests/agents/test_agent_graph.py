@@ -18,7 +18,8 @@ from spark_core.governance import ApprovalPendingError
 from spark_core.governance.approvals import ApprovalStore
 from spark_core.graphs import Graph, GraphObserver, SQLiteStateBackend
 from spark_core.graphs.mission_control import GuardrailBreachError, Guardrails
-from spark_core.models import ScriptedModel
+from spark_core.errors import NodeExecutionError
+from spark_core.models import ScriptedModel, ScriptExhaustedError
 from spark_core.nodes import Node
 from spark_core.telemetry import TelemetryManager
 from tests.agents import restart_app
@@ -241,3 +242,48 @@ def test_two_paused_runs_resume_independently() -> None:
     assert first.content["answer"] == '{"written": 5, "path": "f"}'
     assert second.content["answer"] == '{"written": 4, "path": "f"}'
     assert [c["content"] for c in calls_to("write_file")] == ["beta", "alpha"]
+
+
+def test_a_resumed_run_that_fails_resumes_from_its_last_tool_step(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "s.db")
+    with pytest.raises(ApprovalPendingError) as info:
+        asyncio.run(
+            restart_app.build_graph(db, ScriptedModel(restart_app.SCRIPT[:1])).run(
+                {"prompt": "go"}, run_id="m"
+            )
+        )
+    ApprovalStore.open(db).resolve_sync(info.value.request_id, "approved")
+    # The model is down right after the approved tool ran: the run fails...
+    with pytest.raises(NodeExecutionError, match="ran out of replies"):
+        asyncio.run(restart_app.build_graph(db, ScriptedModel([])).resume("m"))
+    assert len(calls_to("write_file")) == 1
+    # ...and resuming it again continues the conversation; the tool does not run again.
+    model = ScriptedModel(restart_app.SCRIPT[1:])
+    result = asyncio.run(restart_app.build_graph(db, model).resume("m"))
+    assert result.status == "completed" and len(calls_to("write_file")) == 1
+    assert [m["role"] for m in model.requests[0]["messages"]][-2:] == ["tool", "tool"]
+    assert ApprovalStore.open(db).list_sync(status="pending") == []
+
+
+def test_standalone_resume_after_a_model_failure() -> None:
+    script: List[Any] = [
+        {
+            "tool_calls": [
+                {"name": "write_file", "arguments": {"path": "p", "content": "c"}}
+            ]
+        }
+    ]
+    agent = Agent(
+        model=ScriptedModel(script), tools=[write_file], policy_set=fs_policy()
+    )
+    with pytest.raises(ApprovalPendingError) as info:
+        asyncio.run(agent.run("write"))
+    asyncio.run(agent.approvals.resolve(info.value.request_id, "approved"))
+    with pytest.raises(ScriptExhaustedError):
+        asyncio.run(agent.resume())
+    assert agent.paused and len(calls_to("write_file")) == 1
+    agent.config.model = ScriptedModel(["Final Answer: ok"])
+    assert asyncio.run(agent.resume()).answer == "ok"
+    assert len(calls_to("write_file")) == 1 and not agent.paused
