@@ -57,6 +57,7 @@ class _Run:
         "last_node",
         "step",
         "committed",
+        "joins_dirty",
     )
 
     def __init__(self, info: RunInfo) -> None:
@@ -73,6 +74,7 @@ class _Run:
         # Last frontier/joins that reached a durable backend (saved again if a later
         # write fails, so a stored run never points past what was committed).
         self.committed: Optional[Tuple[List[Any], Dict[str, Any]]] = None
+        self.joins_dirty = False  # join buffers changed since the last commit
 
     def add(self, node_id: str, inputs: Any) -> int:
         self.seq += 1
@@ -590,12 +592,11 @@ class Graph:
         run.info.step = run.step
         run.outputs[node_id] = output
         run.last_node = node_id
-        joins_changed = False
         for edge, target in self._out[node_id]:
             if edge.kind != "always" and not edge.matches(output):
                 continue
             if isinstance(target, JoinNode):
-                joins_changed = True
+                run.joins_dirty = True
                 if self._buffer_join(run, node_id, target.id, output):
                     ready.append(run.add(target.id, run.joins[target.id].pop(0)))
                     if not run.joins[target.id]:
@@ -605,7 +606,8 @@ class Graph:
         backend = self.state.backend
         if backend.durable:
             frontier = run.frontier()
-            joins = run.joins if joins_changed else None
+            joins = run.joins if run.joins_dirty else None
+            run.joins_dirty = False
             backend.commit_step(
                 run.info.run_id,
                 run.step,
@@ -638,6 +640,7 @@ class Graph:
         """When nothing else can run, let the first partially filled join run."""
         for join_id, rounds in list(run.joins.items()):
             if rounds:
+                run.joins_dirty = True
                 ready.append(run.add(join_id, rounds.pop(0)))
                 if not rounds:
                     del run.joins[join_id]

@@ -246,3 +246,42 @@ def test_bad_checkpoints_are_rejected_without_touching_state(mutate: Any) -> Non
     assert log == []
     with pytest.raises(StateValidationError):
         arun(graph.resume_from("not a dict"))  # type: ignore[arg-type]
+
+
+def test_a_released_partial_join_is_not_run_again_on_resume(tmp_path: Path) -> None:
+    log: List[str] = []
+
+    class Router(Mark):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            self.log.append(self.id)
+            return {"branch": "a"}
+
+    class CountingJoin(JoinNode):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            log.append(self.id)
+            return {"parents": sorted(context.inputs.content)}
+
+    router = Router("router", log)
+    a, b = Mark("a", log), Mark("b", log)
+    join = CountingJoin(name="join")
+    router.on(branch="a") >> a
+    router.on(branch="b") >> b
+    [a, b] >> join
+    committed_joins: List[Any] = []
+
+    class Peek(NeedsApproval):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            # What a crash right now would leave behind: the join must not be buffered.
+            record = SQLiteStateBackend(tmp_path / "j.db").load_run("j")
+            committed_joins.append(record["joins"] if record else None)
+            return await super().process(context)
+
+    join >> Peek("c", log)
+    graph = Graph(start=router, state_backend=SQLiteStateBackend(tmp_path / "j.db"))
+    with pytest.raises(RunPaused):
+        graph.run_sync(run_id="j")
+    assert committed_joins == [{}]
+    assert stored_run(graph, "j")["joins"] == {}
+    arun(graph.state.set("approved", True))
+    assert graph.resume_sync("j").status == "completed"
+    assert log == ["router", "a", "join", "c", "c"]
