@@ -349,6 +349,7 @@ from {package}.tools import TOOLS
 
 SPEC_PATH = Path(__file__).with_name("mission.json")
 ALLOWED_MODULES = {allowed!r}
+ALLOWED_TOOL_MODULES = {allowed_tools!r}
 
 
 def load() -> Any:
@@ -371,7 +372,9 @@ def build_graph(
     """
     spec = load()
     implementations = {{**TOOLS, **dict(tools or {{}})}}
-    loader = SpecLoader(allowed_modules, tools=implementations)
+    loader = SpecLoader(
+        allowed_modules, allowed_tool_modules=ALLOWED_TOOL_MODULES, tools=implementations
+    )
     backend = SQLiteStateBackend(state_path) if state_path else None
     if isinstance(spec, MissionSpec):
         return loader.load_mission(spec, state_backend=backend)
@@ -444,6 +447,22 @@ def _tools_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _tool_references(graph: GraphSpec, mission: Optional[MissionSpec]) -> List[str]:
+    refs = [t.reference for t in graph.tools if t.reference]
+    return refs
+
+
+def _referenced(base: Tuple[str, ...], references: List[str]) -> Tuple[str, ...]:
+    """``base`` plus the modules the spec references, in order, without duplicates."""
+    out = list(base)
+    for ref in references:
+        if ":" in ref:
+            module = ref.split(":", 1)[0]
+            if module not in out:
+                out.append(module)
+    return tuple(out)
+
+
 def compile_spec(
     spec: Union[GraphSpec, MissionSpec],
     out_dir: PathLike,
@@ -457,7 +476,9 @@ def compile_spec(
         spec: The graph or mission (validated first).
         out_dir: Folder to write into (created if missing).
         style: ``"simple"`` or ``"production"``.
-        allowed_modules: For ``production``: module prefixes the generated loader allows.
+        allowed_modules: For ``production``: module prefixes the generated loader allows
+            for node classes (the modules the spec references at compile time are added, as
+            are the modules of its tool references for tools).
 
     Returns:
         The files written.
@@ -497,7 +518,10 @@ def compile_spec(
     files = {
         "mission.json": spec_to_json(spec),
         "__init__.py": _PROD_INIT.format(
-            title=title, allowed=tuple(allowed_modules), package=base
+            title=title,
+            allowed=_referenced(allowed_modules, [n.type for n in graph.nodes]),
+            allowed_tools=_referenced((), _tool_references(graph, mission)),
+            package=base,
         ),
         "tools.py": _tools_module(graph, mission),
         "__main__.py": _PROD_MAIN.format(package=base),

@@ -84,6 +84,7 @@ def test_static_responses_replace_real_tools_and_are_counted() -> None:
         "hits": 1
     }  # not the real tool's answer
     assert report.real_tools == []
+    assert report.plan is not None
     assert [s["status"] for s in report.plan["steps"]] == ["completed", "completed"]
     assert report.to_dict()["tool_calls"] == {"web": 1, "email": 1}
 

@@ -1,0 +1,754 @@
+"""The spark-spec CLI, command by command, through main() and the real console script."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from hashlib import sha256
+from pathlib import Path
+from typing import Any, List, Tuple
+
+import pytest
+
+from spark_core.cli import main
+from spark_core.errors import RunPaused
+from spark_core.graphs import SQLiteStateBackend
+from spark_core.kit.loader import SpecLoader
+from spark_core.spec import (
+    GraphSpec,
+    MissionSimulationSpec,
+    MissionSpec,
+    NodeSpec,
+    SimulationToolOverrideSpec,
+    ToolSpec,
+    load_mission_spec,
+    save_graph_spec,
+    save_mission_spec,
+)
+from tests.spec.conftest import FlowServer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(capsys: Any, *args: str) -> Tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def sh(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture
+def mission_file(tmp_path: Path, capsys: Any) -> Path:
+    path = tmp_path / "mission.json"
+    code, _, err = run(
+        capsys,
+        "mission-generate",
+        "ETL pipeline for sales data",
+        "--plan",
+        "extract,transform,load",
+        "--mission-id",
+        "com.example.etl",
+        "-o",
+        str(path),
+    )
+    assert code == 0, err
+    return path
+
+
+def tool_mission(tmp_path: Path) -> Path:
+    graph = GraphSpec(
+        id="lookup",
+        start="find",
+        nodes=[
+            NodeSpec(
+                "find", "tool_call", params={"tool": "search", "input_keys": ["query"]}
+            )
+        ],
+        tools=[ToolSpec("search", reference="tests.spec.sample_graphs:search")],
+    )
+    mission = MissionSpec(
+        mission_id="com.example.lookup",
+        version="1.0.0",
+        graph=graph,
+        simulation=MissionSimulationSpec(
+            tools=[SimulationToolOverrideSpec("search", static_response={"hits": 99})]
+        ),
+    )
+    path = tmp_path / "lookup.json"
+    save_mission_spec(path, mission)
+    return path
+
+
+# ---------------------------------------------------------------- mission-generate
+def test_generate_writes_a_valid_scaffold(mission_file: Path, capsys: Any) -> None:
+    mission = load_mission_spec(mission_file)
+    assert mission.mission_id == "com.example.etl"
+    assert mission.plan is not None
+    assert [s.id for s in mission.plan.steps] == ["extract", "transform", "load"]
+    assert [s.depends_on for s in mission.plan.steps] == [[], ["extract"], ["transform"]]
+    assert [n.type for n in mission.graph.nodes] == ["step", "step", "step"]
+    code, out, _ = run(
+        capsys, "mission-validate", str(mission_file), "--semantic", "--strict"
+    )
+    assert code == 0 and "valid mission: 0 error(s), 0 warning(s)" in out
+
+
+def test_generate_with_strategy_graph_and_json(tmp_path: Path, capsys: Any) -> None:
+    graph = GraphSpec(
+        id="g", start="a", nodes=[NodeSpec("a", "echo"), NodeSpec("b", "echo")]
+    )
+    save_graph_spec(tmp_path / "g.json", graph)
+    out_file = tmp_path / "m.json"
+    code, out, _ = run(
+        capsys,
+        "mission-generate",
+        "A research agent",
+        "--strategy",
+        "plan_and_solve",
+        "--graph",
+        str(tmp_path / "g.json"),
+        "-o",
+        str(out_file),
+        "--json",
+    )
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["nodes"] == ["a", "b"] and summary["plan"] == ["a", "b"]
+    assert summary["strategies"] == ["plan_and_solve"]
+    mission = load_mission_spec(out_file)
+    assert mission.strategies[0].target == "b"
+    code, _, err = run(capsys, "mission-generate", "again", "-o", str(out_file))
+    assert code == 2 and "already exists" in err
+    code, out, _ = run(capsys, "mission-generate", "to stdout")
+    assert code == 0 and json.loads(out)["mission_id"] == "mission.to-stdout"
+
+
+def test_generate_rejects_bad_input(capsys: Any) -> None:
+    code, _, err = run(capsys, "mission-generate", "x", "--strategy", "guessing")
+    assert code == 2 and err.count("\n") == 1 and "unknown strategy 'guessing'" in err
+    code, _, err = run(capsys, "mission-generate", "x", "--plan", "a,a")
+    assert code == 2 and "unique" in err
+    code, _, err = run(capsys, "mission-generate", "x", "--version", "1")
+    assert code == 2 and "invalid spec: version: must be a semantic version" in err
+
+
+# ---------------------------------------------------------------- mission-validate
+def test_validate_reports_paths_and_exit_status(tmp_path: Path, capsys: Any) -> None:
+    data = {
+        "mission_id": "m",
+        "version": "1.0.0",
+        "graph": {
+            "id": "g",
+            "start": "a",
+            "nodes": [
+                {"id": "a", "type": "echo", "config": {"retry": {"max_retries": -1}}}
+            ],
+        },
+    }
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    code, out, _ = run(capsys, "mission-validate", str(path))
+    assert code == 1
+    assert "INVALID mission: 1 error(s)" in out
+    assert "graph.nodes[0].config.retry.max_retries: must be >= 0" in out
+    code, out, _ = run(capsys, "mission-validate", str(path), "--json")
+    report = json.loads(out)
+    assert report["valid"] is False and report["issues"][0]["path"] == (
+        "graph.nodes[0].config.retry.max_retries"
+    )
+
+
+def test_validate_semantic_strict_and_deployment(tmp_path: Path, capsys: Any) -> None:
+    graph = GraphSpec(
+        id="g", start="a", nodes=[NodeSpec("a", "echo"), NodeSpec("b", "echo")]
+    )
+    mission = MissionSpec(mission_id="m", version="1.0.0", graph=graph)
+    path = tmp_path / "m.json"
+    save_mission_spec(path, mission)
+    code, out, _ = run(capsys, "mission-validate", str(path))
+    assert code == 0 and "structure only" in out
+    code, out, _ = run(capsys, "mission-validate", str(path), "--semantic")
+    assert code == 0 and "unreachable" in out
+    code, out, _ = run(capsys, "mission-validate", str(path), "--semantic", "--strict")
+    assert code == 1
+    code, out, _ = run(capsys, "mission-validate", str(path), "--check-deployment")
+    assert code == 1 and "deployment: is required for deployment" in out
+
+
+def test_validate_malformed_json_and_missing_file(tmp_path: Path, capsys: Any) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text("{not json", encoding="utf-8")
+    code, out, _ = run(capsys, "mission-validate", str(path))
+    assert code == 1 and "invalid JSON at line 1 column 2" in out
+    code, _, err = run(capsys, "mission-validate", str(tmp_path / "missing.json"))
+    assert code == 2 and err.startswith("spark-spec: error: cannot read")
+
+
+# ---------------------------------------------------------------- simulation-run
+def test_simulation_run_reports_tools_and_plan(
+    mission_file: Path, tmp_path: Path, capsys: Any
+) -> None:
+    code, out, _ = run(
+        capsys, "simulation-run", str(mission_file), "--input", '{"batch": 7}'
+    )
+    assert code == 0
+    assert "completed" in out and "plan: 3/3 step(s) completed" in out
+    code, out, _ = run(
+        capsys,
+        "simulation-run",
+        str(tool_mission(tmp_path)),
+        "--json",
+        "--input",
+        '{"query": "x"}',
+    )
+    report = json.loads(out)
+    assert report["status"] == "completed"
+    assert report["tool_calls"] == {"search": 1}
+    assert report["output"]["result"] == {"hits": 99}
+
+
+def test_simulation_run_input_from_file_and_bad_input(
+    mission_file: Path, tmp_path: Path, capsys: Any
+) -> None:
+    (tmp_path / "in.json").write_text('{"batch": 1}', encoding="utf-8")
+    code, out, _ = run(
+        capsys,
+        "simulation-run",
+        str(mission_file),
+        "--input",
+        "@" + str(tmp_path / "in.json"),
+        "--json",
+    )
+    assert code == 0 and json.loads(out)["output"]["batch"] == 1
+    code, _, err = run(capsys, "simulation-run", str(mission_file), "--input", "{oops")
+    assert code == 2 and "--input is not valid JSON" in err and err.count("\n") == 1
+
+
+def test_simulation_run_failure_exits_1(tmp_path: Path, capsys: Any) -> None:
+    path = tool_mission(tmp_path)
+    mission = load_mission_spec(path)
+    mission.graph.nodes[0].params["result_key"] = "result"
+    mission.simulation = MissionSimulationSpec(
+        tools=[
+            SimulationToolOverrideSpec(
+                "search", handler="tests.spec.sample_graphs:search"
+            )
+        ]
+    )
+    save_mission_spec(path, mission)
+    code, out, _ = run(
+        capsys,
+        "simulation-run",
+        str(path),
+        "--allow-tool-module",
+        "tests.spec",
+        "--input",
+        '{"nothing": 1}',
+    )
+    assert code == 1 and "failed" in out and "error:" in out
+    code, _, err = run(capsys, "simulation-run", str(path), "--input", "{}")
+    assert code == 2 and "not allowed" in err
+
+
+# ---------------------------------------------------------------- compile
+@pytest.mark.parametrize("style", ["simple", "production"])
+def test_compiled_mission_runs(style: str, tmp_path: Path, capsys: Any) -> None:
+    spec = tool_mission(tmp_path)
+    out_dir = tmp_path / "gen"
+    code, out, err = run(
+        capsys, "compile", str(spec), "-o", str(out_dir), "--style", style, "--json"
+    )
+    assert code == 0, err
+    files = [Path(f) for f in json.loads(out)["files"]]
+    assert all(f.exists() for f in files)
+    if style == "simple":
+        proc = sh(sys.executable, str(files[0]), '{"query": "hello"}', cwd=tmp_path)
+    else:
+        proc = sh(
+            sys.executable,
+            "-m",
+            "com_example_lookup",
+            "--input",
+            '{"query": "hi"}',
+            cwd=out_dir,
+        )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["status"] == "completed"
+    # the referenced tool really ran: tests.spec.sample_graphs.search counts characters
+    assert result["output"]["result"]["real"] is True
+
+
+def test_compiled_scaffold_with_stubbed_tool_runs(tmp_path: Path, capsys: Any) -> None:
+    path = tool_mission(tmp_path)
+    mission = load_mission_spec(path)
+    mission.graph.tools[0].reference = None
+    save_mission_spec(path, mission)
+    code, _, err = run(
+        capsys,
+        "compile",
+        str(path),
+        "-o",
+        str(tmp_path / "gen"),
+        "--style",
+        "production",
+    )
+    assert code == 0, err
+    proc = sh(
+        sys.executable,
+        "-m",
+        "com_example_lookup",
+        "--input",
+        '{"query": "q"}',
+        cwd=tmp_path / "gen",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["output"]["result"] == {"hits": 99}
+
+
+def test_compile_rejects_invalid_specs(tmp_path: Path, capsys: Any) -> None:
+    bad = GraphSpec(id="g", start="zz", nodes=[NodeSpec("a", "echo")])
+    save_graph_spec(tmp_path / "g.json", bad)
+    code, _, err = run(
+        capsys, "compile", str(tmp_path / "g.json"), "-o", str(tmp_path / "o")
+    )
+    assert code == 2 and "start: unknown node 'zz'" in err
+    assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------- export
+def test_export_a_live_graph(tmp_path: Path, capsys: Any) -> None:
+    code, out, err = run(capsys, "export", "tests.spec.sample_graphs:build_graph")
+    assert code == 0, err
+    spec = GraphSpec.from_dict(json.loads(out))
+    assert spec.id == "sample" and spec.start == "greet"
+    target = tmp_path / "exported.json"
+    code, out, _ = run(
+        capsys,
+        "export",
+        "tests.spec.sample_graphs:build_graph",
+        "-o",
+        str(target),
+        "--graph-id",
+        "renamed",
+    )
+    assert code == 0 and "wrote" in out
+    loader = SpecLoader(
+        ["spark_core", "tests.spec"], allowed_tool_modules=["tests.spec"]
+    )
+    graph = loader.load_graph(GraphSpec.from_dict(json.loads(target.read_text())))
+    assert graph.graph_id == "renamed"
+    assert graph.run_sync({"topic": "x", "value": 2}).content["value"] == 6
+
+
+def test_export_errors(capsys: Any) -> None:
+    for ref, message in (
+        ("not-a-ref", "expected MODULE:FACTORY"),
+        ("tests.spec.nowhere:f", "cannot import 'tests.spec.nowhere'"),
+        ("tests.spec.sample_graphs:nope", "has no 'nope'"),
+        ("tests.spec.sample_graphs:not_a_graph", "gave int, not a Graph"),
+    ):
+        code, _, err = run(capsys, "export", ref)
+        assert code == 2 and message in err and err.count("\n") == 1
+
+
+# ---------------------------------------------------------------- approvals
+def approval_graph(db: Path, written: List[str]) -> Any:
+    from spark_core.governance import PolicyEffect, PolicyRule, PolicySet
+
+    def write(text: str) -> str:
+        written.append(text)
+        return "ok"
+
+    policy = PolicySet(
+        "guard",
+        rules=[
+            PolicyRule(
+                name="ask",
+                effect=PolicyEffect.REQUIRE_APPROVAL,
+                actions=["tool:execute"],
+                resources=["tool://write"],
+                description="writes need a human",
+            )
+        ],
+    )
+    spec = GraphSpec(
+        id="writer",
+        start="w",
+        nodes=[
+            NodeSpec("w", "tool_call", params={"tool": "write", "input_keys": ["text"]})
+        ],
+        tools=[ToolSpec("write")],
+    )
+    return SpecLoader(tools={"write": write}).load_graph(
+        spec, state_backend=SQLiteStateBackend(str(db)), policy_set=policy
+    )
+
+
+def test_approval_list_and_resolve_then_resume(tmp_path: Path, capsys: Any) -> None:
+    db = tmp_path / "state.sqlite"
+    written: List[str] = []
+    graph = approval_graph(db, written)
+    with pytest.raises(RunPaused) as info:
+        graph.run_sync({"text": "hello"})
+    run_id = info.value.run_id
+    assert written == []
+
+    code, out, _ = run(
+        capsys, "approval-list", "--state", str(db), "--backend", "sqlite"
+    )
+    assert code == 0 and "pending" in out and "tool://write" in out
+    code, out, _ = run(capsys, "approval-list", "--state", str(db), "--json")
+    pending = json.loads(out)
+    assert len(pending) == 1 and pending[0]["run_id"] == run_id
+    request_id = pending[0]["id"]
+
+    code, out, _ = run(
+        capsys,
+        "approval-resolve",
+        request_id,
+        "--state",
+        str(db),
+        "--backend",
+        "sqlite",
+        "--status",
+        "approved",
+        "--note",
+        "fine",
+        "--reviewer",
+        "ana",
+    )
+    assert code == 0 and out.strip() == f"{request_id}: approved by ana"
+    code, out, _ = run(capsys, "approval-list", "--state", str(db))
+    assert "no pending approval requests" in out
+    code, out, _ = run(
+        capsys, "approval-list", "--state", str(db), "--status", "all", "--json"
+    )
+    assert json.loads(out)[0]["notes"] == "fine"
+    code, _, err = run(
+        capsys,
+        "approval-resolve",
+        request_id,
+        "--state",
+        str(db),
+        "--status",
+        "rejected",
+    )
+    assert code == 2 and err.count("\n") == 1
+
+    resumed = approval_graph(db, written)  # a fresh process would do the same
+    result = asyncio.run(resumed.resume(run_id))
+    assert result.status == "completed" and written == ["hello"]
+
+
+def test_approval_errors(tmp_path: Path, capsys: Any) -> None:
+    code, _, err = run(
+        capsys, "approval-list", "--state", str(tmp_path / "none.sqlite")
+    )
+    assert code == 2 and "state file not found" in err
+    db = tmp_path / "s.sqlite"
+    SQLiteStateBackend(str(db)).close()
+    code, _, err = run(
+        capsys,
+        "approval-resolve",
+        "apr-nope",
+        "--state",
+        str(db),
+        "--status",
+        "approved",
+    )
+    assert code == 2 and "apr-nope" in err
+    code, _, err = run(
+        capsys, "approval-resolve", "x", "--state", str(db), "--status", "maybe"
+    )
+    assert code == 2 and "invalid choice" in err
+    (tmp_path / "junk.sqlite").write_text("not a database", encoding="utf-8")
+    code, _, err = run(
+        capsys, "approval-list", "--state", str(tmp_path / "junk.sqlite")
+    )
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- mission-diff
+def test_diff_formats(mission_file: Path, tmp_path: Path, capsys: Any) -> None:
+    mission = load_mission_spec(mission_file)
+    mission.version = "0.2.0"
+    mission.graph.nodes[1].type = "echo"
+    other = tmp_path / "v2.json"
+    save_mission_spec(other, mission)
+    code, out, _ = run(capsys, "mission-diff", str(mission_file), str(other))
+    assert code == 0
+    assert '~ version: "0.1.0" -> "0.2.0"' in out
+    assert '~ graph.nodes[id=transform].type: "step" -> "echo"' in out
+    code, out, _ = run(
+        capsys, "mission-diff", str(mission_file), str(other), "--format", "json"
+    )
+    paths = [c["path"] for c in json.loads(out)["changes"]]
+    assert paths == ["version", "graph.nodes[id=transform].type"]
+    html_file = tmp_path / "diff.html"
+    code, out, _ = run(
+        capsys,
+        "mission-diff",
+        str(mission_file),
+        str(other),
+        "--format",
+        "html",
+        "-o",
+        str(html_file),
+    )
+    assert code == 0 and "2 change(s)" in out
+    assert "<code>graph.nodes[id=transform].type</code>" in html_file.read_text()
+    code, out, _ = run(
+        capsys, "mission-diff", str(mission_file), str(mission_file), "--exit-code"
+    )
+    assert code == 0 and "no differences" in out
+    code, _, _ = run(
+        capsys, "mission-diff", str(mission_file), str(other), "--exit-code"
+    )
+    assert code == 1
+
+
+# ---------------------------------------------------------------- mission-package
+def test_package_contents_and_hashes(tmp_path: Path, capsys: Any) -> None:
+    spec = tool_mission(tmp_path)
+    target = tmp_path / "pkg.zip"
+    code, out, err = run(
+        capsys, "mission-package", str(spec), "--include-deps", "-o", str(target)
+    )
+    assert code == 0, err
+    with zipfile.ZipFile(target) as archive:
+        names = set(archive.namelist())
+        assert {
+            "mission.json",
+            "manifest.json",
+            "requirements.txt",
+            "schemas/",
+            "tools/",
+            "tools/search.json",
+        } <= names
+        manifest = json.loads(archive.read("manifest.json"))
+        for name, info in manifest["files"].items():
+            assert sha256(archive.read(name)).hexdigest() == info["sha256"]
+        assert MissionSpec.from_dict(
+            json.loads(archive.read("mission.json"))
+        ).mission_id == ("com.example.lookup")
+        tool = json.loads(archive.read("tools/search.json"))
+        assert tool["simulation"]["static_response"] == {"hits": 99}
+        requirements = archive.read("requirements.txt").decode()
+        assert "ai-spine-sdk" in requirements and "'tests' package" in requirements
+    first = target.read_bytes()
+    code, _, err = run(capsys, "mission-package", str(spec), "-o", str(target))
+    assert code == 2 and "already exists" in err
+    code, _, _ = run(
+        capsys,
+        "mission-package",
+        str(spec),
+        "--include-deps",
+        "-o",
+        str(target),
+        "--force",
+    )
+    assert target.read_bytes() == first  # reproducible
+
+
+def test_package_includes_state_schema(
+    mission_file: Path, tmp_path: Path, capsys: Any
+) -> None:
+    target = tmp_path / "p.zip"
+    code, out, _ = run(
+        capsys, "mission-package", str(mission_file), "-o", str(target), "--json"
+    )
+    assert code == 0 and json.loads(out)["manifest"]["mission_id"] == "com.example.etl"
+    with zipfile.ZipFile(target) as archive:
+        schema = json.loads(archive.read("schemas/mission_state.schema.json"))
+    assert schema["properties"]["last_step"]["type"] == "string"
+
+
+def test_package_refuses_invalid_missions(tmp_path: Path, capsys: Any) -> None:
+    graph = GraphSpec(id="g", start="nope", nodes=[NodeSpec("a", "echo")])
+    save_mission_spec(tmp_path / "m.json", MissionSpec("m", "1.0.0", graph))
+    code, _, err = run(
+        capsys,
+        "mission-package",
+        str(tmp_path / "m.json"),
+        "-o",
+        str(tmp_path / "p.zip"),
+    )
+    assert code == 2 and "graph.start: unknown node 'nope'" in err
+    assert not (tmp_path / "p.zip").exists()
+    save_graph_spec(tmp_path / "g.json", graph)
+    code, _, err = run(
+        capsys,
+        "mission-package",
+        str(tmp_path / "g.json"),
+        "-o",
+        str(tmp_path / "p.zip"),
+    )
+    assert code == 2 and "not a mission" in err
+
+
+# ---------------------------------------------------------------- mission-deploy
+def test_deploy_dry_run_does_not_contact_the_server(
+    mission_file: Path, capsys: Any, flow_server: FlowServer
+) -> None:
+    code, out, _ = run(
+        capsys,
+        "mission-deploy",
+        str(mission_file),
+        "--target",
+        "development",
+        "--dry-run",
+        "--url",
+        flow_server.url,
+    )
+    assert code == 0 and "ready" in out and "dry run" in out
+    assert flow_server.requests == []
+
+
+def test_deploy_registers_the_flow(
+    mission_file: Path, capsys: Any, flow_server: FlowServer, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("AI_SPINE_API_KEY", "sk-secret-value")
+    code, out, err = run(
+        capsys,
+        "mission-deploy",
+        str(mission_file),
+        "--target",
+        "development",
+        "--url",
+        flow_server.url,
+        "--json",
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["deployed"] is True and result["flow"]["flow_id"] == "com.example.etl"
+    assert "sk-secret-value" not in out + err
+    (request,) = flow_server.requests
+    assert request["path"] == "/api/v1/flows"
+    assert request["headers"]["Authorization"] == "Bearer sk-secret-value"
+    body = request["body"]
+    assert set(body) == {"flow_id", "name", "description", "spec"}
+    assert body["spec"] == load_mission_spec(mission_file).graph.to_dict()
+    code, _, err = run(
+        capsys,
+        "mission-deploy",
+        str(mission_file),
+        "--target",
+        "development",
+        "--url",
+        flow_server.url,
+    )
+    assert code == 2 and "already exists" in err and err.count("\n") == 1
+
+
+def test_deploy_server_rejections_and_unreachable(
+    mission_file: Path, capsys: Any, flow_server: FlowServer
+) -> None:
+    flow_server.reply = (
+        422,
+        {"detail": [{"loc": ["body", "spec"], "msg": "bad node"}]},
+    )
+    code, _, err = run(
+        capsys,
+        "mission-deploy",
+        str(mission_file),
+        "--target",
+        "staging",
+        "--url",
+        flow_server.url,
+    )
+    assert code == 2 and "rejected the flow spec: body.spec: bad node" in err
+    flow_server.reply = (500, {"detail": "kaput"})
+    code, _, err = run(
+        capsys,
+        "mission-deploy",
+        str(mission_file),
+        "--target",
+        "staging",
+        "--url",
+        flow_server.url,
+    )
+    assert code == 2 and "HTTP 500: kaput" in err
+    code, _, err = run(
+        capsys,
+        "mission-deploy",
+        str(mission_file),
+        "--target",
+        "staging",
+        "--url",
+        "ftp://example",
+    )
+    assert code == 2 and "must be http(s)" in err
+    with FlowServer() as gone:
+        url = gone.url
+    code, _, err = run(
+        capsys,
+        "mission-deploy",
+        str(mission_file),
+        "--target",
+        "staging",
+        "--url",
+        url,
+        "--timeout",
+        "2",
+    )
+    assert code == 2 and "cannot reach" in err
+
+
+def test_deploy_readiness_failures(
+    tmp_path: Path, capsys: Any, flow_server: FlowServer
+) -> None:
+    path = tool_mission(
+        tmp_path
+    )  # the tool reference is outside the default allow-list
+    code, out, _ = run(
+        capsys,
+        "mission-deploy",
+        str(path),
+        "--target",
+        "production",
+        "--url",
+        flow_server.url,
+    )
+    assert code == 1 and "NOT ready" in out
+    assert "deployment.replicas" in out and "does not load" in out
+    assert flow_server.requests == []
+
+
+# ---------------------------------------------------------------- console script
+def test_console_script_and_module_entry_points(
+    mission_file: Path, tmp_path: Path
+) -> None:
+    proc = sh(
+        "spark-spec", "mission-validate", str(mission_file), "--semantic", cwd=tmp_path
+    )
+    assert proc.returncode == 0 and "valid mission" in proc.stdout
+    proc = sh(
+        sys.executable,
+        "-m",
+        "spark_core.cli",
+        "simulation-run",
+        str(mission_file),
+        "--json",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0 and json.loads(proc.stdout)["status"] == "completed"
+    proc = sh("spark-spec", "--help", cwd=tmp_path)
+    assert proc.returncode == 0 and "mission-deploy" in proc.stdout
+    proc = sh(
+        "spark-spec", "simulation-run", str(tmp_path / "missing.json"), cwd=tmp_path
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr
+    proc = sh("spark-spec", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.startswith("spark-spec: error:")
