@@ -599,9 +599,9 @@ class Agent:
             )
         session = AgentSession(self, uuid.uuid4().hex, context)
         system = self._system_prompt(session)
-        session.messages = (
-            [Message.system(system)] + list(self.history) + [Message.user(prompt)]
-        )
+        # Graph runs are independent of each other: conversation memory is for direct use.
+        history = list(self.history) if self._remembers(context) else []
+        session.messages = [Message.system(system)] + history + [Message.user(prompt)]
         return await self._drive(session)
 
     def run_sync(self, prompt: str) -> AgentResult:
@@ -774,6 +774,9 @@ class Agent:
 
     # -- internals ----------------------------------------------------------------------
 
+    def _remembers(self, context: Any) -> bool:
+        return self.config.memory and getattr(context, "graph", None) is None
+
     def _system_prompt(self, session: AgentSession) -> str:
         parts = [self.config.system_prompt.strip()]
         extra = self.strategy.instructions(session).strip()
@@ -813,7 +816,7 @@ class Agent:
             plan=session.scratch.get("plan"),
             run_id=session.run_id,
         )
-        if self.config.memory:
+        if self._remembers(session.context):
             self.history = session.messages[1:]
         self.interactions += 1
         self.total_usage = self.total_usage + session.usage

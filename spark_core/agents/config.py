@@ -42,6 +42,7 @@ class AgentConfig:
         model_options: Options passed to every model call (``temperature``, ``max_tokens``...).
         name: The agent's name (logs, telemetry, cost source).
         memory: Keep the conversation across ``run`` calls (``agent.reset()`` clears it).
+            Runs inside a graph are independent of each other and never use it.
         max_observation_chars: Tool results longer than this are cut before the model sees them.
     """
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Dict, List
@@ -547,3 +548,28 @@ def test_seed_basic_agent_snippet() -> None:
         "content": result.transcript[0]["content"],
     }
     assert result.transcript[0]["content"].startswith("You are a helpful assistant.")
+
+
+def test_verbose_react_logs_thoughts_and_actions(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="spark_core.agents.strategies")
+    model = ScriptedModel(
+        [
+            {
+                "text": "Thought: I should add.",
+                "tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}],
+            },
+            "Final Answer: 3",
+        ]
+    )
+    run(
+        Agent(
+            model=model, tools=[add], reasoning_strategy=ReActStrategy(verbose=True)
+        ).run("?")
+    )
+    assert "Thought: I should add." in caplog.text
+    assert 'Action: add {"a": 1, "b": 2}' in caplog.text
+    caplog.clear()
+    run(Agent(model=ScriptedModel(["Thought: quiet\nFinal Answer: 1"])).run("?"))
+    assert "quiet" not in caplog.text

@@ -287,3 +287,11 @@ def test_standalone_resume_after_a_model_failure() -> None:
     agent.config.model = ScriptedModel(["Final Answer: ok"])
     assert asyncio.run(agent.resume()).answer == "ok"
     assert len(calls_to("write_file")) == 1 and not agent.paused
+
+
+def test_graph_runs_do_not_share_conversation_memory() -> None:
+    model = ScriptedModel(["Final Answer: a", "Final Answer: b"])
+    graph = Graph(AgentNode(Agent(model=model), name="chat"))
+    asyncio.run(graph.run({"prompt": "first"}))
+    asyncio.run(graph.run({"prompt": "second"}))
+    assert [m["content"] for m in model.requests[1]["messages"][1:]] == ["second"]
