@@ -10,7 +10,9 @@ exceptions of :class:`ai_spine.AISpine`; moving a script between local and remot
     done = spine.wait_for_execution(started["execution_id"])
 
 Executions live in memory; with ``db="file.sqlite"`` they are also journaled to SQLite and are
-listed again after a restart (executions that were still running are then marked ``failed``).
+listed again after a restart. Executions that were still running when the process died are
+resumed when their flow (passed to the constructor) keeps runs in a durable state backend
+(``SQLiteStateBackend``: committed nodes are not run again), and marked ``failed`` otherwise.
 """
 
 from __future__ import annotations
@@ -271,16 +273,7 @@ class _Journal:
                     "SELECT key, execution_id, fingerprint FROM idempotency_keys"
                 )
             }
-        records = [_Record.from_row(tuple(r)) for r in rows]
-        now = _utcnow_iso()
-        for rec in records:
-            if rec.status not in FINAL_STATUSES:
-                rec.status = "failed"
-                rec.error_message = INTERRUPTED_MESSAGE
-                rec.updated_at = rec.completed_at = now
-                rec.done.set()
-                self.save(rec)
-        return records, keys
+        return [_Record.from_row(tuple(r)) for r in rows], keys
 
     def save(self, rec: _Record) -> None:
         """Insert or update one execution row (one transaction)."""
@@ -570,8 +563,9 @@ class LocalSpine:
 
     Args:
         flows: Initial flows, ``{flow_id: graph_or_factory_or_spec}``.
-        db: A SQLite file to journal executions to (listed again after a restart), or None to
-            keep them in memory only.
+        db: A SQLite file to journal executions to (listed again after a restart; runs that
+            were interrupted are resumed if their graph is durable, else marked failed), or
+            None to keep them in memory only.
         max_concurrency: How many executions run at once; the rest wait as ``pending``.
 
     Example:
@@ -622,6 +616,11 @@ class LocalSpine:
             self._idempotency.update(keys)
         for flow_id, source in (flows or {}).items():
             self.register_flow(flow_id, source)
+        # Rows still pending/running belonged to a process that died: resume those whose
+        # graph keeps its runs in a durable backend, report the others as failed.
+        for rec in list(self._executions.values()):
+            if rec.status not in FINAL_STATUSES and not self._resume(rec):
+                self._finish(rec, "failed", {}, INTERRUPTED_MESSAGE)
 
     # ----------------------------------------------------------------- registry
     def register_flow(
@@ -639,7 +638,8 @@ class LocalSpine:
             flow_id: The id callers pass to :meth:`execute_flow`.
             flow: A spark_core ``Graph`` (its executions run one at a time, each a fresh run
                 with the execution id as run id), a zero-argument factory returning a fresh
-                ``Graph`` per execution (runs concurrently), or a GraphSpec dict.
+                ``Graph`` per execution (runs concurrently; called once now to describe the
+                flow's nodes), or a GraphSpec dict (node types from ``spark_core`` only).
             name: Human readable name (defaults to ``flow_id``).
             description: What the flow does.
             replace: Replace an existing flow with the same id instead of raising.
@@ -1425,19 +1425,44 @@ class LocalSpine:
                 loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             loop.close()
 
-    def _spawn(self, rec: _Record, flow: _Flow, timeout: Optional[float]) -> None:
+    def _resume(self, rec: _Record) -> bool:
+        """Schedule ``graph.resume`` for an interrupted run kept by a durable backend."""
+        flow = self._flows.get(rec.flow_id)
+        if flow is None:
+            return False
+        try:
+            graph = flow.new_graph()
+            backend: Any = getattr(getattr(graph, "state", None), "backend", None)
+            if (
+                not getattr(backend, "durable", False)
+                or backend.load_run(rec.execution_id) is None
+            ):
+                return False
+        except Exception:  # a broken factory or store: report the run as interrupted
+            return False
+        rec.status = "pending"
+        rec.started = 0.0
+        loop = self._loop or self._start_loop()
+        loop.call_soon_threadsafe(self._spawn, rec, flow, None, graph)
+        return True
+
+    def _spawn(
+        self, rec: _Record, flow: _Flow, timeout: Optional[float], resume: Any = None
+    ) -> None:
         # Runs on the loop thread; a cancel scheduled after this finds rec.task set.
         if rec.status == "pending":
             loop = self._loop
             assert loop is not None
-            rec.task = loop.create_task(self._drive(rec, flow, timeout))
+            rec.task = loop.create_task(self._drive(rec, flow, timeout, resume))
 
     def _cancel_task(self, rec: _Record) -> None:
         task = rec.task
         if task is not None and not task.done():
             task.cancel()
 
-    async def _drive(self, rec: _Record, flow: _Flow, timeout: Optional[float]) -> None:
+    async def _drive(
+        self, rec: _Record, flow: _Flow, timeout: Optional[float], resume: Any = None
+    ) -> None:
         sem = self._sem
         assert sem is not None
         async with sem:
@@ -1451,12 +1476,14 @@ class LocalSpine:
             try:
                 if flow.lock is None and flow.factory is None:
                     flow.lock = asyncio.Lock()
-                graph = flow.new_graph()
+                graph = resume if resume is not None else flow.new_graph()
                 if flow.lock is not None:
                     async with flow.lock:
-                        result = await self._run(graph, rec, timeout)
+                        result = await self._run(
+                            graph, rec, timeout, resume is not None
+                        )
                 else:
-                    result = await self._run(graph, rec, timeout)
+                    result = await self._run(graph, rec, timeout, resume is not None)
             except asyncio.CancelledError:
                 self._finish(rec, "cancelled", {}, "Execution cancelled")
                 return
@@ -1468,8 +1495,13 @@ class LocalSpine:
                 return
             self._finish_result(rec, result)
 
-    async def _run(self, graph: Any, rec: _Record, timeout: Optional[float]) -> Any:
-        coro = graph.run(rec.input_data, run_id=rec.execution_id)
+    async def _run(
+        self, graph: Any, rec: _Record, timeout: Optional[float], resume: bool
+    ) -> Any:
+        if resume:
+            coro = graph.resume(rec.execution_id)
+        else:
+            coro = graph.run(rec.input_data, run_id=rec.execution_id)
         if timeout is None:
             return await coro
         return await asyncio.wait_for(coro, timeout)

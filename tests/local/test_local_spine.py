@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -275,3 +278,38 @@ def test_endpoint_agents_are_called_over_http(agent_endpoint: str) -> None:
 def test_repr_shows_no_internals() -> None:
     with LocalSpine({"echo": lambda: Graph(Echo("echo"))}) as spine:
         assert repr(spine) == "LocalSpine(flows=1, executions=0, db=None)"
+
+
+@pytest.mark.slow
+def test_a_durable_run_killed_mid_way_is_resumed_on_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "SPINE_DB": str(tmp_path / "executions.sqlite"),
+        "SPINE_STATE_DB": str(tmp_path / "state.sqlite"),
+        "SPINE_COUNT_FILE": str(tmp_path / "count.txt"),
+    }
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.local.durable_flow"],
+        cwd=str(root),
+        env={**os.environ, **env, "SPINE_BLOCK": "1"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    execution_id = child.stdout.readline().strip()
+    assert child.stdout.readline().strip() == "blocked"
+    child.kill()  # SIGKILL: nothing gets to clean up
+    child.wait(timeout=10)
+    child.stdout.close()
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SPINE_BLOCK", "0")
+    from tests.local.durable_flow import flows
+
+    with LocalSpine(flows(), db=env["SPINE_DB"]) as spine:
+        done = spine.wait_for_execution(execution_id, 20)
+    assert done["output_data"] == {"finished": 42}
+    # The committed first step was not run again.
+    assert Path(env["SPINE_COUNT_FILE"]).read_text().splitlines() == ["prepare"]
