@@ -1,0 +1,508 @@
+"""Every AISpine method against a mocked backend (`responses`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List
+
+import pytest
+import responses
+from responses import matchers
+
+import ai_spine
+from ai_spine import (
+    AISpine,
+    BatchResult,
+    ExecutionError,
+    FlowNotFoundError,
+    NotFoundError,
+    ServerError,
+    TimeoutError,
+    ValidationError,
+)
+from ai_spine.__version__ import __version__
+from ai_spine.constants import DEFAULT_BASE_URL
+from tests.client.conftest import BASE, V1
+
+EXEC_ID = "3f2b8c1e-8a4d-4c57-9a51-2b7c9e0d4f11"
+
+
+def test_defaults_come_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AI_SPINE_BASE_URL", "http://env.example:9000/")
+    monkeypatch.setenv("AI_SPINE_API_KEY", "sk-from-env")
+    with AISpine() as client:
+        assert client.base_url == "http://env.example:9000"
+        assert client._api._headers(None)["Authorization"] == "Bearer sk-from-env"
+
+
+def test_production_url_is_the_last_default() -> None:
+    client = AISpine()
+    assert client.base_url == DEFAULT_BASE_URL
+    assert client.timeout == 30
+    assert client.max_retries == 3
+    assert "Authorization" not in client._api._headers(None)
+
+
+def test_headers_name_the_sdk_and_send_bearer_only_with_key(
+    mocked: responses.RequestsMock,
+) -> None:
+    mocked.get(BASE + "/health", json={"status": "healthy"})
+    with AISpine(api_key="sk-abc", base_url=BASE) as client:
+        client.health_check()
+    sent = mocked.calls[0].request.headers
+    assert sent["Authorization"] == "Bearer sk-abc"
+    assert sent["User-Agent"] == f"ai-spine-sdk-python/{__version__}"
+    assert sent["Accept"] == "application/json"
+
+
+def test_repr_hides_the_key() -> None:
+    client = AISpine(api_key="sk-very-secret", base_url=BASE, timeout=5, max_retries=1)
+    text = repr(client)
+    assert "sk-very-secret" not in text
+    assert (
+        text
+        == "AISpine(base_url='https://api.test', api_key=<set>, timeout=5, max_retries=1)"
+    )
+    assert "api_key=<none>" in repr(AISpine(base_url=BASE))
+
+
+def test_context_manager_closes_the_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    closed: List[bool] = []
+    with AISpine(base_url=BASE) as client:
+        monkeypatch.setattr(client.session, "close", lambda: closed.append(True))
+    assert closed == [True]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"base_url": "ftp://x"},
+        {"base_url": "not a url"},
+        {"timeout": 0},
+        {"timeout": -1},
+        {"max_retries": -1},
+        {"max_retries": 1.5},
+        {"api_key": "  "},
+        {"deadline": 0},
+    ],
+)
+def test_bad_constructor_arguments_are_validation_errors(
+    kwargs: Dict[str, Any],
+) -> None:
+    with pytest.raises(ValidationError):
+        AISpine(**kwargs)
+
+
+def test_execute_flow_posts_the_body(
+    client: AISpine, mocked: responses.RequestsMock, payloads: Dict[str, Any]
+) -> None:
+    mocked.post(
+        V1 + "/flows/execute",
+        json=payloads["execute_pending"],
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "flow_id": "credit_analysis",
+                    "input_data": {"amount": 50000},
+                    "metadata": {"source": "test"},
+                    "priority": 5,
+                    "timeout": 60,
+                }
+            ),
+            matchers.header_matcher({"Idempotency-Key": "order-42"}),
+        ],
+    )
+    result = client.execute_flow(
+        "credit_analysis",
+        {"amount": 50000},
+        {"source": "test"},
+        idempotency_key="order-42",
+        priority=5,
+        timeout=60,
+    )
+    assert result["execution_id"] == EXEC_ID
+    assert result["status"] == "pending"
+
+
+def test_unknown_flow_raises_flow_not_found(
+    client: AISpine, mocked: responses.RequestsMock, payloads: Dict[str, Any]
+) -> None:
+    mocked.post(V1 + "/flows/execute", json=payloads["execute_unknown_flow"])
+    with pytest.raises(FlowNotFoundError) as info:
+        client.execute_flow("no_such_flow", {})
+    err = info.value
+    assert isinstance(err, ExecutionError) and isinstance(err, NotFoundError)
+    assert str(err) == "Flow 'no_such_flow' not found"
+    assert err.flow_id == "no_such_flow"
+    assert err.execution["execution_id"] == "00000000-0000-0000-0000-000000000000"
+    assert err.status == "failed"
+    assert err.status_code is None
+
+
+def test_unknown_flow_as_404_is_also_flow_not_found(
+    client: AISpine, mocked: responses.RequestsMock
+) -> None:
+    mocked.post(V1 + "/flows/execute", status=404, json={"detail": "Flow not found"})
+    with pytest.raises(FlowNotFoundError) as info:
+        client.execute_flow("ghost", {"a": 1})
+    assert info.value.status_code == 404
+    assert "ghost" in str(info.value)
+
+
+def test_other_immediate_failures_are_returned(
+    client: AISpine, mocked: responses.RequestsMock
+) -> None:
+    answer = {"execution_id": EXEC_ID, "status": "failed", "error": "agent crashed"}
+    mocked.post(V1 + "/flows/execute", json=answer)
+    assert client.execute_flow("f", {})["error"] == "agent crashed"
+
+
+@pytest.mark.parametrize(
+    "flow_id, input_data, extra",
+    [
+        ("", {}, {}),
+        ("a/b", {}, {}),
+        ("../admin", {}, {}),
+        ("has space", {}, {}),
+        (None, {}, {}),
+        ("x" * 300, {}, {}),
+        ("ok", [1, 2], {}),
+        ("ok", "text", {}),
+        ("ok", {"when": object()}, {}),
+        ("ok", {"nan": float("nan")}, {}),
+        ("ok", {1: "int key"}, {}),
+        ("ok", {}, {"metadata": "not a dict"}),
+        ("ok", {}, {"priority": 11}),
+        ("ok", {}, {"priority": True}),
+        ("ok", {}, {"timeout": 0}),
+        ("ok", {}, {"idempotency_key": "bad key"}),
+    ],
+)
+def test_execute_flow_validates_before_sending(
+    client: AISpine,
+    mocked: responses.RequestsMock,
+    flow_id: Any,
+    input_data: Any,
+    extra: Dict[str, Any],
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        client.execute_flow(flow_id, input_data, **extra)
+    assert info.value.status_code is None
+    assert len(mocked.calls) == 0
+
+
+def test_get_execution(
+    client: AISpine, mocked: responses.RequestsMock, payloads: Dict[str, Any]
+) -> None:
+    mocked.get(f"{V1}/executions/{EXEC_ID}", json=payloads["execution_completed"])
+    execution = client.get_execution(EXEC_ID)
+    assert execution["status"] == "completed"
+    assert execution["output_data"] == {"approved": True, "score": 0.82}
+
+
+@pytest.mark.parametrize("bad", ["", "x/y", "a?b=c", 42])
+def test_ids_are_validated_everywhere(
+    client: AISpine, mocked: responses.RequestsMock, bad: Any
+) -> None:
+    calls = [
+        client.get_execution,
+        client.cancel_execution,
+        client.wait_for_execution,
+        client.get_flow,
+        client.get_agent,
+        client.delete_agent,
+    ]
+    for call in calls:
+        with pytest.raises(ValidationError):
+            call(bad)
+    assert len(mocked.calls) == 0
+
+
+def test_wait_for_execution_polls_until_completed(
+    client: AISpine, mocked: responses.RequestsMock, payloads: Dict[str, Any]
+) -> None:
+    url = f"{V1}/executions/{EXEC_ID}"
+    mocked.get(url, json={**payloads["execution_running"], "status": "pending"})
+    mocked.get(url, json=payloads["execution_running"])
+    mocked.get(url, json=payloads["execution_completed"])
+    seen: List[str] = []
+    result = client.wait_for_execution(
+        EXEC_ID,
+        timeout=30,
+        interval=0.001,
+        on_progress=lambda e: seen.append(e["status"]),
+    )
+    assert result["status"] == "completed"
+    assert seen == ["pending", "running", "completed"]
+
+
+@pytest.mark.parametrize("final", ["failed", "cancelled"])
+def test_wait_for_execution_raises_on_failure(
+    client: AISpine,
+    mocked: responses.RequestsMock,
+    payloads: Dict[str, Any],
+    final: str,
+) -> None:
+    mocked.get(
+        f"{V1}/executions/{EXEC_ID}",
+        json={**payloads["execution_failed"], "status": final},
+    )
+    with pytest.raises(ExecutionError) as info:
+        client.wait_for_execution(EXEC_ID, interval=0.001)
+    err = info.value
+    assert err.status == final
+    assert err.execution_id == EXEC_ID
+    assert err.flow_id == "credit_analysis"
+    assert err.execution["error_message"] == "agent credit_scorer timed out"
+    assert f"execution {EXEC_ID} {final}: agent credit_scorer timed out" == str(err)
+
+
+def test_wait_for_execution_times_out_naming_id_and_status(
+    client: AISpine, mocked: responses.RequestsMock, payloads: Dict[str, Any]
+) -> None:
+    mocked.get(f"{V1}/executions/{EXEC_ID}", json=payloads["execution_running"])
+    with pytest.raises(TimeoutError) as info:
+        client.wait_for_execution(EXEC_ID, timeout=0.05, interval=0.01)
+    err = info.value
+    assert isinstance(err, builtins_timeout())
+    assert err.execution_id == EXEC_ID
+    assert err.last_status == "running"
+    assert EXEC_ID in str(err) and "running" in str(err)
+
+
+def builtins_timeout() -> type:
+    import builtins
+
+    return builtins.TimeoutError
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"timeout": 0}, {"interval": -1}, {"interval": "2"}]
+)
+def test_wait_for_execution_validates_numbers(
+    client: AISpine, mocked: responses.RequestsMock, kwargs: Dict[str, Any]
+) -> None:
+    with pytest.raises(ValidationError):
+        client.wait_for_execution(EXEC_ID, **kwargs)
+
+
+def test_cancel_execution(client: AISpine, mocked: responses.RequestsMock) -> None:
+    mocked.post(f"{V1}/executions/{EXEC_ID}/cancel", json={"status": "cancelled"})
+    assert client.cancel_execution(EXEC_ID) == {"status": "cancelled"}
+
+
+def test_list_executions_unwraps_and_sends_paging(
+    client: AISpine, mocked: responses.RequestsMock, payloads: Dict[str, Any]
+) -> None:
+    mocked.get(
+        V1 + "/executions",
+        json=payloads["executions"],
+        match=[
+            matchers.query_param_matcher(
+                {"limit": "5", "offset": "10", "status": "running"}
+            )
+        ],
+    )
+    items = client.list_executions(5, 10, status="running")
+    assert [e["flow_id"] for e in items] == ["credit_analysis", "sentiment"]
+
+
+@pytest.mark.parametrize(
+    "args, kwargs", [((0, 0), {}), ((5, -1), {}), ((5, 0), {"status": "done"})]
+)
+def test_list_executions_validates(
+    client: AISpine, mocked: responses.RequestsMock, args: Any, kwargs: Any
+) -> None:
+    with pytest.raises(ValidationError):
+        client.list_executions(*args, **kwargs)
+
+
+def test_flows(
+    client: AISpine, mocked: responses.RequestsMock, payloads: Dict[str, Any]
+) -> None:
+    mocked.get(V1 + "/flows", json=payloads["flows"])
+    mocked.get(V1 + "/flows/credit_analysis", json=payloads["flows"]["flows"][0])
+    assert [f["flow_id"] for f in client.list_flows()] == [
+        "credit_analysis",
+        "sentiment",
+    ]
+    assert client.get_flow("credit_analysis")["entry_point"] == "scorer"
+
+
+def test_bare_lists_are_accepted_and_wrong_shapes_are_server_errors(
+    client: AISpine, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(V1 + "/agents", json=[{"agent_id": "a"}])
+    mocked.get(V1 + "/flows", json={"unexpected": True})
+    mocked.get(BASE + "/health", json=["not", "a", "dict"])
+    assert client.list_agents() == [{"agent_id": "a"}]
+    with pytest.raises(ServerError, match="expected a list under 'flows'"):
+        client.list_flows()
+    with pytest.raises(ServerError, match="expected a JSON object"):
+        client.health_check()
+
+
+def test_agents(
+    client: AISpine, mocked: responses.RequestsMock, payloads: Dict[str, Any]
+) -> None:
+    agent = payloads["agents"]["agents"][0]
+    mocked.get(V1 + "/agents", json=payloads["agents"])
+    mocked.get(V1 + "/agents/credit_scorer", json=agent)
+    mocked.post(V1 + "/agents", json=agent, match=[matchers.json_params_matcher(agent)])
+    mocked.delete(V1 + "/agents/credit_scorer", json={"message": "deleted"})
+    assert client.list_agents()[0]["agent_id"] == "credit_scorer"
+    assert client.get_agent("credit_scorer")["agent_type"] == "processor"
+    assert client.create_agent(agent)["name"] == "Credit scorer"
+    assert client.delete_agent("credit_scorer") is True
+
+
+def test_delete_agent_with_empty_body(
+    client: AISpine, mocked: responses.RequestsMock
+) -> None:
+    mocked.delete(V1 + "/agents/a1", status=204)
+    assert client.delete_agent("a1") is True
+
+
+def test_delete_missing_agent_raises_not_found(
+    client: AISpine, mocked: responses.RequestsMock
+) -> None:
+    mocked.delete(V1 + "/agents/a1", status=404, json={"detail": "Agent a1 not found"})
+    with pytest.raises(NotFoundError, match="Agent a1 not found"):
+        client.delete_agent("a1")
+
+
+@pytest.mark.parametrize("config", [{}, [], {"x": {1, 2}}, None])
+def test_create_agent_validates(
+    client: AISpine, mocked: responses.RequestsMock, config: Any
+) -> None:
+    with pytest.raises(ValidationError):
+        client.create_agent(config)
+
+
+def test_system_endpoints(
+    client: AISpine, mocked: responses.RequestsMock, payloads: Dict[str, Any]
+) -> None:
+    mocked.get(BASE + "/health", json=payloads["health"])
+    mocked.get(BASE + "/metrics", json=payloads["metrics"])
+    mocked.get(BASE + "/status", json=payloads["status"])
+    assert client.health_check()["status"] == "healthy"
+    assert client.get_metrics()["total_executions"] == 120
+    assert client.get_status()["system_status"] == "operational"
+
+
+def _batch_backend(mocked: responses.RequestsMock) -> None:
+    """Execute answers per flow: `ok` completes, `bad` fails, `ghost` is unknown."""
+
+    def execute(request: Any) -> Any:
+        body = json.loads(request.body)
+        flow = body["flow_id"]
+        if flow == "ghost":
+            answer = {
+                "execution_id": "00000000-0000-0000-0000-000000000000",
+                "status": "failed",
+                "error": "Flow 'ghost' not found",
+            }
+        else:
+            answer = {
+                "execution_id": f"{flow}-{body['input_data']['n']}",
+                "status": "pending",
+            }
+        return 200, {}, json.dumps(answer)
+
+    def get(request: Any) -> Any:
+        execution_id = request.url.rsplit("/", 1)[1]
+        flow, n = execution_id.split("-")
+        status = "completed" if flow == "ok" else "failed"
+        body = {
+            "execution_id": execution_id,
+            "flow_id": flow,
+            "status": status,
+            "output_data": {"n": int(n)} if status == "completed" else {},
+            "error_message": None if status == "completed" else "boom",
+        }
+        return 200, {}, json.dumps(body)
+
+    mocked.add_callback(responses.POST, V1 + "/flows/execute", callback=execute)
+    mocked.add_callback(
+        responses.GET,
+        matchers_re(V1 + "/executions/"),
+        callback=get,
+    )
+
+
+def matchers_re(prefix: str) -> Any:
+    import re
+
+    return re.compile(re.escape(prefix) + r"[\w-]+$")
+
+
+def test_execute_batch_keeps_order_and_isolates_failures(
+    client: AISpine, mocked: responses.RequestsMock
+) -> None:
+    _batch_backend(mocked)
+    items: List[Any] = [{"flow_id": "ok", "input_data": {"n": i}} for i in range(6)]
+    items.insert(2, ("bad", {"n": 99}))
+    items.insert(4, {"flow_id": "ghost", "input_data": {"n": 0}})
+    items.insert(5, {"input_data": {}})  # malformed item
+    items.insert(6, ("ok", "not a dict"))
+    progress: List[int] = []
+    results = client.execute_batch(
+        items,
+        concurrency=3,
+        on_progress=lambda done, total, result: progress.append(done),
+        interval=0.001,
+    )
+    assert [r.index for r in results] == list(range(len(items)))
+    assert progress == list(range(1, len(items) + 1))
+    ok = [r for r in results if r.ok]
+    assert [r.result for r in ok] == [{"n": i} for i in range(6)]
+    assert all(r.execution_id and r.execution_id.startswith("ok-") for r in ok)
+    assert isinstance(results[2].error, ExecutionError)
+    assert results[2].execution_id == "bad-99"
+    assert isinstance(results[4].error, FlowNotFoundError)
+    assert isinstance(results[5].error, ValidationError) and results[5].flow_id is None
+    assert isinstance(results[6].error, ValidationError)
+    assert isinstance(results[0], BatchResult)
+
+
+def test_execute_batch_accepts_a_generator_and_empty_input(
+    client: AISpine, mocked: responses.RequestsMock
+) -> None:
+    _batch_backend(mocked)
+    mocked.assert_all_requests_are_fired = False
+    assert client.execute_batch(iter([])) == []
+    results = client.execute_batch((("ok", {"n": i}) for i in range(3)), concurrency=1)
+    assert [r.result for r in results] == [{"n": 0}, {"n": 1}, {"n": 2}]
+
+
+def test_execute_batch_skips_waiting_when_already_completed(
+    client: AISpine, mocked: responses.RequestsMock
+) -> None:
+    mocked.post(
+        V1 + "/flows/execute", json={"execution_id": "e1", "status": "completed"}
+    )
+    (result,) = client.execute_batch([("f", {})])
+    assert result.ok and result.execution_id == "e1"
+
+
+@pytest.mark.parametrize(
+    "items, kwargs",
+    [
+        ("text", {}),
+        ({"flow_id": "x"}, {}),
+        (42, {}),
+        ([], {"concurrency": 0}),
+        ([], {"wait_timeout": 0}),
+    ],
+)
+def test_execute_batch_validates(
+    client: AISpine, items: Any, kwargs: Dict[str, Any]
+) -> None:
+    with pytest.raises(ValidationError):
+        client.execute_batch(items, **kwargs)
+
+
+def test_lazy_names_are_not_imported_eagerly() -> None:
+    assert "LocalSpine" in ai_spine.__all__
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        ai_spine.nope  # noqa: B018
