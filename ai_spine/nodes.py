@@ -5,12 +5,15 @@
 flows as ordinary nodes::
 
     fetch >> RemoteFlowNode("sentiment", client=AISpine(base_url=...)) >> report
+
+``LocalAgentNode`` calls an agent registered on a ``LocalSpine`` (a Python handler or an HTTP
+endpoint) with the node's input.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from spark_core.nodes import ExecutionContext, Node, NodeConfig
 
@@ -18,7 +21,10 @@ from ai_spine.constants import DEFAULT_POLL_INTERVAL, DEFAULT_WAIT_TIMEOUT
 from ai_spine.exceptions import ValidationError
 from ai_spine.protocol import Spine
 
-__all__ = ["RemoteFlowNode"]
+if TYPE_CHECKING:  # pragma: no cover
+    from ai_spine.local import LocalSpine
+
+__all__ = ["RemoteFlowNode", "LocalAgentNode"]
 
 
 class RemoteFlowNode(Node):
@@ -104,3 +110,50 @@ class RemoteFlowNode(Node):
             self.client.cancel_execution(execution_id)
         except Exception:  # best effort: it may have finished meanwhile
             pass
+
+
+class LocalAgentNode(Node):
+    """Call an agent registered on a :class:`~ai_spine.local.LocalSpine` with this input.
+
+    The agent (a ``handler`` callable or an HTTP ``endpoint``, see
+    :meth:`~ai_spine.local.LocalSpine.create_agent`) is looked up at every call, so deleting
+    or re-creating it takes effect at once. The call runs in a worker thread.
+
+    Args:
+        agent_id: The registered agent.
+        spine: The LocalSpine holding the agent.
+        name: The node's name (defaults to ``agent:<agent_id>``).
+        config: Node capabilities (retry, timeout, ...).
+    """
+
+    def __init__(
+        self,
+        agent_id: str,
+        spine: "LocalSpine",
+        *,
+        name: Optional[str] = None,
+        config: Optional[NodeConfig] = None,
+    ) -> None:
+        if not isinstance(agent_id, str) or not agent_id:
+            raise ValidationError(
+                f"agent_id must be a non-empty string, got {agent_id!r}"
+            )
+        super().__init__(name or f"agent:{agent_id}", config)
+        self.agent_id = agent_id
+        self.spine = spine
+
+    async def process(self, context: ExecutionContext) -> Any:
+        """Return the agent's answer to this node's input.
+
+        Args:
+            context: The execution context; ``inputs.content`` is sent to the agent.
+
+        Returns:
+            The agent's JSON object answer.
+
+        Raises:
+            AISpineError: Unknown agent, or the agent failed (fails the node).
+        """
+        content = context.inputs.content
+        payload = content if isinstance(content, dict) else {"value": content}
+        return await asyncio.to_thread(self.spine.invoke_agent, self.agent_id, payload)

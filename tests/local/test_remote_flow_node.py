@@ -9,7 +9,7 @@ import pytest
 
 from ai_spine.exceptions import ExecutionError, FlowNotFoundError, ValidationError
 from ai_spine.local import LocalSpine
-from ai_spine.nodes import RemoteFlowNode
+from ai_spine.nodes import LocalAgentNode, RemoteFlowNode
 from ai_spine.protocol import Spine
 from spark_core.errors import NodeExecutionError
 from spark_core.graphs import Graph
@@ -96,3 +96,26 @@ def test_the_node_checks_its_arguments() -> None:
         RemoteFlowNode("", client=LocalSpine())
     with pytest.raises(ValidationError, match="client must be"):
         RemoteFlowNode("echo", client=object())  # type: ignore[arg-type]
+
+
+def test_a_registered_agent_is_usable_inside_a_flow() -> None:
+    with LocalSpine() as spine:
+        spine.create_agent(
+            {
+                "agent_id": "greeter",
+                "name": "Greeter",
+                "handler": lambda data: {"greeting": f"hello {data['text']}"},
+            }
+        )
+        start = Prepare("prepare")
+        start >> LocalAgentNode("greeter", spine)
+        spine.register_flow("greet", lambda: Graph(start))
+        done = spine.wait_for_execution(
+            spine.execute_flow("greet", {"name": "ada"})["execution_id"], 10
+        )
+        assert done["output_data"] == {"greeting": "hello ada"}
+        spine.delete_agent("greeter")
+        with pytest.raises(ExecutionError, match="Agent 'greeter' not found"):
+            spine.wait_for_execution(
+                spine.execute_flow("greet", {"name": "bo"})["execution_id"], 10
+            )
