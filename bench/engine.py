@@ -211,7 +211,7 @@ def pocketflow_chain_memory(n: int, runs: int) -> float:
 
 
 def pocketflow_fanout(branches: int, runs: int) -> float:
-    from pocketflow import AsyncParallelBatchNode  # type: ignore[import-untyped]
+    from pocketflow import AsyncParallelBatchNode
 
     class Fan(AsyncParallelBatchNode):  # type: ignore[misc]
         async def prep_async(self, shared: Dict[str, Any]) -> List[int]:
