@@ -298,6 +298,8 @@ class Expression:
             tree = ast.parse(_preprocess(text.strip()), mode="eval")
         except SyntaxError as exc:
             raise ExpressionError(f"invalid expression {text!r}: {exc.msg}") from None
+        except ValueError as exc:  # e.g. NUL bytes (Python < 3.12)
+            raise ExpressionError(f"invalid expression {text!r}: {exc}") from None
         except (RecursionError, MemoryError):
             raise ExpressionError("expression is nested too deeply") from None
         if _depth(tree) > MAX_DEPTH:

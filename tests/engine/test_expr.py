@@ -87,6 +87,7 @@ def test_evaluates(text: str, expected: Any) -> None:
         "-" * 1900 + "1",
         "(" * 300 + "1" + ")" * 300,
         "not " * 400 + "true",
+        "1 ==\x00 1",
     ],
 )
 def test_rejects_anything_outside_the_grammar(text: str) -> None:
