@@ -28,11 +28,17 @@ import datetime as _dt
 import hashlib
 import inspect
 import json
+import os
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, AsyncIterator, Dict, List, Mapping, Optional
 
 from spark_core.errors import RunPaused, SparkError
+
+try:  # POSIX only: cross-process locking of the state file
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "APPROVALS_KEY",
@@ -186,7 +192,63 @@ class _BackendState:
     def lock(self) -> Any:
         if self._lock is None:
             self._lock = asyncio.Lock()
-        return self._lock
+        return _FileLock(self._lock, getattr(self.backend, "path", None))
+
+
+class _FileLock:
+    """An asyncio lock plus, where the OS has ``flock``, an exclusive lock on the state
+    file, so two processes (two CLI calls) cannot both resolve one request.
+
+    ``flock`` locks are separate from the POSIX record locks SQLite uses, so holding one
+    does not block the database itself.
+    """
+
+    def __init__(self, lock: asyncio.Lock, path: Any) -> None:
+        self._lock = lock
+        self._path = path if isinstance(path, str) and os.path.isfile(path) else None
+        self._fh: Any = None
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+        if self._path is None or fcntl is None:
+            return
+        try:
+            self._fh = open(self._path, "rb")
+            await asyncio.to_thread(fcntl.flock, self._fh.fileno(), fcntl.LOCK_EX)
+        except BaseException:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+            self._lock.release()
+            raise
+
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            if self._fh is not None:
+                self._fh.close()  # closing releases the flock
+                self._fh = None
+        finally:
+            self._lock.release()
+
+
+def _rank(data: Mapping[str, Any]) -> int:
+    """How far a request has gone: pending < resolved < consumed."""
+    if data.get("consumed_at"):
+        return 2
+    return 0 if data.get("status", PENDING) == PENDING else 1
+
+
+def _merge(
+    mine: Dict[str, Dict[str, Any]], stored: Mapping[str, Any]
+) -> Dict[str, Dict[str, Any]]:
+    """Combine this process's view with the stored one, keeping each request's most
+    advanced version (so a resolution made by another process is never overwritten)."""
+    merged = {str(k): dict(v) for k, v in stored.items() if isinstance(v, Mapping)}
+    for key, data in mine.items():
+        other = merged.get(key)
+        if other is None or _rank(data) >= _rank(other):
+            merged[key] = data
+    return merged
 
 
 class _DictState:
@@ -252,13 +314,21 @@ class ApprovalStore:
 
     async def _load(self) -> Dict[str, Dict[str, Any]]:
         raw = await self.state.get(APPROVALS_KEY, None)
-        if not raw:
-            return {}
-        if not isinstance(raw, Mapping):
+        if raw and not isinstance(raw, Mapping):
             raise ApprovalError(
                 f"state key {APPROVALS_KEY!r} is corrupt: not a mapping"
             )
-        return {str(k): dict(v) for k, v in raw.items()}
+        requests = {str(k): dict(v) for k, v in (raw or {}).items()}
+        backend: Any = getattr(self.state, "backend", None)
+        if getattr(backend, "durable", False) and not isinstance(
+            self.state, _BackendState
+        ):
+            # A graph's state caches the file; another process (the CLI) may have resolved
+            # a request since. Read the stored copy so its resolution is kept.
+            stored = backend.load_state().get(APPROVALS_KEY)
+            if isinstance(stored, Mapping):
+                requests = _merge(requests, stored)
+        return requests
 
     async def list(
         self, status: Optional[str] = None, *, run_id: Optional[str] = None

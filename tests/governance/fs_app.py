@@ -128,3 +128,18 @@ if __name__ == "__main__":
         _main(args[0], args[1], args[2], args[3] if len(args) > 3 else None)
     )
     print(json.dumps(outcome))
+
+
+def resolve_worker(
+    db: str, request_id: str, reviewer: str, barrier: Any, results: Any
+) -> None:
+    """Resolve one request from a separate process (used to race two operators)."""
+    from spark_core.governance import ApprovalAlreadyResolvedError, ApprovalStore
+
+    store = ApprovalStore.open(db)
+    barrier.wait()
+    try:
+        store.resolve_sync(request_id, "approved", reviewer=reviewer)
+        results.put((reviewer, "resolved"))
+    except ApprovalAlreadyResolvedError:
+        results.put((reviewer, "already"))

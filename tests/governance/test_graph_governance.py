@@ -265,3 +265,66 @@ def test_default_deny_policy_needs_explicit_node_rules() -> None:
         PolicyViolationError, match="tool://write_file: no rule matched"
     ):
         graph.run_sync()
+
+
+def test_two_operators_racing_resolve_a_request_once(tmp_path: Path) -> None:
+    import multiprocessing
+
+    db = str(tmp_path / "mission.sqlite")
+    with pytest.raises(ApprovalPendingError) as info:
+        fs_app.build(SQLiteStateBackend(db)).run_sync({"path": str(tmp_path / "o")})
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=fs_app.resolve_worker,
+            args=(db, info.value.request_id, name, barrier, results),
+        )
+        for name in ("ana", "bo")
+    ]
+    for p in procs:
+        p.start()
+    outcomes = sorted(results.get(timeout=60)[1] for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    assert outcomes == ["already", "resolved"]
+    [req] = ApprovalStore.open(db).list_sync(status="approved")
+    assert req.reviewer in ("ana", "bo")
+
+
+def test_a_running_graph_keeps_resolutions_made_by_another_process(
+    tmp_path: Path,
+) -> None:
+    db, out = str(tmp_path / "mission.sqlite"), tmp_path / "out.txt"
+
+    class Busy(Node):
+        """While this run works, an operator approves another run's request."""
+
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            other = context.inputs.content["approve"]
+            if other:
+                await ApprovalStore.open(db).resolve(other, "approved", reviewer="x")
+            await context.call_tool("write_file", path=str(out), content="busy line")
+            return {}
+
+    graph = Graph(
+        Busy(),
+        state_backend=SQLiteStateBackend(db),
+        tools=[fs_app.write_file],
+        policy_set=fs_app.FS_POLICY,
+    )
+
+    async def main() -> None:
+        with pytest.raises(ApprovalPendingError) as first:
+            await graph.run({"approve": None})
+        with pytest.raises(ApprovalPendingError) as second:
+            await graph.run({"approve": first.value.request_id})
+        statuses = {r.id: r.status for r in await ApprovalStore.open(db).list()}
+        assert statuses == {
+            first.value.request_id: "approved",
+            second.value.request_id: "pending",
+        }
+        assert (await graph.resume(first.value.run_id)).status == "completed"
+        assert lines(out) == ["busy line"]
+
+    asyncio.run(main())
