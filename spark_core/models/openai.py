@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import threading
+import urllib.parse
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from spark_core.models.base import (
@@ -46,6 +47,15 @@ logger = logging.getLogger("spark_core.models.openai")
 
 # (status or None for a transport failure, headers, decoded body or text, request id)
 _Reply = Tuple[Optional[int], Dict[str, str], Any, Optional[str]]
+
+
+def _display_url(url: str) -> str:
+    """The URL without user:password or query (they may hold credentials)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 class _Transient(Exception):
@@ -121,6 +131,7 @@ class OpenAIModel:
             raise ModelConfigError(str(exc)) from None
         self.model_id = model_id
         self.base_url = url
+        self._shown_url = _display_url(url)
         self.timeout = float(timeout)
         self.max_retries = max_retries
         self.pricing = Pricing(*pricing) if pricing is not None else None
@@ -136,7 +147,10 @@ class OpenAIModel:
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "unset"
-        return f"OpenAIModel(model_id={self.model_id!r}, base_url={self.base_url!r}, api_key={key})"
+        return (
+            f"OpenAIModel(model_id={self.model_id!r}, base_url={self._shown_url!r}, "
+            f"api_key={key})"
+        )
 
     @property
     def has_api_key(self) -> bool:
@@ -249,23 +263,26 @@ class OpenAIModel:
         headers.update(self._headers)
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        logger.debug("POST %s model=%s attempt=%d", url, self.model_id, attempt)
+        shown = f"{self._shown_url}/chat/completions"
+        logger.debug("POST %s model=%s attempt=%d", shown, self.model_id, attempt)
         try:
             resp = self._get_session().post(
                 url, json=payload, headers=headers, timeout=self.timeout
             )
         except requests.Timeout as exc:
-            msg = f"model endpoint {self.base_url} did not answer within {self.timeout:g}s"
+            msg = f"model endpoint {self._shown_url} did not answer within {self.timeout:g}s"
             raise _Transient(type(exc).__name__, ModelTimeoutError(msg), None) from None
         except requests.RequestException as exc:
             msg = self._redact(
-                f"cannot reach model endpoint {self.base_url}: {type(exc).__name__}"
+                f"cannot reach model endpoint {self._shown_url}: {type(exc).__name__}"
             )
             raise _Transient(
                 type(exc).__name__, ModelConnectionError(msg), None
             ) from None
         request_id = resp.headers.get("x-request-id")
-        logger.debug("POST %s -> %d (request id %s)", url, resp.status_code, request_id)
+        logger.debug(
+            "POST %s -> %d (request id %s)", shown, resp.status_code, request_id
+        )
         if resp.status_code >= 400:
             raise self._http_error(
                 resp.status_code, dict(resp.headers), resp.text, request_id

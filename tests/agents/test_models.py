@@ -242,6 +242,20 @@ def test_key_never_in_logs_or_repr(
     assert "api_key=set" in repr(model)
 
 
+def test_credentials_in_the_url_are_not_shown(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = FakeOpenAIServer().start()
+    port = server.base_url.split(":")[2].split("/")[0]
+    server.stop()
+    url = f"http://bob:hunter2@127.0.0.1:{port}/v1?token=t0ps3cret"
+    model = OpenAIModel("m", base_url=url, max_retries=0)
+    with pytest.raises(ModelConnectionError) as info:
+        run(model.complete(USER))
+    shown = repr(model) + str(info.value) + caplog.text
+    assert "hunter2" not in shown and "t0ps3cret" not in shown
+    assert f"http://127.0.0.1:{port}/v1" in shown
+
+
 def test_parse_retry_after() -> None:
     assert parse_retry_after({"Retry-After": "3"}) == 3.0
     assert parse_retry_after({"retry-after-ms": "250"}) == 0.25
