@@ -289,12 +289,16 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
         elif edge.condition.kind == "expr":
             lines.append(f"    {src}.on(expr={edge.condition.value!r}) >> {dst}")
         elif all(
-            k.isidentifier() and k not in ("expr", "when") for k in edge.condition.value
+            k.isidentifier() and not keyword.iskeyword(k) and k not in ("expr", "when")
+            for k in edge.condition.value
         ):
             kw = ", ".join(f"{k}={v!r}" for k, v in edge.condition.value.items())
             lines.append(f"    {src}.on({kw}) >> {dst}")
         else:
-            lines.append(f"    {src}.on(**{edge.condition.value!r}) >> {dst}")
+            # Keys such as "expr"/"when" clash with on()'s own keywords.
+            lines.append(
+                f"    {src}._add_link({dst}, 'equals', {edge.condition.value!r})"
+            )
     tools = ", ".join(
         f"Tool({tool_names[t.name]}, name={t.name!r})" for t in graph.tools
     )

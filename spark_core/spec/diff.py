@@ -46,13 +46,13 @@ def _labels(items: List[Any], key: str) -> Optional[List[str]]:
     """The items' labels under ``key`` if every item has a unique one, else None."""
     if not all(isinstance(i, dict) for i in items):
         return None
-    if key == "edge":
+    if key in ("edge", "edge+condition"):
         if not all(
             isinstance(i.get("source"), str) and isinstance(i.get("target"), str)
             for i in items
         ):
             return None
-        labels = [f"{i['source']}->{i['target']}" for i in items]
+        labels = [_label(i, key) for i in items]
     else:
         if not all(isinstance(i.get(key), str) for i in items):
             return None
@@ -63,14 +63,24 @@ def _labels(items: List[Any], key: str) -> Optional[List[str]]:
 def _list_key(old: List[Any], new: List[Any]) -> Optional[str]:
     if not old and not new:
         return None
-    for key in ("id", "name", "edge"):
+    for key in ("id", "name", "edge", "edge+condition"):
         if _labels(old, key) is not None and _labels(new, key) is not None:
             return key
     return None
 
 
 def _label(item: Dict[str, Any], key: str) -> str:
-    return f"{item['source']}->{item['target']}" if key == "edge" else str(item[key])
+    if key == "edge":
+        return f"{item['source']}->{item['target']}"
+    if key == "edge+condition":
+        condition = item.get("condition")
+        when = (
+            ""
+            if condition is None
+            else " when " + json.dumps(condition, sort_keys=True)
+        )
+        return f"{item['source']}->{item['target']}{when}"
+    return str(item[key])
 
 
 def _walk(old: Any, new: Any, path: str, out: List[Change]) -> None:
@@ -91,7 +101,7 @@ def _walk(old: Any, new: Any, path: str, out: List[Change]) -> None:
             left = {_label(i, key): i for i in old}
             right = {_label(i, key): i for i in new}
             for label in list(left) + [k for k in right if k not in left]:
-                sub = f"{path}[{key}={label}]"
+                sub = f"{path}[{key.split('+')[0]}={label}]"
                 if label not in right:
                     out.append(Change(sub, "removed", left[label], None))
                 elif label not in left:

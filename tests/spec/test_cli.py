@@ -95,7 +95,11 @@ def test_generate_writes_a_valid_scaffold(mission_file: Path, capsys: Any) -> No
     assert mission.mission_id == "com.example.etl"
     assert mission.plan is not None
     assert [s.id for s in mission.plan.steps] == ["extract", "transform", "load"]
-    assert [s.depends_on for s in mission.plan.steps] == [[], ["extract"], ["transform"]]
+    assert [s.depends_on for s in mission.plan.steps] == [
+        [],
+        ["extract"],
+        ["transform"],
+    ]
     assert [n.type for n in mission.graph.nodes] == ["step", "step", "step"]
     code, out, _ = run(
         capsys, "mission-validate", str(mission_file), "--semantic", "--strict"
