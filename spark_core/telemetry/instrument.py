@@ -12,6 +12,14 @@
   value, threshold), ``policy.violation`` or ``approval.pending`` when one stopped the run.
 
 A run whose trace is not sampled records nothing and costs a dictionary lookup per hook.
+
+:func:`current_node_span` gives code running inside a node (e.g. an agent) the recording
+span of that node's attempt, so it can open child spans::
+
+    parent = current_node_span(context)
+    if parent is not None:
+        child = parent.manager.begin_span("llm_call", parent.trace_id,
+                                          parent_id=parent.span_id)
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from spark_core.graphs.observers import GraphObserver, RunInfo, RunResult
 from spark_core.telemetry.config import TelemetryConfig
 from spark_core.telemetry.manager import Span, TelemetryManager, Trace
 
-__all__ = ["TelemetryObserver"]
+__all__ = ["TelemetryObserver", "current_node_span"]
 
 _TRACE = "spark.telemetry.trace"
 _SPANS = "spark.telemetry.spans"
@@ -207,3 +215,23 @@ class TelemetryObserver(GraphObserver):
         if isinstance(error, RunStopped):
             return "stopped"
         return "error"
+
+
+def current_node_span(context: Any) -> Optional[Span]:
+    """Return the recording span of the node attempt ``context`` belongs to.
+
+    Args:
+        context: A node's ExecutionContext (anything else gives None).
+
+    Returns:
+        The span, or None outside a graph, without telemetry, or when the run's trace is
+        not sampled.
+    """
+    run = getattr(context, "_run", None)
+    attrs = getattr(run, "attrs", None)
+    if not isinstance(attrs, dict):
+        return None
+    spans = attrs.get(_SPANS)
+    node_id = (getattr(context, "metadata", None) or {}).get("node_id")
+    span = spans.get(node_id) if isinstance(spans, dict) else None
+    return span if isinstance(span, Span) and span.recording else None

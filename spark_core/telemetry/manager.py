@@ -178,6 +178,11 @@ class Span:
         """False for spans of unsampled traces (their data is dropped)."""
         return self._manager is not None
 
+    @property
+    def manager(self) -> Optional[TelemetryManager]:
+        """The manager recording this span (None when not recording)."""
+        return self._manager
+
     def set_attribute(self, key: str, value: Any) -> None:
         """Set one attribute (credential-looking keys are stored as ``[REDACTED]``)."""
         if self._manager is not None:

@@ -290,3 +290,24 @@ def test_graph_accepts_a_config_or_true_for_telemetry() -> None:
         TelemetryManager.reset_instance()
     with pytest.raises(TypeError, match="TelemetryManager, a TelemetryConfig or True"):
         TelemetryObserver("yes")
+
+
+def test_code_inside_a_node_can_open_child_spans(
+    memory_manager: TelemetryManager,
+) -> None:
+    from spark_core.telemetry.instrument import current_node_span
+
+    class Agentish(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            parent = current_node_span(context)
+            assert parent is not None and parent.manager is memory_manager
+            child = parent.manager.begin_span(
+                "llm_call", parent.trace_id, parent_id=parent.span_id
+            )
+            child.end()
+            return {}
+
+    Graph(Agentish(name="agent"), telemetry=memory_manager).run_sync()
+    spans = {s["name"]: s for s in memory_manager.query_spans()}
+    assert spans["llm_call"]["parent_id"] == spans["agent"]["span_id"]
+    assert current_node_span(None) is None
