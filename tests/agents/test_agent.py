@@ -573,3 +573,10 @@ def test_verbose_react_logs_thoughts_and_actions(
     caplog.clear()
     run(Agent(model=ScriptedModel(["Thought: quiet\nFinal Answer: 1"])).run("?"))
     assert "quiet" not in caplog.text
+
+
+def test_run_sync_works_inside_a_running_loop() -> None:
+    async def notebook_cell() -> Any:  # a notebook cell runs inside an event loop
+        return Agent(model=EchoModel()).run_sync("from a notebook")
+
+    assert run(notebook_cell()).answer == "from a notebook"
