@@ -30,10 +30,11 @@ REDACTED = "***"
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
 # Anything that looks like a credential in free text: bearer tokens and key=value pairs.
 _SECRET_PATTERNS = (
-    re.compile(r"(?i)(bearer\s+)[^\s'\",;]+"),
     re.compile(
-        r"(?i)((?:api[_-]?key|authorization|token)[\"']?\s*[:=]\s*[\"']?)[^\s'\",;}]+"
+        r"(?i)((?:api[_-]?key|authorization|token)[\"']?\s*[:=]\s*[\"']?)"
+        r"(?:bearer\s+)?[^\s'\",;}]+"
     ),
+    re.compile(r"(?i)(bearer\s+)[^\s'\",;]+"),
 )
 
 

@@ -112,7 +112,11 @@ class FaultServer:
         self.stopping = threading.Event()
         self.executions: List[str] = []
         self._httpd = _QuietServer(("127.0.0.1", 0), _make_handler(self))
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+        )
 
     @property
     def url(self) -> str:

@@ -1,0 +1,313 @@
+"""The client against a real misbehaving server on 127.0.0.1.
+
+Every case ends in the right result or the documented exception, and the server's own count
+shows that an execute POST the server may have acted on was never sent twice.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+from typing import Iterator
+
+import pytest
+
+from ai_spine import (
+    AISpine,
+    AuthenticationError,
+    FlowNotFoundError,
+    NetworkError,
+    RateLimitError,
+    Retry,
+    ServerError,
+    TimeoutError,
+    ValidationError,
+)
+from tests.client.fault_server import (
+    EXECUTE,
+    FaultServer,
+    execute,
+    free_port,
+    raw,
+    reply,
+    reset,
+    slow,
+)
+
+pytestmark = pytest.mark.timeout(30)
+
+HEALTH = "/health"
+OLD_DATE = "Wed, 21 Oct 2015 07:28:00 GMT"
+
+
+@pytest.fixture
+def spine(server: FaultServer) -> Iterator[AISpine]:
+    """A client with quick retries (no backoff) and a short per-attempt timeout."""
+    with AISpine(
+        base_url=server.url, timeout=1.0, retry=Retry(total=3, backoff_factor=0)
+    ) as client:
+        yield client
+
+
+def accepted_executes(server: FaultServer) -> int:
+    """Execute POSTs the server answered 2xx: executions it really started."""
+    return sum(
+        1 for r in server.seen("POST", EXECUTE) if r.answered and r.answered < 300
+    )
+
+
+def test_happy_path_over_real_sockets(server: FaultServer, spine: AISpine) -> None:
+    server.plan("POST", EXECUTE, then=execute())
+    started = spine.execute_flow("echo", {"text": "hi"}, {"who": "test"})
+    assert started["status"] == "pending"
+    (request,) = server.seen("POST", EXECUTE)
+    assert json.loads(request.body) == {
+        "flow_id": "echo",
+        "input_data": {"text": "hi"},
+        "metadata": {"who": "test"},
+    }
+    assert request.headers["User-Agent"].startswith("ai-spine-sdk-python/")
+    assert "Authorization" not in request.headers
+
+
+def test_connection_reset_on_get_is_retried(
+    server: FaultServer, spine: AISpine
+) -> None:
+    server.plan("GET", HEALTH, reset(), reset(), then=reply(200, {"status": "healthy"}))
+    assert spine.health_check() == {"status": "healthy"}
+    assert server.count("GET", HEALTH) == 3
+
+
+def test_connection_reset_on_execute_is_not_resent(
+    server: FaultServer, spine: AISpine
+) -> None:
+    server.plan("POST", EXECUTE, reset(), then=execute())
+    with pytest.raises(NetworkError, match="connection failed"):
+        spine.execute_flow("echo", {"n": 1})
+    assert server.count("POST", EXECUTE) == 1
+    assert server.executions == []
+
+
+def test_reset_with_idempotency_key_is_resent_with_the_same_key(
+    server: FaultServer, spine: AISpine
+) -> None:
+    server.plan("POST", EXECUTE, reset(), then=execute())
+    started = spine.execute_flow("echo", {"n": 1}, idempotency_key="order-1")
+    seen = server.seen("POST", EXECUTE)
+    assert len(seen) == 2
+    assert {r.headers["Idempotency-Key"] for r in seen} == {"order-1"}
+    assert server.executions == [started["execution_id"]]
+
+
+def test_slow_get_times_out_after_its_retries(server: FaultServer) -> None:
+    server.plan("GET", HEALTH, then=slow(10))
+    with AISpine(
+        base_url=server.url, timeout=0.2, retry=Retry(total=1, backoff_factor=0)
+    ) as c:
+        with pytest.raises(TimeoutError, match="no answer within 0.2s") as info:
+            c.health_check()
+    assert isinstance(info.value, TimeoutError)
+    assert server.count("GET", HEALTH) == 2
+
+
+def test_slow_execute_times_out_without_a_second_post(server: FaultServer) -> None:
+    server.plan("POST", EXECUTE, then=slow(10, execute()))
+    with AISpine(
+        base_url=server.url, timeout=0.2, retry=Retry(total=3, backoff_factor=0)
+    ) as c:
+        with pytest.raises(TimeoutError):
+            c.execute_flow("echo", {})
+    assert server.count("POST", EXECUTE) == 1
+
+
+def test_deadline_bounds_the_retries_of_a_slow_server(server: FaultServer) -> None:
+    server.plan("GET", HEALTH, then=slow(10))
+    retry_policy = Retry(total=50, backoff_factor=0)
+    with AISpine(
+        base_url=server.url, timeout=0.2, retry=retry_policy, deadline=0.5
+    ) as c:
+        with pytest.raises(TimeoutError):
+            c.health_check()
+    assert 1 <= server.count("GET", HEALTH) <= 4  # 0.5 s of 0.2 s attempts, never 51
+
+
+def test_burst_of_503_on_get_then_success(server: FaultServer, spine: AISpine) -> None:
+    busy = reply(503, {"detail": "Service Unavailable"})
+    server.plan("GET", HEALTH, busy, busy, busy, then=reply(200, {"status": "healthy"}))
+    assert spine.health_check()["status"] == "healthy"
+    assert server.count("GET", HEALTH) == 4
+
+
+def test_burst_of_503_longer_than_the_retries_stays_server_error(
+    server: FaultServer, spine: AISpine
+) -> None:
+    server.plan("GET", HEALTH, then=reply(503, {"detail": "Service Unavailable"}))
+    with pytest.raises(ServerError) as info:
+        spine.health_check()
+    assert info.value.status_code == 503
+    assert "Service Unavailable" in str(info.value)
+    assert server.count("GET", HEALTH) == 4
+
+
+def test_503_without_retry_after_on_execute_is_not_resent(
+    server: FaultServer, spine: AISpine
+) -> None:
+    server.plan("POST", EXECUTE, reply(503, {"detail": "busy"}), then=execute())
+    with pytest.raises(ServerError):
+        spine.execute_flow("echo", {})
+    assert server.count("POST", EXECUTE) == 1 and server.executions == []
+
+
+@pytest.mark.parametrize("retry_after", ["0", OLD_DATE])
+def test_503_with_retry_after_on_execute_is_resent_once_accepted(
+    server: FaultServer, spine: AISpine, retry_after: str
+) -> None:
+    busy = reply(503, {"detail": "busy"}, **{"Retry-After": retry_after})
+    server.plan("POST", EXECUTE, busy, busy, then=execute())
+    started = spine.execute_flow("echo", {"n": 1})
+    assert server.count("POST", EXECUTE) == 3
+    assert accepted_executes(server) == 1
+    assert server.executions == [started["execution_id"]]
+
+
+@pytest.mark.parametrize("retry_after", ["0", OLD_DATE])
+def test_burst_of_429_then_success(
+    server: FaultServer, spine: AISpine, retry_after: str
+) -> None:
+    limited = reply(
+        429, {"detail": "Too Many Requests"}, **{"Retry-After": retry_after}
+    )
+    server.plan("POST", EXECUTE, limited, limited, limited, then=execute())
+    spine.execute_flow("echo", {})
+    assert server.count("POST", EXECUTE) == 4
+    assert accepted_executes(server) == 1
+
+
+def test_burst_of_429_longer_than_the_retries_stays_rate_limit(
+    server: FaultServer, spine: AISpine
+) -> None:
+    server.plan(
+        "POST",
+        EXECUTE,
+        then=reply(429, {"detail": "slow down"}, **{"Retry-After": "0"}),
+    )
+    with pytest.raises(RateLimitError) as info:
+        spine.execute_flow("echo", {})
+    assert info.value.retry_after == 0.0
+    assert server.count("POST", EXECUTE) == 4 and accepted_executes(server) == 0
+
+
+def test_429_asking_for_an_hour_is_reported_at_once(
+    server: FaultServer, spine: AISpine
+) -> None:
+    in_an_hour = email.utils.formatdate(
+        email.utils.mktime_tz(email.utils.parsedate_tz(email.utils.formatdate()))
+        + 3600,
+        usegmt=True,
+    )
+    server.plan(
+        "GET",
+        HEALTH,
+        then=reply(429, {"detail": "quota"}, **{"Retry-After": in_an_hour}),
+    )
+    with pytest.raises(RateLimitError) as info:
+        spine.health_check()
+    assert info.value.retry_after is not None and info.value.retry_after > 3000
+    assert server.count("GET", HEALTH) == 1
+
+
+def test_truncated_json_body_on_get_is_retried(
+    server: FaultServer, spine: AISpine
+) -> None:
+    cut = raw(200, b'{"status": "heal', "application/json", content_length=40)
+    server.plan("GET", HEALTH, cut, then=reply(200, {"status": "healthy"}))
+    assert spine.health_check() == {"status": "healthy"}
+    assert server.count("GET", HEALTH) == 2
+
+
+def test_truncated_json_body_on_execute_is_a_network_error(
+    server: FaultServer, spine: AISpine
+) -> None:
+    cut = raw(200, b'{"execution_id": "3f2b', "application/json", content_length=80)
+    server.plan("POST", EXECUTE, cut, then=execute())
+    with pytest.raises(NetworkError):
+        spine.execute_flow("echo", {})
+    assert server.count("POST", EXECUTE) == 1
+
+
+def test_malformed_json_with_honest_length_is_a_server_error(
+    server: FaultServer, spine: AISpine
+) -> None:
+    server.plan(
+        "POST", EXECUTE, raw(200, b'{"execution_id": "3f2b', "application/json")
+    )
+    with pytest.raises(ServerError, match="expected JSON"):
+        spine.execute_flow("echo", {})
+    assert server.count("POST", EXECUTE) == 1
+
+
+def test_html_bodies(server: FaultServer, spine: AISpine) -> None:
+    page = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    server.plan("GET", HEALTH, then=raw(502, page, "text/html"))
+    server.plan(
+        "GET", "/status", then=raw(200, b"<html>maintenance</html>", "text/html")
+    )
+    with pytest.raises(ServerError) as bad_gateway:
+        spine.health_check()
+    assert bad_gateway.value.status_code == 502
+    assert "non-JSON body (text/html)" in str(bad_gateway.value)
+    assert server.count("GET", HEALTH) == 4
+    with pytest.raises(ServerError, match="expected JSON"):
+        spine.get_status()
+
+
+def test_401_and_422_details(server: FaultServer) -> None:
+    server.plan("GET", "/api/v1/flows", then=reply(401, {"detail": "Invalid API key"}))
+    detail = [
+        {
+            "loc": ["path", "execution_id"],
+            "msg": "value is not a valid uuid",
+            "type": "x",
+        },
+    ]
+    server.plan("GET", "/api/v1/executions/abc", then=reply(422, {"detail": detail}))
+    with AISpine(base_url=server.url, api_key="sk-wrong-key") as client:
+        with pytest.raises(AuthenticationError, match="Invalid API key") as auth:
+            client.list_flows()
+        with pytest.raises(
+            ValidationError, match="path.execution_id: value is not a valid uuid"
+        ):
+            client.get_execution("abc")
+    assert "sk-wrong-key" not in str(auth.value)
+    assert (
+        server.seen("GET", "/api/v1/flows")[0].headers["Authorization"]
+        == "Bearer sk-wrong-key"
+    )
+    assert server.count("GET", "/api/v1/flows") == 1  # 4xx is never retried
+
+
+def test_unknown_flow_answer(server: FaultServer, spine: AISpine) -> None:
+    answer = {
+        "execution_id": "00000000-0000-0000-0000-000000000000",
+        "status": "failed",
+        "result": None,
+        "error": "Flow 'nope' not found",
+        "execution_time": None,
+    }
+    server.plan("POST", EXECUTE, then=reply(200, answer))
+    with pytest.raises(FlowNotFoundError, match="Flow 'nope' not found"):
+        spine.execute_flow("nope", {})
+
+
+def test_connection_refused_is_retried_then_network_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ai_spine import api
+
+    waits: list = []
+    monkeypatch.setattr(api, "_sleep", waits.append)
+    url = f"http://127.0.0.1:{free_port()}"
+    with AISpine(base_url=url, retry=Retry(total=2)) as client:
+        with pytest.raises(NetworkError, match="could not connect to 127.0.0.1"):
+            client.execute_flow("echo", {})  # safe: nothing reached a server
+    assert len(waits) == 2
