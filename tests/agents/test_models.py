@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, List
 
 import pytest
 
@@ -335,3 +335,12 @@ def test_scripted_model_loop_and_validation() -> None:
     assert texts == ["a", "b", "a"]
     with pytest.raises(ValueError, match="step 0"):
         ScriptedModel([42])
+
+
+def test_every_model_satisfies_the_protocol() -> None:
+    models: List[Model] = [
+        OpenAIModel("x"),
+        EchoModel(),
+        ScriptedModel([]),
+    ]  # mypy checks
+    assert all(isinstance(m, Model) for m in models)
