@@ -2,7 +2,7 @@
 
 Public names: :class:`TelemetryConfig`, :class:`TelemetryManager`, :class:`Trace`,
 :class:`Span`, :class:`TelemetryObserver` (graph instrumentation, imported lazily),
-:func:`redact`, the backends, and :class:`TelemetryConfigError`.
+:func:`redact`, :class:`RedactingFilter` (logging), the backends, and :class:`TelemetryConfigError`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from spark_core.telemetry.backends import (
 )
 from spark_core.telemetry.config import TelemetryConfig, TelemetryConfigError
 from spark_core.telemetry.manager import Span, SpanScope, TelemetryManager, Trace
-from spark_core.telemetry.redaction import redact
+from spark_core.telemetry.redaction import RedactingFilter, redact
 
 __all__ = [
     "TelemetryConfig",
@@ -30,6 +30,7 @@ __all__ = [
     "SQLiteTelemetryBackend",
     "TelemetryObserver",
     "redact",
+    "RedactingFilter",
 ]
 
 

@@ -390,13 +390,14 @@ class TelemetryManager:
     @classmethod
     def get_instance(cls, config: Optional[TelemetryConfig] = None) -> TelemetryManager:
         """Return the process-wide manager, creating it (or replacing it when ``config``
-        differs from the current one's; the old one is flushed and closed)."""
+        differs from the current one's: the old one is flushed and stays usable by whoever
+        still holds it)."""
         with cls._instance_lock:
             current = cls._instance
             if current is not None and (config is None or config == current.config):
                 return current
             if current is not None:
-                current.close()
+                current.flush_sync()
             cls._instance = cls(config)
             return cls._instance
 

@@ -10,10 +10,18 @@ JWTs) are redacted too, and long strings are truncated. Count-like keys such as
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
-__all__ = ["REDACTED", "redact", "redact_value", "is_sensitive_key", "scrub_text"]
+__all__ = [
+    "REDACTED",
+    "redact",
+    "redact_value",
+    "is_sensitive_key",
+    "scrub_text",
+    "RedactingFilter",
+]
 
 REDACTED = "[REDACTED]"
 _ANYWHERE = (
@@ -141,3 +149,23 @@ def redact(
     result = _clean(dict(attributes), tuple(extra), max_length, 0)
     assert isinstance(result, dict)
     return result
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that scrubs credential-looking text from every record it sees.
+
+    Attach it to a handler (``handler.addFilter(RedactingFilter())``) and no ``Bearer``
+    token, ``sk-`` key or JWT reaches that handler's output, whoever logged it. Mapping
+    arguments (``log.info("%(x)s", {...})``) are redacted by key as well.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message in place; always keeps the record."""
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string is the logger's problem
+            return True
+        if isinstance(record.args, Mapping):
+            message = str(record.msg) % redact(record.args)
+        record.msg, record.args = scrub_text(message), None
+        return True

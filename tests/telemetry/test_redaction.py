@@ -92,3 +92,25 @@ def test_extra_keys_truncation_and_non_json_values() -> None:
     assert out["obj"].startswith("<object object")
     assert scrub_text("plain") == "plain"
     assert redact(None) == {}
+
+
+def test_logging_filter_scrubs_whatever_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from spark_core.telemetry.redaction import RedactingFilter
+
+    log = logging.getLogger("test.redaction")
+    handler = caplog.handler
+    handler.addFilter(RedactingFilter())
+    try:
+        with caplog.at_level(logging.INFO, logger="test.redaction"):
+            log.info("calling with %s", "Authorization: Bearer abcdefghijklmnop")
+            log.info(
+                "cfg %(api_key)s %(user)s", {"api_key": "plain-secret", "user": "ana"}
+            )
+    finally:
+        handler.removeFilter(handler.filters[-1])
+    assert "abcdefghijklmnop" not in caplog.text and "plain-secret" not in caplog.text
+    assert "[REDACTED]" in caplog.text and "ana" in caplog.text
