@@ -580,3 +580,39 @@ def test_run_sync_works_inside_a_running_loop() -> None:
         return Agent(model=EchoModel()).run_sync("from a notebook")
 
     assert run(notebook_cell()).answer == "from a notebook"
+
+
+def test_seed_snippets_run_as_written(
+    fake_openai: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "OPENAI_BASE_URL", fake_openai.base_url
+    )  # instead of the internet
+    fake_openai.add(
+        reply("Hello! How can I help?"), reply('Final Answer: {"ok": true}')
+    )
+    from spark_core.agents import Agent, AgentConfig
+    from spark_core.agents.strategies import ReActStrategy
+    from spark_core.models.openai import OpenAIModel
+
+    config = AgentConfig(
+        model=OpenAIModel(model_id="gpt-4o"),
+        system_prompt="You are a helpful assistant.",
+    )
+    agent = Agent(config=config)
+    result = run(agent.run("Hello, Spark!"))
+    assert result.answer == "Hello! How can I help?"
+
+    model = OpenAIModel(
+        model_id=os.getenv("MODEL_ID", "gpt-4o"), api_key=os.getenv("OPENAI_API_KEY")
+    )
+    config = AgentConfig(
+        model=model,
+        output_mode="json",
+        reasoning_strategy=ReActStrategy(verbose=True),
+        tools=[write_file, delete_file],
+        policy_set=fs_policy(),
+        max_steps=int(os.getenv("MAX_STEPS", "20")),
+        parallel_tool_execution=True,
+    )
+    assert run(Agent(config=config).run("ok?")).answer == {"ok": True}
