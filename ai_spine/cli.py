@@ -235,13 +235,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         result = _run(args)
     except ValidationError as exc:
-        return _fail(str(exc), 2 if exc.status_code is None else 1)
+        if exc.status_code is None:  # caught before sending: a usage problem
+            return _fail(str(exc), 2)
+        return _fail(f"{type(exc).__name__}: {exc}", 1)
     except AISpineError as exc:
         return _fail(f"{type(exc).__name__}: {exc}", 1)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
-    json.dump(result, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+    try:
+        json.dump(result, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `ai-spine flows | head`: the reader left, not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return 0
 
 

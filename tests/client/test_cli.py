@@ -245,3 +245,31 @@ def test_console_script_never_prints_a_traceback() -> None:
         "ai-spine: error: NetworkError: GET /health: could not connect"
     )
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_server_side_validation_is_exit_1(
+    capsys: pytest.CaptureFixture[str], mocked: responses.RequestsMock
+) -> None:
+    mocked.get(f"{V1}/executions/123", status=422, json={"detail": "not a uuid"})
+    code, _, err = run(capsys, "get", "123")
+    assert code == 1 and err.startswith("ai-spine: error: ValidationError: ")
+
+
+def test_closed_stdout_pipe_is_not_a_traceback(tmp_path: Any) -> None:
+    script = (
+        "import sys, responses\n"
+        "from ai_spine import cli\n"
+        "with responses.RequestsMock() as mock:\n"
+        "    mock.get('https://api.test/api/v1/flows', json={'flows': [{'flow_id': str(i)}\n"
+        "             for i in range(20000)]})\n"
+        "    sys.exit(cli.main(['--base-url', 'https://api.test', 'flows']))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read(10)
+    proc.stdout.close()  # the reader goes away, like `| head`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0
+    assert "Traceback" not in err
