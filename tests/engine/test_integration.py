@@ -78,3 +78,29 @@ def test_telemetry_adds_its_observer() -> None:
     graph = Graph(start=Node(), telemetry=manager_mod.TelemetryManager())
     assert type(graph.observers[0]).__name__ == "TelemetryObserver"
     assert graph.run_sync({"x": 1}).content == {"x": 1}
+
+
+def test_mission_control_names_load_lazily_from_graphs() -> None:
+    pytest.importorskip("spark_core.graphs.mission_control")
+    from spark_core.graphs import MissionControl, MissionPlan, PlanStep
+
+    assert MissionControl.__module__ == "spark_core.graphs.mission_control"
+    assert MissionPlan and PlanStep
+    with pytest.raises(AttributeError):
+        from spark_core import graphs
+
+        getattr(graphs, "NoSuchThing")
+
+
+def test_import_spark_core_is_cheap() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, spark_core; "
+        "print(spark_core.SparkError.__name__, 'spark_core.graphs' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["SparkError", "False"]
