@@ -295,11 +295,16 @@ def test_a_durable_run_killed_mid_way_is_resumed_on_restart(
         cwd=str(root),
         env={**os.environ, **env, "SPINE_BLOCK": "1"},
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
     assert child.stdout is not None
-    execution_id = child.stdout.readline().strip()
-    assert child.stdout.readline().strip() == "blocked"
+    # The id (main thread) and "blocked" (the node, on the loop thread) come in any order.
+    lines = {child.stdout.readline().strip(), child.stdout.readline().strip()}
+    if "blocked" not in lines:
+        child.kill()
+        raise AssertionError(f"child: {lines!r} {child.communicate()}")
+    (execution_id,) = lines - {"blocked"}
     child.kill()  # SIGKILL: nothing gets to clean up
     child.wait(timeout=10)
     child.stdout.close()
