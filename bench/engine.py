@@ -87,12 +87,15 @@ def _spark_chain(n: int, cls: type = _Inc, backend: Any = None) -> Graph:
 
 
 def spark_chain_memory(n: int, runs: int, sync: bool = False) -> float:
+    """spark_core chain of ``n`` nodes in memory: µs per node (``sync``: plain def nodes)."""
     graph = _spark_chain(n, _SyncInc if sync else _Inc)
     asyncio.run(graph.run())  # warm-up
     return _median_of(runs, lambda: _timed(graph.run)) / n * 1e6
 
 
 def spark_chain_sqlite(n: int, runs: int, tmp: Path) -> float:
+    """spark_core chain with a SQLite commit per step, fresh database per run: µs per node."""
+
     def once() -> float:
         path = Path(tempfile.mkdtemp(dir=tmp)) / "spark.db"
         graph = _spark_chain(n, backend=SQLiteStateBackend(path))
@@ -103,6 +106,7 @@ def spark_chain_sqlite(n: int, runs: int, tmp: Path) -> float:
 
 
 def spark_fanout(branches: int, runs: int) -> float:
+    """spark_core fan-out of ``branches`` sleeping nodes: wall ms."""
     start = Node(name="start")
     start >> [_Sleep(name=f"b{i}") for i in range(branches)]
     graph = Graph(start=start, max_steps=branches + 2)
@@ -140,6 +144,7 @@ def _lg_chain(n: int, asynchronous: bool) -> Any:
 
 
 def langgraph_chain_memory(n: int, runs: int) -> float:
+    """LangGraph chain of ``n`` async nodes, no checkpointer: µs per node."""
     graph = _lg_chain(n, True).compile()
     config = {"recursion_limit": n + 10}
     asyncio.run(graph.ainvoke({"n": 0}, config))
@@ -151,6 +156,7 @@ def langgraph_chain_memory(n: int, runs: int) -> float:
 
 
 def langgraph_chain_sqlite(n: int, runs: int, tmp: Path) -> float:
+    """LangGraph chain with ``SqliteSaver``, fresh database per run: µs per node."""
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     builder = _lg_chain(n, False)
@@ -170,6 +176,7 @@ def langgraph_chain_sqlite(n: int, runs: int, tmp: Path) -> float:
 
 
 def langgraph_fanout(branches: int, runs: int) -> float:
+    """LangGraph fan-out of ``branches`` sleeping nodes from START: wall ms."""
     from langgraph.graph import END, START, StateGraph
 
     async def sleeper(state: _FanState) -> Dict[str, Any]:
@@ -188,6 +195,7 @@ def langgraph_fanout(branches: int, runs: int) -> float:
 
 # --------------------------------------------------------------------------- PocketFlow
 def pocketflow_chain_memory(n: int, runs: int) -> float:
+    """PocketFlow ``AsyncFlow`` chain of ``n`` async nodes: µs per node."""
     from pocketflow import AsyncFlow, AsyncNode  # type: ignore[import-untyped]
 
     class Inc(AsyncNode):  # type: ignore[misc]
@@ -211,6 +219,7 @@ def pocketflow_chain_memory(n: int, runs: int) -> float:
 
 
 def pocketflow_fanout(branches: int, runs: int) -> float:
+    """PocketFlow ``AsyncParallelBatchNode`` over ``branches`` sleeping items: wall ms."""
     from pocketflow import AsyncParallelBatchNode
 
     class Fan(AsyncParallelBatchNode):  # type: ignore[misc]
