@@ -506,3 +506,44 @@ def test_lazy_names_are_not_imported_eagerly() -> None:
     assert "LocalSpine" in ai_spine.__all__
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         ai_spine.nope  # noqa: B018
+
+
+def test_zero_uuid_with_another_error_text_keeps_it(
+    client: AISpine, mocked: responses.RequestsMock
+) -> None:
+    answer = {
+        "execution_id": "00000000-0000-0000-0000-000000000000",
+        "status": "failed",
+        "error": "no such flow registered",
+    }
+    mocked.post(V1 + "/flows/execute", json=answer)
+    with pytest.raises(
+        FlowNotFoundError, match="Flow 'f' not found: no such flow registered"
+    ):
+        client.execute_flow("f", {})
+
+
+def test_batch_item_of_the_wrong_type_is_reported(client: AISpine) -> None:
+    (result,) = client.execute_batch([42])
+    assert isinstance(result.error, ValidationError)
+    assert "got int" in str(result.error)
+
+
+def test_lazy_names_import_their_module_on_first_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+    import types
+
+    fake = types.ModuleType("ai_spine.protocol")
+    fake.Spine = object  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ai_spine.protocol", fake)
+    namespace = vars(ai_spine)
+    original = namespace.pop("Spine", None)
+    try:
+        assert ai_spine.Spine is object
+        assert namespace["Spine"] is object  # cached after the first lookup
+    finally:
+        namespace.pop("Spine", None)
+        if original is not None:
+            namespace["Spine"] = original

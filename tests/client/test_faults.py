@@ -311,3 +311,16 @@ def test_connection_refused_is_retried_then_network_error(
         with pytest.raises(NetworkError, match="could not connect to 127.0.0.1"):
             client.execute_flow("echo", {})  # safe: nothing reached a server
     assert len(waits) == 2
+
+
+def test_wait_for_execution_is_bounded_by_a_slow_poll(server: FaultServer) -> None:
+    execution_id = "3f2b8c1e-8a4d-4c57-9a51-2b7c9e0d4f11"
+    server.plan("GET", f"/api/v1/executions/{execution_id}", then=slow(10))
+    with AISpine(
+        base_url=server.url, timeout=5, retry=Retry(total=5, backoff_factor=0)
+    ) as c:
+        with pytest.raises(TimeoutError) as info:
+            c.wait_for_execution(execution_id, timeout=0.3, interval=0.05)
+    assert info.value.execution_id == execution_id
+    assert info.value.last_status is None
+    assert "last poll: GET" in str(info.value)
