@@ -17,7 +17,8 @@ from ai_spine.server import SpineServer
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.py"))
 
-# What each known example must print (besides exiting 0 without a traceback).
+# What each known example must print (besides exiting 0 without a traceback), with
+# AI_SPINE_FLOW=echo. Lines whose order depends on thread timing are not checked.
 EXPECTED: Dict[str, List[str]] = {
     "local_graph.py": [
         "positive -> forward to the product team",
@@ -25,6 +26,30 @@ EXPECTED: Dict[str, List[str]] = {
         "neutral  -> reply with the help-centre link",
         "nodes: clean, score, praise, escalate, answer",
         "executions completed: 3",
+    ],
+    "basic_usage.py": [
+        ": healthy",
+        "3 flow(s): echo, sentiment, word_stats",
+        "status: completed",
+        '"text": "I love how fast this is!"',
+    ],
+    "error_handling.py": [
+        "ValidationError (before sending): flow_id 'a/b' is malformed",
+        "FlowNotFoundError: Flow 'no_such_flow' not found",
+        "NotFoundError: GET /api/v1/agents/no_such_agent failed: "
+        "Agent 'no_such_agent' not found",
+        "NetworkError: GET /health: could not connect",
+    ],
+    "async_execution.py": [
+        "Started 3 executions without waiting",
+        "asyncio.gather finished 3 executions",
+        "'It works' -> completed: {'text': 'It works'}",
+    ],
+    "batch_processing.py": [
+        "Running 7 items on 'echo', 3 at a time",
+        "0: {'text': 'Absolutely love it, works great'}",
+        "6: error: Flow 'no_such_flow' not found",
+        "6/7 succeeded",
     ],
 }
 
@@ -38,9 +63,11 @@ def demo_server() -> Iterator[SpineServer]:
     spine.close(timeout=1)
 
 
-def run_example(name: str, base_url: str) -> subprocess.CompletedProcess[str]:
+def run_example(
+    name: str, base_url: str, flow: str = "echo"
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AI_SPINE_")}
-    env.update(AI_SPINE_BASE_URL=base_url, AI_SPINE_FLOW="echo", PYTHONPATH=str(ROOT))
+    env.update(AI_SPINE_BASE_URL=base_url, AI_SPINE_FLOW=flow, PYTHONPATH=str(ROOT))
     return subprocess.run(
         [sys.executable, str(ROOT / "examples" / name)],
         cwd=str(ROOT),
@@ -62,3 +89,13 @@ def test_example_runs_against_a_local_server(
     assert done.stdout.strip(), "an example should show what it did"
     for expected in EXPECTED.get(name, []):
         assert expected in done.stdout, done.stdout
+
+
+@pytest.mark.slow
+def test_batch_example_on_the_sentiment_demo_flow(demo_server: SpineServer) -> None:
+    done = run_example("batch_processing.py", demo_server.url, flow="sentiment")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "'label': 'positive'" in done.stdout
+    assert "'negative_words': ['not good']" in done.stdout
+    assert "'action': 'escalate to support'" in done.stdout
+    assert "6/7 succeeded" in done.stdout
