@@ -402,6 +402,9 @@ class Graph:
         durable = state.backend.durable
         if durable:
             state._begin_buffering()
+        state._loop = (
+            asyncio.get_running_loop()
+        )  # for *_sync writes from worker threads
         self._current = run
         self.last_run_id = info.run_id
         try:

@@ -74,6 +74,9 @@ class GraphState:
         self._data: Dict[str, Any] = self.backend.load_state()
         self._dirty: Optional[Set[str]] = None
         self._lock: Optional[Tuple[Any, asyncio.Lock]] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = (
+            None  # the loop of the last run
+        )
         self._fill_defaults(initial)
 
     def __repr__(self) -> str:
@@ -178,6 +181,55 @@ class GraphState:
         if self._dirty is not None:
             self._dirty.discard(key)
         self.backend.delete_state_keys([key])
+
+    # Synchronous access for plain ``def`` nodes, which run in worker threads.
+    def get_sync(self, key: str, default: Any = None) -> Any:
+        """Synchronous :meth:`get`, usable from a plain ``def`` node.
+
+        Args:
+            key: The key.
+            default: Returned when the key is not set.
+        """
+        return self._data.get(key, default)
+
+    def set_sync(self, key: str, value: Any) -> None:
+        """Synchronous :meth:`set`, usable from a plain ``def`` node (a worker thread).
+
+        Args:
+            key: The key.
+            value: The new value.
+
+        Raises:
+            StateValidationError: The value is invalid (nothing is written).
+        """
+        self.update_sync({key: value})
+
+    def update_sync(self, values: Dict[str, Any]) -> None:
+        """Synchronous :meth:`update`, usable from a plain ``def`` node (a worker thread).
+
+        From a worker thread the write is handed to the run's event loop and this call
+        waits for it, so it is ordered with the loop's own writes and commits.
+
+        Args:
+            values: Keys and values.
+
+        Raises:
+            StateValidationError: A value is invalid (nothing is written).
+        """
+        if not isinstance(values, dict):
+            raise StateValidationError(
+                f"update() needs a dict, got {type(values).__name__}"
+            )
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            try:
+                in_loop = asyncio.get_running_loop() is loop
+            except RuntimeError:
+                in_loop = False
+            if not in_loop:
+                asyncio.run_coroutine_threadsafe(self.update(values), loop).result()
+                return
+        self._write(dict(values))
 
     def lock(self) -> asyncio.Lock:
         """Return the lock that guards read-modify-write sequences.

@@ -231,3 +231,36 @@ def test_node_outputs_must_be_json_with_a_durable_backend(tmp_path: Path) -> Non
     record = graph.state.backend.load_run("j")
     assert record is not None and record["status"] == "failed"
     assert record["frontier"] == [["weird", {"v": 1}]]  # the last committed position
+
+
+def test_plain_def_nodes_use_the_sync_state_methods(tmp_path: Path) -> None:
+    import threading
+
+    threads = []
+
+    class Tally(Node):
+        def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            threads.append(threading.current_thread() is threading.main_thread())
+            state = gstate(context)
+            state.set_sync(self.id, state.get_sync("base", 0) + 1)
+            with pytest.raises(StateValidationError):
+                state.update_sync({"bad": object()})
+            return {}
+
+    start = Node(name="start")
+    start >> [Tally(name=f"t{i}") for i in range(4)]
+    path = tmp_path / "sync.db"
+    graph = Graph(
+        start=start, state_backend=SQLiteStateBackend(path), initial_state={"base": 1}
+    )
+    graph.run_sync()
+    assert threads == [False] * 4
+    assert SQLiteStateBackend(path).load_state() == {
+        "base": 1,
+        "t0": 2,
+        "t1": 2,
+        "t2": 2,
+        "t3": 2,
+    }
+    graph.state.set_sync("outside", True)  # no run in progress: written directly
+    assert arun(graph.state.get("outside")) is True
