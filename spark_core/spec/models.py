@@ -78,6 +78,14 @@ class _SpecBase:
         result: Dict[str, Any] = _dump(self)
         return result
 
+    def model_dump(self) -> Dict[str, Any]:
+        """Alias of :meth:`to_dict` (pydantic's spelling, used by the seed's examples).
+
+        Returns:
+            The spec as plain JSON data.
+        """
+        return self.to_dict()
+
     @classmethod
     def from_dict(cls: Type[_T], data: Any) -> _T:
         """Build the spec from plain JSON data, checking its structure.
@@ -429,6 +437,12 @@ class MissionStateSchemaSpec(_SpecBase):
 
     schema_class: Optional[str] = None
     fields: Dict[str, StateFieldSpec] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Accept plain dicts for fields, as the seed's examples write them.
+        for name, value in list(self.fields.items()):
+            if isinstance(value, dict):
+                self.fields[name] = StateFieldSpec.from_dict(value)
 
     @classmethod
     def _parse(

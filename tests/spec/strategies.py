@@ -158,13 +158,14 @@ def missions(draw: Any) -> MissionSpec:
         SimulationToolOverrideSpec, name=ident, handler=st.just("myapp.sim:handler")
     )
     return MissionSpec(
-        mission_id=draw(
-            st.from_regex(r"[a-z]{1,5}(\.[a-z0-9_-]{1,6}){0,2}", fullmatch=True)
-        ),
+        mission_id=".".join(draw(st.lists(ident, min_size=1, max_size=3))),
         version=draw(
-            st.from_regex(
-                r"(0|[1-9][0-9]{0,2})\.(0|[1-9])\.(0|[1-9])(-rc\.[1-9])?",
-                fullmatch=True,
+            st.builds(
+                lambda a, b, c, pre: f"{a}.{b}.{c}{pre}",
+                st.integers(0, 999),
+                st.integers(0, 9),
+                st.integers(0, 9),
+                st.sampled_from(["", "-rc.1", "-alpha+build.5"]),
             )
         ),
         graph=graph,

@@ -64,7 +64,7 @@ def check_clean(data: Any) -> None:
         assert spec.to_dict() == MissionSpec.from_dict(spec.to_dict()).to_dict()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(missions(), st.data())
 def test_random_mutations_give_only_clean_errors(
     mission: MissionSpec, data: Any

@@ -44,7 +44,7 @@ def small_mission() -> MissionSpec:
     return MissionSpec(mission_id="com.example.m", version="1.0.0", graph=graph)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(missions())
 def test_mission_round_trips_through_dict_and_json(mission: MissionSpec) -> None:
     data = mission.to_dict()
@@ -54,13 +54,13 @@ def test_mission_round_trips_through_dict_and_json(mission: MissionSpec) -> None
     assert MissionSpec.from_dict(again).to_dict() == again
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(graphs())
 def test_graph_round_trips_through_dict(graph: GraphSpec) -> None:
     assert GraphSpec.from_dict(json.loads(json.dumps(graph.to_dict()))) == graph
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(missions())
 def test_mission_round_trips_through_a_file(
     tmp_path_factory: Any, mission: MissionSpec
