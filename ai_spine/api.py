@@ -239,7 +239,8 @@ class APIClient:
             params: Query parameters.
             json_body: JSON body to send.
             idempotency_key: Sent as ``Idempotency-Key``; makes a POST safe to resend.
-            deadline: Overall seconds for this call, overriding the client's ``deadline``.
+            deadline: Overall seconds for this call (the client's ``deadline``, when set, still
+                bounds it).
 
         Returns:
             The decoded JSON (None for an empty body).
@@ -250,7 +251,9 @@ class APIClient:
         method = method.upper()
         url = self.base_url + path
         headers = self._headers(idempotency_key)
-        budget = deadline if deadline is not None else self.deadline
+        budget = self.deadline
+        if deadline is not None:
+            budget = deadline if budget is None else min(budget, deadline)
         ends_at = None if budget is None else _monotonic() + budget
         retry = self.retry
         while True:

@@ -361,7 +361,7 @@ class AISpine:
             execution_id: The execution to cancel.
 
         Returns:
-            The backend's answer.
+            The backend's answer (``{}`` when it sent an empty body).
 
         Raises:
             ValidationError: Malformed id (nothing is sent) or a 400/422 answer.
@@ -369,7 +369,8 @@ class AISpine:
             AISpineError: Any other typed failure.
         """
         path = f"{_API}/executions/{validate_id(execution_id, 'execution_id')}/cancel"
-        return _expect_dict(self._api.request("POST", path), "POST " + path)
+        answer = self._api.request("POST", path)
+        return {} if answer is None else _expect_dict(answer, "POST " + path)
 
     def list_executions(
         self,

@@ -547,3 +547,10 @@ def test_lazy_names_import_their_module_on_first_use(
         namespace.pop("Spine", None)
         if original is not None:
             namespace["Spine"] = original
+
+
+def test_cancel_with_empty_body(
+    client: AISpine, mocked: responses.RequestsMock
+) -> None:
+    mocked.post(f"{V1}/executions/{EXEC_ID}/cancel", status=204)
+    assert client.cancel_execution(EXEC_ID) == {}

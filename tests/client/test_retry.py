@@ -330,3 +330,21 @@ def test_per_attempt_timeout_is_shortened_by_the_deadline(
 def test_deadline_must_be_positive() -> None:
     with pytest.raises(ValidationError):
         AISpine(base_url=BASE, deadline=-1)
+
+
+def test_client_deadline_still_bounds_a_longer_call_budget(
+    mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: List[Any] = []
+    mocked.get(BASE + "/health", json={})
+    with AISpine(base_url=BASE, timeout=30, deadline=2) as client:
+        original = client.session.request
+
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            seen.append(kwargs["timeout"])
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(client.session, "request", spy)
+        client._api.request("GET", "/health", deadline=100)
+        client._api.request("GET", "/health", deadline=1)
+    assert 0 < seen[0] <= 2 and 0 < seen[1] <= 1
