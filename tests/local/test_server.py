@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import uuid
 from typing import Iterator
@@ -218,3 +219,15 @@ def test_serve_main_reports_a_port_in_use(capsys: pytest.CaptureFixture[str]) ->
         assert serve_main(["--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert "cannot listen on 127.0.0.1" in err and "Traceback" not in err
+
+
+def test_malformed_requests_get_json_errors(server: SpineServer) -> None:
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 501")
+    assert b"Content-Type: application/json" in head
+    assert json.loads(body) == {"detail": "Unsupported method ('BREW')"}
