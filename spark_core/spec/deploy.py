@@ -66,6 +66,14 @@ def deployment_readiness(
     """
     candidate = _retarget(mission, target)
     issues = validate_mission(candidate, check_deployment=True)
+    if mission.deployment is None:
+        issues.append(
+            ValidationIssue(
+                "deployment",
+                "no deployment section: defaults used (1 replica)",
+                "warning",
+            )
+        )
     if mission.deployment is not None and mission.deployment.target != target:
         issues.append(
             ValidationIssue(

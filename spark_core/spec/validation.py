@@ -54,6 +54,9 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
 _INT = re.compile(r"^\d+$")
+_SECRET_NAME = re.compile(
+    r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE
+)
 
 _TYPE_CHECKS: Dict[str, Tuple[type, ...]] = {
     "str": (str,),
@@ -340,11 +343,18 @@ def _deployment_issues(p: Parser, dep: MissionDeploymentSpec) -> None:
         p.error(
             "deployment.restart_policy", f"must be one of {', '.join(RESTART_POLICIES)}"
         )
-    for key in dep.environment:
+    for key, value in dep.environment.items():
         if not _ENV_NAME.match(key):
             p.error(
                 f"deployment.environment.{key}",
                 "is not a valid environment variable name",
+            )
+        elif value and _SECRET_NAME.search(key):
+            # Never echo the value: it may be a real credential.
+            p.warn(
+                f"deployment.environment.{key}",
+                "looks like a secret: keep credentials out of the spec and set them in the "
+                "target environment",
             )
 
 

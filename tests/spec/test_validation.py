@@ -188,7 +188,7 @@ def test_deployment_checks_only_on_request() -> None:
         replicas=0,
         resources={"cpu": "lots", "memory": "4 gigs", "gpu": "1.5", "disk": "1Ti"},
         restart_policy="sometimes",
-        environment={"OK_NAME": "1", "bad-name": "2"},
+        environment={"OK_NAME": "1", "bad-name": "2", "API_TOKEN": "tok-12345"},
     )
     m.telemetry = MissionTelemetrySpec(backend="carrier-pigeon")
     issues = validate_mission(m, check_deployment=True)
@@ -203,8 +203,11 @@ def test_deployment_checks_only_on_request() -> None:
         "telemetry.backend": "must be one of memory, sqlite, postgresql, otlp",
     }
     assert by_path(issues, "warning") == {
-        "deployment.resources.disk": "unknown resource (expected cpu, memory, gpu)"
+        "deployment.resources.disk": "unknown resource (expected cpu, memory, gpu)",
+        "deployment.environment.API_TOKEN": "looks like a secret: keep credentials out of the "
+        "spec and set them in the target environment",
     }
+    assert all("tok-12345" not in str(i) for i in issues)
 
 
 def test_production_deployment_with_one_replica_warns() -> None:
