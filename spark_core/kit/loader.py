@@ -364,6 +364,9 @@ class SpecLoader:
 
         Returns:
             A new schema class (fields without a default default to ``None``).
+
+        Raises:
+            SpecLoadError: A field name is not an identifier or clashes with the base class.
         """
         annotations: Dict[str, Any] = {}
         namespace: Dict[str, Any] = {
@@ -371,6 +374,12 @@ class SpecLoader:
             "__module__": __name__,
         }
         for name, field in spec.fields.items():
+            if (
+                not name.isidentifier()
+                or name.startswith("_")
+                or hasattr(MissionStateModel, name)
+            ):
+                raise SpecLoadError(f"state field name {name!r} cannot be used")
             kind = _STATE_TYPES.get(field.type, Any)
             annotations[name] = (
                 kind if field.default is not None or kind is Any else Optional[kind]

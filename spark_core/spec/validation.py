@@ -54,6 +54,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
 _INT = re.compile(r"^\d+$")
+_FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _SECRET_NAME = re.compile(
     r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE
 )
@@ -225,6 +226,11 @@ def _schema_issues(p: Parser, schema: MissionStateSchemaSpec, base: str) -> None
         where = join_path(join_path(base, "fields"), name)
         if name.startswith("_spark_"):
             p.error(where, "names starting with '_spark_' are reserved")
+        elif not _FIELD_NAME.match(name):
+            p.error(
+                where,
+                "must be an identifier (letters, digits, '_'; not starting with '_')",
+            )
         if spec.default is not None and not _fits(spec, spec.default):
             p.error(join_path(where, "default"), f"does not match type {spec.type!r}")
 

@@ -10,8 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from spark_core.errors import SparkError
+from spark_core.kit.loader import SpecLoader
 from spark_core.spec import (
     GraphSpec,
+    SpecError,
     MissionSpec,
     SpecValidationError,
     ValidationIssue,
@@ -20,7 +23,7 @@ from spark_core.spec import (
     validate_mission,
 )
 from spark_core.spec.serde import parse_json
-from tests.spec.strategies import json_values, missions
+from tests.spec.strategies import graphs, json_values, missions
 
 
 def paths_of(value: Any, prefix: Tuple[Any, ...] = ()) -> List[Tuple[Any, ...]]:
@@ -136,3 +139,41 @@ def test_deeply_nested_json_is_a_clean_error() -> None:
     )
     assert [i.path for i in issues] == ["initial_state.x" + "[0]" * 64]
     assert isinstance(GraphSpec, type)
+
+
+builtin_params = st.sampled_from(
+    [
+        ("echo", {}),
+        ("merge", {"values": {"x": 1}}),
+        ("template", {"template": "{x}!"}),
+        ("set_state", {"values": {"k": 1}}),
+        ("step", {"description": "d"}),
+        ("join", {}),
+    ]
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graphs(), st.data())
+def test_loader_on_mutated_specs_gives_only_clean_errors(
+    graph: GraphSpec, data: Any
+) -> None:
+    """Whatever a spec says, SpecLoader raises a SpecError or builds a graph that runs."""
+    for node in graph.nodes:
+        node.type, node.params = data.draw(builtin_params)
+    graph.tools = []
+    raw: Any = graph.to_dict()
+    for _ in range(data.draw(st.integers(0, 3))):
+        path = data.draw(st.sampled_from(paths_of(raw)))
+        action = (
+            data.draw(st.sampled_from(["replace", "delete"])) if path else "replace"
+        )
+        raw = mutate(raw, path, action, data.draw(json_values))
+    try:
+        built = SpecLoader().load_graph(raw)
+    except SpecError:
+        return
+    try:
+        built.run_sync({"x": 1})
+    except SparkError:
+        pass

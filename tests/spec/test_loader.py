@@ -293,3 +293,13 @@ def test_export_refuses_what_a_spec_cannot_say() -> None:
 
     with pytest.raises(SpecError, match="not importable by name"):
         export_graph(Graph(Local(name="x")))
+
+
+def test_state_field_names_cannot_reach_the_schema_class() -> None:
+    for name, error in (("to_dict", SpecLoadError), ("1x", SpecValidationError)):
+        spec = chain(
+            NodeSpec("a", "echo"),
+            state_schema=MissionStateSchemaSpec(fields={name: StateFieldSpec("int")}),
+        )
+        with pytest.raises(error, match="1x|to_dict"):
+            SpecLoader().load_graph(spec)
