@@ -446,7 +446,12 @@ class _Flow:
         elif callable(source):
             self.kind = "factory"
             self.factory = source
-            sample = source()
+            try:
+                sample = source()
+            except Exception as exc:
+                raise ValidationError(
+                    f"flow {flow_id!r}: the factory failed: {type(exc).__name__}: {exc}"
+                ) from exc
             if not _is_graph(sample):
                 raise ValidationError(
                     f"flow {flow_id!r}: the factory returned {type(sample).__name__}, "

@@ -18,6 +18,12 @@ from spark_core.graphs import Graph, SQLiteStateBackend
 from spark_core.nodes import ExecutionContext, Node
 
 
+def _say(line: str) -> None:
+    # One write per line: the main thread and the loop thread both print.
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 class Prepare(Node):
     """Counts its runs in ``$SPINE_COUNT_FILE`` (one line per run)."""
 
@@ -32,7 +38,7 @@ class Finish(Node):
 
     async def process(self, context: ExecutionContext) -> Any:
         if os.environ.get("SPINE_BLOCK") == "1":
-            print("blocked", flush=True)
+            _say("blocked")
             await asyncio.sleep(3600)
         return {"finished": context.inputs.content["prepared"] * 2}
 
@@ -52,7 +58,6 @@ def flows() -> Dict[str, Callable[[], Graph]]:
 
 if __name__ == "__main__":
     spine = LocalSpine(flows(), db=os.environ["SPINE_DB"])
-    print(spine.execute_flow("durable", {"x": 21})["execution_id"], flush=True)
+    _say(spine.execute_flow("durable", {"x": 21})["execution_id"])
     while True:  # until killed
         time.sleep(1)
-        sys.stdout.flush()

@@ -61,6 +61,10 @@ def test_register_flow_rejects_bad_sources_and_taken_ids() -> None:
     with LocalSpine() as spine:
         with pytest.raises(ValidationError, match="expected a spark_core Graph"):
             spine.register_flow("bad", 42)  # type: ignore[arg-type]
+        with pytest.raises(
+            ValidationError, match="the factory failed: ZeroDivisionError"
+        ):
+            spine.register_flow("bad", lambda: 1 / 0)  # type: ignore[arg-type,return-value]
         with pytest.raises(ValidationError, match="factory returned str"):
             spine.register_flow("bad", lambda: "not a graph")  # type: ignore[arg-type,return-value]
         definition = spine.register_flow(
