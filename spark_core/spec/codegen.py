@@ -24,6 +24,7 @@ from spark_core.spec.models import (
     CircuitBreakerSpec,
     GraphSpec,
     MissionSpec,
+    MissionStateSchemaSpec,
     NodeConfigSpec,
     RateLimitSpec,
     RetrySpec,
@@ -164,6 +165,32 @@ def _make(cls: Any, node_id: str, config: Optional[NodeConfig], **params: Any) -
 '''
 
 
+_ANNOTATIONS = {
+    "str": "str",
+    "int": "int",
+    "float": "float",
+    "bool": "bool",
+    "list": "list",
+    "dict": "dict",
+    "datetime": "str",
+    "any": "Any",
+}
+
+
+def _schema_class(schema: MissionStateSchemaSpec) -> List[str]:
+    """Source of a ``MissionStateModel`` subclass declaring the schema's fields."""
+    lines = ["", "", "class MissionState(MissionStateModel):"]
+    lines.append('    """The declared graph state (from the spec\'s state schema)."""')
+    lines.append("")
+    for name, field in schema.fields.items():
+        kind = _ANNOTATIONS.get(field.type, "Any")
+        if field.default is None and kind != "Any":
+            kind = f"Optional[{kind}]"
+        comment = f"  # {field.description}" if field.description else ""
+        lines.append(f"    {name}: {kind} = {field.default!r}{comment}")
+    return lines
+
+
 def _tools_code(
     graph: GraphSpec, mission: Optional[MissionSpec]
 ) -> Tuple[Dict[str, str], List[str], List[str]]:
@@ -229,6 +256,36 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
         typing_names.add("Optional")
     tool_names, stub_lines, tool_imports = _tools_code(graph, mission)
     custom_imports.extend(tool_imports)
+    state = graph.state_schema or (mission.state_schema if mission else None)
+    spark_imports = ["from spark_core.graphs import Graph"]
+    node_names = set()
+    if custom:
+        node_names.update({"Node", "NodeConfig"})
+    if any(_config_code(n.config, n.description) for n in graph.nodes):
+        node_names.add("NodeConfig")
+    if node_names:
+        spark_imports.append(
+            "from spark_core.nodes import " + ", ".join(sorted(node_names))
+        )
+    if graph.tools:
+        spark_imports.append("from spark_core.governance.tools import Tool")
+    if mission is not None and mission.plan is not None and mission.plan.steps:
+        spark_imports.append(
+            "from spark_core.graphs.mission_control import MissionPlan, PlanManager, PlanStep"
+        )
+    if state is not None and state.fields:
+        spark_imports.append(
+            "from spark_core.graphs.state_schema import MissionStateModel"
+        )
+        typing_names.add("Optional")
+    if caps:
+        spark_imports.append(
+            f"from spark_core.nodes.capabilities import {', '.join(sorted(caps))}"
+        )
+    if builtin_used:
+        spark_imports.append(
+            f"from spark_core.spec.builtin_nodes import {', '.join(builtin_used)}"
+        )
     lines.append(
         f'"""Graph {title!r}, compiled from its spec by spark-spec (style: simple).'
     )
@@ -241,28 +298,13 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
     lines.extend(f"import {m}" for m in sorted(imports))
     lines.append(f"from typing import {', '.join(sorted(typing_names))}")
     lines.append("")
-    lines.append("from spark_core.graphs import Graph")
-    node_names = set()
-    if custom:
-        node_names.update({"Node", "NodeConfig"})
-    if any(_config_code(n.config, n.description) for n in graph.nodes):
-        node_names.add("NodeConfig")
-    if node_names:
-        lines.append("from spark_core.nodes import " + ", ".join(sorted(node_names)))
-    if graph.tools:
-        lines.append("from spark_core.governance.tools import Tool")
-    if caps:
-        lines.append(
-            f"from spark_core.nodes.capabilities import {', '.join(sorted(caps))}"
-        )
-    if builtin_used:
-        lines.append(
-            f"from spark_core.spec.builtin_nodes import {', '.join(builtin_used)}"
-        )
+    lines.extend(sorted(spark_imports))
     lines.extend(custom_imports)
     if custom:
         lines.extend(_MAKE_HELPER.rstrip("\n").split("\n"))
     lines.extend(stub_lines)
+    if state is not None and state.fields:
+        lines.extend(_schema_class(state))
     lines.append("")
     lines.append("")
     lines.append("def build_graph() -> Graph:")
@@ -302,15 +344,37 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
     tools = ", ".join(
         f"Tool({tool_names[t.name]}, name={t.name!r})" for t in graph.tools
     )
-    lines.append("    return Graph(")
+    lines.append("    graph = Graph(")
     lines.append(f"        {var_names[graph.start]},")
     lines.append(f"        graph_id={graph.id!r},")
     lines.append(f"        max_steps={graph.max_steps!r},")
     if graph.tools:
         lines.append(f"        tools=[{tools}],")
+    if state is not None and state.fields:
+        lines.append("        state_schema=MissionState,")
     if graph.initial_state:
         lines.append(f"        initial_state={graph.initial_state!r},")
     lines.append("    )")
+    plan = mission.plan if mission is not None else None
+    if plan is not None and plan.steps:
+        lines.append("    plan = MissionPlan(")
+        lines.append("        [")
+        for step in plan.steps:
+            args = [f"id={step.id!r}"]
+            if step.description:
+                args.append(f"description={step.description!r}")
+            if step.depends_on:
+                args.append(f"depends_on={step.depends_on!r}")
+            if step.nodes:
+                args.append(f"nodes={step.nodes!r}")
+            lines.append(f"            PlanStep({', '.join(args)}),")
+        lines.append("        ]")
+        lines.append("    )")
+        lines.append(
+            f"    PlanManager(plan, state_key={plan.state_key!r}, "
+            f"auto_advance={plan.auto_advance!r}).attach(graph)"
+        )
+    lines.append("    return graph")
     lines.append("")
     lines.append("")
     lines.append("def main(argv: Any = None) -> int:")
@@ -319,8 +383,9 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
     )
     lines.append("    args = sys.argv[1:] if argv is None else argv")
     default_input = mission.simulation.inputs if mission and mission.simulation else {}
+    lines.append(f"    default: Dict[str, Any] = {default_input!r}")
     lines.append(
-        f"    inputs: Dict[str, Any] = json.loads(args[0]) if args else {default_input!r}"
+        "    inputs: Dict[str, Any] = json.loads(args[0]) if args else default"
     )
     lines.append("    result = build_graph().run_sync(inputs)")
     lines.append(

@@ -53,7 +53,6 @@ def _linear_graph(graph_id: str, steps: Sequence[MissionPlanStepSpec]) -> GraphS
             id=step.id,
             type="step",
             params={"description": step.description},
-            description=step.description,
         )
         for step in steps
     ]

@@ -756,3 +756,21 @@ def test_console_script_and_module_entry_points(
     assert "Traceback" not in proc.stderr
     proc = sh("spark-spec", cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.startswith("spark-spec: error:")
+
+
+def test_compiled_scaffold_keeps_plan_and_state_schema(
+    mission_file: Path, tmp_path: Path, capsys: Any
+) -> None:
+    code, out, _ = run(
+        capsys, "compile", str(mission_file), "-o", str(tmp_path / "gen")
+    )
+    assert code == 0
+    source = (tmp_path / "gen" / "com_example_etl.py").read_text()
+    assert "class MissionState(MissionStateModel):" in source
+    assert "PlanManager(plan, state_key='mission_plan'" in source
+    proc = sh(
+        sys.executable, str(tmp_path / "gen" / "com_example_etl.py"), cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    output = json.loads(proc.stdout)["output"]
+    assert output["steps_completed"] == ["extract", "transform", "load"]
