@@ -45,6 +45,7 @@ from spark_core.spec.models import (
     GraphSpec,
     MissionSpec,
     MissionStateSchemaSpec,
+    MissionTelemetrySpec,
     NodeConfigSpec,
     NodeSpec,
     RateLimitSpec,
@@ -444,11 +445,47 @@ class SpecLoader:
         except SparkError as exc:
             raise SpecLoadError(f"graph {graph_spec.id!r}: {exc}") from None
 
+    @staticmethod
+    def build_telemetry(spec: MissionTelemetrySpec) -> Any:
+        """Create the ``TelemetryManager`` a mission's telemetry spec describes.
+
+        Args:
+            spec: The telemetry settings.
+
+        Returns:
+            A new manager, or None when telemetry is disabled.
+
+        Raises:
+            SpecLoadError: The backend is not one spark_core provides (memory, sqlite), or
+                sqlite has no ``db_path``.
+        """
+        if not spec.enabled:
+            return None
+        if spec.backend not in ("memory", "sqlite"):
+            raise SpecLoadError(
+                f"telemetry backend {spec.backend!r} is not available in spark_core "
+                "(use memory or sqlite)"
+            )
+        if spec.backend == "sqlite" and not spec.db_path:
+            raise SpecLoadError("telemetry.db_path is required for the sqlite backend")
+        from spark_core.telemetry import TelemetryConfig, TelemetryManager
+
+        config = TelemetryConfig(
+            enabled=True,
+            backend=spec.backend,
+            backend_config={"path": spec.db_path} if spec.backend == "sqlite" else {},
+            sampling_rate=spec.sampling_rate,
+            buffer_size=spec.buffer_size,
+            export_interval=spec.export_interval,
+        )
+        return TelemetryManager(config)
+
     def load_mission(
         self,
         mission: MissionSpec,
         *,
         attach_plan: bool = True,
+        spec_telemetry: bool = False,
         **kwargs: Any,
     ) -> Graph:
         """Build a mission's graph, with its state schema and (optionally) its plan manager.
@@ -456,12 +493,25 @@ class SpecLoader:
         Args:
             mission: The mission.
             attach_plan: Attach a ``PlanManager`` for ``mission.plan``.
+            spec_telemetry: Record telemetry as ``mission.telemetry`` says (a new
+                ``TelemetryManager``; the caller closes ``graph``'s manager when done). Off by
+                default so loading never writes files; an explicit ``telemetry=`` wins.
             **kwargs: Passed on to :meth:`load_graph`.
 
         Returns:
             The graph.
+
+        Raises:
+            SpecValidationError: The graph spec is invalid.
+            SpecLoadError: Something in it cannot be loaded.
         """
         kwargs.setdefault("state_schema", mission.state_schema)
+        if (
+            spec_telemetry
+            and "telemetry" not in kwargs
+            and mission.telemetry is not None
+        ):
+            kwargs["telemetry"] = self.build_telemetry(mission.telemetry)
         graph = self.load_graph(mission.graph, **kwargs)
         if attach_plan and mission.plan is not None and mission.plan.steps:
             from spark_core.graphs.mission_control import (

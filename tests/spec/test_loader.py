@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any, Dict
 
 import pytest
@@ -19,6 +20,7 @@ from spark_core.spec import (
     MissionPlanStepSpec,
     MissionSpec,
     MissionStateSchemaSpec,
+    MissionTelemetrySpec,
     NodeConfigSpec,
     NodeSpec,
     RetrySpec,
@@ -303,3 +305,34 @@ def test_state_field_names_cannot_reach_the_schema_class() -> None:
         )
         with pytest.raises(error, match="1x|to_dict"):
             SpecLoader().load_graph(spec)
+
+
+def test_mission_telemetry_is_opt_in(tmp_path: Path) -> None:
+    mission = MissionSpec(
+        mission_id="m",
+        version="1.0.0",
+        graph=chain(NodeSpec("a", "echo"), NodeSpec("b", "echo")),
+        telemetry=MissionTelemetrySpec(backend="memory"),
+    )
+    assert SpecLoader().load_mission(mission).observers == []
+    graph = SpecLoader().load_mission(mission, spec_telemetry=True)
+    (observer,) = graph.observers
+    manager = observer.manager  # type: ignore[attr-defined]
+    graph.run_sync({})
+    manager.flush_sync()
+    spans = manager.query_spans()
+    assert sorted(s["name"] for s in spans) == ["a", "b"]
+    manager.close()
+    db = tmp_path / "t.db"
+    mission.telemetry = MissionTelemetrySpec(backend="sqlite", db_path=str(db))
+    graph = SpecLoader().load_mission(mission, spec_telemetry=True)
+    graph.run_sync({})
+    graph.observers[0].manager.close()  # type: ignore[attr-defined]
+    assert db.exists()
+    for bad, message in (
+        (MissionTelemetrySpec(backend="otlp"), "not available"),
+        (MissionTelemetrySpec(backend="sqlite"), "db_path is required"),
+    ):
+        with pytest.raises(SpecLoadError, match=message):
+            SpecLoader.build_telemetry(bad)
+    assert SpecLoader.build_telemetry(MissionTelemetrySpec(enabled=False)) is None
