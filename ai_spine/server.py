@@ -616,6 +616,12 @@ def _parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds to let executions finish on shutdown",
     )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log every request line and status to stderr (never headers or bodies)",
+    )
     return parser
 
 
@@ -686,6 +692,11 @@ def serve_main(argv: List[str]) -> int:
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     api_key = args.api_key or os.environ.get("AI_SPINE_SERVE_API_KEY") or None
+    if args.verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
     try:
         if not 0 <= args.port <= 65535:
             raise _UsageError(f"--port must be 0-65535, got {args.port}")

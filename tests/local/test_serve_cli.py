@@ -105,7 +105,7 @@ def test_serve_with_db_and_key_keeps_executions_across_restarts(tmp_path: Path) 
 
 @pytest.mark.slow
 def test_serve_flows_module_object_registers_those_flows() -> None:
-    server = ServeProcess(["--flows", "tests.local.flows:served_flows"])
+    server = ServeProcess(["--flows", "tests.local.flows:served_flows", "--verbose"])
     try:
         assert "flows: echo, shout, fail, sleep" in server.banner
         _, _, started = call(
@@ -117,7 +117,9 @@ def test_serve_flows_module_object_registers_those_flows() -> None:
             "text": "CLI!"
         }
     finally:
-        assert server.stop()[0] == 0
+        code, _, err = server.stop()
+    assert code == 0
+    assert '"POST /api/v1/flows/execute HTTP/1.1" 200' in err  # --verbose access log
 
 
 @pytest.mark.slow
