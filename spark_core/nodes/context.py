@@ -99,7 +99,7 @@ class ExecutionContext:
     def __repr__(self) -> str:
         return f"ExecutionContext(node_id={self.metadata.get('node_id')!r}, run_id={self.run_id!r})"
 
-    async def call_tool(self, name: str, **arguments: Any) -> Any:
+    async def call_tool(self, name: str, /, **arguments: Any) -> Any:
         """Call a tool through the graph's governed tool executor.
 
         Args:
