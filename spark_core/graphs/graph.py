@@ -202,7 +202,7 @@ class Graph:
             if node._auto_id:
                 base = node.name
                 counts[base] = counts.get(base, 0) + 1
-                node.id = base if counts[base] == 1 else f"{base}_{counts[base]}"
+                node._id = base if counts[base] == 1 else f"{base}_{counts[base]}"
         for node in order:
             if node.id in self.nodes:
                 raise GraphDefinitionError(
@@ -232,6 +232,11 @@ class Graph:
     def observers(self) -> List[GraphObserver]:
         """The observers, in call order (a copy)."""
         return list(self._observers)
+
+    @property
+    def tools(self) -> Tuple[Any, ...]:
+        """The tools given to the graph (read-only; empty when there are none)."""
+        return tuple(self._tools or ())
 
     @property
     def tool_executor(self) -> Any:

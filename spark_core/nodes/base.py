@@ -151,7 +151,9 @@ class Node:
         if config is not None and not isinstance(config, NodeConfig):
             raise GraphDefinitionError(f"config must be a NodeConfig, got {config!r}")
         self.name: str = name if name is not None else type(self).__name__
-        self.id: str = self.name
+        self._id: str = self.name
+        # Unnamed nodes get their id numbered by the graph (ClassName_2, ...) unless the id is
+        # set explicitly.
         self._auto_id = name is None
         self.config: NodeConfig = config if config is not None else NodeConfig()
         self.state = NodeState()
@@ -162,7 +164,25 @@ class Node:
         self._inline = getattr(type(self).process, "_spark_inline", False)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} id={getattr(self, 'id', '?')!r}>"
+        return f"<{type(self).__name__} id={getattr(self, '_id', '?')!r}>"
+
+    @property
+    def id(self) -> str:
+        """The node's id, unique within a graph (defaults to its name).
+
+        Setting it fixes the id: a graph keeps it as is, whereas nodes created without a
+        name are numbered ``ClassName_2``, ``ClassName_3``, ... when their class name repeats.
+        """
+        return self._id
+
+    @id.setter
+    def id(self, value: str) -> None:
+        if not isinstance(value, str) or not value.strip():
+            raise GraphDefinitionError(
+                f"a node id must be a non-empty string, got {value!r}"
+            )
+        self._id = value
+        self._auto_id = False
 
     def process(self, context: ExecutionContext) -> Any:
         """Do the node's work; the base implementation returns its input unchanged.
@@ -180,6 +200,41 @@ class Node:
         return content if isinstance(content, dict) else {"value": content}
 
     # ----------------------------------------------------------------- edges
+    def add_edge(
+        self, target: "Node", kind: str = "always", value: Any = None
+    ) -> "Node":
+        """Add an edge ``self -> target`` with an explicit condition.
+
+        The programmatic form of ``>>`` and ``on()``, for code that builds graphs from data
+        (e.g. an ``"equals"`` condition on keys such as ``expr`` or ``when``, which clash
+        with ``on()``'s own keywords).
+
+        Args:
+            target: The target node.
+            kind: ``"always"``, ``"equals"``, ``"expr"`` or ``"callable"``.
+            value: ``None`` for ``"always"``; a dict of output key -> expected value for
+                ``"equals"``; the expression text for ``"expr"``; the callable for
+                ``"callable"``.
+
+        Returns:
+            ``target``.
+
+        Raises:
+            GraphDefinitionError: ``target`` is not a node, or ``kind``/``value`` do not fit.
+            ExpressionError: ``value`` is not a valid expression.
+        """
+        from spark_core.graphs.edges import Edge
+
+        if not isinstance(target, Node):
+            raise GraphDefinitionError(f"an edge must point to a Node, got {target!r}")
+        if kind == "always" and value is not None:
+            raise GraphDefinitionError("an 'always' edge takes no condition value")
+        if kind == "equals" and isinstance(value, dict):
+            value = dict(value)
+        Edge("", "", kind, value)  # validates the kind and its value
+        self._add_link(target, kind, value)
+        return target
+
     def _add_link(self, target: "Node", kind: str, value: Any) -> None:
         _require_init(self)
         _require_init(target)

@@ -263,6 +263,57 @@ def test_on_requires_exactly_one_condition() -> None:
         node.on(expr="__import__('os')")
 
 
+def test_add_edge_takes_an_explicit_condition() -> None:
+    src = Emit({"expr": 1, "when": "now", "score": 0.9}, "src")
+    hit, miss, scored, always = (
+        Tag(name=n) for n in ("hit", "miss", "scored", "always")
+    )
+    assert src.add_edge(hit, "equals", {"expr": 1, "when": "now"}) is hit
+    src.add_edge(miss, "equals", {"expr": 2})
+    src.add_edge(scored, "expr", "$.outputs.score > 0.5")
+    src.add_edge(always)
+    graph = Graph(start=src)
+    assert graph.edges[0] == Edge("src", "hit", "equals", {"expr": 1, "when": "now"})
+    assert set(graph.run_sync().outputs) == {"src", "hit", "scored", "always"}
+
+
+def test_add_edge_rejects_conditions_that_do_not_fit_the_kind() -> None:
+    node = Add()
+    with pytest.raises(GraphDefinitionError, match="edge kind"):
+        node.add_edge(Add(), "sometimes", None)
+    with pytest.raises(GraphDefinitionError, match="'equals'"):
+        node.add_edge(Add(), "equals", "x")
+    with pytest.raises(GraphDefinitionError, match="'always'"):
+        node.add_edge(Add(), "always", {"x": 1})
+    with pytest.raises(GraphDefinitionError, match="callable"):
+        node.add_edge(Add(), "callable", 3)
+    with pytest.raises(ExpressionError):
+        node.add_edge(Add(), "expr", "__import__('os')")
+    with pytest.raises(GraphDefinitionError, match="Node"):
+        node.add_edge("b", "always")  # type: ignore[arg-type]
+    assert node.successors == []
+
+
+def test_an_id_set_explicitly_is_kept_by_the_graph() -> None:
+    first, second, third = Add(), Add(), Add()
+    first.id = "custom"
+    first >> second >> third
+    assert list(Graph(start=first).nodes) == ["custom", "Add", "Add_2"]
+    with pytest.raises(GraphDefinitionError, match="non-empty string"):
+        first.id = ""
+
+
+def test_graph_tools_are_read_only() -> None:
+    def lookup(query: str) -> str:
+        return query
+
+    assert Graph(start=Add()).tools == ()
+    graph = Graph(start=Add(), tools=[lookup])
+    assert graph.tools == (lookup,)
+    with pytest.raises(AttributeError):
+        graph.tools = ()  # type: ignore[misc]
+
+
 def test_failing_condition_is_a_clear_error() -> None:
     src = Emit({"ok": True}, "src")
     src.on(lambda out: out["missing"]) >> Tag(name="t")
