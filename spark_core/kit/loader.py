@@ -300,8 +300,7 @@ class SpecLoader:
             raise SpecLoadError(
                 f"node {spec.id!r}: cannot create {spec.type}: {exc}"
             ) from None
-        node.name = node.id = spec.id
-        node._auto_id = False  # the spec fixes the id
+        node.name = node.id = spec.id  # setting the id fixes it
         node.config = config
         return node
 
@@ -547,7 +546,7 @@ def _link(source: Node, target: Node, condition: Optional[EdgeConditionSpec]) ->
     elif {"expr", "when"}.isdisjoint(condition.value):
         source.on(**condition.value) >> target
     else:  # keys that collide with on()'s own keywords
-        source._add_link(target, "equals", dict(condition.value))
+        source.add_edge(target, "equals", dict(condition.value))
 
 
 # ---------------------------------------------------------------------- export
@@ -674,7 +673,7 @@ def export_graph(
         edges.append(
             EdgeSpec(source=edge.source, target=edge.target, condition=condition)
         )
-    tools = [_tool_spec(t) for t in (getattr(graph, "_tools", None) or [])]
+    tools = [_tool_spec(t) for t in graph.tools]
     spec = GraphSpec(
         id=graph_id or str(graph.graph_id),
         start=graph.start.id,

@@ -158,7 +158,6 @@ def _make(cls: Any, node_id: str, config: Optional[NodeConfig], **params: Any) -
         params["config"] = config
     node: Node = cls(**params)
     node.name = node.id = node_id
-    node._auto_id = False
     if config is not None:
         node.config = config
     return node
@@ -339,7 +338,7 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
         else:
             # Keys such as "expr"/"when" clash with on()'s own keywords.
             lines.append(
-                f"    {src}._add_link({dst}, 'equals', {edge.condition.value!r})"
+                f"    {src}.add_edge({dst}, 'equals', {edge.condition.value!r})"
             )
     tools = ", ".join(
         f"Tool({tool_names[t.name]}, name={t.name!r})" for t in graph.tools
