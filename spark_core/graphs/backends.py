@@ -42,6 +42,14 @@ def _dumps(value: Any, what: str) -> str:
         raise StateValidationError(f"{what} is not JSON-serialisable: {exc}") from None
 
 
+def _copy_record(record: RunRecord) -> RunRecord:
+    # Shallow copies: the graph hands over fresh containers, and deep-copying every output
+    # of a long run would dominate the cost of an in-memory run.
+    copied = dict(record)
+    copied["outputs"] = dict(record.get("outputs") or {})
+    return copied
+
+
 class StateBackend:
     """Interface of state backends (subclass it to store state elsewhere).
 
@@ -183,11 +191,7 @@ class InMemoryStateBackend(StateBackend):
             record: The run record.
             state_changes: State keys to upsert.
         """
-        # Shallow copies: the graph hands over fresh containers, and deep-copying every
-        # output of a long run would dominate the cost of an in-memory run.
-        stored = dict(record)
-        stored["outputs"] = dict(record.get("outputs") or {})
-        self._runs[record["run_id"]] = stored
+        self._runs[record["run_id"]] = _copy_record(record)
         if state_changes:
             self._state.update(state_changes)
 
@@ -227,11 +231,7 @@ class InMemoryStateBackend(StateBackend):
             run_id: The run.
         """
         record = self._runs.get(run_id)
-        if record is None:
-            return None
-        copied = dict(record)
-        copied["outputs"] = dict(record.get("outputs") or {})
-        return copied
+        return _copy_record(record) if record is not None else None
 
     def list_runs(self) -> List[Dict[str, Any]]:
         """Return a summary of every run."""
@@ -433,30 +433,18 @@ class SQLiteStateBackend(StateBackend):
                 (run_id, node_id, step, _dumps(output, f"output of node {node_id!r}")),
             )
         ]
-        frontier_text = _dumps(frontier, "run frontier")
-        if joins is None:
-            statements.append(
-                (
-                    "UPDATE spark_runs SET frontier=?, step=?, last_node=?, status='running', "
-                    "updated=? WHERE run_id=?",
-                    (frontier_text, step, node_id, time.time(), run_id),
-                )
+        # The join buffers are rewritten only when they changed.
+        sets, params = ["frontier=?"], [_dumps(frontier, "run frontier")]
+        if joins is not None:
+            sets.append("joins=?")
+            params.append(_dumps(joins, "join buffers"))
+        statements.append(
+            (
+                f"UPDATE spark_runs SET {', '.join(sets)}, step=?, last_node=?, "
+                "status='running', updated=? WHERE run_id=?",
+                (*params, step, node_id, time.time(), run_id),
             )
-        else:
-            statements.append(
-                (
-                    "UPDATE spark_runs SET frontier=?, joins=?, step=?, last_node=?, "
-                    "status='running', updated=? WHERE run_id=?",
-                    (
-                        frontier_text,
-                        _dumps(joins, "join buffers"),
-                        step,
-                        node_id,
-                        time.time(),
-                        run_id,
-                    ),
-                )
-            )
+        )
         self._write(statements + self._state_rows(state_changes))
 
     def load_run(self, run_id: str) -> Optional[RunRecord]:

@@ -165,11 +165,7 @@ class GraphState:
         Raises:
             StateValidationError: A value is invalid (nothing is written).
         """
-        if not isinstance(values, dict):
-            raise StateValidationError(
-                f"update() needs a dict, got {type(values).__name__}"
-            )
-        self._write(dict(values))
+        self._write(_as_dict(values))
 
     async def delete(self, key: str) -> None:
         """Remove ``key`` (no error when it is not set).
@@ -216,10 +212,7 @@ class GraphState:
         Raises:
             StateValidationError: A value is invalid (nothing is written).
         """
-        if not isinstance(values, dict):
-            raise StateValidationError(
-                f"update() needs a dict, got {type(values).__name__}"
-            )
+        values = _as_dict(values)
         loop = self._loop
         if loop is not None and loop.is_running():
             try:
@@ -229,7 +222,7 @@ class GraphState:
             if not in_loop:
                 asyncio.run_coroutine_threadsafe(self.update(values), loop).result()
                 return
-        self._write(dict(values))
+        self._write(values)
 
     def lock(self) -> asyncio.Lock:
         """Return the lock that guards read-modify-write sequences.
@@ -278,6 +271,15 @@ class GraphState:
         if self._dirty is not None:
             self._dirty = set()
         self._fill_defaults(None)
+
+
+def _as_dict(values: Any) -> Dict[str, Any]:
+    """A copy of the ``update()`` argument, which must be a dict."""
+    if not isinstance(values, dict):
+        raise StateValidationError(
+            f"update() needs a dict, got {type(values).__name__}"
+        )
+    return dict(values)
 
 
 __all__ = ["GraphState"]
