@@ -178,6 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ plumbing
     def _dispatch(self, method: str) -> None:
         request_id = uuid.uuid4().hex
+        self._body_read = False
         try:
             parts = urlsplit(self.path)
             path = parts.path.rstrip("/") or "/"
@@ -234,6 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _HTTPError(401, "Invalid API key", {"WWW-Authenticate": "Bearer"})
 
     def _read_body(self) -> Any:
+        self._body_read = True
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             self.close_connection = True
             raise _HTTPError(
@@ -287,6 +289,27 @@ class _Handler(BaseHTTPRequestHandler):
                 ],
             ) from None
 
+    def _drop_unread_body(self) -> None:
+        """Consume a body no route read (auth failure, 404, GET with a body).
+
+        Left in the stream, it would be parsed as the next request on this keep-alive
+        connection. A body that is not small or not delimited closes the connection instead.
+        """
+        if self._body_read:
+            return
+        self._body_read = True
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if 0 < length <= self.server.max_body:
+            self.rfile.read(length)
+        elif length != 0:
+            self.close_connection = True
+
     def _send(
         self,
         status: int,
@@ -294,6 +317,7 @@ class _Handler(BaseHTTPRequestHandler):
         request_id: str,
         headers: Optional[Dict[str, str]] = None,
     ) -> None:
+        self._drop_unread_body()
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", _JSON)
