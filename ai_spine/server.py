@@ -407,13 +407,9 @@ class _Handler(BaseHTTPRequestHandler):
                 )
         if errors:
             raise _HTTPError(422, errors)
-        flow_id = body["flow_id"]
-        if isinstance(flow_id, str) and flow_id in {
-            f["flow_id"] for f in self.spine.list_flows()
-        }:
-            raise _HTTPError(409, f"Flow '{flow_id}' already exists")
+        # A taken id is register_flow's 409 (checked under the spine's lock, so no race).
         definition = self.spine.register_flow(
-            flow_id,
+            body["flow_id"],
             body["spec"],
             name=body.get("name"),
             description=body.get("description"),

@@ -139,7 +139,10 @@ def test_a_flow_can_be_created_from_a_spec(server: SpineServer) -> None:
     assert status == 201
     assert body["flow_id"] == "greet"
     assert body["name"] == "Greeter"
-    assert call("POST", url, json_body=payload)[0] == 409
+    assert call("POST", url, json_body=payload)[0::2] == (
+        409,
+        {"detail": "Flow 'greet' already exists"},
+    )
     bad = dict(payload, flow_id="bad", spec={"id": "bad", "start": "x", "nodes": []})
     status, _, body = call("POST", url, json_body=bad)
     assert status == 422
