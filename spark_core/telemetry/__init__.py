@@ -1,7 +1,8 @@
 """Tracing for spark_core: traces, nested spans, events, sampling, SQLite storage, queries.
 
 Public names: :class:`TelemetryConfig`, :class:`TelemetryManager`, :class:`Trace`,
-:class:`Span`, :class:`TelemetryObserver` (graph instrumentation, imported lazily),
+:class:`Span`, :class:`TelemetryObserver` (graph instrumentation), :func:`node_span` and
+:func:`current_node_span` (child spans of the running node; these three are imported lazily),
 :func:`redact`, :class:`RedactingFilter` (logging), the backends, and :class:`TelemetryConfigError`.
 """
 
@@ -29,6 +30,8 @@ __all__ = [
     "MemoryTelemetryBackend",
     "SQLiteTelemetryBackend",
     "TelemetryObserver",
+    "node_span",
+    "current_node_span",
     "redact",
     "RedactingFilter",
 ]
@@ -36,8 +39,8 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # The observer imports the graph package; load it only when asked for.
-    if name == "TelemetryObserver":
-        from spark_core.telemetry.instrument import TelemetryObserver
+    if name in ("TelemetryObserver", "node_span", "current_node_span"):
+        from spark_core.telemetry import instrument
 
-        return TelemetryObserver
+        return getattr(instrument, name)
     raise AttributeError(f"module 'spark_core.telemetry' has no attribute {name!r}")

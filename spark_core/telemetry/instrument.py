@@ -13,24 +13,27 @@
 
 A run whose trace is not sampled records nothing and costs a dictionary lookup per hook.
 
-:func:`current_node_span` gives code running inside a node (e.g. an agent) the recording
-span of that node's attempt, so it can open child spans::
+Code running inside a node (e.g. an agent) opens child spans of the node attempt's span
+with :func:`node_span`; it yields None (and records nothing) outside a graph, without
+telemetry, or when the run is not sampled::
 
-    parent = current_node_span(context)
-    if parent is not None:
-        child = parent.manager.begin_span("llm_call", parent.trace_id,
-                                          parent_id=parent.span_id)
+    async with node_span(context, "llm_call", {"model": "gpt-4o"}) as span:
+        if span is not None:
+            span.set_attribute("tokens", 12)
+
+:func:`current_node_span` returns the node attempt's span itself.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+import contextlib
+from typing import Any, AsyncIterator, Dict, Optional
 
 from spark_core.graphs.observers import GraphObserver, RunInfo, RunResult
 from spark_core.telemetry.config import TelemetryConfig
-from spark_core.telemetry.manager import Span, TelemetryManager, Trace
+from spark_core.telemetry.manager import Span, TelemetryManager, Trace, _current_span
 
-__all__ = ["TelemetryObserver", "current_node_span"]
+__all__ = ["TelemetryObserver", "current_node_span", "node_span"]
 
 _TRACE = "spark.telemetry.trace"
 _SPANS = "spark.telemetry.spans"
@@ -235,3 +238,44 @@ def current_node_span(context: Any) -> Optional[Span]:
     node_id = (getattr(context, "metadata", None) or {}).get("node_id")
     span = spans.get(node_id) if isinstance(spans, dict) else None
     return span if isinstance(span, Span) and span.recording else None
+
+
+@contextlib.asynccontextmanager
+async def node_span(
+    context: Any, name: str, attributes: Optional[Dict[str, Any]] = None
+) -> AsyncIterator[Optional[Span]]:
+    """Open a span under the running node attempt's span for the duration of the block.
+
+    The span nests under the innermost span this helper (or ``start_span``) opened in the
+    same node, else directly under the node attempt's span. It is current inside the block,
+    so ``manager.record_event(...)`` without ids lands on it. An exception escaping the block
+    marks it ``error`` (type and scrubbed message) and propagates.
+
+    Args:
+        context: The node's ExecutionContext (anything else records nothing).
+        name: Span name, e.g. ``llm_call`` or ``tool_call``.
+        attributes: Span attributes (credential-looking keys are redacted).
+
+    Yields:
+        The span, or None outside a graph, without telemetry, or when the run's trace is
+        not sampled; the block runs either way.
+    """
+    parent = current_node_span(context)
+    if parent is None:
+        yield None
+        return
+    manager = parent.manager
+    assert manager is not None  # current_node_span returns recording spans only
+    current = _current_span.get()
+    if (
+        current is not None
+        and current.trace_id == parent.trace_id
+        and current.recording
+    ):
+        parent_id = current.span_id
+    else:
+        parent_id = parent.span_id
+    async with manager.start_span(
+        name, parent.trace_id, parent_id=parent_id, attributes=attributes
+    ) as span:
+        yield span

@@ -311,3 +311,72 @@ def test_code_inside_a_node_can_open_child_spans(
     spans = {s["name"]: s for s in memory_manager.query_spans()}
     assert spans["llm_call"]["parent_id"] == spans["agent"]["span_id"]
     assert current_node_span(None) is None
+
+
+def test_node_span_nests_under_the_node_attempt_and_records_errors(
+    memory_manager: TelemetryManager,
+) -> None:
+    from spark_core.telemetry import node_span
+
+    class Agentish(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            async with node_span(
+                context, "llm_call", {"api_key": "sk-1", "n": 1}
+            ) as llm:
+                assert llm is not None
+                llm.set_attribute("tokens", 7)
+                async with node_span(context, "tool_call") as inner:
+                    assert inner is not None
+                    memory_manager.record_event("picked")
+            with pytest.raises(ValueError):
+                async with node_span(context, "tool_call"):
+                    raise ValueError("boom")
+            return {}
+
+    fan = [Agentish(name=f"agent{i}") for i in range(3)]
+    start = Echo(name="start")
+    start >> fan
+    Graph(start, telemetry=memory_manager).run_sync()
+    spans = memory_manager.query_spans()
+    by_id = {s["span_id"]: s for s in spans}
+    llm_calls = [s for s in spans if s["name"] == "llm_call"]
+    assert len(llm_calls) == 3
+    for llm in llm_calls:
+        assert by_id[llm["parent_id"]]["name"].startswith("agent")
+        assert llm["attributes"] == {"api_key": "[REDACTED]", "n": 1, "tokens": 7}
+    tool_calls = [s for s in spans if s["name"] == "tool_call"]
+    assert sorted(by_id[s["parent_id"]]["name"][:5] for s in tool_calls) == (
+        ["agent"] * 3 + ["llm_c"] * 3
+    )
+    failed = [s for s in tool_calls if s["status"] == "error"]
+    assert len(failed) == 3 and all("ValueError: boom" in s["error"] for s in failed)
+    picked = [e for e in memory_manager.query_events() if e["name"] == "picked"]
+    assert len(picked) == 3
+    assert {by_id[e["span_id"]]["name"] for e in picked} == {"tool_call"}
+
+
+def test_node_span_records_nothing_without_telemetry_or_sampling() -> None:
+    from spark_core.telemetry import node_span
+
+    seen: List[Any] = []
+
+    class Agentish(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            async with node_span(context, "llm_call") as span:
+                seen.append(span)
+            return {}
+
+    Graph(Agentish(name="a")).run_sync()
+    off = TelemetryManager(TelemetryConfig(sampling_rate=0.0))
+    try:
+        Graph(Agentish(name="a"), telemetry=off).run_sync()
+        assert off.query_spans() == []
+    finally:
+        off.close()
+
+    async def alone() -> None:
+        async with node_span(None, "llm_call") as span:
+            seen.append(span)
+
+    asyncio.run(alone())
+    assert seen == [None, None, None]
