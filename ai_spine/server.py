@@ -712,11 +712,23 @@ def serve_main(argv: List[str]) -> int:
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     api_key = args.api_key or os.environ.get("AI_SPINE_SERVE_API_KEY") or None
+    verbose: Optional[logging.Handler] = None
+    level = logger.level
     if args.verbose:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        logger.addHandler(handler)
+        verbose = logging.StreamHandler(sys.stderr)
+        verbose.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(verbose)
         logger.setLevel(logging.DEBUG)
+    try:
+        return _serve(args, api_key)
+    finally:  # in-process callers (tests) get the logger back as it was
+        if verbose is not None:
+            logger.removeHandler(verbose)
+            logger.setLevel(level)
+
+
+def _serve(args: argparse.Namespace, api_key: Optional[str]) -> int:
+    spine: Optional[LocalSpine] = None
     try:
         if not 0 <= args.port <= 65535:
             raise _UsageError(f"--port must be 0-65535, got {args.port}")
@@ -731,15 +743,14 @@ def serve_main(argv: List[str]) -> int:
 
             register_demo_flows(spine)
         server = SpineServer(spine, args.host, args.port, api_key=api_key)
-    except (_UsageError, AISpineError) as exc:
-        print(f"ai-spine serve: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(
-            f"ai-spine serve: error: cannot listen on {args.host}:{args.port}: "
-            f"{exc.strerror or exc}",
-            file=sys.stderr,
-        )
+    except (_UsageError, AISpineError, OSError) as exc:
+        if spine is not None:  # release its execution store (and loop) before exiting
+            spine.close()
+        if isinstance(exc, OSError):
+            message = f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+        else:
+            message = str(exc)
+        print(f"ai-spine serve: error: {message}", file=sys.stderr)
         return 2
     return _run_until_signalled(server, args.grace)
 

@@ -96,3 +96,10 @@ def served_flows() -> Dict[str, Callable[[], Graph]]:
     }
     flows["sleep"] = lambda: Graph(Sleep("sleep"))
     return flows
+
+
+def served_spine() -> Any:
+    """What ``--flows tests.local.flows:served_spine`` gives: a ready LocalSpine."""
+    from ai_spine.local import LocalSpine
+
+    return LocalSpine({"echo": make_flows(Hooks())["echo"]})
