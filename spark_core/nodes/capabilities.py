@@ -207,8 +207,16 @@ class CircuitBreakerCapability:
         return "open"
 
     def allow(self) -> bool:
-        """Tell whether a call may go through now."""
-        return self.state != "open"
+        """Tell whether a call may go through now.
+
+        When half-open, the call that gets ``True`` is the trial: the circuit counts as open
+        again for ``reset_timeout`` (so concurrent callers are refused) until the trial
+        records a success or a failure.
+        """
+        state = self.state
+        if state == "half-open":
+            self._opened_at = time.monotonic()
+        return state != "open"
 
     def record_success(self) -> None:
         """Close the circuit after a successful call."""

@@ -275,6 +275,32 @@ def test_circuit_breaker_opens_and_half_opens() -> None:
     assert breaker_closed.state == "closed"
 
 
+def test_half_open_circuit_lets_one_trial_call_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [100.0]
+    monkeypatch.setattr("spark_core.nodes.capabilities.time.monotonic", lambda: now[0])
+    breaker = CircuitBreakerCapability(failure_threshold=1, reset_timeout=10)
+    breaker.record_failure()
+    assert not breaker.allow()
+    now[0] += 10
+    assert breaker.state == "half-open"
+    assert breaker.allow()  # the trial call
+    assert not breaker.allow()  # concurrent callers wait for the trial's outcome
+    breaker.record_failure()  # the trial failed: open again for reset_timeout
+    now[0] += 9
+    assert not breaker.allow()
+    now[0] += 1
+    assert breaker.allow()
+    now[
+        0
+    ] += 10  # the trial never reported (e.g. cancelled): another trial is let through
+    assert breaker.allow()
+    breaker.record_success()
+    assert breaker.state == "closed"
+    assert breaker.allow() and breaker.allow()
+
+
 def test_circuit_breaker_success_closes() -> None:
     breaker = CircuitBreakerCapability(failure_threshold=3)
     node = Flaky(
