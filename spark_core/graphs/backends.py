@@ -303,10 +303,13 @@ class SQLiteStateBackend(StateBackend):
             try:
                 for sql, params in statements:
                     cur.execute(sql, params)
+                cur.execute("COMMIT")
             except BaseException:
-                cur.execute("ROLLBACK")
+                # Also when COMMIT itself fails (disk full, I/O error): a transaction left
+                # open would make every later write fail.
+                if self._conn.in_transaction:
+                    cur.execute("ROLLBACK")
                 raise
-            cur.execute("COMMIT")
 
     @staticmethod
     def _state_rows(values: Optional[Dict[str, Any]]) -> List[Any]:

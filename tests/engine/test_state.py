@@ -264,3 +264,43 @@ def test_plain_def_nodes_use_the_sync_state_methods(tmp_path: Path) -> None:
     }
     graph.state.set_sync("outside", True)  # no run in progress: written directly
     assert arun(graph.state.get("outside")) is True
+
+
+class _FailingCommit:
+    """A connection whose next COMMIT fails (e.g. the disk is full)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.fail_next_commit = True
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
+    def cursor(self) -> "_FailingCommit":
+        self.cur = self.conn.cursor()
+        return self
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        if sql == "COMMIT" and self.fail_next_commit:
+            self.fail_next_commit = False
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.cur.execute(sql, params)
+
+
+def test_sqlite_failed_commit_rolls_back_and_the_backend_stays_usable(
+    tmp_path: Path,
+) -> None:
+    backend = SQLiteStateBackend(tmp_path / "s.db")
+    real = backend._conn
+    backend._conn = _FailingCommit(real)  # type: ignore[assignment]
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        backend.save_state_keys({"a": 1})
+    assert not real.in_transaction
+    backend.save_state_keys({"b": 2})
+    backend._conn = real
+    assert backend.load_state() == {"b": 2}
+    other = SQLiteStateBackend(tmp_path / "s.db")
+    assert other.load_state() == {"b": 2}
+    other.close()
+    backend.close()
