@@ -522,6 +522,7 @@ class SpineServer:
         self._httpd.api_key = api_key
         self._httpd.max_body = max_body
         self._thread: Optional[threading.Thread] = None
+        self._serving = threading.Event()
 
     @property
     def host(self) -> str:
@@ -547,27 +548,30 @@ class SpineServer:
         """Serve in a background thread and return at once."""
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                args=(0.05,),  # poll interval: shutdown() returns within ~50 ms
-                name="ai-spine-serve",
-                daemon=True,
+                target=self.serve_forever, name="ai-spine-serve", daemon=True
             )
             self._thread.start()
         return self
 
     def serve_forever(self) -> None:
         """Serve in this thread until :meth:`shutdown` is called from another one."""
+        self._serving.set()
+        # Poll interval: shutdown() returns within ~50 ms.
         self._httpd.serve_forever(0.05)
 
     def shutdown(self, close_spine: bool = False, grace: float = 5.0) -> None:
         """Stop accepting requests; optionally close the LocalSpine too.
 
+        Stops :meth:`start`'s thread or a :meth:`serve_forever` running in another thread.
+
         Args:
             close_spine: Also close the spine (running executions get ``grace`` seconds).
             grace: Seconds running executions may take to finish.
         """
+        if self._serving.is_set() or self._thread is not None:
+            self._httpd.shutdown()  # returns once the serving loop has exited
+            self._serving.clear()
         if self._thread is not None:
-            self._httpd.shutdown()
             self._thread.join(timeout=5.0)
             self._thread = None
         self._httpd.server_close()

@@ -74,3 +74,162 @@ def test_a_body_no_route_read_is_not_parsed_as_the_next_request(
     status, _, body = exchange(conn, "GET", "/health")
     assert status == 200
     assert body["status"] == "healthy"
+
+
+def test_put_and_patch_are_method_not_allowed(conn: http.client.HTTPConnection) -> None:
+    for method in ("PUT", "PATCH"):
+        status, _, body = exchange(conn, method, "/api/v1/flows", b"{}", AUTH)
+        assert (status, body) == (405, {"detail": "Method Not Allowed"})
+
+
+@pytest.mark.parametrize(
+    "headers, status, detail",
+    [
+        ({"Transfer-Encoding": "chunked"}, 411, "Chunked bodies are not accepted"),
+        ({"Content-Length": "ten"}, 400, "Invalid Content-Length header"),
+        ({"Content-Length": "-1"}, 400, "Invalid Content-Length header"),
+        ({"Content-Length": str(10**9)}, 413, "Request body too large"),
+    ],
+)
+def test_unusable_body_headers_are_refused_and_close_the_connection(
+    keyed: SpineServer, headers: Dict[str, str], status: int, detail: str
+) -> None:
+    # Raw socket: http.client would fix up or refuse these headers itself.
+    import socket
+
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = (
+        "POST /api/v1/flows/execute HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n{head}\r\n"
+    ).encode()
+    with socket.create_connection((keyed.host, keyed.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):  # ends only because the server closes
+            answer += chunk
+    top, _, body = answer.partition(b"\r\n\r\n")
+    assert top.startswith(f"HTTP/1.1 {status}".encode())
+    assert b"Connection: close" in top
+    assert detail in json.loads(body)["detail"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Transfer-Encoding": "chunked"},  # a GET route never reads a chunked body
+        {"Content-Length": "ten"},
+        {"Content-Length": str(10**9)},
+    ],
+)
+def test_an_unread_body_that_cannot_be_skipped_closes_the_connection(
+    keyed: SpineServer, headers: Dict[str, str]
+) -> None:
+    import socket
+
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = f"GET /health HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode()
+    with socket.create_connection((keyed.host, keyed.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert b"Connection: close" in answer
+
+
+def test_errors_without_a_status_map_to_their_http_status(
+    conn: http.client.HTTPConnection,
+) -> None:
+    url = "/api/v1/flows/execute"
+    headers = dict(AUTH, **{"Content-Type": "application/json"})
+    body = json.dumps({"flow_id": "echo", "input_data": {}}).encode()
+    # LocalSpine's own argument checks carry no status code: a ValidationError is a 422.
+    bad_key = dict(headers, **{"Idempotency-Key": "not a valid key"})
+    status, _, answer = exchange(conn, "POST", url, body, bad_key)
+    assert status == 422
+    assert "idempotency_key" in answer["detail"]
+    odd_id = json.dumps({"flow_id": "a b", "input_data": {}}).encode()
+    status, _, answer = exchange(conn, "POST", url, odd_id, headers)
+    assert status == 422
+    assert "flow_id" in answer["detail"]
+
+
+def test_a_bug_in_a_route_is_a_bare_500_and_logged(
+    keyed: SpineServer,
+    conn: http.client.HTTPConnection,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken() -> Any:
+        raise RuntimeError("internal detail /secret/path")
+
+    monkeypatch.setattr(keyed.spine, "get_metrics", broken)
+    with caplog.at_level("ERROR", logger="ai_spine.server"):
+        status, headers, body = exchange(conn, "GET", "/metrics?x=1", None, AUTH)
+    assert (status, body) == (500, {"detail": "Internal Server Error"})
+    assert len(headers["X-Request-ID"]) == 32
+    assert "unhandled error for GET /metrics" in caplog.text
+    assert "?x=1" not in caplog.text
+    assert exchange(conn, "GET", "/health")[0] == 200  # the connection still serves
+
+
+def test_flow_creation_checks_its_body(conn: http.client.HTTPConnection) -> None:
+    headers = dict(AUTH, **{"Content-Type": "application/json"})
+    status, _, body = exchange(conn, "POST", "/api/v1/flows", b"[1]", headers)
+    assert (status, body["detail"][0]["loc"]) == (422, ["body"])
+    bad = {"flow_id": "x", "spec": "text", "name": 3, "description": []}
+    status, _, body = exchange(
+        conn, "POST", "/api/v1/flows", json.dumps(bad).encode(), headers
+    )
+    assert status == 422
+    assert [d["loc"] for d in body["detail"]] == [
+        ["body", "spec"],
+        ["body", "name"],
+        ["body", "description"],
+    ]
+
+
+def test_active_agents_lists_only_active_ones(
+    keyed: SpineServer, conn: http.client.HTTPConnection
+) -> None:
+    for agent_id, active in (("on", True), ("off", False)):
+        keyed.spine.create_agent(
+            {
+                "agent_id": agent_id,
+                "name": agent_id,
+                "endpoint": "http://127.0.0.1:9/x",
+                "is_active": active,
+            }
+        )
+    status, _, body = exchange(conn, "GET", "/api/v1/agents/active", None, AUTH)
+    assert status == 200
+    assert [a["agent_id"] for a in body["agents"]] == ["on"]
+    assert body["count"] == 1
+    status, _, body = exchange(conn, "DELETE", "/api/v1/agents/off", None, AUTH)
+    assert (status, body["success"]) == (200, True)
+
+
+def test_an_empty_api_key_is_refused() -> None:
+    from ai_spine.exceptions import ValidationError
+
+    with LocalSpine() as spine:
+        with pytest.raises(ValidationError, match="api_key"):
+            SpineServer(spine, api_key="")
+
+
+def test_serve_forever_in_the_callers_thread_and_shutdown_closing_the_spine() -> None:
+    import threading
+
+    spine = LocalSpine(make_flows(Hooks()))
+    srv = SpineServer(spine)
+    thread = threading.Thread(target=srv.serve_forever)
+    thread.start()
+    try:
+        conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
+        assert exchange(conn, "GET", "/health")[0] == 200
+        conn.close()
+    finally:
+        srv.shutdown(close_spine=True)  # from another thread than the serving one
+        thread.join(10)
+    assert not thread.is_alive()
+    assert spine.health_check()["status"] == "stopping"
