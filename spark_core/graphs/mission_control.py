@@ -10,8 +10,11 @@
 * :class:`Guardrails` / :class:`BudgetGuardrail` — limits on node executions, run time,
   reported cost (``context.report_cost(usd, tokens=...)``) and tokens. A breach stops the run
   with :class:`GuardrailBreachError` naming the limit, the measured value and the threshold.
-  Limits count per ``graph.run`` / ``graph.resume`` invocation; run time is checked between
-  nodes (bound single slow nodes with a timeout capability).
+  Limits hold over the whole run: the usage so far is kept in graph state
+  (``_spark_guardrails``, committed with each step), so ``graph.resume`` keeps counting where
+  the run stopped, also in another process. Run time is the time spent running (not the time
+  a run sat paused), checked between nodes (bound single slow nodes with a timeout
+  capability).
 * :class:`MissionControl` — attaches a plan manager and guardrails in one call.
 """
 
@@ -494,9 +497,11 @@ class BudgetGuardrailConfig:
     """Limits for :class:`BudgetGuardrail` (None = unlimited).
 
     Attributes:
-        max_iterations: Node executions per run invocation.
+        max_iterations: Node executions over the run (resumptions included; a node cut short
+            by a pause or stop is not counted, it runs again on resume).
         max_cost_usd: Total cost reported with ``context.report_cost``.
-        max_runtime_seconds: Wall time since the run (or resumption) started.
+        max_runtime_seconds: Seconds spent running (time paused between a stop and the
+            resumption does not count).
         max_tokens: Total tokens reported with ``context.report_cost(..., tokens=...)``.
     """
 
@@ -527,15 +532,21 @@ class BudgetGuardrailConfig:
 
 
 _USAGE_KEY = "spark.guardrails"
+# Graph-state key of the usage of unfinished runs: {run_id: {"iterations", "cost_usd",
+# "tokens", "runtime_s"}}. Usage is a property of the run, not of one guardrail, so several
+# guardrails share a run's entry; a completed run's entry is dropped.
+USAGE_STATE_KEY = "_spark_guardrails"
+_MEASURES = ("iterations", "cost_usd", "tokens", "runtime_s")
 
 
 class Guardrails(GraphObserver):
     """Stop a run that exceeds iteration, runtime, cost or token limits.
 
     Args:
-        max_iterations: Node executions per run invocation.
-        max_runtime_seconds: Seconds since the run (or resumption) started, checked between
-            nodes.
+        max_iterations: Node executions over the run, resumptions included (a node cut short
+            by a pause or stop is not counted: it runs again on resume).
+        max_runtime_seconds: Seconds spent running (paused time does not count), checked
+            between nodes.
         max_cost: USD reported through ``context.report_cost``.
         max_tokens: Tokens reported through ``context.report_cost(..., tokens=...)``.
         clock: Monotonic clock in seconds (tests pass a fake one).
@@ -578,10 +589,29 @@ class Guardrails(GraphObserver):
                 "cost_usd": 0.0,
                 "tokens": 0,
                 "t0": self.clock(),
+                "in_flight": 0,
             }
             per_run[id(self)] = usage
             self.last_usage = usage
         return usage
+
+    @staticmethod
+    async def _stored(run: RunInfo) -> Dict[str, Any]:
+        stored = await run.graph.state.get(USAGE_STATE_KEY, None)
+        return dict(stored) if isinstance(stored, Mapping) else {}
+
+    async def _save(self, run: RunInfo, usage: Dict[str, Any]) -> None:
+        """Store the run's usage so far; nodes still in flight will run again on resume."""
+        usage["runtime_s"] = self.clock() - usage["t0"]
+        all_runs = await self._stored(run)
+        previous = all_runs.get(run.run_id)
+        previous = previous if isinstance(previous, Mapping) else {}
+        mine = dict(usage, iterations=usage["iterations"] - usage["in_flight"])
+        # Several guardrails measure the same run; each value only grows, so keep the largest.
+        all_runs[run.run_id] = {
+            k: max(mine[k], previous.get(k) or 0) for k in _MEASURES
+        }
+        await run.graph.state.set(USAGE_STATE_KEY, all_runs)
 
     def _check(
         self, run: RunInfo, usage: Dict[str, Any], node_id: Optional[str]
@@ -601,14 +631,25 @@ class Guardrails(GraphObserver):
                 )
 
     async def on_run_start(self, run: RunInfo) -> None:
-        """Start counting for this run invocation."""
+        """Start counting: from the stored usage when resuming, else from zero."""
         run.attrs.setdefault(_USAGE_KEY, {}).pop(id(self), None)
-        self._usage(run)
+        usage = self._usage(run)
+        all_runs = await self._stored(run)
+        stored = all_runs.get(run.run_id)
+        if not run.resumed and stored is not None:  # a fresh run reusing an old run id
+            del all_runs[run.run_id]
+            await run.graph.state.set(USAGE_STATE_KEY, all_runs)
+        elif isinstance(stored, Mapping):
+            usage["iterations"] = int(stored.get("iterations") or 0)
+            usage["cost_usd"] = float(stored.get("cost_usd") or 0.0)
+            usage["tokens"] = int(stored.get("tokens") or 0)
+            usage["t0"] -= float(stored.get("runtime_s") or 0.0)
 
     async def on_node_start(self, run: RunInfo, node: Any, context: Any) -> None:
         """Count the execution and check every limit before the node runs."""
         usage = self._usage(run)
         usage["iterations"] += 1
+        usage["in_flight"] += 1
         self._check(run, usage, node.id)
 
     async def on_attempt_end(
@@ -616,6 +657,23 @@ class Guardrails(GraphObserver):
     ) -> None:
         """Check cost and time right after each attempt (costs are delivered by then)."""
         self._check(run, self._usage(run), node.id)
+
+    async def on_node_end(
+        self, run: RunInfo, node: Any, context: Any, output: Any
+    ) -> None:
+        """Store the usage (committed with the node's step)."""
+        await self._node_done(run)
+
+    async def on_node_error(
+        self, run: RunInfo, node: Any, context: Any, error: Any
+    ) -> None:
+        """Store the usage; the failed execution counts."""
+        await self._node_done(run)
+
+    async def _node_done(self, run: RunInfo) -> None:
+        usage = self._usage(run)
+        usage["in_flight"] = max(0, usage["in_flight"] - 1)
+        await self._save(run, usage)
 
     async def on_event(
         self, run: RunInfo, node: Any, name: str, data: Dict[str, Any]
@@ -627,6 +685,19 @@ class Guardrails(GraphObserver):
         usage["cost_usd"] += float(data.get("usd") or 0.0)
         usage["tokens"] += int(data.get("tokens") or 0)
         self._check(run, usage, getattr(node, "id", None))
+
+    async def on_run_end(
+        self, run: RunInfo, result: Any, error: Optional[BaseException]
+    ) -> None:
+        """Keep the usage of a run that can be resumed; forget a completed run's."""
+        usage = self._usage(run)
+        if result is not None and getattr(result, "status", None) == "completed":
+            all_runs = await self._stored(run)
+            if all_runs.pop(run.run_id, None) is not None:
+                await run.graph.state.set(USAGE_STATE_KEY, all_runs)
+            usage["runtime_s"] = self.clock() - usage["t0"]
+        else:
+            await self._save(run, usage)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 
@@ -250,5 +250,115 @@ def test_plan_survives_a_pause_and_resumes_from_state(tmp_path: Any) -> None:
         stored = await fresh.state.get("mission_plan")
         assert stored["run_id"] == info.value.run_id
         assert [s["status"] for s in stored["steps"]] == ["completed"] * 3
+
+    asyncio.run(main())
+
+
+class Tick(Work):
+    """Work that takes ten seconds on a fake clock."""
+
+    def __init__(self, name: str, now: List[float]) -> None:
+        super().__init__(name=name)
+        self.now = now
+
+    async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+        self.now[0] += 10.0
+        return await super().process(context)
+
+
+def paused_seed_run(
+    db: str, guard: Guardrails, now: Optional[List[float]] = None
+) -> Graph:
+    """research >> draft >> review on SQLite; review needs approval (its node is not run)."""
+    clock = now if now is not None else [0.0]
+    research, draft, review = (Tick(n, clock) for n in ("research", "draft", "review"))
+    research >> draft >> review
+    policy = PolicySet(
+        "p",
+        [
+            PolicyRule(
+                "ask",
+                PolicyEffect.REQUIRE_APPROVAL,
+                ["node:execute"],
+                ["node://review"],
+            )
+        ],
+    )
+    graph = Graph(research, state_backend=SQLiteStateBackend(db), policy_set=policy)
+    guard.attach(graph)
+    return graph
+
+
+async def pause_then_approve(graph: Graph) -> str:
+    with pytest.raises(ApprovalPendingError) as info:
+        await graph.run()
+    [req] = await graph.approvals.list(status="pending")
+    await graph.approvals.resolve(req.id, "approved", reviewer="ana")
+    run_id = info.value.run_id
+    assert run_id is not None
+    return run_id
+
+
+@pytest.mark.parametrize(
+    "limits, expected",
+    [
+        ({"max_iterations": 2}, ("max_iterations", 3, 2)),
+        ({"max_cost": 1.2}, ("max_cost", 1.5, 1.2)),
+    ],
+)
+def test_limits_hold_over_a_run_resumed_in_a_new_process(
+    tmp_path: Any, limits: Dict[str, Any], expected: Any
+) -> None:
+    db = str(tmp_path / "guard.sqlite")
+
+    async def main() -> None:
+        run_id = await pause_then_approve(paused_seed_run(db, Guardrails(**limits)))
+        fresh = paused_seed_run(db, Guardrails(**limits))  # what a new process builds
+        with pytest.raises(GuardrailBreachError) as info:
+            await fresh.resume(run_id)
+        err = info.value
+        assert (err.limit, err.value, err.threshold) == expected
+        assert err.node_id == "review"
+
+    asyncio.run(main())
+
+
+def test_a_node_cut_short_by_a_pause_is_counted_once_and_a_completed_run_is_forgotten(
+    tmp_path: Any,
+) -> None:
+    db = str(tmp_path / "guard.sqlite")
+
+    async def main() -> None:
+        first = paused_seed_run(db, Guardrails(max_iterations=3))
+        run_id = await pause_then_approve(first)
+        stored = (await first.state.get("_spark_guardrails"))[run_id]
+        assert (stored["iterations"], stored["cost_usd"]) == (2, 1.0)
+        fresh = paused_seed_run(db, Guardrails(max_iterations=3))
+        result = await fresh.resume(run_id)
+        assert result.status == "completed"
+        assert run_id not in (await fresh.state.get("_spark_guardrails"))
+
+    asyncio.run(main())
+
+
+def test_runtime_counts_time_spent_running_not_time_spent_paused(tmp_path: Any) -> None:
+    db = str(tmp_path / "guard.sqlite")
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    async def main() -> None:
+        first = paused_seed_run(
+            db, Guardrails(max_runtime_seconds=25, clock=clock), now
+        )
+        run_id = await pause_then_approve(first)
+        now[0] += 1000.0  # the run waits for its reviewer
+        fresh = paused_seed_run(
+            db, Guardrails(max_runtime_seconds=25, clock=clock), now
+        )
+        with pytest.raises(GuardrailBreachError) as info:
+            await fresh.resume(run_id)
+        assert (info.value.limit, info.value.value) == ("max_runtime_seconds", 30.0)
 
     asyncio.run(main())
