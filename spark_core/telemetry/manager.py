@@ -39,6 +39,7 @@ import uuid
 import weakref
 from typing import Any, Dict, List, Optional, Type
 
+from spark_core.telemetry.backends import _COLUMNS as _STORED_COLUMNS
 from spark_core.telemetry.backends import (
     MemoryTelemetryBackend,
     Record,
@@ -50,6 +51,7 @@ from spark_core.telemetry.redaction import redact, redact_value, scrub_text
 
 __all__ = ["TelemetryManager", "Trace", "Span", "SpanScope"]
 
+_SPAN_FIELDS = _STORED_COLUMNS["spans"]
 _log = logging.getLogger("spark_core.telemetry")
 _current_span: contextvars.ContextVar[Optional[Span]] = contextvars.ContextVar(
     "spark_current_span", default=None
@@ -132,22 +134,8 @@ class Span:
         attributes: Redacted attributes.
     """
 
-    __slots__ = (
-        "span_id",
-        "trace_id",
-        "parent_id",
-        "name",
-        "kind",
-        "start_time",
-        "end_time",
-        "duration_ms",
-        "status",
-        "error",
-        "attributes",
-        "_t0",
-        "_manager",
-        "_ended",
-    )
+    # The stored fields are the backends' span columns, so the two cannot drift apart.
+    __slots__ = _SPAN_FIELDS + ("_t0", "_manager", "_ended")
 
     def __init__(
         self,
@@ -222,19 +210,7 @@ class Span:
 
     def to_record(self) -> Dict[str, Any]:
         """Return the stored form."""
-        return {
-            "span_id": self.span_id,
-            "trace_id": self.trace_id,
-            "parent_id": self.parent_id,
-            "name": self.name,
-            "kind": self.kind,
-            "start_time": self.start_time,
-            "end_time": self.end_time,
-            "duration_ms": self.duration_ms,
-            "status": self.status,
-            "error": self.error,
-            "attributes": self.attributes,
-        }
+        return {name: getattr(self, name) for name in _SPAN_FIELDS}
 
     def __repr__(self) -> str:
         return f"Span(name={self.name!r}, span_id={self.span_id!r}, status={self.status!r})"
