@@ -25,6 +25,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -484,11 +485,46 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    """Threaded HTTP server that knows its open connections, so shutdown can end them."""
+
     daemon_threads = True
     allow_reuse_address = True
     spine: LocalSpine
     api_key: Optional[str]
     max_body: int
+
+    def __init__(self, address: Tuple[str, int], handler: Any) -> None:
+        super().__init__(address, handler)
+        self._open: Dict[socket.socket, threading.Thread] = {}
+        self._open_lock = threading.Lock()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Serve one connection (all its keep-alive requests), tracked while open."""
+        with self._open_lock:
+            self._open[request] = threading.current_thread()
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._open_lock:
+                self._open.pop(request, None)
+
+    def close_connections(self, timeout: float) -> None:
+        """End every open connection once its current request (if any) is answered.
+
+        Shutting the read side makes a handler waiting for the next keep-alive request see
+        end-of-stream and return, while an answer being written still goes out. Then the
+        handler threads are joined for up to ``timeout`` seconds.
+        """
+        with self._open_lock:
+            open_now = list(self._open.items())
+        for sock, _ in open_now:
+            try:
+                sock.shutdown(socket.SHUT_RD)
+            except OSError:  # already closed by the peer
+                pass
+        deadline = time.monotonic() + timeout
+        for _, thread in open_now:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class SpineServer:
@@ -560,9 +596,10 @@ class SpineServer:
         self._httpd.serve_forever(0.05)
 
     def shutdown(self, close_spine: bool = False, grace: float = 5.0) -> None:
-        """Stop accepting requests; optionally close the LocalSpine too.
+        """Stop accepting requests, end open connections; optionally close the LocalSpine.
 
-        Stops :meth:`start`'s thread or a :meth:`serve_forever` running in another thread.
+        Requests being answered finish first; idle keep-alive connections are closed. Stops
+        :meth:`start`'s thread or a :meth:`serve_forever` running in another thread.
 
         Args:
             close_spine: Also close the spine (running executions get ``grace`` seconds).
@@ -571,6 +608,7 @@ class SpineServer:
         if self._serving.is_set() or self._thread is not None:
             self._httpd.shutdown()  # returns once the serving loop has exited
             self._serving.clear()
+        self._httpd.close_connections(timeout=5.0)
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Iterator
 
 import pytest
@@ -52,3 +53,16 @@ def spine(request: pytest.FixtureRequest, local_spine: LocalSpine) -> Iterator[S
             api_key=key, base_url=srv.url, max_retries=0, timeout=10
         ) as client:
             yield client
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Every thread a test starts (loops, servers, connection handlers) ends with it."""
+    before = set(threading.enumerate())
+    yield
+    leaked = []
+    for thread in set(threading.enumerate()) - before:
+        thread.join(5)
+        if thread.is_alive():
+            leaked.append(thread.name)
+    assert not leaked, f"threads left running: {leaked}"

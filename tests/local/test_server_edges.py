@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -233,3 +233,63 @@ def test_serve_forever_in_the_callers_thread_and_shutdown_closing_the_spine() ->
         thread.join(10)
     assert not thread.is_alive()
     assert spine.health_check()["status"] == "stopping"
+
+
+def test_shutdown_ends_idle_keep_alive_connections() -> None:
+    import threading
+
+    spine = LocalSpine()
+    srv = SpineServer(spine).start()
+    conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
+    try:
+        assert exchange(conn, "GET", "/health")[0] == 200
+        handlers = [t for t in threading.enumerate() if "process_request" in t.name]
+        assert len(handlers) == 1  # waiting for this connection's next request
+        srv.shutdown(close_spine=True)
+        assert not handlers[0].is_alive()
+        assert conn.sock is not None
+        assert conn.sock.recv(1) == b""  # the server closed its end
+    finally:
+        conn.close()
+
+
+def test_shutdown_lets_a_request_being_answered_finish(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    spine = LocalSpine()
+    srv = SpineServer(spine).start()
+    inside, release = threading.Event(), threading.Event()
+    real = spine.get_metrics
+
+    def slow_metrics() -> Any:
+        inside.set()
+        release.wait(10)
+        return real()
+
+    monkeypatch.setattr(spine, "get_metrics", slow_metrics)
+    answers: List[Any] = []
+
+    def request() -> None:
+        conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
+        answers.append(exchange(conn, "GET", "/metrics"))
+        conn.close()
+
+    real_close = srv._httpd.close_connections
+
+    def close_then_release(timeout: float) -> None:
+        real_close(0)  # read sides shut while the answer is still being computed
+        release.set()
+        real_close(timeout)
+
+    monkeypatch.setattr(srv._httpd, "close_connections", close_then_release)
+    client = threading.Thread(target=request)
+    client.start()
+    assert inside.wait(10)
+    stopper = threading.Thread(target=srv.shutdown, kwargs={"close_spine": True})
+    stopper.start()
+    stopper.join(10)
+    client.join(10)
+    assert answers[0][0] == 200
+    assert answers[0][2]["total_executions"] == 0
