@@ -25,6 +25,7 @@ from spark_core.errors import (
     NodeTimeoutError,
     RunStopped,
 )
+from spark_core.nodes._workers import run_in_worker
 from spark_core.nodes.capabilities import (
     CircuitBreakerCapability,
     RateLimitCapability,
@@ -406,7 +407,7 @@ async def _call(node: Node, ctx: ExecutionContext) -> Any:
         return await node.process(ctx)
     if node._inline:
         return node.process(ctx)
-    output = await asyncio.to_thread(node.process, ctx)
+    output = await run_in_worker(node.process, ctx)
     if inspect.isawaitable(output):
         output = await output
     return output
