@@ -14,8 +14,6 @@ from typing import (
     List,
     Optional,
     Set,
-    Tuple,
-    Union,
     cast,
 )
 
@@ -34,21 +32,25 @@ from ai_spine.exceptions import (
 )
 from ai_spine.models import (
     AgentDict,
-    BatchItem,
+    BatchInput,
     BatchResult,
     ExecutionDict,
     ExecutionResponse,
     FlowDict,
 )
 from ai_spine.retry import Retry
-from ai_spine.utils import validate_id, validate_json_object, validate_positive_number
+from ai_spine.utils import (
+    parse_batch_item,
+    validate_batch_args,
+    validate_id,
+    validate_json_object,
+    validate_positive_number,
+)
 
 __all__ = ["AISpine"]
 
 _FLOW_NOT_FOUND = re.compile(r"Flow '(?P<flow>.*)' not found")
 _API = constants.API_PREFIX
-
-BatchInput = Union[BatchItem, Dict[str, Any], Tuple[str, Dict[str, Any]]]
 
 
 def _unwrap_list(body: Any, key: str, what: str) -> List[Dict[str, Any]]:
@@ -555,19 +557,9 @@ class AISpine:
         Raises:
             ValidationError: ``items`` is not iterable or a number is out of range.
         """
-        validate_positive_number(concurrency, "concurrency", integer=True)
-        validate_positive_number(wait_timeout, "wait_timeout")
-        validate_positive_number(interval, "interval")
-        if isinstance(items, (str, bytes, dict)):
-            raise ValidationError(
-                "items must be a list of items, not a single str/dict"
-            )
-        try:
-            pending = list(enumerate(items))
-        except TypeError:
-            raise ValidationError(
-                f"items must be iterable, got {type(items).__name__}"
-            ) from None
+        pending = list(
+            enumerate(validate_batch_args(items, concurrency, wait_timeout, interval))
+        )
         total = len(pending)
         results: List[Optional[BatchResult]] = [None] * total
         queue = iter(pending)
@@ -604,7 +596,7 @@ class AISpine:
         flow_id: Optional[str] = None
         execution: Optional[Dict[str, Any]] = None
         try:
-            flow_id, input_data, metadata = _batch_item(item)
+            flow_id, input_data, metadata = parse_batch_item(item)
             started = self.execute_flow(flow_id, input_data, metadata)
             execution = dict(started)
             if started.get("status") != "completed":
@@ -620,15 +612,3 @@ class AISpine:
             return BatchResult(
                 index=index, flow_id=flow_id, execution=execution, error=exc
             )
-
-
-def _batch_item(item: Any) -> Tuple[str, Dict[str, Any], Optional[Dict[str, Any]]]:
-    if isinstance(item, dict):
-        if "flow_id" not in item or "input_data" not in item:
-            raise ValidationError("batch item needs 'flow_id' and 'input_data'")
-        return item["flow_id"], item["input_data"], item.get("metadata")
-    if isinstance(item, (tuple, list)) and len(item) == 2:
-        return item[0], item[1], None
-    raise ValidationError(
-        f"batch item must be a dict or a (flow_id, input_data) pair, got {type(item).__name__}"
-    )

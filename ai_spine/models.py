@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from typing_extensions import TypedDict
 
@@ -26,6 +26,7 @@ __all__ = [
     "Execution",
     "Agent",
     "BatchItem",
+    "BatchInput",
     "BatchResult",
 ]
 
@@ -89,6 +90,10 @@ class BatchItem(TypedDict, total=False):
     flow_id: str
     input_data: Dict[str, Any]
     metadata: Dict[str, Any]
+
+
+#: What ``execute_batch`` accepts per item (AISpine and LocalSpine alike).
+BatchInput = Union[BatchItem, Dict[str, Any], Tuple[str, Dict[str, Any]]]
 
 
 def _require(data: Any, key: str, owner: str) -> Any:

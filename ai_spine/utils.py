@@ -8,7 +8,7 @@ import logging
 import math
 import re
 import threading
-from typing import Any, Dict, Iterable, Mapping, Optional, Set
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 from ai_spine import constants
 from ai_spine.exceptions import ValidationError
@@ -17,6 +17,8 @@ __all__ = [
     "validate_id",
     "validate_json_object",
     "validate_positive_number",
+    "validate_batch_args",
+    "parse_batch_item",
     "parse_datetime",
     "redact",
     "RedactingFilter",
@@ -125,6 +127,76 @@ def validate_positive_number(
         bound = ">= 0" if allow_zero else "> 0"
         raise ValidationError(f"{name} must be {bound}, got {value!r}")
     return number
+
+
+def validate_batch_args(
+    items: Any, concurrency: Any, wait_timeout: Any, interval: Any
+) -> List[Any]:
+    """Check ``execute_batch``'s arguments before any item starts.
+
+    Shared by :class:`ai_spine.AISpine` and :class:`ai_spine.LocalSpine`, so both refuse the
+    same input with the same message.
+
+    Args:
+        items: The caller's items: any iterable except a str, bytes or a single dict.
+        concurrency: Items in flight at once (an int >= 1).
+        wait_timeout: Per-item wait timeout in seconds (> 0).
+        interval: Per-item polling interval in seconds (> 0).
+
+    Returns:
+        The items as a list (a generator is consumed here, once).
+
+    Raises:
+        ValidationError: ``items`` is not a list-like iterable or a number is out of range.
+    """
+    validate_positive_number(concurrency, "concurrency", integer=True)
+    validate_positive_number(wait_timeout, "wait_timeout")
+    validate_positive_number(interval, "interval")
+    if isinstance(items, (str, bytes, dict)):
+        raise ValidationError("items must be a list of items, not a single str/dict")
+    try:
+        return list(items)
+    except TypeError:
+        raise ValidationError(
+            f"items must be iterable, got {type(items).__name__}"
+        ) from None
+
+
+def parse_batch_item(item: Any) -> Tuple[str, Any, Optional[Any]]:
+    """Split one ``execute_batch`` item into ``(flow_id, input_data, metadata)``.
+
+    ``input_data`` and ``metadata`` are returned as given; ``execute_flow`` checks them.
+
+    Args:
+        item: A ``{"flow_id", "input_data", "metadata"?}`` dict or a
+            ``(flow_id, input_data)`` pair.
+
+    Returns:
+        The flow id (a str), the input and the metadata (None when absent).
+
+    Raises:
+        ValidationError: The item has another shape, lacks a key, or its flow id is not a str.
+    """
+    if isinstance(item, dict):
+        if "flow_id" not in item or "input_data" not in item:
+            raise ValidationError("batch item needs 'flow_id' and 'input_data'")
+        flow_id, input_data, metadata = (
+            item["flow_id"],
+            item["input_data"],
+            item.get("metadata"),
+        )
+    elif isinstance(item, (tuple, list)) and len(item) == 2:
+        flow_id, input_data, metadata = item[0], item[1], None
+    else:
+        raise ValidationError(
+            "batch item must be a dict or a (flow_id, input_data) pair, "
+            f"got {type(item).__name__}"
+        )
+    if not isinstance(flow_id, str):
+        raise ValidationError(
+            f"batch item flow_id must be a string, got {type(flow_id).__name__}"
+        )
+    return flow_id, input_data, metadata
 
 
 def parse_datetime(value: Any) -> Optional[datetime.datetime]:

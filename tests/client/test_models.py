@@ -12,9 +12,11 @@ from ai_spine import Agent, BatchResult, Execution, Flow
 from ai_spine.exceptions import ExecutionError, ValidationError
 from ai_spine.utils import (
     RedactingFilter,
+    parse_batch_item,
     parse_datetime,
     redact,
     redact_headers,
+    validate_batch_args,
     validate_id,
     validate_json_object,
     validate_positive_number,
@@ -101,6 +103,62 @@ def test_validate_helpers() -> None:
         validate_positive_number(float("inf"), "timeout")
     with pytest.raises(ValidationError, match="agent_config must not be empty"):
         validate_json_object({}, "agent_config", allow_empty=False)
+
+
+def test_validate_batch_args_returns_the_items_as_a_list() -> None:
+    assert validate_batch_args((x for x in "ab"), 1, 1, 0.5) == ["a", "b"]
+    assert validate_batch_args([], 3, 300, 2) == []
+
+
+@pytest.mark.parametrize(
+    "items, numbers, message",
+    [
+        ("text", (1, 1, 1), "not a single str/dict"),
+        (b"raw", (1, 1, 1), "not a single str/dict"),
+        ({"flow_id": "f", "input_data": {}}, (1, 1, 1), "not a single str/dict"),
+        (42, (1, 1, 1), "items must be iterable, got int"),
+        ([], (0, 1, 1), "concurrency must be > 0"),
+        ([], (1.5, 1, 1), "concurrency must be an int"),
+        ([], (1, 0, 1), "wait_timeout must be > 0"),
+        ([], (1, 1, -1), "interval must be > 0"),
+    ],
+)
+def test_validate_batch_args_refuses(items: Any, numbers: Any, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        validate_batch_args(items, *numbers)
+
+
+def test_parse_batch_item_shapes() -> None:
+    assert parse_batch_item({"flow_id": "f", "input_data": {"a": 1}}) == (
+        "f",
+        {"a": 1},
+        None,
+    )
+    assert parse_batch_item(
+        {"flow_id": "f", "input_data": {}, "metadata": {"m": 1}}
+    ) == (
+        "f",
+        {},
+        {"m": 1},
+    )
+    assert parse_batch_item(("f", {"a": 1})) == ("f", {"a": 1}, None)
+    assert parse_batch_item(["f", "kept as given"]) == ("f", "kept as given", None)
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ({"input_data": {}}, "needs 'flow_id' and 'input_data'"),
+        ({"flow_id": "f"}, "needs 'flow_id' and 'input_data'"),
+        (("f", {}, {}), "got tuple"),
+        (42, "got int"),
+        ((7, {}), "flow_id must be a string, got int"),
+        ({"flow_id": None, "input_data": {}}, "flow_id must be a string, got NoneType"),
+    ],
+)
+def test_parse_batch_item_refuses(item: Any, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        parse_batch_item(item)
 
 
 def test_redaction() -> None:
