@@ -231,26 +231,6 @@ class _FileLock:
             self._lock.release()
 
 
-def _rank(data: Mapping[str, Any]) -> int:
-    """How far a request has gone: pending < resolved < consumed."""
-    if data.get("consumed_at"):
-        return 2
-    return 0 if data.get("status", PENDING) == PENDING else 1
-
-
-def _merge(
-    mine: Dict[str, Dict[str, Any]], stored: Mapping[str, Any]
-) -> Dict[str, Dict[str, Any]]:
-    """Combine this process's view with the stored one, keeping each request's most
-    advanced version (so a resolution made by another process is never overwritten)."""
-    merged = {str(k): dict(v) for k, v in stored.items() if isinstance(v, Mapping)}
-    for key, data in mine.items():
-        other = merged.get(key)
-        if other is None or _rank(data) >= _rank(other):
-            merged[key] = data
-    return merged
-
-
 class _DictState:
     """Process-local state used by a ToolExecutor that runs outside any graph."""
 
@@ -275,10 +255,20 @@ class ApprovalStore:
 
     Args:
         state: A GraphState (async ``get``/``set`` and ``lock()``), or anything with the
-            same methods. Use :meth:`from_backend` / :meth:`open` for a backend alone.
+            same methods. Use :meth:`from_backend` / :meth:`open` for a backend alone. With
+            a durable backend the requests are read from and written to the backend
+            directly (not through the graph's step buffer), under a lock on the state file.
     """
 
     def __init__(self, state: Any) -> None:
+        backend = getattr(state, "backend", None)
+        if getattr(backend, "durable", False) and not isinstance(state, _BackendState):
+            # A durable graph state buffers writes until its step commits, but requests are
+            # shared with other processes (the CLI resolves them; another process may resume
+            # the run): read and write them on the backend at once, under the file lock, so
+            # an approval is marked used before the call runs and a resolution made by
+            # another process meanwhile is never overwritten by a step's commit.
+            state = _BackendState(backend)
         self.state = state
 
     @classmethod
@@ -318,17 +308,7 @@ class ApprovalStore:
             raise ApprovalError(
                 f"state key {APPROVALS_KEY!r} is corrupt: not a mapping"
             )
-        requests = {str(k): dict(v) for k, v in (raw or {}).items()}
-        backend: Any = getattr(self.state, "backend", None)
-        if getattr(backend, "durable", False) and not isinstance(
-            self.state, _BackendState
-        ):
-            # A graph's state caches the file; another process (the CLI) may have resolved
-            # a request since. Read the stored copy so its resolution is kept.
-            stored = backend.load_state().get(APPROVALS_KEY)
-            if isinstance(stored, Mapping):
-                requests = _merge(requests, stored)
-        return requests
+        return {str(k): dict(v) for k, v in (raw or {}).items()}
 
     async def list(
         self, status: Optional[str] = None, *, run_id: Optional[str] = None

@@ -328,3 +328,53 @@ def test_a_running_graph_keeps_resolutions_made_by_another_process(
         assert lines(out) == ["busy line"]
 
     asyncio.run(main())
+
+
+def test_a_resolution_made_while_a_step_is_in_flight_survives_its_commit(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "mission.sqlite")
+    seen: Dict[str, Any] = {}
+
+    @fs_app.tool
+    async def act(other: str) -> str:
+        """While this approved call runs, an operator (another process) approves ``other``."""
+        store = ApprovalStore.open(db)
+        mine = [r for r in await store.list(status="approved") if r.id != other]
+        seen["consumed_before_the_call"] = [r.consumed_at is not None for r in mine]
+        if other:
+            await store.resolve(other, "approved", reviewer="ops")
+        return "acted"
+
+    class Actor(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            return {"r": await context.call_tool("act", other=context.inputs.content)}
+
+    policy = PolicySet(
+        "p",
+        [
+            PolicyRule(
+                "ask", PolicyEffect.REQUIRE_APPROVAL, ["tool:execute"], ["tool://act"]
+            )
+        ],
+    )
+    graph = Graph(
+        Actor(), state_backend=SQLiteStateBackend(db), tools=[act], policy_set=policy
+    )
+
+    async def main() -> None:
+        with pytest.raises(ApprovalPendingError) as first:
+            await graph.run("")
+        with pytest.raises(ApprovalPendingError) as second:
+            await graph.run(first.value.request_id)
+        await graph.approvals.resolve(second.value.request_id, "approved", reviewer="a")
+        assert (await graph.resume(second.value.run_id)).status == "completed"
+        # the approval used by the call was stored as used before the call ran (so a crash
+        # cannot run it twice), and the operator's resolution made meanwhile was kept
+        assert seen["consumed_before_the_call"] == [True]
+        stored = {r.id: r.status for r in await ApprovalStore.open(db).list()}
+        assert stored[first.value.request_id] == "approved"
+        assert (await graph.approvals.get(first.value.request_id)).status == "approved"
+        assert (await graph.resume(first.value.run_id)).status == "completed"
+
+    asyncio.run(main())
