@@ -566,7 +566,8 @@ class Graph:
         except BaseException as exc:
             if isinstance(exc, RunPaused):
                 status = "paused"
-            elif isinstance(exc, (RunStopped, asyncio.CancelledError)):
+            elif isinstance(exc, RunStopped) or not isinstance(exc, Exception):
+                # Cancellation, KeyboardInterrupt, SystemExit: propagate as they are.
                 status = "cancelled"
             else:
                 status = "failed"

@@ -117,6 +117,20 @@ def test_failure_ends_run_with_node_execution_error_carrying_run_id() -> None:
     assert "bad value" in record["error"]
 
 
+@pytest.mark.parametrize("error", [SystemExit(3), KeyboardInterrupt()])
+def test_exit_and_interrupt_from_a_node_are_not_wrapped(error: BaseException) -> None:
+    class Leave(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            raise error
+
+    graph = Graph(start=Leave(name="leave"))
+    with pytest.raises(type(error)) as info:
+        asyncio.run(graph.run(run_id="r1"))
+    assert info.value is error
+    if isinstance(error, KeyboardInterrupt):
+        assert stored_run(graph, "r1")["status"] == "cancelled"
+
+
 def test_run_id_cannot_be_reused() -> None:
     graph = Graph(start=Add())
     graph.run_sync(run_id="same")
