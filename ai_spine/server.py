@@ -500,8 +500,10 @@ class _Server(ThreadingHTTPServer):
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         """Serve one connection (all its keep-alive requests), tracked while open."""
+        thread = threading.current_thread()
+        thread.name = "ai-spine-conn"
         with self._open_lock:
-            self._open[request] = threading.current_thread()
+            self._open[request] = thread
         try:
             super().process_request_thread(request, client_address)
         finally:

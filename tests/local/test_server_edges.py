@@ -243,7 +243,7 @@ def test_shutdown_ends_idle_keep_alive_connections() -> None:
     conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
     try:
         assert exchange(conn, "GET", "/health")[0] == 200
-        handlers = [t for t in threading.enumerate() if "process_request" in t.name]
+        handlers = [t for t in threading.enumerate() if t.name == "ai-spine-conn"]
         assert len(handlers) == 1  # waiting for this connection's next request
         srv.shutdown(close_spine=True)
         assert not handlers[0].is_alive()
