@@ -8,6 +8,7 @@ from typing import Any, Dict, List
 
 import pytest
 
+from ai_spine import AISpine
 from ai_spine.constants import ZERO_UUID
 from ai_spine.exceptions import (
     ExecutionError,
@@ -16,8 +17,10 @@ from ai_spine.exceptions import (
     TimeoutError,
     ValidationError,
 )
+from ai_spine.local import LocalSpine
 from ai_spine.models import BatchResult
 from ai_spine.protocol import Spine
+from ai_spine.server import SpineServer
 from tests.local.flows import Hooks
 
 FAST = 0.01  # polling interval for the HTTP client; LocalSpine does not poll
@@ -263,3 +266,61 @@ def test_an_idempotency_key_returns_the_same_execution(spine: Spine) -> None:
     run(spine, "echo", {})
     ids = [e["execution_id"] for e in spine.list_executions(limit=100)]
     assert ids.count(first["execution_id"]) == 1
+
+
+def raised(call: Any) -> BaseException:
+    with pytest.raises(Exception) as info:
+        call()
+    return info.value
+
+
+def test_wait_raises_the_same_errors_locally_and_over_http(
+    local_spine: LocalSpine, server: SpineServer, hooks: Hooks
+) -> None:
+    """The same executions waited on through LocalSpine and through AISpine + server."""
+    with AISpine(base_url=server.url, max_retries=0, timeout=10) as remote:
+        waits = {
+            "local": lambda i, t=10.0: local_spine.wait_for_execution(i, t, FAST),
+            "http": lambda i, t=10.0: remote.wait_for_execution(i, t, FAST),
+        }
+        done = local_spine.execute_flow("echo", {"v": 1})["execution_id"]
+        answers = {k: dict(w(done)) for k, w in waits.items()}
+        assert answers["local"] == answers["http"]
+
+        failed = local_spine.execute_flow("fail", {})["execution_id"]
+        blocked = local_spine.execute_flow("block", {})["execution_id"]
+        assert hooks.started.wait(10)
+        timeouts = {k: raised(lambda: w(blocked, 0.05)) for k, w in waits.items()}
+        local_spine.cancel_execution(blocked)
+        cases = {
+            "failed": failed,
+            "cancelled": blocked,
+            "unknown": str(uuid.uuid4()),
+            "not a uuid": "not-a-uuid",
+        }
+        for case, execution_id in cases.items():
+            errors = {k: raised(lambda: w(execution_id)) for k, w in waits.items()}
+            assert type(errors["local"]) is type(errors["http"]), case
+            if isinstance(errors["local"], ExecutionError):
+                local, http = errors["local"], errors["http"]
+                assert isinstance(http, ExecutionError)
+                assert str(local) == str(http)
+                assert local.execution == http.execution
+                assert (local.status, local.flow_id, local.execution_id) == (
+                    http.status,
+                    http.flow_id,
+                    http.execution_id,
+                )
+            else:
+                assert getattr(errors["local"], "status_code") == getattr(
+                    errors["http"], "status_code"
+                ), case
+        local_timeout, http_timeout = timeouts["local"], timeouts["http"]
+        assert type(local_timeout) is type(http_timeout) is TimeoutError
+        assert isinstance(local_timeout, TimeoutError)
+        assert isinstance(http_timeout, TimeoutError)
+        assert str(local_timeout) == str(http_timeout)
+        assert (local_timeout.execution_id, local_timeout.last_status) == (
+            http_timeout.execution_id,
+            http_timeout.last_status,
+        )
