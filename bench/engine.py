@@ -114,6 +114,19 @@ def spark_fanout(branches: int, runs: int) -> float:
     return _median_of(runs, lambda: _timed(graph.run)) * 1e3
 
 
+def asyncio_fanout_floor(branches: int, runs: int) -> float:
+    """The same sleeps under a bare ``asyncio.gather``, no framework: wall ms (the floor)."""
+
+    async def sleeper() -> Dict[str, Any]:
+        await asyncio.sleep(SLEEP_S)
+        return {"done": True}
+
+    async def fan() -> None:
+        await asyncio.gather(*(sleeper() for _ in range(branches)))
+
+    return _median_of(runs, lambda: _timed(fan)) * 1e3
+
+
 # ---------------------------------------------------------------------------- LangGraph
 class _ChainState(TypedDict):
     n: int
@@ -306,6 +319,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 spark_fanout(b, args.runs),
             ),
         ]
+        floor = asyncio_fanout_floor(b, args.runs)
     print(
         f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
         f"median of {args.runs} runs ({args.sqlite_runs} for SQLite)\n"
@@ -319,6 +333,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             f"| {name} | {_fmt(lg, unit)} | {_fmt(pf, unit)} | {_fmt(ours, unit)} | "
             f"{_ratio(lg, ours)} | {_ratio(pf, ours)} |"
         )
+    print(
+        f"\nFan-out floor on this machine: a bare asyncio.gather of the same {b} sleeps "
+        f"takes {floor:,.1f} ms."
+    )
     return 0
 
 
