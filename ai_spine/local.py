@@ -903,6 +903,7 @@ class LocalSpine:
             rec.updated_at = rec.completed_at = now
             if rec.started:
                 rec.execution_time = time.perf_counter() - rec.started
+                self._count_time(rec.execution_time)  # as a restart counts it
             task = rec.task
         self._save(rec)
         rec.done.set()

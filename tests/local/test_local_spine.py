@@ -322,3 +322,19 @@ def test_a_durable_run_killed_mid_way_is_resumed_on_restart(
     assert done["output_data"] == {"finished": 42}
     # The committed first step was not run again.
     assert Path(env["SPINE_COUNT_FILE"]).read_text().splitlines() == ["prepare"]
+
+
+def test_metrics_time_a_cancelled_run_as_a_restart_does(
+    tmp_path: Path, hooks: Hooks
+) -> None:
+    db = str(tmp_path / "executions.sqlite")
+    with LocalSpine(make_flows(hooks), db=db) as spine:
+        started = spine.execute_flow("block", {})
+        assert hooks.started.wait(10)
+        spine.cancel_execution(started["execution_id"])
+        live = spine.get_metrics()
+    with LocalSpine(make_flows(Hooks()), db=db) as again:
+        reopened = again.get_metrics()
+    assert live["max_execution_time"] > 0
+    for key in ("average_execution_time", "max_execution_time"):
+        assert live[key] == reopened[key]
