@@ -1,52 +1,19 @@
 """Agent spans (``llm_call``, ``tool_call``) inside the graph run's telemetry trace.
 
-The graph's :class:`~spark_core.telemetry.instrument.TelemetryObserver` (found among
-``graph.observers``; it holds the manager) keeps the run's trace
-and the running node's span in the run's scratch attributes; an agent running in that node
-opens its spans as children of the node span. Outside a graph, or without telemetry, or when
-the trace is not sampled, nothing is recorded and nothing is paid.
+They are the telemetry package's public :func:`~spark_core.telemetry.instrument.node_span`:
+children of the running node's span. Outside a graph, or without telemetry, or when the
+trace is not sampled, nothing is recorded. The telemetry package is imported only when an
+agent runs inside a graph, so ``import spark_core.agents`` does not pay for it.
 """
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, AsyncIterator, Dict, Optional
+from typing import Any, AsyncContextManager, Dict, Optional
 
 
-def _run_trace(context: Any) -> Any:
-    graph = getattr(context, "graph", None)
-    run = getattr(context, "_run", None)
-    attrs = getattr(run, "attrs", None)
-    if graph is None or not isinstance(attrs, dict):
-        return None, None, None
-    try:
-        from spark_core.telemetry import instrument
-    except ImportError:  # pragma: no cover - telemetry package absent
-        return None, None, None
-    observer = next(
-        (
-            o
-            for o in getattr(graph, "observers", ())
-            if isinstance(o, instrument.TelemetryObserver)
-        ),
-        None,
-    )
-    manager = getattr(observer, "manager", None)
-    if manager is None:
-        return None, None, None
-    trace = attrs.get(getattr(instrument, "_TRACE", ""))
-    spans = attrs.get(getattr(instrument, "_SPANS", ""))
-    if trace is None:
-        return None, None, None
-    node_id = (getattr(context, "metadata", None) or {}).get("node_id")
-    parent = spans.get(node_id) if isinstance(spans, dict) else None
-    return manager, trace, parent
-
-
-@contextlib.asynccontextmanager
-async def agent_span(
+def agent_span(
     context: Any, name: str, attributes: Dict[str, Any]
-) -> AsyncIterator[Optional[Any]]:
+) -> AsyncContextManager[Optional[Any]]:
     """Open a span named ``name`` under the node's span for the duration of the block.
 
     Args:
@@ -54,25 +21,25 @@ async def agent_span(
         name: ``llm_call`` or ``tool_call``.
         attributes: Span attributes (redacted by the telemetry manager).
 
-    Yields:
-        The span (``set_attribute`` / ``set_status`` work on it), or None when not recording.
+    Returns:
+        An async context manager yielding the span (``set_attribute`` / ``set_status`` work
+        on it), or None when not recording.
     """
-    manager, trace, parent = (
-        _run_trace(context) if context is not None else (None, None, None)
-    )
-    if manager is None or trace is None:
-        yield None
-        return
-    span = manager.begin_span(
-        name,
-        trace.trace_id,
-        parent_id=getattr(parent, "span_id", None),
-        attributes=dict(attributes),
-    )
-    try:
-        yield span
-    except BaseException as exc:
-        span.record_error(exc)
-        raise
-    finally:
-        span.end()
+    if getattr(context, "graph", None) is None:
+        return _NO_SPAN
+    from spark_core.telemetry.instrument import node_span
+
+    return node_span(context, name, attributes)
+
+
+class _NoSpan:
+    """Stands for a span outside a graph (``contextlib.nullcontext`` is async on 3.10+ only)."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: Any) -> None:
+        return None
+
+
+_NO_SPAN = _NoSpan()
