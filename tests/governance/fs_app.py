@@ -18,6 +18,7 @@ from spark_core.governance import (
     PolicyRule,
     PolicySet,
     PolicyViolationError,
+    Tool,
     tool,
 )
 from spark_core.graphs import Graph, SQLiteStateBackend
@@ -143,3 +144,36 @@ def resolve_worker(
         results.put((reviewer, "resolved"))
     except ApprovalAlreadyResolvedError:
         results.put((reviewer, "already"))
+
+
+def racing_resume_worker(
+    db: str, out: str, run_id: str, entered: Any, went_by: Any, results: Any
+) -> None:
+    """Resume a run from a separate process, racing another process doing the same.
+
+    The approved write does not finish until the other process has either entered it too
+    (the approval ran twice) or finished its resume without it.
+    """
+
+    def gated_write(path: str, content: str) -> str:
+        with entered.get_lock():
+            entered.value += 1
+            if entered.value > 1:
+                went_by.set()
+        went_by.wait(timeout=60)
+        return str(write_file.func(path, content))
+
+    graph = build(SQLiteStateBackend(db))
+    graph.tool_executor.tools["write_file"] = Tool(gated_write, name="write_file")
+    try:
+        outcome = asyncio.run(_resume(graph, run_id))
+    finally:
+        went_by.set()
+    results.put(outcome)
+
+
+async def _resume(graph: Graph, run_id: str) -> str:
+    try:
+        return (await graph.resume(run_id)).status
+    except ApprovalPendingError:
+        return "paused"

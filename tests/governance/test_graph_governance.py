@@ -378,3 +378,31 @@ def test_a_resolution_made_while_a_step_is_in_flight_survives_its_commit(
         assert (await graph.resume(first.value.run_id)).status == "completed"
 
     asyncio.run(main())
+
+
+def test_two_processes_resuming_one_approved_run_run_the_call_once(
+    tmp_path: Path,
+) -> None:
+    import multiprocessing
+
+    db, out = str(tmp_path / "mission.sqlite"), tmp_path / "out.txt"
+    with pytest.raises(ApprovalPendingError) as info:
+        fs_app.build(SQLiteStateBackend(db)).run_sync({"path": str(out)})
+    ApprovalStore.open(db).resolve_sync(info.value.request_id, "approved", reviewer="a")
+    ctx = multiprocessing.get_context("spawn")
+    entered, went_by, results = ctx.Value("i", 0), ctx.Event(), ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=fs_app.racing_resume_worker,
+            args=(db, str(out), info.value.run_id, entered, went_by, results),
+        )
+        for _ in range(2)
+    ]
+    for p in procs:
+        p.start()
+    outcomes = sorted(results.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    # whichever process got the approval ran the call; the other asked again
+    assert lines(out) == ["approved line"]
+    assert outcomes == ["completed", "paused"]
