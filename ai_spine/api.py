@@ -59,6 +59,7 @@ _REQUEST_ID_HEADERS = (
     "x-amzn-requestid",
 )
 _BODY_SNIPPET = 200
+_READ_CHUNK = 64 * 1024
 
 
 def _status_error_class(status: int) -> Type[APIError]:
@@ -265,7 +266,7 @@ class APIClient:
                         f"{method} {path}: deadline of {budget:g}s exceeded"
                     )
             attempt = self._send(
-                method, url, headers, params, json_body, attempt_timeout
+                method, url, headers, params, json_body, attempt_timeout, ends_at
             )
             if attempt.response is not None and attempt.response.status_code < 400:
                 return self._decode(method, path, attempt.response)
@@ -310,6 +311,7 @@ class APIClient:
         params: Optional[Dict[str, Any]],
         json_body: Optional[Dict[str, Any]],
         timeout: float,
+        ends_at: Optional[float],
     ) -> _Attempt:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
@@ -326,6 +328,8 @@ class APIClient:
             )
         started = _monotonic()
         try:
+            # stream=True: the body is read below in pieces, so a server trickling it cannot
+            # hold the call past its deadline (a socket timeout bounds each read, not all).
             response = self.session.request(
                 method,
                 url,
@@ -333,7 +337,9 @@ class APIClient:
                 json=json_body,
                 headers=headers,
                 timeout=timeout,
+                stream=True,
             )
+            _read_body(response, ends_at)
         except requests.RequestException as exc:
             kind = _classify(exc)
             logger.debug("<- %s %s: %s (%s)", method, url, type(exc).__name__, kind)
@@ -423,6 +429,54 @@ def _body_retry_after(body: Dict[str, Any]) -> Optional[float]:
         if isinstance(value, str):
             return parse_retry_after(value)
     return None
+
+
+def _read_body(response: requests.Response, ends_at: Optional[float]) -> None:
+    """Read a streamed body whole, giving up at ``ends_at`` (the call's deadline).
+
+    Each read returns what one socket read brought (``read1``), so the clock is checked while
+    bytes trickle in; then the response holds its content as if read by ``requests`` itself and
+    its connection goes back to the pool. On any failure the connection is closed, not reused.
+
+    Raises:
+        requests.RequestException: ``ReadTimeout`` at the deadline; the mapped ``urllib3``
+            error when the body breaks, cannot be decoded or times out.
+    """
+    from urllib3.exceptions import (
+        DecodeError,
+        ProtocolError,
+        ReadTimeoutError,
+        SSLError,
+    )
+
+    raw = response.raw
+    read = getattr(raw, "read1", None) or raw.read  # urllib3 < 2 has no read1
+    chunks = []
+    try:
+        while True:
+            if ends_at is not None and _monotonic() >= ends_at:
+                raise requests.exceptions.ReadTimeout(
+                    "deadline passed while the body was arriving"
+                )
+            chunk = read(_READ_CHUNK, decode_content=True)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except BaseException as exc:
+        response.close()  # a half-read connection cannot be reused
+        for urllib3_error, requests_error in (
+            (ReadTimeoutError, requests.exceptions.ReadTimeout),
+            (ProtocolError, requests.exceptions.ChunkedEncodingError),
+            (DecodeError, requests.exceptions.ContentDecodingError),
+            (SSLError, requests.exceptions.SSLError),
+        ):
+            if isinstance(exc, urllib3_error):  # as requests maps them itself
+                raise requests_error(exc) from None
+        raise
+    # What requests does when it reads a body itself: content set, connection released.
+    response._content = b"".join(chunks)
+    response._content_consumed = True  # type: ignore[attr-defined]
+    raw.release_conn()
 
 
 def _short(exc: Optional[BaseException]) -> str:

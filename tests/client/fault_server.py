@@ -27,7 +27,8 @@ class Action:
         kind: ``"json"`` (send ``body`` as JSON), ``"raw"`` (send ``body`` bytes as is),
             ``"reset"`` (abort the TCP connection with RST after reading the request),
             ``"slow"`` (wait ``delay`` seconds, then do ``then``), ``"execute"`` (start a
-            fake execution: 200 with a fresh execution id).
+            fake execution: 200 with a fresh execution id), ``"drip"`` (send ``body`` one byte
+            every ``delay`` seconds after the headers).
         status: HTTP status for json/raw.
         body: JSON value or bytes.
         headers: Extra response headers.
@@ -75,6 +76,11 @@ def slow(delay: float, then: Optional[Action] = None) -> Action:
     return Action("slow", delay=delay, then=then or reply(200, {"late": True}))
 
 
+def drip(delay: float, body: Any) -> Action:
+    """Send the headers at once, then the JSON body one byte every ``delay`` seconds."""
+    return Action("drip", body=body, delay=delay)
+
+
 def execute() -> Action:
     """Accept an execute request: a new execution id, status pending."""
     return Action("execute")
@@ -96,6 +102,9 @@ class Recorded:
     headers: Dict[str, str]
     body: bytes
     answered: Optional[int] = None  # status sent back, None when reset or abandoned
+    port: int = (
+        0  # the client's port: equal ports mean a reused (kept-alive) connection
+    )
 
 
 class FaultServer:
@@ -185,7 +194,13 @@ def _make_handler(server: FaultServer) -> type:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             path = self.path.split("?", 1)[0]
-            item = Recorded(self.command, path, dict(self.headers.items()), body)
+            item = Recorded(
+                self.command,
+                path,
+                dict(self.headers.items()),
+                body,
+                port=self.client_address[1],
+            )
             server.record(item)
             action = server.next_action(self.command, path)
             if action.kind == "slow":
@@ -212,7 +227,7 @@ def _make_handler(server: FaultServer) -> type:
                     200,
                     {"execution_id": execution_id, "status": "pending", "result": None},
                 )
-            if action.kind == "json":
+            if action.kind in ("json", "drip"):
                 payload = json.dumps(action.body).encode()
                 headers = {"Content-Type": "application/json", **action.headers}
             else:
@@ -229,7 +244,15 @@ def _make_handler(server: FaultServer) -> type:
                 self.send_header("Connection", "close")
                 self.close_connection = True
             self.end_headers()
-            self.wfile.write(payload)
+            if action.kind == "drip":
+                self.wfile.flush()
+                for i in range(len(payload)):
+                    if server.stopping.wait(action.delay):
+                        break
+                    self.wfile.write(payload[i : i + 1])
+                    self.wfile.flush()
+            else:
+                self.wfile.write(payload)
             self.wfile.flush()
             item.answered = action.status
 

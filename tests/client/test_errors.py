@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Type
 import pytest
 import requests
 import responses
+import urllib3
 
 from ai_spine import (
     AISpine,
@@ -200,6 +201,61 @@ def test_transport_failures_are_typed(
             client.health_check()
     assert "GET /health" in str(info.value)
     assert not isinstance(info.value, requests.RequestException)
+
+
+class _BrokenBody:
+    """A streamed body whose first read fails, as urllib3 reports it."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.closed = False
+
+    def read1(self, amt: int, decode_content: bool) -> bytes:
+        raise self.error
+
+    def close(self) -> None:
+        self.closed = True
+
+    def release_conn(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "error, mapped",
+    [
+        (
+            urllib3.exceptions.ReadTimeoutError(None, "/", "read timed out"),
+            "ReadTimeout",
+        ),
+        (urllib3.exceptions.ProtocolError("truncated"), "ChunkedEncodingError"),
+        (urllib3.exceptions.DecodeError("bad gzip"), "ContentDecodingError"),
+        (urllib3.exceptions.SSLError("bad record"), "SSLError"),
+        (RuntimeError("not a transport error"), "RuntimeError"),
+    ],
+)
+def test_a_body_failing_mid_read_is_mapped_and_its_connection_closed(
+    error: BaseException, mapped: str
+) -> None:
+    from ai_spine.api import _read_body
+
+    response = requests.Response()
+    response.raw = _BrokenBody(error)
+    with pytest.raises(BaseException) as info:
+        _read_body(response, None)
+    assert type(info.value).__name__ == mapped
+    assert response.raw.closed  # never handed back to the pool half-read
+
+
+def test_undecodable_gzip_body_is_a_typed_error(mocked: responses.RequestsMock) -> None:
+    mocked.get(
+        BASE + "/health",
+        body=b"this is not gzip",
+        headers={"Content-Encoding": "gzip"},
+        content_type="application/json",
+    )
+    with AISpine(base_url=BASE, max_retries=0) as client:
+        with pytest.raises(NetworkError, match="ContentDecodingError"):
+            client.health_check()
 
 
 def test_sdk_timeout_is_also_the_builtin() -> None:

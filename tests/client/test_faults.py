@@ -26,6 +26,7 @@ from ai_spine import (
 from tests.client.fault_server import (
     EXECUTE,
     FaultServer,
+    drip,
     execute,
     free_port,
     raw,
@@ -129,6 +130,54 @@ def test_deadline_bounds_the_retries_of_a_slow_server(server: FaultServer) -> No
         with pytest.raises(TimeoutError):
             c.health_check()
     assert 1 <= server.count("GET", HEALTH) <= 4  # 0.5 s of 0.2 s attempts, never 51
+
+
+def test_a_trickled_body_cannot_outlast_the_deadline(server: FaultServer) -> None:
+    # Each byte arrives well within the socket timeout, so only the deadline can stop it;
+    # before bodies were read in pieces, this call returned the body after ~2.5 s.
+    server.plan("GET", HEALTH, then=drip(0.05, {"status": "healthy", "pad": "x" * 30}))
+    with AISpine(
+        base_url=server.url,
+        timeout=0.3,
+        retry=Retry(total=5, backoff_factor=0),
+        deadline=0.5,
+    ) as c:
+        with pytest.raises(TimeoutError):
+            c.health_check()
+    assert server.count("GET", HEALTH) == 1
+
+
+def test_a_body_that_stalls_is_a_timeout_and_its_connection_dropped(
+    server: FaultServer,
+) -> None:
+    server.plan("GET", HEALTH, drip(5, {"status": "healthy"}))
+    server.plan("GET", "/status", then=reply(200, {"ok": True}))
+    with AISpine(
+        base_url=server.url, timeout=0.2, retry=Retry(total=0, backoff_factor=0)
+    ) as c:
+        with pytest.raises(TimeoutError, match="ReadTimeout"):
+            c.health_check()
+        assert c.get_status() == {"ok": True}
+    (stalled,) = server.seen("GET", HEALTH)
+    (after,) = server.seen("GET", "/status")
+    assert after.port != stalled.port  # the half-read connection was not reused
+
+
+def test_a_trickled_body_within_the_deadline_is_read_whole(
+    server: FaultServer,
+) -> None:
+    server.plan("GET", HEALTH, drip(0.01, {"status": "healthy"}))
+    with AISpine(base_url=server.url, timeout=1.0, deadline=5) as c:
+        assert c.health_check() == {"status": "healthy"}
+
+
+def test_connections_are_kept_alive_between_calls(
+    server: FaultServer, spine: AISpine
+) -> None:
+    server.plan("GET", HEALTH, then=reply(200, {"status": "healthy"}))
+    for _ in range(3):
+        spine.health_check()
+    assert len({r.port for r in server.seen("GET", HEALTH)}) == 1
 
 
 def test_burst_of_503_on_get_then_success(server: FaultServer, spine: AISpine) -> None:
