@@ -1,6 +1,7 @@
 """A small governed graph used by the approval tests, in-process and as a subprocess.
 
-``python -m tests.governance.fs_app DB OUT run|resume [RUN_ID]`` runs (or resumes) the graph on
+``python -m tests.governance.fs_app DB OUT run|resume|crash [RUN_ID]`` runs (or resumes, or
+resumes and dies inside the approved call) the graph on
 the SQLite state file DB; the ``write_file`` tool appends one line to OUT per call, so a test can
 count how many times the approved call really ran. The last stdout line is JSON.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from typing import Any, Dict, Optional
 
@@ -104,8 +106,17 @@ def build(backend: Any = None, *, deleter: bool = False) -> Graph:
     )
 
 
+def _write_then_die(path: str, content: str) -> str:
+    write_file.func(path, content)
+    os._exit(3)  # the process dies after the side effect, before its step commits
+
+
 async def _main(db: str, out: str, mode: str, run_id: Optional[str]) -> Dict[str, Any]:
     graph = build(SQLiteStateBackend(db))
+    if mode == "crash":  # resume, but die inside the approved call
+        graph.tool_executor.tools["write_file"] = Tool(
+            _write_then_die, name="write_file"
+        )
     try:
         if mode == "run":
             result = await graph.run({"path": out})

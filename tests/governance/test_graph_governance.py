@@ -127,7 +127,7 @@ def test_rejected_approval_fails_the_resumed_run(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def run_app(*args: str) -> Dict[str, Any]:
+def run_app(*args: str, returncode: int = 0) -> Dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(
         [sys.executable, "-m", "tests.governance.fs_app", *args],
@@ -137,7 +137,9 @@ def run_app(*args: str) -> Dict[str, Any]:
         text=True,
         timeout=60,
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == returncode, proc.stderr
+    if returncode:
+        return {}
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
@@ -157,6 +159,22 @@ def test_approval_across_process_restarts_with_sqlite(tmp_path: Path) -> None:
     assert lines(out) == ["approved line"]
     third = run_app(db, str(out), "resume", first["run_id"])
     assert third["status"] == "completed" and lines(out) == ["approved line"]
+
+
+def test_a_process_dying_inside_the_approved_call_does_not_run_it_again(
+    tmp_path: Path,
+) -> None:
+    db, out = str(tmp_path / "mission.sqlite"), tmp_path / "out.txt"
+    first = run_app(db, str(out), "run")
+    ApprovalStore.open(db).resolve_sync(first["request_id"], "approved", reviewer="ops")
+    run_app(db, str(out), "crash", first["run_id"], returncode=3)
+    assert lines(out) == ["approved line"]
+    # the used approval is not used again: the resumed run asks for a fresh one
+    again = run_app(db, str(out), "resume", first["run_id"])
+    assert again["status"] == "paused" and again["request_id"] != first["request_id"]
+    assert lines(out) == ["approved line"]
+    [used] = ApprovalStore.open(db).list_sync(status="approved")
+    assert used.id == first["request_id"] and used.consumed_at is not None
 
 
 def test_rejection_across_a_fresh_graph_on_the_same_file(tmp_path: Path) -> None:
