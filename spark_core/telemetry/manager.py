@@ -594,6 +594,13 @@ class TelemetryManager:
         self.backend.close()
 
     # -- queries ---------------------------------------------------------------------------
+    def _query(
+        self, table: str, limit: Optional[int], **filters: Any
+    ) -> List[Dict[str, Any]]:
+        self.flush_sync()
+        wanted = {k: v for k, v in filters.items() if v is not None}
+        return self.backend.query(table, wanted, limit)
+
     def query_traces(
         self,
         name: Optional[str] = None,
@@ -602,11 +609,7 @@ class TelemetryManager:
         limit: Optional[int] = None,
     ) -> List[Dict[str, Any]]:
         """Return stored traces (plain dicts), oldest first, filtered by name/status."""
-        self.flush_sync()
-        filters = {
-            k: v for k, v in (("name", name), ("status", status)) if v is not None
-        }
-        return self.backend.query("traces", filters, limit)
+        return self._query("traces", limit, name=name, status=status)
 
     def query_spans(
         self,
@@ -618,15 +621,8 @@ class TelemetryManager:
         limit: Optional[int] = None,
     ) -> List[Dict[str, Any]]:
         """Return stored spans (plain dicts), oldest first."""
-        self.flush_sync()
-        pairs = (
-            ("trace_id", trace_id),
-            ("name", name),
-            ("status", status),
-            ("kind", kind),
-        )
-        return self.backend.query(
-            "spans", {k: v for k, v in pairs if v is not None}, limit
+        return self._query(
+            "spans", limit, trace_id=trace_id, name=name, status=status, kind=kind
         )
 
     def query_events(
@@ -637,11 +633,7 @@ class TelemetryManager:
         limit: Optional[int] = None,
     ) -> List[Dict[str, Any]]:
         """Return stored events (plain dicts), oldest first."""
-        self.flush_sync()
-        pairs = (("trace_id", trace_id), ("name", name))
-        return self.backend.query(
-            "events", {k: v for k, v in pairs if v is not None}, limit
-        )
+        return self._query("events", limit, trace_id=trace_id, name=name)
 
     def slowest_nodes(
         self, limit: int = 10, *, trace_id: Optional[str] = None
