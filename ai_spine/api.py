@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any, Dict, Mapping, Optional, Type
@@ -60,6 +61,7 @@ _REQUEST_ID_HEADERS = (
 )
 _BODY_SNIPPET = 200
 _READ_CHUNK = 64 * 1024
+_HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")  # what a bearer token may hold
 
 
 def _status_error_class(status: int) -> Type[APIError]:
@@ -185,6 +187,13 @@ class APIClient:
             not isinstance(api_key, str) or not api_key.strip()
         ):
             raise ValidationError("api_key must be a non-empty string or None")
+        if api_key is not None and not _HEADER_TOKEN.fullmatch(api_key):
+            # Else requests fails on every call (a trailing newline: a retried "network"
+            # error) or http.client raises a bare UnicodeEncodeError. Never echo the key.
+            raise ValidationError(
+                "api_key must be printable ASCII with no spaces or line breaks "
+                "(check for a trailing newline)"
+            )
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retry = retry

@@ -93,6 +93,17 @@ def test_bad_constructor_arguments_are_validation_errors(
         AISpine(**kwargs)
 
 
+@pytest.mark.parametrize(
+    "key", ["sk-secret123\n", "sk-secret123\r\n", "sk-se cret123", "sk-\u20acuro123"]
+)
+def test_a_key_no_header_can_carry_is_refused_without_echoing_it(key: str) -> None:
+    # Before: a trailing newline made every call a retried NetworkError, and a non-latin-1
+    # character escaped as a bare UnicodeEncodeError from http.client.
+    with pytest.raises(ValidationError, match="trailing newline") as info:
+        AISpine(api_key=key, base_url=BASE)
+    assert "secret" not in str(info.value) and "uro" not in str(info.value)
+
+
 def test_execute_flow_posts_the_body(
     client: AISpine, mocked: responses.RequestsMock, payloads: Dict[str, Any]
 ) -> None:
