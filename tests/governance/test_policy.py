@@ -9,6 +9,7 @@ import pytest
 from spark_core.errors import RunStopped, SparkError
 from spark_core.governance import PolicyDecision, PolicyEffect, PolicyRule, PolicySet
 from spark_core.governance.policy import PolicyDefinitionError, PolicyViolationError
+from tests.governance import fs_app
 
 
 def rule(
@@ -20,25 +21,7 @@ def rule(
 
 
 def test_seed_policy_denies_delete_and_requires_approval_for_write() -> None:
-    fs_policy = PolicySet(
-        name="fs_safety",
-        rules=[
-            PolicyRule(
-                name="block_delete",
-                effect=PolicyEffect.DENY,
-                actions=["tool:execute"],
-                resources=["tool://delete_file"],
-                description="Prevent agents from deleting files",
-            ),
-            PolicyRule(
-                name="require_approval_write",
-                effect=PolicyEffect.REQUIRE_APPROVAL,
-                actions=["tool:execute"],
-                resources=["tool://write_file"],
-                description="Require human approval to write files",
-            ),
-        ],
-    )
+    fs_policy = fs_app.FS_POLICY  # the seed's policy, as the approval tests use it
     deny = fs_policy.evaluate("tool:execute", "tool://delete_file")
     assert deny.effect is PolicyEffect.DENY and deny.denied
     assert deny.rule_name == "block_delete"
