@@ -106,7 +106,10 @@ class WorkerPool:
             inbox = queue.SimpleQueue()
             try:
                 threading.Thread(
-                    target=self._work, args=(inbox,), name="spark-node-worker"
+                    target=self._work,
+                    args=(inbox,),
+                    name="spark-node-worker",
+                    daemon=_DAEMON,
                 ).start()
             except BaseException:
                 with self._lock:
@@ -190,8 +193,12 @@ def _reinit_after_fork() -> None:
 
 
 # Interpreter exit: idle workers leave at once, running jobs finish first (the non-daemon
-# threads are joined) -- what concurrent.futures does for asyncio.to_thread.
-getattr(threading, "_register_atexit")(_pool.close)
+# threads are joined) -- what concurrent.futures does for asyncio.to_thread. Should a
+# Python lack that hook, the workers are daemon threads so an idle one never delays exit.
+_register_atexit = getattr(threading, "_register_atexit", None)
+_DAEMON = _register_atexit is None
+if _register_atexit is not None:
+    _register_atexit(_pool.close)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reinit_after_fork)
 
