@@ -9,10 +9,12 @@ exceptions of :class:`ai_spine.AISpine`; moving a script between local and remot
     started = spine.execute_flow("echo", {"text": "hi"})
     done = spine.wait_for_execution(started["execution_id"])
 
-Executions live in memory; with ``db="file.sqlite"`` they are also journaled to SQLite and are
-listed again after a restart. Executions that were still running when the process died are
-resumed when their flow (passed to the constructor) keeps runs in a durable state backend
-(``SQLiteStateBackend``: committed nodes are not run again), and marked ``failed`` otherwise.
+Executions live in memory, the newest ``max_executions`` finished ones at most (pending and
+running ones always); with ``db="file.sqlite"`` every execution is also journaled to SQLite, read
+back from there once it has left memory, and listed again after a restart. Executions that were
+still running when the process died are resumed when their flow (passed to the constructor)
+keeps runs in a durable state backend (``SQLiteStateBackend``: committed nodes are not run
+again), and marked ``failed`` otherwise.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections import Counter, deque
 from datetime import datetime, timezone
 from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
+    Deque,
     Dict,
     Iterable,
     List,
@@ -82,6 +86,8 @@ FlowSource = Union["Graph", Callable[[], "Graph"], Mapping[str, Any]]
 BatchInput = Union[BatchItem, Dict[str, Any], Tuple[str, Dict[str, Any]]]
 
 FINAL_STATUSES = TERMINAL_STATUSES
+#: Finished executions a LocalSpine keeps in memory by default (see ``max_executions``).
+DEFAULT_MAX_EXECUTIONS = 10_000
 _STATUSES = frozenset(EXECUTION_STATUSES)
 _AGENT_TYPES = ("input", "processor", "output", "conditional")
 _CLOSED_MESSAGE = "stopped: LocalSpine was closed before the execution finished"
@@ -121,6 +127,7 @@ class _Record:
         "done",
         "task",
         "node_results",
+        "idempotency_key",
     )
 
     def __init__(
@@ -146,6 +153,7 @@ class _Record:
         self.done = threading.Event()
         self.task: Any = None
         self.node_results: Dict[str, Any] = {}
+        self.idempotency_key: Optional[str] = None  # forgotten with the record
 
     def context(self) -> Dict[str, Any]:
         """Return the backend's ``ExecutionContextResponse`` shape (a fresh dict)."""
@@ -227,6 +235,12 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 );
 """
 
+_SELECT = (
+    "SELECT execution_id, flow_id, status, input_data, output_data, error_message,"
+    " metadata, created_at, updated_at, completed_at, execution_time, node_results"
+    " FROM executions"
+)
+
 _UPSERT = """
 INSERT INTO executions (execution_id, flow_id, status, input_data, output_data, error_message,
     metadata, created_at, updated_at, completed_at, execution_time, node_results)
@@ -255,25 +269,74 @@ class _Journal:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
 
-    def load(self) -> Tuple[List[_Record], Dict[str, Tuple[str, str]]]:
-        """Read every execution (oldest first) and idempotency key, recovering dead runs.
+    def load(self, keep: Optional[int]) -> Tuple[List[_Record], "Counter[str]", Any]:
+        """Read what a LocalSpine keeps in memory, and totals over every row.
+
+        Args:
+            keep: How many finished executions to read (the newest); None for all. Pending
+                and running ones are always read.
 
         Returns:
-            The records, and a map of idempotency key -> (execution id, request fingerprint).
+            The records (oldest first), the status counts of the rows not read, and the
+            ``(count, sum, max)`` of every row's execution time.
         """
+        where = ""
+        params: Tuple[Any, ...] = ()
+        if keep is not None:
+            where = (
+                " WHERE status NOT IN ('completed', 'failed', 'cancelled') OR seq IN"
+                " (SELECT seq FROM executions"
+                "  WHERE status IN ('completed', 'failed', 'cancelled')"
+                "  ORDER BY seq DESC LIMIT ?)"
+            )
+            params = (keep,)
         with self._lock:
             rows = self._conn.execute(
-                "SELECT execution_id, flow_id, status, input_data, output_data, error_message,"
-                " metadata, created_at, updated_at, completed_at, execution_time, node_results"
-                " FROM executions ORDER BY seq"
+                _SELECT + where + " ORDER BY seq", params
             ).fetchall()
-            keys = {
-                k: (e, f)
-                for k, e, f in self._conn.execute(
-                    "SELECT key, execution_id, fingerprint FROM idempotency_keys"
-                )
-            }
-        return [_Record.from_row(tuple(r)) for r in rows], keys
+            totals = self._conn.execute(
+                "SELECT status, COUNT(*) FROM executions GROUP BY status"
+            ).fetchall()
+            times = self._conn.execute(
+                "SELECT COUNT(execution_time), COALESCE(SUM(execution_time), 0),"
+                " COALESCE(MAX(execution_time), 0) FROM executions"
+            ).fetchone()
+        records = [_Record.from_row(tuple(r)) for r in rows]
+        not_read: "Counter[str]" = Counter(dict(totals))
+        not_read.subtract(rec.status for rec in records)
+        return records, +not_read, times
+
+    def get(self, execution_id: str) -> Optional[_Record]:
+        """Read one execution, or None."""
+        with self._lock:
+            row = self._conn.execute(
+                _SELECT + " WHERE execution_id = ?", (execution_id,)
+            ).fetchone()
+        return _Record.from_row(tuple(row)) if row is not None else None
+
+    def page(
+        self, limit: int, offset: int, status: Optional[str]
+    ) -> Tuple[List[_Record], int]:
+        """Read executions newest first, and how many match ``status`` in all."""
+        where, params = ("", ()) if status is None else (" WHERE status = ?", (status,))
+        with self._lock:
+            rows = self._conn.execute(
+                _SELECT + where + " ORDER BY seq DESC LIMIT ? OFFSET ?",
+                params + (limit, offset),
+            ).fetchall()
+            (total,) = self._conn.execute(
+                "SELECT COUNT(*) FROM executions" + where, params
+            ).fetchone()
+        return [_Record.from_row(tuple(r)) for r in rows], int(total)
+
+    def find_key(self, key: str) -> Optional[Tuple[str, str]]:
+        """Return (execution id, request fingerprint) for an idempotency key, or None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT execution_id, fingerprint FROM idempotency_keys WHERE key = ?",
+                (key,),
+            ).fetchone()
+        return (str(row[0]), str(row[1])) if row is not None else None
 
     def save(self, rec: _Record) -> None:
         """Insert or update one execution row (one transaction)."""
@@ -572,6 +635,11 @@ class LocalSpine:
             were interrupted are resumed if their graph is durable, else marked failed), or
             None to keep them in memory only.
         max_concurrency: How many executions run at once; the rest wait as ``pending``.
+        max_executions: How many finished executions stay in memory (the most recently
+            finished; pending and running ones always stay), so a long-lived server does not
+            grow without bound. With ``db`` the older ones are read back from the file (get,
+            wait, list and idempotency keys keep working); without it they are forgotten
+            (``NotFoundError``). Metrics count every execution either way. None: no bound.
 
     Example:
         >>> spine = LocalSpine({"echo": make_echo_graph})
@@ -586,17 +654,29 @@ class LocalSpine:
         *,
         db: Optional[str] = None,
         max_concurrency: int = 64,
+        max_executions: Optional[int] = DEFAULT_MAX_EXECUTIONS,
     ) -> None:
-        if not isinstance(max_concurrency, int) or max_concurrency < 1:
-            raise ValidationError(
-                f"max_concurrency must be a positive integer, got {max_concurrency!r}"
-            )
+        for name, value in (
+            ("max_concurrency", max_concurrency),
+            ("max_executions", max_executions),
+        ):
+            if value is None and name == "max_executions":
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValidationError(
+                    f"{name} must be a positive integer, got {value!r}"
+                )
         self.max_concurrency = max_concurrency
+        self.max_executions = max_executions
         self._lock = threading.Lock()
         self._flows: Dict[str, _Flow] = {}
         self._agents: Dict[str, _Agent] = {}
         self._executions: Dict[str, _Record] = {}
         self._idempotency: Dict[str, Tuple[str, str]] = {}
+        # Finished executions in memory, in the order they finished (evicted from the left),
+        # and the status counts of those evicted (or never loaded), for the metrics.
+        self._finished_ids: Deque[str] = deque()
+        self._evicted: "Counter[str]" = Counter()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
         self._sem: Optional[asyncio.Semaphore] = None
@@ -609,16 +689,19 @@ class LocalSpine:
         if db is not None:
             try:
                 self._journal = _Journal(str(db))
-                records, keys = self._journal.load()
+                records, self._evicted, times = self._journal.load(max_executions)
             except sqlite3.Error as exc:
+                if self._journal is not None:
+                    self._journal.close()
                 raise AISpineError(
                     f"cannot open execution store {str(db)!r}: {exc}"
                 ) from None
+            self._finished = int(times[0])
+            self._total_time, self._max_time = float(times[1]), float(times[2])
             for rec in records:
                 self._executions[rec.execution_id] = rec
-                if rec.execution_time is not None:
-                    self._count_time(rec.execution_time)
-            self._idempotency.update(keys)
+                if rec.status in FINAL_STATUSES:
+                    self._finished_ids.append(rec.execution_id)
         for flow_id, source in (flows or {}).items():
             self.register_flow(flow_id, source)
         # Rows still pending/running belonged to a process that died: resume those whose
@@ -749,9 +832,16 @@ class LocalSpine:
             )
         loop = self._loop or self._start_loop()
         now = _utcnow_iso()
+        stored = None  # a key only the store remembers (its execution left memory)
+        if (
+            idempotency_key is not None
+            and self._journal is not None
+            and idempotency_key not in self._idempotency
+        ):
+            stored = self._journal.find_key(idempotency_key)
         with self._lock:
             if idempotency_key is not None:
-                seen = self._idempotency.get(idempotency_key)
+                seen = self._idempotency.get(idempotency_key) or stored
                 if seen is not None:
                     if seen[1] != fingerprint:
                         raise _invalid(
@@ -763,15 +853,16 @@ class LocalSpine:
                                 )
                             ]
                         )
-                    rec = self._executions.get(seen[0])
-                    if rec is not None:
-                        return cast(ExecutionResponse, rec.response())
+                    known = self._executions.get(seen[0]) or self._stored(seen[0])
+                    if known is not None:
+                        return cast(ExecutionResponse, known.response())
             if self._closed:
                 raise AISpineError("LocalSpine is closed")
             rec = _Record(str(uuid.uuid4()), flow_id, data, meta, now)
             self._executions[rec.execution_id] = rec
             if idempotency_key is not None:
                 self._idempotency[idempotency_key] = (rec.execution_id, fingerprint)
+                rec.idempotency_key = idempotency_key
             answer = cast(ExecutionResponse, rec.response())
         if self._journal is not None:
             self._journal.save(rec)
@@ -906,6 +997,7 @@ class LocalSpine:
                 self._count_time(rec.execution_time)  # as a restart counts it
             task = rec.task
         self._save(rec)
+        self._retire(rec)
         rec.done.set()
         loop = self._loop
         if loop is not None and not loop.is_closed():
@@ -970,6 +1062,13 @@ class LocalSpine:
             )
         if errors:
             raise _invalid(errors)
+        if self._journal is not None and self._evicted:
+            # Some executions live only in the store: page there, fresher state from memory.
+            rows, total = self._journal.page(limit, offset, status)
+            with self._lock:
+                return [
+                    self._executions.get(r.execution_id, r).context() for r in rows
+                ], total
         with self._lock:
             records = list(reversed(self._executions.values()))
             if status is not None:
@@ -1072,7 +1171,7 @@ class LocalSpine:
                     f"got {type(item).__name__}"
                 )
             started = self.execute_flow(str(flow_id), data, meta)
-            return self._executions[started["execution_id"]]
+            return self._record(started["execution_id"])
         except ExecutionError as exc:
             return BatchResult(index, flow_id, exc.execution or None, exc)
         except AISpineError as exc:
@@ -1285,7 +1384,7 @@ class LocalSpine:
     def get_metrics(self) -> Dict[str, Any]:
         """Return counts and timings of this LocalSpine's executions."""
         with self._lock:
-            counts = {s: 0 for s in EXECUTION_STATUSES}
+            counts = {s: self._evicted[s] for s in EXECUTION_STATUSES}
             for rec in self._executions.values():
                 counts[rec.status] += 1
             finished, total, longest = self._finished, self._total_time, self._max_time
@@ -1365,7 +1464,7 @@ class LocalSpine:
         rec = self._executions.get(execution_id)  # fast path: canonical ids
         if rec is None:
             key = _check_uuid(execution_id, "execution_id")
-            rec = self._executions.get(key)
+            rec = self._executions.get(key) or self._stored(key)
             if rec is None:
                 raise NotFoundError(
                     "Execution not found",
@@ -1373,6 +1472,34 @@ class LocalSpine:
                     body={"detail": "Execution not found"},
                 )
         return rec
+
+    def _stored(self, execution_id: str) -> Optional[_Record]:
+        """Read an execution that left memory back from the store (None without one)."""
+        if self._journal is None:
+            return None
+        try:
+            return self._journal.get(execution_id)
+        except sqlite3.Error:  # pragma: no cover - a closed store during shutdown
+            return None
+
+    def _retire(self, rec: _Record) -> None:
+        """Note a finished (and saved) execution; evict the oldest beyond the bound.
+
+        Called after the final state is saved, so an evicted execution reads back final.
+        """
+        with self._lock:
+            self._finished_ids.append(rec.execution_id)
+            self._evict()
+
+    def _evict(self) -> None:
+        # Caller holds the lock.
+        limit = self.max_executions
+        while limit is not None and len(self._finished_ids) > limit:
+            gone = self._executions.pop(self._finished_ids.popleft(), None)
+            if gone is not None:
+                self._evicted[gone.status] += 1
+                if gone.idempotency_key is not None:
+                    self._idempotency.pop(gone.idempotency_key, None)
 
     def _agent(self, agent_id: str) -> _Agent:
         _check_id(agent_id, "agent_id")
@@ -1564,6 +1691,7 @@ class LocalSpine:
                 rec.execution_time = time.perf_counter() - rec.started
                 self._count_time(rec.execution_time)
         self._save(rec)
+        self._retire(rec)
         rec.done.set()
 
 

@@ -41,7 +41,11 @@ from ai_spine.exceptions import (
     RateLimitError,
     ValidationError,
 )
-from ai_spine.local import LocalSpine, validate_execute_request
+from ai_spine.local import (
+    DEFAULT_MAX_EXECUTIONS,
+    LocalSpine,
+    validate_execute_request,
+)
 
 __all__ = ["SpineServer", "serve_main", "DEFAULT_MAX_BODY"]
 
@@ -675,6 +679,14 @@ def _parser() -> argparse.ArgumentParser:
         help="executions running at once (default 64)",
     )
     parser.add_argument(
+        "--max-executions",
+        type=int,
+        default=DEFAULT_MAX_EXECUTIONS,
+        metavar="N",
+        help=f"finished executions kept in memory (default {DEFAULT_MAX_EXECUTIONS}; older "
+        "ones are read back from --db, or forgotten without it; 0: no bound)",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=10.0,
@@ -776,7 +788,11 @@ def _serve(args: argparse.Namespace, api_key: Optional[str]) -> int:
     try:
         if not 0 <= args.port <= 65535:
             raise _UsageError(f"--port must be 0-65535, got {args.port}")
-        spine = LocalSpine(db=args.db, max_concurrency=args.max_concurrency)
+        spine = LocalSpine(
+            db=args.db,
+            max_concurrency=args.max_concurrency,
+            max_executions=args.max_executions or None,
+        )
         for ref in args.flows:
             given = _install_flows(spine, ref)
             if given is not None:

@@ -338,3 +338,72 @@ def test_metrics_time_a_cancelled_run_as_a_restart_does(
     assert live["max_execution_time"] > 0
     for key in ("average_execution_time", "max_execution_time"):
         assert live[key] == reopened[key]
+
+
+def test_memory_keeps_only_the_newest_finished_executions(hooks: Hooks) -> None:
+    with LocalSpine(make_flows(hooks), max_executions=2) as spine:
+        running = spine.execute_flow("block", {})["execution_id"]
+        assert hooks.started.wait(10)
+        ids = [finish(spine, "echo", {"i": i})["execution_id"] for i in range(4)]
+        # The two oldest finished ones are forgotten; the running one is always kept.
+        assert [e["execution_id"] for e in spine.list_executions()] == [
+            ids[3],
+            ids[2],
+            running,
+        ]
+        with pytest.raises(NotFoundError):
+            spine.get_execution(ids[0])
+        metrics = spine.get_metrics()
+        assert metrics["total_executions"] == 5  # the metrics still count every one
+        assert metrics["executions_by_status"]["completed"] == 4
+        assert repr(spine).startswith("LocalSpine(flows=4, executions=3,")
+        hooks.release.set()
+        spine.wait_for_execution(running, 10)
+    with pytest.raises(ValidationError, match="max_executions"):
+        LocalSpine(max_executions=0)
+    with LocalSpine(make_flows(Hooks()), max_executions=None) as unbounded:
+        for i in range(3):
+            finish(unbounded, "echo", {"i": i})
+        assert len(unbounded.list_executions()) == 3
+
+
+def test_with_a_db_executions_that_left_memory_are_read_back(
+    tmp_path: Path, hooks: Hooks
+) -> None:
+    db = str(tmp_path / "executions.sqlite")
+    with LocalSpine(make_flows(hooks), db=db, max_executions=2) as spine:
+        keyed = spine.execute_flow("echo", {"k": 1}, idempotency_key="k-1")
+        first = spine.wait_for_execution(keyed["execution_id"], 10)
+        with pytest.raises(ExecutionError):
+            finish(spine, "fail", {})
+        ids = [finish(spine, "echo", {"i": i})["execution_id"] for i in range(3)]
+        # Out of memory, but get, wait, results, cancel and the key still answer from the file.
+        assert spine.get_execution(first["execution_id"]) == first
+        assert spine.wait_for_execution(first["execution_id"], 1) == first
+        results = spine.get_execution_results(first["execution_id"])
+        assert results["node_results"]["echo"]["status"] == "completed"
+        with pytest.raises(ValidationError, match="already completed"):
+            spine.cancel_execution(first["execution_id"])
+        again = spine.execute_flow("echo", {"k": 1}, idempotency_key="k-1")
+        assert again["execution_id"] == first["execution_id"]
+        with pytest.raises(ValidationError):
+            spine.execute_flow("echo", {"k": 2}, idempotency_key="k-1")
+        listed = [e["execution_id"] for e in spine.list_executions(limit=10)]
+        assert listed[:3] == ids[::-1]
+        assert listed[4] == first["execution_id"]
+        assert len(listed) == 5
+        assert spine.list_executions(limit=1, offset=4)[0] == first
+        failed = spine.list_executions(status="failed")
+        assert [e["status"] for e in failed] == ["failed"]
+        assert spine.get_metrics()["total_executions"] == 5
+    # Reopened with a smaller bound: the newest finished rows are read, totals cover all.
+    with LocalSpine(make_flows(Hooks()), db=db, max_executions=1) as reopened:
+        assert repr(reopened).startswith("LocalSpine(flows=4, executions=1,")
+        metrics = reopened.get_metrics()
+        assert metrics["total_executions"] == 5
+        assert metrics["executions_by_status"]["failed"] == 1
+        assert [e["execution_id"] for e in reopened.list_executions(limit=2)] == [
+            ids[2],
+            ids[1],
+        ]
+        assert reopened.get_execution(first["execution_id"]) == first

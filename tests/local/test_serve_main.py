@@ -53,8 +53,11 @@ def test_a_port_in_use_closes_the_spine_it_opened(
         port = taken.getsockname()[1]
         db = str(tmp_path / "x.sqlite")
         assert serve_main(["--port", str(port), "--db", db, "--demo"]) == 2
+        assert serve_main(["--port", str(port), "--max-executions", "0"]) == 2
+        assert serve_main(["--port", str(port), "--max-executions", "7"]) == 2
     assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
-    assert [s.closed for s in recording] == [True]
+    assert [s.closed for s in recording] == [True, True, True]
+    assert [s.max_executions for s in recording] == [10_000, None, 7]
 
 
 def test_a_bad_flows_reference_closes_the_spine_it_opened(
