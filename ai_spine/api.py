@@ -64,6 +64,18 @@ _READ_CHUNK = 64 * 1024
 _HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")  # what a bearer token may hold
 
 
+def _is_http_url(value: Any) -> bool:
+    """Whether ``value`` is an http(s) URL with a host, a valid port and no whitespace."""
+    if not isinstance(value, str) or any(c.isspace() for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # raises ValueError when out of range
+    except ValueError:  # "http://[bad", "http://host:99999"
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def _status_error_class(status: int) -> Type[APIError]:
     if status in (401, 403):
         return AuthenticationError
@@ -180,8 +192,7 @@ class APIClient:
         debug: bool = False,
         session: Optional[requests.Session] = None,
     ) -> None:
-        parts = urlsplit(base_url) if isinstance(base_url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        if not _is_http_url(base_url):
             raise ValidationError(f"base_url must be an http(s) URL, got {base_url!r}")
         if api_key is not None and (
             not isinstance(api_key, str) or not api_key.strip()

@@ -78,6 +78,10 @@ def test_context_manager_closes_the_session(monkeypatch: pytest.MonkeyPatch) -> 
     [
         {"base_url": "ftp://x"},
         {"base_url": "not a url"},
+        {"base_url": "http://[bad"},  # was a bare ValueError from urlsplit
+        {"base_url": "http://host:99999"},  # was a retried NetworkError on every call
+        {"base_url": "http://exa mple.com"},
+        {"base_url": "http://:8000"},
         {"timeout": 0},
         {"timeout": -1},
         {"max_retries": -1},
