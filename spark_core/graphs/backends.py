@@ -23,6 +23,15 @@ from spark_core.errors import StateValidationError
 
 RunRecord = Dict[str, Any]
 
+
+class _Deleted:
+    def __repr__(self) -> str:
+        return "DELETED"
+
+
+# In the ``state_changes`` of ``save_run``/``commit_step``: the key was deleted.
+DELETED: Any = _Deleted()
+
 _RUN_FIELDS = (
     "graph_id",
     "status",
@@ -92,7 +101,8 @@ class StateBackend:
         Args:
             record: ``run_id``, ``graph_id``, ``status``, ``inputs``, ``frontier``,
                 ``joins``, ``step``, ``last_node``, ``error`` and ``outputs``.
-            state_changes: State keys to upsert in the same transaction.
+            state_changes: State keys to upsert in the same transaction (a value of
+                ``DELETED`` removes the key).
         """
         raise NotImplementedError
 
@@ -115,7 +125,8 @@ class StateBackend:
             output: Its output.
             frontier: The pending ``[node_id, inputs]`` entries after this step.
             joins: The join buffers, or ``None`` when they did not change.
-            state_changes: State keys written since the last commit.
+            state_changes: State keys written since the last commit (a value of
+                ``DELETED`` removes the key).
         """
         raise NotImplementedError
 
@@ -192,8 +203,7 @@ class InMemoryStateBackend(StateBackend):
             state_changes: State keys to upsert.
         """
         self._runs[record["run_id"]] = _copy_record(record)
-        if state_changes:
-            self._state.update(state_changes)
+        self._apply(state_changes)
 
     def commit_step(
         self,
@@ -221,8 +231,14 @@ class InMemoryStateBackend(StateBackend):
         record.update(step=step, frontier=frontier, last_node=node_id, status="running")
         if joins is not None:
             record["joins"] = joins
-        if state_changes:
-            self._state.update(state_changes)
+        self._apply(state_changes)
+
+    def _apply(self, changes: Optional[Dict[str, Any]]) -> None:
+        for key, value in (changes or {}).items():
+            if value is DELETED:
+                self._state.pop(key, None)
+            else:
+                self._state[key] = value
 
     def load_run(self, run_id: str) -> Optional[RunRecord]:
         """Return a copy of the run record, or ``None``.
@@ -317,8 +333,12 @@ class SQLiteStateBackend(StateBackend):
             return []
         return [
             (
-                "INSERT OR REPLACE INTO spark_state (key, value) VALUES (?, ?)",
-                (key, _dumps(value, f"state key {key!r}")),
+                ("DELETE FROM spark_state WHERE key = ?", (key,))
+                if value is DELETED
+                else (
+                    "INSERT OR REPLACE INTO spark_state (key, value) VALUES (?, ?)",
+                    (key, _dumps(value, f"state key {key!r}")),
+                )
             )
             for key, value in values.items()
         ]

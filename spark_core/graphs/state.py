@@ -7,7 +7,7 @@ import json
 from typing import Any, Dict, Optional, Set, Tuple
 
 from spark_core.errors import StateValidationError
-from spark_core.graphs.backends import InMemoryStateBackend, StateBackend
+from spark_core.graphs.backends import DELETED, InMemoryStateBackend, StateBackend
 from spark_core.graphs.state_schema import (
     check_schema,
     from_model,
@@ -122,15 +122,19 @@ class GraphState:
     def _take_changes(self) -> Optional[Dict[str, Any]]:
         if not self._dirty:
             return None
-        changes = {key: self._data[key] for key in self._dirty if key in self._data}
+        changes = {key: self._data.get(key, DELETED) for key in self._dirty}
         self._dirty = set()
         return changes
 
     def _end_buffering(self) -> None:
-        changes = self._take_changes()
+        changes = self._take_changes() or {}
         self._dirty = None
-        if changes:
-            self.backend.save_state_keys(changes)
+        deleted = [key for key, value in changes.items() if value is DELETED]
+        if deleted:
+            self.backend.delete_state_keys(deleted)
+        kept = {key: value for key, value in changes.items() if value is not DELETED}
+        if kept:
+            self.backend.save_state_keys(kept)
 
     def _reload(self) -> None:
         self._data = self.backend.load_state()
@@ -175,8 +179,9 @@ class GraphState:
         """
         self._data.pop(key, None)
         if self._dirty is not None:
-            self._dirty.discard(key)
-        self.backend.delete_state_keys([key])
+            self._dirty.add(key)  # committed with the step, like a write
+        else:
+            self.backend.delete_state_keys([key])
 
     # Synchronous access for plain ``def`` nodes, which run in worker threads.
     def get_sync(self, key: str, default: Any = None) -> Any:

@@ -233,6 +233,37 @@ def test_node_outputs_must_be_json_with_a_durable_backend(tmp_path: Path) -> Non
     assert record["frontier"] == [["weird", {"v": 1}]]  # the last committed position
 
 
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_delete_is_committed_with_the_step_that_made_it(
+    tmp_path: Path, durable: bool
+) -> None:
+    path = tmp_path / "d.db"
+    backend: Any = SQLiteStateBackend(path) if durable else InMemoryStateBackend()
+    seen: Dict[str, Any] = {}
+
+    class Pop(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            assert context.graph_state is not None
+            item = await context.graph_state.get("queue")
+            await context.graph_state.delete("queue")
+            await context.graph_state.set("done", item)
+            # What a crash right now would leave behind.
+            if durable:
+                other = SQLiteStateBackend(path)
+                seen["mid_step"] = other.load_state()
+                other.close()
+            return {"item": item}
+
+    pop = Pop(name="pop")
+    pop >> Node(name="after")
+    graph = Graph(start=pop, state_backend=backend, initial_state={"queue": "job-1"})
+    assert graph.run_sync().outputs["pop"] == {"item": "job-1"}
+    if durable:
+        assert seen["mid_step"] == {"queue": "job-1"}
+    assert backend.load_state() == {"done": "job-1"}
+    assert arun(graph.state.get("queue")) is None
+
+
 def test_plain_def_nodes_use_the_sync_state_methods(tmp_path: Path) -> None:
     import threading
 
