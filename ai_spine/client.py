@@ -167,6 +167,13 @@ class AISpine:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
+    def _get_object(
+        self, path: str, deadline: Optional[float] = None
+    ) -> Dict[str, Any]:
+        """``GET path``, whose answer must be a JSON object."""
+        body = self._api.request("GET", path, deadline=deadline)
+        return _expect_dict(body, "GET " + path)
+
     # -- executions ---------------------------------------------------------------------------
 
     def execute_flow(
@@ -282,14 +289,7 @@ class AISpine:
             AISpineError: Any other typed failure.
         """
         path = f"{_API}/executions/{validate_id(execution_id, 'execution_id')}"
-        return cast(
-            ExecutionDict, _expect_dict(self._api.request("GET", path), "GET " + path)
-        )
-
-    def _get_execution_within(self, execution_id: str, budget: float) -> ExecutionDict:
-        path = f"{_API}/executions/{execution_id}"
-        body = self._api.request("GET", path, deadline=budget)
-        return cast(ExecutionDict, _expect_dict(body, "GET " + path))
+        return cast(ExecutionDict, self._get_object(path))
 
     def wait_for_execution(
         self,
@@ -327,7 +327,10 @@ class AISpine:
             if remaining <= 0:
                 break
             try:
-                execution = self._get_execution_within(execution_id, remaining)
+                execution = cast(
+                    ExecutionDict,
+                    self._get_object(f"{_API}/executions/{execution_id}", remaining),
+                )
             except TimeoutError as exc:
                 cause = f"; last poll: {exc.message}"
                 break
@@ -439,9 +442,7 @@ class AISpine:
             AISpineError: Any other typed failure.
         """
         path = f"{_API}/flows/{validate_id(flow_id, 'flow_id')}"
-        return cast(
-            FlowDict, _expect_dict(self._api.request("GET", path), "GET " + path)
-        )
+        return cast(FlowDict, self._get_object(path))
 
     def list_agents(self) -> List[AgentDict]:
         """List registered agents.
@@ -470,9 +471,7 @@ class AISpine:
             AISpineError: Any other typed failure.
         """
         path = f"{_API}/agents/{validate_id(agent_id, 'agent_id')}"
-        return cast(
-            AgentDict, _expect_dict(self._api.request("GET", path), "GET " + path)
-        )
+        return cast(AgentDict, self._get_object(path))
 
     def create_agent(self, agent_config: Dict[str, Any]) -> AgentDict:
         """Register an agent (there is no update: delete and create again).
@@ -516,15 +515,15 @@ class AISpine:
 
     def health_check(self) -> Dict[str, Any]:
         """``GET /health``: the backend's health report."""
-        return _expect_dict(self._api.request("GET", "/health"), "GET /health")
+        return self._get_object("/health")
 
     def get_metrics(self) -> Dict[str, Any]:
         """``GET /metrics``: the backend's counters."""
-        return _expect_dict(self._api.request("GET", "/metrics"), "GET /metrics")
+        return self._get_object("/metrics")
 
     def get_status(self) -> Dict[str, Any]:
         """``GET /status``: the backend's system status."""
-        return _expect_dict(self._api.request("GET", "/status"), "GET /status")
+        return self._get_object("/status")
 
     # -- batches ------------------------------------------------------------------------------
 

@@ -310,19 +310,27 @@ def test_deadline_already_spent_is_a_timeout(
     assert len(mocked.calls) == 0
 
 
+def _record_attempt_timeouts(
+    client: AISpine, monkeypatch: pytest.MonkeyPatch
+) -> List[Any]:
+    """Spy on the session: the per-attempt timeout of every request sent, in order."""
+    seen: List[Any] = []
+    original = client.session.request
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["timeout"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(client.session, "request", spy)
+    return seen
+
+
 def test_per_attempt_timeout_is_shortened_by_the_deadline(
     mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: List[Any] = []
     mocked.get(BASE + "/health", json={})
     with AISpine(base_url=BASE, timeout=30, deadline=2) as client:
-        original = client.session.request
-
-        def spy(*args: Any, **kwargs: Any) -> Any:
-            seen.append(kwargs["timeout"])
-            return original(*args, **kwargs)
-
-        monkeypatch.setattr(client.session, "request", spy)
+        seen = _record_attempt_timeouts(client, monkeypatch)
         client.health_check()
     assert 0 < seen[0] <= 2
 
@@ -335,16 +343,9 @@ def test_deadline_must_be_positive() -> None:
 def test_client_deadline_still_bounds_a_longer_call_budget(
     mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: List[Any] = []
     mocked.get(BASE + "/health", json={})
     with AISpine(base_url=BASE, timeout=30, deadline=2) as client:
-        original = client.session.request
-
-        def spy(*args: Any, **kwargs: Any) -> Any:
-            seen.append(kwargs["timeout"])
-            return original(*args, **kwargs)
-
-        monkeypatch.setattr(client.session, "request", spy)
+        seen = _record_attempt_timeouts(client, monkeypatch)
         client._api.request("GET", "/health", deadline=100)
         client._api.request("GET", "/health", deadline=1)
     assert 0 < seen[0] <= 2 and 0 < seen[1] <= 1
