@@ -305,10 +305,13 @@ class _Writer(threading.Thread):
                 manager = self._manager_ref()
                 if manager is None:
                     return
-                pending = manager._take_pending()
+                # Through the queue, taken and queued under the manager's lock: a flush
+                # that finds nothing pending then waits for this batch (queue.join).
+                with manager._lock:
+                    pending, manager._pending = manager._pending, []
+                    if pending:
+                        self.queue.put(pending)
                 del manager
-                if pending:
-                    self._write(pending)
                 continue
             try:
                 if batch is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -337,3 +338,36 @@ def test_sqlite_path_in_missing_directory_is_a_clear_error(tmp_path: Path) -> No
     )
     with pytest.raises(TelemetryConfigError, match="directory does not exist"):
         TelemetryManager(cfg)
+
+
+def test_flush_waits_for_a_partial_batch_the_writer_took_on_its_interval() -> None:
+    import threading
+
+    from spark_core.telemetry import MemoryTelemetryBackend
+
+    class SlowBackend(MemoryTelemetryBackend):
+        blocking = True  # written on the writer thread, like SQLite
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.entered, self.release = threading.Event(), threading.Event()
+
+        def write(self, batch: Any) -> None:
+            if batch:
+                self.entered.set()
+                self.release.wait(timeout=30)
+            super().write(batch)
+
+    backend = SlowBackend()
+    m = TelemetryManager(
+        TelemetryConfig(buffer_size=1000, export_interval=0.01), backend=backend
+    )
+    try:
+        m._dispatch([])  # start the writer; its interval picks up the partial batch
+        m.record_event("late")
+        assert backend.entered.wait(timeout=30)  # the writer is writing "late" now
+        threading.Timer(0.05, backend.release.set).start()
+        assert [e["name"] for e in m.query_events()] == ["late"]
+    finally:
+        backend.release.set()
+        m.close()
