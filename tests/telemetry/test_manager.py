@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, List
 
 import pytest
 
@@ -175,6 +176,12 @@ def test_disabled_manager_records_nothing() -> None:
     assert m.query_traces() == [] and m.query_spans() == []
 
 
+def rows(path: Path, sql: str) -> List[Any]:
+    """Query the telemetry file on a connection of its own (closed afterwards)."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return conn.execute(sql).fetchall()
+
+
 def test_sqlite_writes_in_batches_off_the_calling_thread(tmp_path: Path) -> None:
     path = tmp_path / "t.db"
     m = TelemetryManager(
@@ -190,17 +197,13 @@ def test_sqlite_writes_in_batches_off_the_calling_thread(tmp_path: Path) -> None
         for i in range(3):
             m.record_event(f"e{i}", trace_id=trace.trace_id)
         # below buffer_size: nothing handed to the backend yet
-        assert sqlite3.connect(path).execute(
-            "SELECT COUNT(*) FROM events"
-        ).fetchone() == (0,)
+        assert rows(path, "SELECT COUNT(*) FROM events") == [(0,)]
         assert len(m._pending) == 3
         for i in range(3, 5):
             m.record_event(f"e{i}", trace_id=trace.trace_id)
         assert m._pending == []  # a full batch went to the writer thread
         asyncio.run(m.flush())
-        assert sqlite3.connect(path).execute(
-            "SELECT COUNT(*) FROM events"
-        ).fetchone() == (5,)
+        assert rows(path, "SELECT COUNT(*) FROM events") == [(5,)]
         assert m._writer is not None and m._writer.name == "spark-telemetry-writer"
     finally:
         m.close()
@@ -231,9 +234,7 @@ def test_export_interval_writes_a_partial_batch(tmp_path: Path) -> None:
         assert m._pending == []
     finally:
         m.close()
-    assert sqlite3.connect(path).execute("SELECT name FROM events").fetchall() == [
-        ("late",)
-    ]
+    assert rows(path, "SELECT name FROM events") == [("late",)]
 
 
 def test_data_survives_in_the_sqlite_file(tmp_path: Path) -> None:
