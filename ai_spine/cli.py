@@ -149,13 +149,8 @@ def _wait_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> Any:
-    api_key = (
-        args.api_key
-        if args.api_key is not None
-        else os.environ.get(constants.ENV_API_KEY)
-    )
-    with AISpine(
-        api_key=api_key or None,
+    with AISpine(  # an unset or empty --api-key falls back to $AI_SPINE_API_KEY there
+        api_key=args.api_key or None,
         base_url=args.base_url,
         timeout=args.timeout,
         max_retries=args.max_retries,

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from typing_extensions import TypedDict
 
+from ai_spine import constants
 from ai_spine.exceptions import AISpineError, ValidationError
 from ai_spine.utils import parse_datetime
 
@@ -187,7 +188,7 @@ class Execution:
     @property
     def is_finished(self) -> bool:
         """Whether the status is final (completed, failed or cancelled)."""
-        return self.status in ("completed", "failed", "cancelled")
+        return self.status in constants.TERMINAL_STATUSES
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "Execution":
