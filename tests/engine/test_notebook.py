@@ -51,13 +51,19 @@ def test_arun_propagates_exceptions_from_the_helper_thread() -> None:
 
 
 def test_arun_accepts_any_awaitable() -> None:
-    async def main() -> str:
-        loop = asyncio.get_running_loop()
-        future: "asyncio.Future[str]" = loop.create_future()
-        future.set_result("done")
-        return await future
+    class Later:
+        """An awaitable that is not a coroutine."""
 
-    assert arun(main()) == "done"
+        def __await__(self) -> Any:
+            return asyncio.sleep(0, result="done").__await__()
+
+    assert not asyncio.iscoroutine(Later())
+    assert arun(Later()) == "done"
+
+    async def cell() -> str:
+        return arun(Later())
+
+    assert asyncio.run(cell()) == "done"
 
 
 def test_to_mermaid_and_notebook_reprs() -> None:
