@@ -339,10 +339,13 @@ class _Journal:
         return (str(row[0]), str(row[1])) if row is not None else None
 
     def save(self, rec: _Record) -> None:
-        """Insert or update one execution row (one transaction)."""
-        row = rec.row()
+        """Insert or update one execution row (one transaction).
+
+        The row is read from the record under the store's lock, so when two threads save the
+        same record the later save writes the later state (never an older snapshot).
+        """
         with self._lock:
-            self._conn.execute(_UPSERT, row)
+            self._conn.execute(_UPSERT, rec.row())
 
     def save_key(self, key: str, execution_id: str, fingerprint: str) -> None:
         """Remember an idempotency key."""

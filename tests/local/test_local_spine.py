@@ -407,3 +407,37 @@ def test_with_a_db_executions_that_left_memory_are_read_back(
             ids[1],
         ]
         assert reopened.get_execution(first["execution_id"]) == first
+
+
+def test_the_store_keeps_the_latest_state_when_two_saves_race(
+    tmp_path: Path, hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancel saved while the loop thread saves "running" must not be overwritten."""
+    from ai_spine.local import _Record
+
+    db = str(tmp_path / "executions.sqlite")
+    real_row = _Record.row
+    racers: List[threading.Thread] = []
+
+    def row(rec: Any) -> Any:
+        values = real_row(rec)
+        if values[2] == "running" and not racers:
+            racers.append(
+                threading.Thread(target=spine.cancel_execution, args=(values[0],))
+            )
+            racers[0].start()
+            racers[0].join(1)  # the cancel's save may land now, before this one
+        return values
+
+    monkeypatch.setattr(_Record, "row", row)
+    spine = LocalSpine(make_flows(hooks), db=db)
+    try:
+        started = spine.execute_flow("block", {})
+        with pytest.raises(ExecutionError):
+            spine.wait_for_execution(started["execution_id"], 10)
+        racers[0].join(10)
+    finally:
+        spine.close()
+    monkeypatch.setattr(_Record, "row", real_row)
+    with LocalSpine(make_flows(Hooks()), db=db) as reopened:
+        assert reopened.get_execution(started["execution_id"])["status"] == "cancelled"
