@@ -175,7 +175,8 @@ class APIClient:
         retry: The retry policy.
         deadline: Overall seconds for one call including retries and waits, or None.
         debug: Log every request and answer at DEBUG level (redacted) to stderr.
-        session: A ``requests.Session`` to use instead of a new pooled one.
+        session: A ``requests.Session`` to use instead of a new pooled one; the caller keeps
+            owning it (``close()`` leaves it open).
 
     Raises:
         ValidationError: When ``base_url`` is not an http(s) URL or a number is out of range.
@@ -211,6 +212,7 @@ class APIClient:
         self.deadline = deadline
         self._api_key = api_key
         register_secret(api_key)
+        self._owns_session = session is None
         self.session = session if session is not None else self._new_session()
         if debug:
             _enable_debug_logging()
@@ -239,8 +241,9 @@ class APIClient:
         return headers
 
     def close(self) -> None:
-        """Close the pooled connections."""
-        self.session.close()
+        """Close the pooled connections (not those of a session the caller passed in)."""
+        if self._owns_session:
+            self.session.close()
 
     def request(
         self,

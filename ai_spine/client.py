@@ -81,7 +81,8 @@ class AISpine:
         debug: Log requests and answers (redacted) at DEBUG level to stderr.
         deadline: Overall seconds one method call may take, retries and waits included.
         retry: A full :class:`~ai_spine.retry.Retry` policy; overrides ``max_retries``.
-        session: A ``requests.Session`` to use instead of a new pooled one.
+        session: A ``requests.Session`` to use instead of a new pooled one; it stays the
+            caller's: ``close()`` leaves it open.
 
     Raises:
         ValidationError: When an argument is out of range or ``base_url`` is not http(s).

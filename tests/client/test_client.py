@@ -6,6 +6,7 @@ import json
 from typing import Any, Dict, List
 
 import pytest
+import requests
 import responses
 from responses import matchers
 
@@ -71,6 +72,19 @@ def test_context_manager_closes_the_session(monkeypatch: pytest.MonkeyPatch) -> 
     with AISpine(base_url=BASE) as client:
         monkeypatch.setattr(client.session, "close", lambda: closed.append(True))
     assert closed == [True]
+
+
+def test_a_session_passed_in_is_used_and_left_open(
+    monkeypatch: pytest.MonkeyPatch, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(BASE + "/health", json={"status": "healthy"})
+    own = requests.Session()
+    closed: List[bool] = []
+    monkeypatch.setattr(own, "close", lambda: closed.append(True))
+    with AISpine(base_url=BASE, session=own) as client:
+        assert client.session is own
+        assert client.health_check() == {"status": "healthy"}
+    assert closed == []  # the caller's session: closing it is the caller's call
 
 
 @pytest.mark.parametrize(
