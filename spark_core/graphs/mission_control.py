@@ -411,6 +411,7 @@ class PlanManager(GraphObserver):
             for nid in nodes:
                 self._node_steps.setdefault(nid, []).append(step.id)
         self._graph: Any = None
+        self._run_id: Optional[str] = None
         self._done_nodes: Dict[str, Set[str]] = {}
 
     def attach(self, graph: Any) -> PlanManager:
@@ -419,10 +420,19 @@ class PlanManager(GraphObserver):
         self._graph = graph
         return self
 
-    async def _save(self, run: RunInfo) -> None:
+    def _snapshot(self) -> Dict[str, Any]:
         snap = self.plan.snapshot()
-        snap["run_id"] = run.run_id
-        await run.graph.state.set(self.state_key, snap)
+        snap["run_id"] = self._run_id
+        # Nodes already done for steps that need several: a resumed run needs them too.
+        snap["done_nodes"] = {
+            sid: sorted(nodes)
+            for sid, nodes in self._done_nodes.items()
+            if nodes and self.plan._steps[sid].status != COMPLETED
+        }
+        return snap
+
+    async def _save(self, run: RunInfo) -> None:
+        await run.graph.state.set(self.state_key, self._snapshot())
 
     async def on_run_start(self, run: RunInfo) -> None:
         """Restore the stored plan when resuming this run, else start it afresh."""
@@ -440,9 +450,16 @@ class PlanManager(GraphObserver):
                     step.started_at = item.get("started_at")
                     step.completed_at = item.get("completed_at")
             self.plan.refresh()
+            done = stored.get("done_nodes")
+            self._done_nodes = {
+                sid: set(nodes)
+                for sid, nodes in (done.items() if isinstance(done, Mapping) else ())
+                if sid in self._step_nodes and isinstance(nodes, list)
+            }
         else:
             self.plan.reset()
-        self._done_nodes = {}
+            self._done_nodes = {}
+        self._run_id = run.run_id
         await self._save(run)
 
     async def on_node_start(self, run: RunInfo, node: Any, context: Any) -> None:
@@ -487,8 +504,8 @@ class PlanManager(GraphObserver):
             PlanValidationError: Unknown step or status.
         """
         step = self.plan.set_status(step_id, status)
-        if self._graph is not None:
-            await self._graph.state.set(self.state_key, self.plan.snapshot())
+        if self._graph is not None:  # with the run id, so a resumed run keeps it
+            await self._graph.state.set(self.state_key, self._snapshot())
         return step
 
 

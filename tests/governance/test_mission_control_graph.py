@@ -362,3 +362,45 @@ def test_runtime_counts_time_spent_running_not_time_spent_paused(tmp_path: Any) 
         assert (info.value.limit, info.value.value) == ("max_runtime_seconds", 30.0)
 
     asyncio.run(main())
+
+
+def test_a_resumed_run_keeps_multi_node_steps_and_steps_advanced_by_hand(
+    tmp_path: Any,
+) -> None:
+    db = str(tmp_path / "plan.sqlite")
+    policy = PolicySet(
+        "p",
+        [
+            PolicyRule(
+                "ask",
+                PolicyEffect.REQUIRE_APPROVAL,
+                ["node:execute"],
+                ["node://review"],
+            )
+        ],
+    )
+
+    def make() -> Any:
+        graph = seed_graph(SQLiteStateBackend(db), policy_set=policy)
+        plan = MissionPlan(
+            [
+                PlanStep("write", nodes=["research", "review"]),
+                PlanStep("draft"),
+                PlanStep("sign_off", description="done by a person"),
+            ]
+        )
+        return graph, plan, PlanManager(plan).attach(graph)
+
+    async def main() -> None:
+        graph, plan, manager = make()
+        with pytest.raises(ApprovalPendingError) as info:
+            await graph.run()
+        assert [s.status for s in plan] == ["in_progress", "completed", "pending"]
+        await manager.advance("sign_off")  # while the run waits for its reviewer
+        [req] = await graph.approvals.list(status="pending")
+        await graph.approvals.resolve(req.id, "approved", reviewer="ana")
+        fresh, fresh_plan, _ = make()  # a new process would do exactly this
+        await fresh.resume(info.value.run_id)
+        assert [s.status for s in fresh_plan] == ["completed"] * 3
+
+    asyncio.run(main())
