@@ -318,7 +318,7 @@ class ToolExecutor:
                 payload=args,
                 audit_limit=self.audit_limit,
             )
-        return await t.invoke(args)
+        return await t._call_checked(dict(args))  # validated above
 
     def __repr__(self) -> str:
         policy = self.policy_set.name if self.policy_set is not None else None

@@ -350,7 +350,11 @@ class Tool:
         Raises:
             ToolArgumentError: The arguments do not fit the schema.
         """
-        args = self.validate(arguments)
+        return await self._call_checked(self.validate(arguments))
+
+    async def _call_checked(self, args: Dict[str, Any]) -> Any:
+        """Call the function with arguments :meth:`validate` returned (a dict it may
+        consume)."""
         positional = [args.pop(k) for k in self._positional_only if k in args]
         if self._is_async:
             return await self.func(*positional, **args)
