@@ -77,7 +77,8 @@ class StateBackend:
         """Upsert ``values`` into the graph state in one transaction.
 
         Args:
-            values: Keys and JSON-serialisable values.
+            values: Keys and JSON-serialisable values (a value of ``DELETED`` removes the
+                key).
         """
         raise NotImplementedError
 
@@ -176,9 +177,9 @@ class InMemoryStateBackend(StateBackend):
         """Upsert ``values``.
 
         Args:
-            values: Keys and values.
+            values: Keys and values (``DELETED`` removes the key).
         """
-        self._state.update(values)
+        self._apply(values)
 
     def delete_state_keys(self, keys: Iterable[str]) -> None:
         """Remove keys.
@@ -353,7 +354,7 @@ class SQLiteStateBackend(StateBackend):
         """Upsert ``values`` in one transaction (nothing is written if one value is bad).
 
         Args:
-            values: Keys and JSON-serialisable values.
+            values: Keys and JSON-serialisable values (``DELETED`` removes the key).
 
         Raises:
             StateValidationError: A value is not JSON-serialisable.

@@ -31,7 +31,7 @@ from spark_core.errors import (
     SparkError,
     StateValidationError,
 )
-from spark_core.graphs.backends import StateBackend
+from spark_core.graphs.backends import DELETED, StateBackend
 from spark_core.graphs.edges import Edge
 from spark_core.graphs.observers import GraphObserver, NodeRunInfo, RunInfo, RunResult
 from spark_core.graphs.state import GraphState
@@ -727,8 +727,10 @@ class Graph:
         new_state = dict(checkpoint["state"])
         state._check(new_state)
         backend = state.backend
-        backend.clear_state()
-        backend.save_state_keys(new_state)
+        # One transaction: a crash leaves the old state or the new one, never none.
+        changes = {key: DELETED for key in backend.load_state() if key not in new_state}
+        changes.update(new_state)
+        backend.save_state_keys(changes)
         state._reload()
         for node_id, snapshot in (checkpoint.get("node_snapshots") or {}).items():
             if node_id in self.nodes:

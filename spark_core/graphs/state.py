@@ -127,14 +127,10 @@ class GraphState:
         return changes
 
     def _end_buffering(self) -> None:
-        changes = self._take_changes() or {}
+        changes = self._take_changes()
         self._dirty = None
-        deleted = [key for key, value in changes.items() if value is DELETED]
-        if deleted:
-            self.backend.delete_state_keys(deleted)
-        kept = {key: value for key, value in changes.items() if value is not DELETED}
-        if kept:
-            self.backend.save_state_keys(kept)
+        if changes:
+            self.backend.save_state_keys(changes)
 
     def _reload(self) -> None:
         self._data = self.backend.load_state()

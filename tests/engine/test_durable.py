@@ -201,6 +201,34 @@ def test_checkpoint_and_resume_from_continue_at_the_saved_frontier() -> None:
     assert arun(restored.state.get("asked")) is True
 
 
+def test_resume_from_replaces_the_state_in_one_transaction(tmp_path: Path) -> None:
+    import sqlite3
+
+    graph = build([])
+    with pytest.raises(RunPaused):
+        graph.run_sync()
+    checkpoint = arun(graph.checkpoint_state())
+    checkpoint["state"] = {"approved": True}
+    backend = SQLiteStateBackend(tmp_path / "r.db")
+    backend.save_state_keys({"old": 1, "approved": False})
+    restored = build([], backend)
+    real_write = backend._write
+
+    def full_disk(statements: List[Any]) -> None:
+        if any("INSERT" in sql for sql, _ in statements):
+            raise sqlite3.OperationalError("database or disk is full")
+        real_write(statements)
+
+    backend._write = full_disk  # type: ignore[method-assign]
+    with pytest.raises(sqlite3.OperationalError):
+        arun(restored.resume_from(checkpoint))
+    assert backend.load_state() == {"old": 1, "approved": False}  # not wiped
+    backend._write = real_write  # type: ignore[method-assign]
+    assert arun(restored.resume_from(checkpoint)).content["path"] == ["a", "b", "c"]
+    assert backend.load_state() == {"approved": True}
+    backend.close()
+
+
 def test_checkpoint_of_a_completed_run_and_of_a_fresh_graph() -> None:
     log: List[str] = []
     graph = build(log)
