@@ -525,4 +525,10 @@ class SQLiteStateBackend(StateBackend):
             self._conn.close()
 
 
-__all__ = ["StateBackend", "InMemoryStateBackend", "SQLiteStateBackend", "RunRecord"]
+__all__ = [
+    "StateBackend",
+    "InMemoryStateBackend",
+    "SQLiteStateBackend",
+    "RunRecord",
+    "DELETED",
+]
