@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import (
@@ -564,6 +565,7 @@ class AISpine:
         results: List[Optional[BatchResult]] = [None] * total
         queue = iter(pending)
         done_count = 0
+        stop = threading.Event()
         with ThreadPoolExecutor(
             max_workers=concurrency, thread_name_prefix="ai-spine"
         ) as pool:
@@ -572,27 +574,44 @@ class AISpine:
             def fill() -> None:
                 for index, item in queue:
                     running.add(
-                        pool.submit(self._run_item, index, item, wait_timeout, interval)
+                        pool.submit(
+                            self._run_item, index, item, wait_timeout, interval, stop
+                        )
                     )
                     if len(running) >= concurrency:
                         return
 
-            fill()
-            while running:
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    running.discard(future)
-                    result = future.result()
-                    results[result.index] = result
-                    done_count += 1
-                    if on_progress is not None:
-                        on_progress(done_count, total, result)
+            try:
                 fill()
+                while running:
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        running.discard(future)
+                        result = future.result()
+                        results[result.index] = result
+                        done_count += 1
+                        if on_progress is not None:
+                            on_progress(done_count, total, result)
+                    fill()
+            except BaseException:
+                # Ctrl-C or on_progress raised: the pool's exit joins the items in flight, so
+                # make them stop at their next poll instead of waiting out wait_timeout.
+                stop.set()
+                raise
         return [r for r in results if r is not None]
 
     def _run_item(
-        self, index: int, item: BatchInput, wait_timeout: float, interval: float
+        self,
+        index: int,
+        item: BatchInput,
+        wait_timeout: float,
+        interval: float,
+        stop: threading.Event,
     ) -> BatchResult:
+        def check_stop(_: ExecutionDict) -> None:
+            if stop.is_set():
+                raise AISpineError("batch stopped before this execution finished")
+
         flow_id: Optional[str] = None
         execution: Optional[Dict[str, Any]] = None
         try:
@@ -602,7 +621,10 @@ class AISpine:
             if started.get("status") != "completed":
                 execution = dict(
                     self.wait_for_execution(
-                        str(started.get("execution_id")), wait_timeout, interval
+                        str(started.get("execution_id")),
+                        wait_timeout,
+                        interval,
+                        on_progress=check_stop,
                     )
                 )
             return BatchResult(index=index, flow_id=flow_id, execution=execution)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any, Dict, List
 
 import pytest
@@ -512,6 +513,42 @@ def test_execute_batch_skips_waiting_when_already_completed(
     )
     (result,) = client.execute_batch([("f", {})])
     assert result.ok and result.execution_id == "e1"
+
+
+def test_execute_batch_stops_its_waits_when_the_caller_stops(
+    client: AISpine, mocked: responses.RequestsMock
+) -> None:
+    # "quick" completes at once; "slow" stays running. When on_progress raises (as a Ctrl-C
+    # would), the batch must not sit in the pool until "slow" reaches its wait_timeout.
+    def execute(request: Any) -> Any:
+        flow = json.loads(request.body)["flow_id"]
+        status = "completed" if flow == "quick" else "pending"
+        return 200, {}, json.dumps({"execution_id": f"{flow}-1", "status": status})
+
+    polls: List[int] = []
+    polling = threading.Event()
+
+    def poll(request: Any) -> Any:
+        polls.append(1)
+        polling.set()
+        return 200, {}, json.dumps({"execution_id": "slow-1", "status": "running"})
+
+    def stop(done: int, total: int, result: BatchResult) -> None:
+        polling.wait(5)  # let "slow" reach its wait before stopping
+        raise RuntimeError("caller stopped")
+
+    mocked.add_callback("POST", V1 + "/flows/execute", callback=execute)
+    mocked.add_callback("GET", V1 + "/executions/slow-1", callback=poll)
+    with pytest.raises(RuntimeError, match="caller stopped"):
+        client.execute_batch(
+            [("quick", {}), ("slow", {})],
+            concurrency=2,
+            on_progress=stop,
+            wait_timeout=5,
+            interval=0.01,
+        )
+    # Stopped at its next poll; running on to wait_timeout would be hundreds of polls.
+    assert 1 <= len(polls) < 100
 
 
 @pytest.mark.parametrize(
