@@ -1643,41 +1643,28 @@ class LocalSpine:
         return await asyncio.wait_for(coro, timeout)
 
     def _finish_result(self, rec: _Record, result: Any) -> None:
+        rec.node_results = _node_results(result)
         status = getattr(result, "status", "completed")
-        nodes = _node_results(result)
-        rec.node_results = nodes
-        if status == "completed":
-            content = getattr(result, "content", None)
-            if content is None:
-                output: Dict[str, Any] = {}
-            elif isinstance(content, dict):
-                output = content
-            else:
-                output = {"result": content}
-            try:
-                output = json.loads(json.dumps(output))
-            except (TypeError, ValueError) as exc:
-                self._finish(
-                    rec,
-                    "failed",
-                    {},
-                    f"the flow's output is not JSON-serialisable: {exc}",
-                )
-                return
-            self._finish(rec, "completed", output, None)
-        elif status == "cancelled":
-            self._finish(rec, "cancelled", {}, "Execution cancelled")
+        if (
+            status != "completed"
+        ):  # spark_core raises instead; another Graph may return it
+            self._finish(rec, "failed", {}, f"the run ended {status}")
+            return
+        content = getattr(result, "content", None)
+        if content is None:
+            output: Dict[str, Any] = {}
+        elif isinstance(content, dict):
+            output = content
         else:
-            errors = [
-                f"{nid}: {info['error']}"
-                for nid, info in nodes.items()
-                if info.get("error")
-            ]
-            if status == "paused":
-                errors.insert(0, "the run paused (e.g. waiting for an approval)")
+            output = {"result": content}
+        try:
+            output = json.loads(json.dumps(output))
+        except (TypeError, ValueError) as exc:
             self._finish(
-                rec, "failed", {}, "; ".join(errors) or f"the run ended {status}"
+                rec, "failed", {}, f"the flow's output is not JSON-serialisable: {exc}"
             )
+            return
+        self._finish(rec, "completed", output, None)
 
     def _finish(
         self, rec: _Record, status: str, output: Dict[str, Any], error: Optional[str]
@@ -1700,8 +1687,13 @@ class LocalSpine:
 
 def _describe_error(exc: BaseException) -> str:
     text = str(exc)
-    if text and type(exc).__module__.startswith("spark_core"):
-        return text  # the engine's messages already name the node and the cause
+    if type(exc).__module__.startswith("spark_core"):
+        from spark_core.errors import RunPaused  # loaded already: a graph raised this
+
+        if isinstance(exc, RunPaused):  # LocalSpine does not resume paused runs
+            return f"the run paused ({text or 'e.g. waiting for an approval'})"
+        if text:
+            return text  # the engine's messages already name the node and the cause
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -441,3 +441,37 @@ def test_the_store_keeps_the_latest_state_when_two_saves_race(
     monkeypatch.setattr(_Record, "row", real_row)
     with LocalSpine(make_flows(Hooks()), db=db) as reopened:
         assert reopened.get_execution(started["execution_id"])["status"] == "cancelled"
+
+
+class Pause(Node):
+    async def process(self, context: ExecutionContext) -> Any:
+        from spark_core.errors import RunPaused
+
+        raise RunPaused("waiting for an approval of 'deploy'")
+
+
+class Weird:
+    """A duck-typed graph whose run ends in a status spark_core would raise for."""
+
+    nodes: dict = {}
+    edges: list = []
+
+    async def run(self, inputs: Any = None, *, run_id: Any = None) -> Any:
+        class Result:
+            status = "stopped"
+
+        return Result()
+
+
+def test_a_run_that_does_not_complete_fails_saying_how_it_ended() -> None:
+    with LocalSpine(
+        {"pause": lambda: Graph(Pause("pause")), "weird": Weird()}
+    ) as spine:
+        for flow_id, expected in (
+            ("pause", "the run paused (waiting for an approval of 'deploy')"),
+            ("weird", "the run ended stopped"),
+        ):
+            started = spine.execute_flow(flow_id, {})
+            with pytest.raises(ExecutionError) as info:
+                spine.wait_for_execution(started["execution_id"], 10)
+            assert info.value.execution["error_message"] == expected
