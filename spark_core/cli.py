@@ -330,6 +330,12 @@ def cmd_simulation_run(args: argparse.Namespace) -> int:
         _out("  simulated tools: none")
     if report.real_tools:
         _out(f"  real tools (not simulated): {', '.join(report.real_tools)}")
+    if report.model_calls:
+        _out("  scripted models:")
+        for node_id, count in report.model_calls.items():
+            _out(f"    {node_id}: {count} call(s)")
+    if report.real_models:
+        _out(f"  real models (not simulated): {', '.join(report.real_models)}")
     if report.plan:
         steps = report.plan.get("steps", [])
         done = sum(
@@ -464,7 +470,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("description")
     p.add_argument("--mission-id")
-    p.add_argument("--strategy", help="react, chain_of_thought or plan_and_solve")
+    p.add_argument(
+        "--strategy",
+        help="react, chain_of_thought or plan_and_solve, bound to the graph's agent nodes",
+    )
     p.add_argument(
         "--graph", metavar="FILE", help="use this graph (or mission) spec's graph"
     )
@@ -549,7 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allow-real-tools",
         action="store_true",
-        help="let tools without a simulated response run for real",
+        help="let tools without a simulated response, and agent models without a script, "
+        "run for real",
     )
     p.set_defaults(func=cmd_simulation_run)
 

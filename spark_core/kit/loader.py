@@ -489,6 +489,9 @@ class SpecLoader:
     ) -> Graph:
         """Build a mission's graph, with its state schema and (optionally) its plan manager.
 
+        The mission's strategy bindings set the reasoning strategy of the agent nodes they
+        target (see :func:`spark_core.agents.factory.bind_strategies`).
+
         Args:
             mission: The mission.
             attach_plan: Attach a ``PlanManager`` for ``mission.plan``.
@@ -502,7 +505,8 @@ class SpecLoader:
 
         Raises:
             SpecValidationError: The graph spec is invalid.
-            SpecLoadError: Something in it cannot be loaded.
+            SpecLoadError: Something in it cannot be loaded, or a strategy binding targets a
+                node that is not an agent node or names an unknown strategy.
         """
         kwargs.setdefault("state_schema", mission.state_schema)
         if (
@@ -512,6 +516,15 @@ class SpecLoader:
         ):
             kwargs["telemetry"] = self.build_telemetry(mission.telemetry)
         graph = self.load_graph(mission.graph, **kwargs)
+        if mission.strategies:
+            # Imported only for missions that bind strategies: agents are optional.
+            from spark_core.agents.errors import AgentConfigError
+            from spark_core.agents.factory import bind_strategies
+
+            try:
+                bind_strategies(graph, mission.strategies)
+            except AgentConfigError as exc:
+                raise SpecLoadError(f"mission {mission.mission_id!r}: {exc}") from None
         if attach_plan and mission.plan is not None and mission.plan.steps:
             from spark_core.graphs.mission_control import (
                 MissionPlan,

@@ -29,6 +29,8 @@ __all__ = ["DEFAULT_PLAN", "KNOWN_STRATEGIES", "generate_mission", "slugify"]
 DEFAULT_PLAN = ("prepare", "execute", "report")
 #: Strategy names the agents layer knows.
 KNOWN_STRATEGIES = ("react", "chain_of_thought", "plan_and_solve")
+#: Node type of an agent in a spec (what strategy bindings target).
+_AGENT_NODE_TYPE = "spark_core.agents.node:AgentNode"
 
 _STEP_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
@@ -84,7 +86,8 @@ def generate_mission(
     Args:
         description: What the mission does.
         mission_id: The id (default: ``mission.<slug of description>``).
-        strategy: A reasoning strategy bound to the middle node (e.g. ``plan_and_solve``).
+        strategy: A reasoning strategy (e.g. ``plan_and_solve``) bound to every agent node
+            of ``graph`` (type ``...:AgentNode``).
         graph: Use this graph instead of the scaffold chain.
         plan: Plan step ids in order (each depends on the previous); default
             ``prepare, execute, report`` (or the graph's nodes in order when a graph is given).
@@ -94,7 +97,8 @@ def generate_mission(
         The mission.
 
     Raises:
-        SpecError: A plan step id is invalid or repeated, or the strategy is unknown.
+        SpecError: A plan step id is invalid or repeated, the strategy is unknown, or a
+            strategy is given for a graph without agent nodes.
     """
     if not isinstance(description, str) or not description.strip():
         raise SpecError("the mission description must not be empty")
@@ -121,21 +125,27 @@ def generate_mission(
         )
     slug = slugify(description)
     graph_spec = graph if graph is not None else _linear_graph(slug, steps)
-    node_ids = [n.id for n in graph_spec.nodes]
     strategies = []
     if strategy is not None:
         if strategy not in KNOWN_STRATEGIES:
             raise SpecError(
                 f"unknown strategy {strategy!r}; known: {', '.join(KNOWN_STRATEGIES)}"
             )
-        target = node_ids[len(node_ids) // 2] if len(node_ids) > 2 else node_ids[-1]
-        strategies.append(
+        # Bindings configure agents (the loader rejects any other target).
+        agents = [n.id for n in graph_spec.nodes if n.type.endswith(":AgentNode")]
+        if not agents:
+            raise SpecError(
+                f"--strategy binds agent nodes (type '{_AGENT_NODE_TYPE}'); "
+                f"graph {graph_spec.id!r} has none"
+            )
+        strategies = [
             MissionStrategyBindingSpec(
                 target=target,
                 strategy=ReasoningStrategySpec(type=strategy),
                 reference=f"nodes.{target}",
             )
-        )
+            for target in agents
+        ]
     simulation = MissionSimulationSpec(
         enabled=True,
         tools=[

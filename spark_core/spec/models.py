@@ -764,11 +764,14 @@ class MissionSimulationSpec(_SpecBase):
         enabled: Whether simulation is allowed.
         tools: Tool overrides.
         inputs: Default run input.
+        models: Agent node id → the replies of the ``ScriptedModel`` that stands in for
+            its model (each a text, or ``{"text", "tool_calls": [{"name", "arguments"}]}``).
     """
 
     enabled: bool = True
     tools: List[SimulationToolOverrideSpec] = field(default_factory=list)
     inputs: Dict[str, Any] = field(default_factory=dict)
+    models: Dict[str, List[Any]] = field(default_factory=dict)
 
     @classmethod
     def _parse(cls, p: Parser, data: Any, path: str) -> Optional[MissionSimulationSpec]:
@@ -779,10 +782,19 @@ class MissionSimulationSpec(_SpecBase):
             enabled=p.boolean(d, "enabled", path, default=True),
             tools=_parse_list(p, d, "tools", path, SimulationToolOverrideSpec._parse),
             inputs=p.json_object(d, "inputs", path),
+            models=p.json_object(d, "models", path),
         )
         _check_unique(
             p, [t.name for t in spec.tools], join_path(path, "tools"), "tool override"
         )
+        for node_id, script in spec.models.items():
+            where = join_path(join_path(path, "models"), node_id)
+            if not isinstance(script, list) or not script:
+                p.error(where, "must be a non-empty list of scripted replies")
+                continue
+            for index, reply in enumerate(script):
+                if not isinstance(reply, (str, dict)):
+                    p.error(join_path(where, index), "must be a text or an object")
         return spec
 
 

@@ -2,9 +2,12 @@
 
 Every tool of the graph is replaced by a stand-in built from the mission's
 ``simulation.tools`` overrides (a ``static_response`` or a ``handler`` reference) or from the
-``overrides=`` given in Python. A tool without a stand-in stops the simulation before it starts
-(unless ``allow_real_tools=True``), so a simulation never reaches an external system by
-accident. The report says which tools were simulated and how often they were called.
+``overrides=`` given in Python, and every agent's model by a ``ScriptedModel`` playing the
+replies in ``simulation.models`` (or the ``models=`` given in Python). A tool without a
+stand-in, or an agent whose model would call a real endpoint and has no script, stops the
+simulation before it starts (unless ``allow_real_tools=True``), so a simulation never reaches
+an external system by accident. The report says which tools and models were simulated and how
+often they were called.
 
 ```python
 report = run_simulation(load_mission_spec("mission.json"), {"query": "spark"})
@@ -17,7 +20,7 @@ from __future__ import annotations
 import copy
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from spark_core.errors import RunPaused, RunStopped, SparkError
 from spark_core.spec.errors import SpecError
@@ -93,6 +96,8 @@ class SimulationReport:
         tool_calls: Simulated tool name → number of calls (0 for unused tools).
         calls: Every simulated call in order: ``{"tool", "arguments"}``.
         real_tools: Tools that ran for real (only with ``allow_real_tools=True``).
+        model_calls: Agent node id → number of calls to its scripted stand-in model.
+        real_models: Agent nodes whose real model ran (only with ``allow_real_tools=True``).
         plan: The mission plan snapshot after the run, when the mission has a plan.
         error: The error text when the run did not complete.
     """
@@ -106,6 +111,8 @@ class SimulationReport:
     tool_calls: Dict[str, int] = field(default_factory=dict)
     calls: List[Dict[str, Any]] = field(default_factory=list)
     real_tools: List[str] = field(default_factory=list)
+    model_calls: Dict[str, int] = field(default_factory=dict)
+    real_models: List[str] = field(default_factory=list)
     plan: Optional[Dict[str, Any]] = None
     error: Optional[str] = None
 
@@ -130,6 +137,8 @@ class SimulationReport:
             "tool_calls": dict(self.tool_calls),
             "calls": list(self.calls),
             "real_tools": list(self.real_tools),
+            "model_calls": dict(self.model_calls),
+            "real_models": list(self.real_models),
             "plan": self.plan,
             "error": self.error,
         }
@@ -157,12 +166,52 @@ def _stand_ins(
     return tools
 
 
+def _script_models(
+    graph: Any, scripts: Mapping[str, Any]
+) -> Tuple[Dict[str, Any], List[str]]:
+    """Swap each agent's model for its scripted stand-in.
+
+    Returns the stand-ins by node id and the agent nodes left with a model that is not an
+    offline one (it would call a real endpoint).
+    """
+    from spark_core.agents.factory import replace_models
+    from spark_core.models.scripted import EchoModel, ScriptedModel
+
+    stand_ins: Dict[str, Any] = {}
+    real: List[str] = []
+
+    def swap(node_id: str, model: Any) -> Any:
+        script = scripts.get(node_id)
+        if script is None:
+            if not isinstance(model, (ScriptedModel, EchoModel)):
+                real.append(node_id)
+            return model
+        if not callable(getattr(script, "complete", None)):
+            try:
+                script = ScriptedModel(script)
+            except (TypeError, ValueError) as exc:
+                raise SpecError(f"simulation model for {node_id!r}: {exc}") from None
+        stand_ins[node_id] = script
+        return script
+
+    replace_models(graph, swap)
+    unknown = sorted(set(scripts) - set(stand_ins))
+    if unknown:
+        raise SpecError(
+            "simulation models given for "
+            + ", ".join(repr(n) for n in unknown)
+            + ", which are not agent nodes"
+        )
+    return stand_ins, real
+
+
 async def run_simulation_async(
     spec: Union[MissionSpec, GraphSpec],
     inputs: Any = None,
     *,
     loader: Any = None,
     overrides: Optional[Mapping[str, Any]] = None,
+    models: Optional[Mapping[str, Any]] = None,
     allow_real_tools: bool = False,
     state_backend: Any = None,
 ) -> SimulationReport:
@@ -174,14 +223,18 @@ async def run_simulation_async(
         loader: A :class:`~spark_core.kit.loader.SpecLoader` (default: a new one).
         overrides: Extra stand-ins by tool name: a callable is a handler, anything else a
             static response. They win over the spec's overrides.
-        allow_real_tools: Let tools without a stand-in run for real.
+        models: Extra stand-in models by agent node id: a model, or a ``ScriptedModel``
+            script. They win over the spec's ``simulation.models``.
+        allow_real_tools: Let tools without a stand-in, and agents whose model calls an
+            endpoint and has no script, run for real.
         state_backend: State backend (in memory by default).
 
     Returns:
         The report (a failed run is reported, not raised).
 
     Raises:
-        SpecError: Simulation is disabled, a tool has no stand-in, or the spec cannot load.
+        SpecError: Simulation is disabled, a tool or an agent's model has no stand-in, a
+            model stand-in names no agent node, or the spec cannot load.
     """
     from spark_core.kit.loader import SpecLoader
 
@@ -211,6 +264,15 @@ async def run_simulation_async(
         graph = loader.load_graph(
             graph_spec, tool_overrides=stand_ins, state_backend=state_backend
         )
+    scripts: Dict[str, Any] = dict(sim.models) if sim is not None else {}
+    scripts.update(models or {})
+    model_stand_ins, real_models = _script_models(graph, scripts)
+    if real_models and not allow_real_tools:
+        raise SpecError(
+            "no scripted model for agent node(s) "
+            + ", ".join(repr(n) for n in real_models)
+            + ": add simulation.models replies (or allow real tools)"
+        )
     if inputs is None and sim is not None:
         inputs = copy.deepcopy(sim.inputs)
     report = SimulationReport(
@@ -219,6 +281,7 @@ async def run_simulation_async(
         run_id=None,
         status="completed",
         real_tools=missing,
+        real_models=real_models,
     )
     try:
         result = await graph.run(inputs)
@@ -233,6 +296,10 @@ async def run_simulation_async(
         report.status, report.error, report.run_id = "failed", str(exc), exc.run_id
     report.tool_calls = {name: len(tool.calls) for name, tool in stand_ins.items()}
     report.calls = log
+    report.model_calls = {
+        node_id: len(getattr(model, "requests", ()))
+        for node_id, model in model_stand_ins.items()
+    }
     if mission is not None and mission.plan is not None and mission.plan.steps:
         snapshot = await graph.state.get(mission.plan.state_key, None)
         report.plan = snapshot if isinstance(snapshot, dict) else None

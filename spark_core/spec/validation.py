@@ -313,6 +313,9 @@ def _mission_issues(
                     join_path(where, "handler"),
                     "must look like 'package.module:function'",
                 )
+        for node_id in mission.simulation.models:
+            if node_id not in node_ids:
+                p.error(f"simulation.models.{node_id}", f"unknown node {node_id!r}")
 
     if check_deployment:
         if mission.deployment is None:

@@ -22,7 +22,7 @@ from spark_core.graphs import Graph
 from spark_core.kit.loader import SpecLoader
 from spark_core.models import EchoModel, ScriptedModel
 from spark_core.models.openai import OpenAIModel
-from spark_core.spec import GraphSpec
+from spark_core.spec import GraphSpec, SpecError
 from spark_core.spec.simulation import run_simulation
 from tests.agents.helpers import calls_to, lookup_capital
 
@@ -77,6 +77,27 @@ def test_simulation_swaps_the_graph_tool_for_its_override() -> None:
     assert report.tool_calls == {"lookup_capital": 1}
     assert report.output["tool_calls"][0]["result"] == "Lima (simulated)"
     assert calls_to("lookup_capital") == []  # the real tool never ran
+
+
+def test_simulation_swaps_models_for_scripted_ones() -> None:
+    data = graph_spec()
+    data["nodes"][0]["params"]["model"] = {"provider": "openai", "model_id": "gpt-4o"}
+    spec = GraphSpec.from_dict(data)
+    with pytest.raises(SpecError, match="no scripted model for agent node"):
+        run_simulation(spec, {"prompt": "x"}, overrides={"lookup_capital": "Lima"})
+    stand_in = ScriptedModel(SCRIPT)
+    report = run_simulation(
+        spec,
+        {"prompt": "Capital of Peru?"},
+        overrides={"lookup_capital": "Lima"},
+        models={"analyst": stand_in},
+    )
+    assert report.status == "completed", report.error
+    assert report.model_calls == {"analyst": 2} and len(stand_in.requests) == 2
+    with pytest.raises(SpecError, match="'other', which are not agent nodes"):
+        run_simulation(
+            spec, {}, overrides={"lookup_capital": "Lima"}, models={"other": ["hi"]}
+        )
 
 
 def test_graph_tool_names_must_exist() -> None:

@@ -218,6 +218,11 @@ def missions(draw: Any) -> MissionSpec:
                 enabled=st.booleans(),
                 tools=st.lists(override, max_size=3, unique_by=lambda o: o.name),
                 inputs=json_objects,
+                models=st.dictionaries(
+                    ident,
+                    st.lists(text | json_objects, min_size=1, max_size=2),
+                    max_size=2,
+                ),
             )
         ),
         metadata=draw(json_objects),

@@ -19,6 +19,7 @@ from spark_core.errors import RunPaused
 from spark_core.graphs import SQLiteStateBackend
 from spark_core.kit.loader import SpecLoader
 from spark_core.spec import (
+    EdgeSpec,
     GraphSpec,
     MissionSimulationSpec,
     MissionSpec,
@@ -108,8 +109,12 @@ def test_generate_writes_a_valid_scaffold(mission_file: Path, capsys: Any) -> No
 
 
 def test_generate_with_strategy_graph_and_json(tmp_path: Path, capsys: Any) -> None:
+    agent = {"model": {"provider": "echo"}, "prompt_key": "request"}
     graph = GraphSpec(
-        id="g", start="a", nodes=[NodeSpec("a", "echo"), NodeSpec("b", "echo")]
+        id="g",
+        start="a",
+        nodes=[NodeSpec("a", "echo"), NodeSpec("b", AGENT, params=agent)],
+        edges=[EdgeSpec("a", "b")],
     )
     save_graph_spec(tmp_path / "g.json", graph)
     out_file = tmp_path / "m.json"
@@ -130,7 +135,10 @@ def test_generate_with_strategy_graph_and_json(tmp_path: Path, capsys: Any) -> N
     assert summary["nodes"] == ["a", "b"] and summary["plan"] == ["a", "b"]
     assert summary["strategies"] == ["plan_and_solve"]
     mission = load_mission_spec(out_file)
-    assert mission.strategies[0].target == "b"
+    assert [b.target for b in mission.strategies] == ["b"]  # the agent node only
+    code, out, err = run(capsys, "simulation-run", str(out_file), "--json")
+    assert code == 0, err
+    assert json.loads(out)["outputs"]["b"]["plan"]  # plan_and_solve ran
     code, _, err = run(capsys, "mission-generate", "again", "-o", str(out_file))
     assert code == 2 and "already exists" in err
     code, out, _ = run(capsys, "mission-generate", "to stdout")
@@ -140,6 +148,8 @@ def test_generate_with_strategy_graph_and_json(tmp_path: Path, capsys: Any) -> N
 def test_generate_rejects_bad_input(capsys: Any) -> None:
     code, _, err = run(capsys, "mission-generate", "x", "--strategy", "guessing")
     assert code == 2 and err.count("\n") == 1 and "unknown strategy 'guessing'" in err
+    code, _, err = run(capsys, "mission-generate", "x", "--strategy", "react")
+    assert code == 2 and "--strategy binds agent nodes" in err and "has none" in err
     code, _, err = run(capsys, "mission-generate", "x", "--plan", "a,a")
     assert code == 2 and "unique" in err
     code, _, err = run(capsys, "mission-generate", "x", "--version", "1")
@@ -262,6 +272,114 @@ def test_simulation_run_failure_exits_1(tmp_path: Path, capsys: Any) -> None:
     assert code == 1 and "failed" in out and "error:" in out
     code, _, err = run(capsys, "simulation-run", str(path), "--input", "{}")
     assert code == 2 and "not allowed" in err
+
+
+AGENT = "spark_core.agents.node:AgentNode"
+#: An agent whose model would call an endpoint nobody listens on: simulation must not.
+REAL_AGENT = {
+    "model": {
+        "provider": "openai",
+        "model_id": "gpt-4o",
+        "base_url": "http://127.0.0.1:9/v1",
+    },
+    "tools": ["lookup_capital"],
+    "strategy": {"type": "react"},
+    "max_steps": 4,
+}
+PLAN_SCRIPT = [
+    "1. Look up the capital",
+    {"tool_calls": [{"name": "lookup_capital", "arguments": {"country": "Peru"}}]},
+    "Final Answer: Lima",
+]
+
+
+def agent_mission(tmp_path: Path, **changes: Any) -> Path:
+    data = {
+        "mission_id": "com.example.geo",
+        "version": "1.0.0",
+        "graph": {
+            "id": "geo",
+            "start": "analyst",
+            "nodes": [{"id": "analyst", "type": AGENT, "params": REAL_AGENT}],
+            "tools": [
+                {"name": "lookup_capital", "description": "Capital of a country"}
+            ],
+        },
+        "strategies": [
+            {"target": "analyst", "strategy": {"type": "plan_and_solve"}},
+        ],
+        "simulation": {
+            "tools": [
+                {"name": "lookup_capital", "static_response": "Lima (simulated)"}
+            ],
+            "models": {"analyst": PLAN_SCRIPT},
+            "inputs": {"prompt": "Capital of Peru?"},
+        },
+    }
+    data.update(changes)
+    path = tmp_path / "geo.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_simulation_run_scripts_agent_models_under_bound_strategies(
+    tmp_path: Path, capsys: Any
+) -> None:
+    path = agent_mission(tmp_path)
+    code, out, err = run(capsys, "simulation-run", str(path), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["status"] == "completed", report["error"]
+    assert report["model_calls"] == {"analyst": 3} and report["real_models"] == []
+    assert report["tool_calls"] == {"lookup_capital": 1}
+    answer = report["output"]
+    assert answer["answer"] == "Lima"
+    # The mission's binding replaced the node's own react strategy: a plan came first.
+    assert answer["plan"] == ["Look up the capital"]
+    assert answer["tool_calls"][0]["result"] == "Lima (simulated)"
+    code, out, _ = run(capsys, "simulation-run", str(path))
+    assert code == 0 and "scripted models:\n    analyst: 3 call(s)" in out
+
+
+def test_simulation_run_refuses_unscripted_models_and_bad_bindings(
+    tmp_path: Path, capsys: Any
+) -> None:
+    sim = {
+        "tools": [{"name": "lookup_capital", "static_response": "Lima"}],
+        "inputs": {"prompt": "Capital of Peru?"},
+    }
+    path = agent_mission(tmp_path, simulation=sim)
+    code, _, err = run(capsys, "simulation-run", str(path))
+    assert code == 2 and err.count("\n") == 1
+    assert "no scripted model for agent node(s) 'analyst'" in err
+    # --allow-real-tools lets the real model run: it fails to connect, and says so.
+    code, out, _ = run(capsys, "simulation-run", str(path), "--allow-real-tools")
+    assert code == 1 and "real models (not simulated): analyst" in out
+
+    wrong = dict(sim, models={"analyst": PLAN_SCRIPT, "nobody": ["hi"]})
+    code, _, err = run(
+        capsys, "simulation-run", str(agent_mission(tmp_path, simulation=wrong))
+    )
+    assert code == 2 and "given for 'nobody', which are not agent nodes" in err
+    code, out, _ = run(capsys, "mission-validate", str(path), "--semantic")
+    assert code == 1 and "simulation.models.nobody: unknown node 'nobody'" in out
+
+    step = {"id": "step1", "type": "echo"}
+    graph = {
+        "id": "geo",
+        "start": "step1",
+        "nodes": [step, {"id": "analyst", "type": AGENT, "params": REAL_AGENT}],
+        "edges": [{"source": "step1", "target": "analyst"}],
+        "tools": [{"name": "lookup_capital"}],
+    }
+    bindings = [{"target": "step1", "strategy": {"type": "react"}}]
+    path = agent_mission(tmp_path, graph=graph, strategies=bindings)
+    code, _, err = run(capsys, "simulation-run", str(path))
+    assert code == 2 and "'step1', which is not an agent node" in err
+    bindings = [{"target": "analyst", "strategy": {"type": "guessing"}}]
+    path = agent_mission(tmp_path, graph=graph, strategies=bindings)
+    code, _, err = run(capsys, "simulation-run", str(path))
+    assert code == 2 and "guessing" in err
 
 
 # ---------------------------------------------------------------- compile

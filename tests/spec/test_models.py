@@ -160,6 +160,23 @@ def test_override_cannot_have_both_response_and_handler() -> None:
     }
 
 
+def test_simulation_models_are_lists_of_replies() -> None:
+    mission = small_mission()
+    mission.simulation = MissionSimulationSpec(
+        models={
+            "a": [],
+            "b": "Final Answer: 1",
+            "c": ["ok", 3],
+            "d": ["ok", {"text": "x"}],
+        }
+    )
+    assert issues_of(mission.to_dict()) == {
+        "simulation.models.a": "must be a non-empty list of scripted replies",
+        "simulation.models.b": "must be a non-empty list of scripted replies",
+        "simulation.models.c[1]": "must be a text or an object",
+    }
+
+
 def test_unknown_fields_are_warnings_not_errors() -> None:
     data = small_mission().to_dict()
     data["future_field"] = 1

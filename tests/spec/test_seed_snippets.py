@@ -78,13 +78,6 @@ def seed_mission() -> MissionSpec:
             schema_class="myapp.schemas:PipelineState",
             fields=SEED_FIELDS,
         ),
-        strategies=[
-            MissionStrategyBindingSpec(
-                target="transform",
-                reference="agents.agent1",
-                strategy=ReasoningStrategySpec(type="react", config={"verbose": True}),
-            )
-        ],
         telemetry=MissionTelemetrySpec(
             enabled=True, backend="sqlite", sampling_rate=1.0, db_path="telemetry.db"
         ),
@@ -107,6 +100,15 @@ def seed_mission() -> MissionSpec:
 
 def test_seed_mission_is_valid_and_round_trips(tmp_path: Path) -> None:
     mission = seed_mission()
+    # Bindings configure agents: the loader refuses this one ('transform' is a plain
+    # step), but the spec itself is valid and round-trips.
+    mission.strategies = [
+        MissionStrategyBindingSpec(
+            target="transform",
+            reference="agents.agent1",
+            strategy=ReasoningStrategySpec(type="react", config={"verbose": True}),
+        )
+    ]
     assert mission.state_schema is not None
     assert mission.state_schema.fields["processed_count"] == StateFieldSpec(
         "int", required=True, default=0
