@@ -64,13 +64,19 @@ from ai_spine.exceptions import (
 )
 from ai_spine.models import (
     AgentDict,
-    BatchItem,
+    BatchInput,
     BatchResult,
     ExecutionDict,
     ExecutionResponse,
     FlowDict,
 )
-from ai_spine.utils import validate_id, validate_json_object, validate_positive_number
+from ai_spine.utils import (
+    parse_batch_item,
+    validate_batch_args,
+    validate_id,
+    validate_json_object,
+    validate_positive_number,
+)
 
 # spark_core is imported when first used; this import is for type checkers only.
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,9 +87,6 @@ __all__ = ["LocalSpine", "FlowSource"]
 #: What ``register_flow`` accepts: a Graph, a zero-argument callable returning a fresh Graph,
 #: or a spark_core GraphSpec dict.
 FlowSource = Union["Graph", Callable[[], "Graph"], Mapping[str, Any]]
-
-#: What ``execute_batch`` accepts per item (as AISpine does).
-BatchInput = Union[BatchItem, Dict[str, Any], Tuple[str, Dict[str, Any]]]
 
 FINAL_STATUSES = TERMINAL_STATUSES
 #: Finished executions a LocalSpine keeps in memory by default (see ``max_executions``).
@@ -1107,19 +1110,9 @@ class LocalSpine:
         Raises:
             ValidationError: ``items`` is not iterable or a number is out of range.
         """
-        validate_positive_number(concurrency, "concurrency", integer=True)
-        validate_positive_number(wait_timeout, "wait_timeout")
-        validate_positive_number(interval, "interval")
-        if isinstance(items, (str, bytes, dict)):
-            raise ValidationError(
-                "items must be a list of items, not a single str/dict"
-            )
-        try:
-            todo = list(enumerate(items))
-        except TypeError:
-            raise ValidationError(
-                f"items must be iterable, got {type(items).__name__}"
-            ) from None
+        todo = list(
+            enumerate(validate_batch_args(items, concurrency, wait_timeout, interval))
+        )
         results: List[BatchResult] = []
         finished: "queue.Queue[BatchResult]" = queue.Queue()
         in_flight = 0
@@ -1158,22 +1151,8 @@ class LocalSpine:
     def _start_batch_item(self, index: int, item: Any) -> Union[BatchResult, _Record]:
         flow_id: Optional[str] = None
         try:
-            if isinstance(item, dict):
-                if "flow_id" not in item or "input_data" not in item:
-                    raise ValidationError("batch item needs 'flow_id' and 'input_data'")
-                flow_id, data, meta = (
-                    item["flow_id"],
-                    item["input_data"],
-                    item.get("metadata"),
-                )
-            elif isinstance(item, (tuple, list)) and len(item) == 2:
-                flow_id, data, meta = item[0], item[1], None
-            else:
-                raise ValidationError(
-                    "batch item must be a dict or a (flow_id, input_data) pair, "
-                    f"got {type(item).__name__}"
-                )
-            started = self.execute_flow(str(flow_id), data, meta)
+            flow_id, data, meta = parse_batch_item(item)
+            started = self.execute_flow(flow_id, data, meta)
             return self._record(started["execution_id"])
         except ExecutionError as exc:
             return BatchResult(index, flow_id, exc.execution or None, exc)

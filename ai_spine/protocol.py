@@ -12,13 +12,13 @@ Both classes are checked against this protocol by mypy (``tests/local/typing_che
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from typing_extensions import Protocol, runtime_checkable
 
 from ai_spine.models import (
     AgentDict,
-    BatchItem,
+    BatchInput,
     BatchResult,
     ExecutionDict,
     ExecutionResponse,
@@ -26,8 +26,6 @@ from ai_spine.models import (
 )
 
 __all__ = ["Spine"]
-
-_BatchInput = Union[BatchItem, Dict[str, Any], Tuple[str, Dict[str, Any]]]
 
 
 @runtime_checkable
@@ -114,7 +112,7 @@ class Spine(Protocol):
 
     def execute_batch(
         self,
-        items: Iterable[_BatchInput],
+        items: Iterable[BatchInput],
         concurrency: int = ...,
         on_progress: Optional[Callable[[int, int, BatchResult], None]] = None,
         *,

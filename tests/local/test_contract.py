@@ -241,20 +241,23 @@ def test_execute_batch_keeps_order_and_isolates_failures(spine: Spine) -> None:
             ("no-such-flow", {}),
             ("shout", {"text": "ok"}),
             "garbage",  # type: ignore[list-item]
+            (42, {}),  # type: ignore[list-item]
         ],
         concurrency=2,
         on_progress=lambda done, total, result: progress.append(done),
         interval=FAST,
     )
     assert all(isinstance(r, BatchResult) for r in results)
-    assert [r.index for r in results] == [0, 1, 2, 3, 4]
-    assert [r.ok for r in results] == [True, False, False, True, False]
+    assert [r.index for r in results] == [0, 1, 2, 3, 4, 5]
+    assert [r.ok for r in results] == [True, False, False, True, False, False]
     assert results[0].result == {"i": 0}
     assert results[3].result == {"text": "OK!"}
     assert isinstance(results[1].error, ExecutionError)
     assert isinstance(results[2].error, FlowNotFoundError)
     assert isinstance(results[4].error, ValidationError)
-    assert progress == [1, 2, 3, 4, 5]
+    assert isinstance(results[5].error, ValidationError)
+    assert "flow_id must be a string" in str(results[5].error)
+    assert progress == [1, 2, 3, 4, 5, 6]
 
 
 def test_an_idempotency_key_returns_the_same_execution(spine: Spine) -> None:
