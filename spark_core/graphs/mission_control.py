@@ -690,7 +690,8 @@ class Guardrails(GraphObserver):
     async def _node_done(self, run: RunInfo) -> None:
         usage = self._usage(run)
         usage["in_flight"] = max(0, usage["in_flight"] - 1)
-        await self._save(run, usage)
+        if run.graph.state.backend.durable:  # else on_run_end's save is all that lasts
+            await self._save(run, usage)
 
     async def on_event(
         self, run: RunInfo, node: Any, name: str, data: Dict[str, Any]
