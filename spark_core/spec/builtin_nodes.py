@@ -66,17 +66,6 @@ class EchoNode(SpecNode):
 
     spec_type = "echo"
 
-    def __init__(
-        self, name: Optional[str] = None, config: Optional[NodeConfig] = None
-    ) -> None:
-        """Create the node.
-
-        Args:
-            name: Node id.
-            config: Capabilities.
-        """
-        super().__init__(name=name, config=config)
-
     async def process(self, context: ExecutionContext) -> Dict[str, Any]:
         """Return the input.
 
@@ -362,17 +351,6 @@ class SpecJoinNode(JoinNode):
     """Waits for all its parents; outputs ``{parent id: output}`` (``type: "join"``)."""
 
     spec_type = "join"
-
-    def __init__(
-        self, name: Optional[str] = None, config: Optional[NodeConfig] = None
-    ) -> None:
-        """Create the node.
-
-        Args:
-            name: Node id.
-            config: Capabilities.
-        """
-        super().__init__(name=name, config=config)
 
     def spec_params(self) -> Dict[str, Any]:
         """Return ``{}`` (no params)."""
