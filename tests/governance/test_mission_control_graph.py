@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytest
@@ -404,3 +408,53 @@ def test_a_resumed_run_keeps_multi_node_steps_and_steps_advanced_by_hand(
         assert [s.status for s in fresh_plan] == ["completed"] * 3
 
     asyncio.run(main())
+
+
+class DiesAtFour(Node):
+    """Counts; the process dies while running the fourth time when ``die`` is set."""
+
+    def __init__(self, die: bool) -> None:
+        super().__init__(name="counter")
+        self.die = die
+
+    async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+        n = (context.inputs.content or {}).get("n", 0) + 1
+        if n == 4 and self.die:
+            os._exit(3)
+        return {"n": n}
+
+
+def counting_loop(db: str, die: bool) -> Graph:
+    node = DiesAtFour(die)
+    node.on(lambda out: True) >> node
+    graph = Graph(node, state_backend=SQLiteStateBackend(db), max_steps=10_000)
+    Guardrails(max_iterations=5).attach(graph)
+    return graph
+
+
+def crash_run(db: str) -> None:  # run in a subprocess by the test below
+    counting_loop(db, die=True).run_sync({"n": 0}, run_id="crashed")
+
+
+def test_usage_survives_a_crash_with_a_durable_backend(tmp_path: Any) -> None:
+    root = Path(__file__).resolve().parents[2]
+    db = str(tmp_path / "guard.sqlite")
+    code = (
+        "import sys; from tests.governance.test_mission_control_graph import crash_run;"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code + " crash_run(sys.argv[1])", db],
+        cwd=root,
+        env=dict(os.environ, PYTHONPATH=str(root)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 3, proc.stderr
+    graph = counting_loop(db, die=False)
+    with pytest.raises(GuardrailBreachError) as info:
+        graph.resume_sync("crashed")
+    # three nodes committed before the crash; the fourth (cut short) ran again, then the
+    # fifth; the sixth breached
+    assert (info.value.limit, info.value.value) == ("max_iterations", 6)
+    assert graph.state.backend.load_run("crashed")["step"] == 5
