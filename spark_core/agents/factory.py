@@ -11,11 +11,14 @@ A spec node of type ``spark_core.agents.node:AgentNode`` takes its agent from ``
 
 ``bind_strategies`` applies a mission's ``strategies`` bindings (``target`` node id + strategy
 spec); ``replace_models`` swaps every agent's model (``simulation-run`` uses scripted ones).
-API keys never come from specs: ``OpenAIModel`` reads ``OPENAI_API_KEY``.
+API keys never come from specs: ``OpenAIModel`` reads ``OPENAI_API_KEY``, and sends it only to
+the endpoint the environment names (``OPENAI_BASE_URL`` or the default): a model spec with
+another ``base_url`` gets no key.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional
 
 from spark_core.agents.agent import Agent
@@ -61,12 +64,19 @@ def _check_keys(what: str, data: Mapping[str, Any], allowed: Iterable[str]) -> N
         )
 
 
+def _env_base_url() -> str:
+    from spark_core.models.openai import DEFAULT_BASE_URL
+
+    return (os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+
+
 def model_from_spec(spec: Any) -> Any:
     """Build a model from its JSON form.
 
     Args:
         spec: A model id string (an OpenAI-compatible model), or a mapping with
-            ``provider``: ``"openai"`` (``model_id``, ``base_url``, ``timeout``,
+            ``provider``: ``"openai"`` (``model_id``, ``base_url`` [no key is sent to a
+            ``base_url`` other than ``OPENAI_BASE_URL``'s], ``timeout``,
             ``max_retries``, ``pricing`` [in, out], ``default_options``), ``"scripted"``
             (``script``, ``loop``, ``model_id``) or ``"echo"`` (``prefix``). An object that
             already has ``complete`` is returned as is.
@@ -99,6 +109,13 @@ def model_from_spec(spec: Any) -> Any:
             raise AgentConfigError("openai model spec: model_id is required")
         if "pricing" in data and data["pricing"] is not None:
             data["pricing"] = tuple(data["pricing"])
+        if (
+            data.get("base_url")
+            and str(data["base_url"]).rstrip("/") != _env_base_url()
+        ):
+            # A spec must not be able to send OPENAI_API_KEY to an endpoint of its choosing:
+            # the key goes only where the environment points (set OPENAI_BASE_URL).
+            data["api_key"] = ""
         return OpenAIModel(**data)
     if provider == "scripted":
         from spark_core.models.scripted import ScriptedModel

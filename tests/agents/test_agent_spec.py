@@ -24,6 +24,7 @@ from spark_core.models import EchoModel, ScriptedModel
 from spark_core.models.openai import OpenAIModel
 from spark_core.spec import GraphSpec, SpecError
 from spark_core.spec.simulation import run_simulation
+from tests.agents.fake_openai import FakeOpenAIServer, reply
 from tests.agents.helpers import calls_to, lookup_capital
 
 SCRIPT = [
@@ -147,6 +148,22 @@ def test_bind_strategies_and_replace_models() -> None:
     assert echo.requests[0]["messages"][1]["content"].startswith("first: ")
     with pytest.raises(AgentConfigError, match="factory gave"):
         replace_models(graph, lambda node_id, old: "not a model")
+
+
+def test_a_spec_cannot_send_the_environment_key_elsewhere(
+    fake_openai: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env-secret")
+    fake_openai.add(reply("hi"), reply("hi"))
+    spec = {"model_id": "m", "base_url": fake_openai.base_url, "max_retries": 0}
+    asyncio.run(model_from_spec(spec).complete([{"role": "user", "content": "x"}]))
+    assert "Authorization" not in fake_openai.requests[0]["headers"]
+    # The endpoint the environment names gets the key, however the spec spells it.
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    spec["base_url"] = fake_openai.base_url + "/"
+    asyncio.run(model_from_spec(spec).complete([{"role": "user", "content": "x"}]))
+    assert fake_openai.requests[1]["headers"]["Authorization"] == "Bearer sk-env-secret"
+    assert model_from_spec({"model_id": "m"}).has_api_key
 
 
 def test_spec_errors_are_named() -> None:
