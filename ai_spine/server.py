@@ -52,6 +52,7 @@ __all__ = ["SpineServer", "serve_main", "DEFAULT_MAX_BODY"]
 logger = logging.getLogger("ai_spine.server")
 
 DEFAULT_MAX_BODY = 1024 * 1024  # bytes accepted in one request body
+DEFAULT_BODY_TIMEOUT = 30.0  # seconds a client has to send a request body
 _PUBLIC_PATHS = frozenset({"/health", "/health/detailed"})
 _JSON = "application/json"
 
@@ -260,17 +261,12 @@ class _Handler(BaseHTTPRequestHandler):
             # broken pipe; refuse to read a huge one. Either way the connection closes.
             self.close_connection = True
             if length <= 8 * self.server.max_body:
-                remaining = length
-                while remaining > 0:
-                    chunk = self.rfile.read(min(remaining, 65536))
-                    if not chunk:
-                        break
-                    remaining -= len(chunk)
+                self._read_bytes(length)
             raise _HTTPError(
                 413,
                 f"Request body too large: {length} bytes (limit {self.server.max_body})",
             )
-        data = self.rfile.read(length) if length else b""
+        data = self._read_bytes(length)
         if not data.strip():
             return None
         ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -294,6 +290,35 @@ class _Handler(BaseHTTPRequestHandler):
                 ],
             ) from None
 
+    def _read_bytes(self, length: int) -> bytes:
+        """Read ``length`` body bytes (fewer if the client closes) within ``body_timeout``.
+
+        A client that stops sending mid-body would otherwise hold this thread forever.
+        """
+        deadline = time.monotonic() + self.server.body_timeout
+        chunks: List[bytes] = []
+        remaining = length
+        try:
+            while remaining > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise socket.timeout()
+                self.connection.settimeout(left)
+                chunk = self.rfile.read1(min(remaining, 65536))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+        except socket.timeout:
+            self.close_connection = True
+            raise _HTTPError(
+                408,
+                f"Request body not received within {self.server.body_timeout:g}s",
+            ) from None
+        finally:
+            self.connection.settimeout(None)
+        return b"".join(chunks)
+
     def _drop_unread_body(self) -> None:
         """Consume a body no route read (auth failure, 404, GET with a body).
 
@@ -311,7 +336,10 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             length = -1
         if 0 < length <= self.server.max_body:
-            self.rfile.read(length)
+            try:
+                self._read_bytes(length)
+            except _HTTPError:  # too slow: the connection closes instead
+                pass
         elif length != 0:
             self.close_connection = True
 
@@ -496,6 +524,7 @@ class _Server(ThreadingHTTPServer):
     spine: LocalSpine
     api_key: Optional[str]
     max_body: int
+    body_timeout: float
 
     def __init__(self, address: Tuple[str, int], handler: Any) -> None:
         super().__init__(address, handler)
@@ -542,6 +571,7 @@ class SpineServer:
         port: TCP port; 0 picks a free one (read it back from :attr:`port` / :attr:`url`).
         api_key: When set, requests must send ``Authorization: Bearer <api_key>``.
         max_body: Largest request body accepted, in bytes (larger answers 413).
+        body_timeout: Seconds a client has to send a request body (slower answers 408).
 
     Raises:
         OSError: The address cannot be bound (e.g. the port is in use).
@@ -555,6 +585,7 @@ class SpineServer:
         *,
         api_key: Optional[str] = None,
         max_body: int = DEFAULT_MAX_BODY,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
     ) -> None:
         if api_key is not None and not api_key:
             raise ValidationError("api_key must be a non-empty string or None")
@@ -563,6 +594,7 @@ class SpineServer:
         self._httpd.spine = spine
         self._httpd.api_key = api_key
         self._httpd.max_body = max_body
+        self._httpd.body_timeout = body_timeout
         self._thread: Optional[threading.Thread] = None
         self._serving = threading.Event()
 

@@ -293,3 +293,26 @@ def test_shutdown_lets_a_request_being_answered_finish(
     client.join(10)
     assert answers[0][0] == 200
     assert answers[0][2]["total_executions"] == 0
+
+
+def test_a_client_that_stops_sending_its_body_gets_408_and_frees_the_thread() -> None:
+    import socket
+
+    spine = LocalSpine(make_flows(Hooks()))
+    with SpineServer(spine, body_timeout=0.3) as srv:
+        request = (
+            b"POST /api/v1/flows/execute HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+            b'{"flow_id": '  # ...and nothing more
+        )
+        with socket.create_connection((srv.host, srv.port), timeout=10) as sock:
+            sock.sendall(request)
+            answer = b""
+            while chunk := sock.recv(65536):  # ends because the server closes
+                answer += chunk
+        top, _, body = answer.partition(b"\r\n\r\n")
+        assert top.startswith(b"HTTP/1.1 408")
+        assert b"Connection: close" in top
+        assert json.loads(body) == {"detail": "Request body not received within 0.3s"}
+        assert spine.list_executions() == []
+    spine.close()
