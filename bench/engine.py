@@ -27,9 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, List, Optional
-
-from typing_extensions import Annotated, TypedDict
+from typing import Annotated, Any, Awaitable, Callable, Dict, List, Optional, TypedDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
