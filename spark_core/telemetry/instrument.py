@@ -88,7 +88,9 @@ class TelemetryObserver(GraphObserver):
             {"node_id": node.id, "attempt": attempt, "node_type": type(node).__name__},
             "node",
         )
-        run.attrs[_SPANS][node.id] = span
+        # Keyed by the execution's context: one node can run twice at once (two branches
+        # reaching it), and each execution has its own context.
+        run.attrs[_SPANS][_span_key(node, context)] = span
 
     async def on_attempt_end(
         self,
@@ -99,10 +101,10 @@ class TelemetryObserver(GraphObserver):
         error: Optional[BaseException],
     ) -> None:
         """Close the attempt's span with its status."""
-        spans: Optional[Dict[str, Span]] = run.attrs.get(_SPANS)
+        spans: Optional[Dict[Any, Span]] = run.attrs.get(_SPANS)
         if spans is None:
             return
-        span = spans.pop(node.id, None)
+        span = spans.pop(_span_key(node, context), None)
         if span is None:
             return
         if error is not None:
@@ -155,7 +157,8 @@ class TelemetryObserver(GraphObserver):
         if trace is None:
             return
         node_id = getattr(node, "id", None)
-        span = run.attrs[_SPANS].get(node_id) if node_id is not None else None
+        # Events carry no context: any running attempt of the node is their span.
+        span = next((s for s in run.attrs[_SPANS].values() if s.name == node_id), None)
         attributes = dict(data)
         attributes.setdefault("node_id", node_id)
         self.manager.record_event(
@@ -220,6 +223,10 @@ class TelemetryObserver(GraphObserver):
         return "error"
 
 
+def _span_key(node: Any, context: Any) -> Any:
+    return context if context is not None else node.id
+
+
 def current_node_span(context: Any) -> Optional[Span]:
     """Return the recording span of the node attempt ``context`` belongs to.
 
@@ -235,8 +242,7 @@ def current_node_span(context: Any) -> Optional[Span]:
     if not isinstance(attrs, dict):
         return None
     spans = attrs.get(_SPANS)
-    node_id = (getattr(context, "metadata", None) or {}).get("node_id")
-    span = spans.get(node_id) if isinstance(spans, dict) else None
+    span = spans.get(context) if isinstance(spans, dict) else None
     return span if isinstance(span, Span) and span.recording else None
 
 

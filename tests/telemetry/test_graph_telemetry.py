@@ -380,3 +380,40 @@ def test_node_span_records_nothing_without_telemetry_or_sampling() -> None:
 
     asyncio.run(alone())
     assert seen == [None, None, None]
+
+
+def test_two_executions_of_one_node_at_once_get_a_span_each(
+    memory_manager: TelemetryManager,
+) -> None:
+    from spark_core.telemetry import node_span
+
+    class Both(Node):
+        """Reached from two branches; the first execution waits until the second began."""
+
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            came_from = context.inputs.content["from"]
+            if came_from == "left":
+                await second_in.wait()
+            else:
+                second_in.set()
+            async with node_span(context, "inner", {"via": came_from}) as span:
+                assert span is not None
+            return {"from": came_from}
+
+    second_in = asyncio.Event()
+    start, left, right, both = (
+        Echo(name="start"),
+        Echo(name="left"),
+        Echo(name="right"),
+        Both(name="both"),
+    )
+    start >> [left, right]
+    left >> both
+    right >> both
+    Graph(start, telemetry=memory_manager).run_sync()
+    spans = memory_manager.query_spans()
+    both_spans = {s["span_id"]: s for s in spans if s["name"] == "both"}
+    assert len(both_spans) == 2 and {s["status"] for s in both_spans.values()} == {"ok"}
+    inner = [s for s in spans if s["name"] == "inner"]
+    assert sorted(s["attributes"]["via"] for s in inner) == ["left", "right"]
+    assert {s["parent_id"] for s in inner} == set(both_spans)
