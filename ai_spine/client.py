@@ -50,7 +50,7 @@ from ai_spine.utils import (
 
 __all__ = ["AISpine"]
 
-_FLOW_NOT_FOUND = re.compile(r"Flow '(?P<flow>.*)' not found")
+_FLOW_NOT_FOUND = re.compile(r"Flow '(?P<flow>.*?)' not found")
 _API = constants.API_PREFIX
 
 
@@ -230,12 +230,16 @@ class AISpine:
             ) from None
         execution = _expect_dict(answer, "POST /flows/execute")
         error = str(execution.get("error") or "")
+        # Only this flow's "not found": a real execution failing on another flow's name (a
+        # sub-flow) is an ordinary failed execution, returned as such.
+        names_this_flow = any(
+            m.group("flow") == flow_id for m in _FLOW_NOT_FOUND.finditer(error)
+        )
         if execution.get("status") == "failed" and (
-            execution.get("execution_id") == constants.ZERO_UUID
-            or _FLOW_NOT_FOUND.search(error)
+            execution.get("execution_id") == constants.ZERO_UUID or names_this_flow
         ):
             message = f"Flow '{flow_id}' not found"
-            if error and not _FLOW_NOT_FOUND.search(error):
+            if error and not names_this_flow:
                 message += f": {error}"
             raise FlowNotFoundError(
                 message,

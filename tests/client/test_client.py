@@ -187,6 +187,16 @@ def test_other_immediate_failures_are_returned(
     assert client.execute_flow("f", {})["error"] == "agent crashed"
 
 
+def test_a_real_execution_failing_on_another_flows_name_is_returned(
+    client: AISpine, mocked: responses.RequestsMock
+) -> None:
+    # Was a FlowNotFoundError saying "Flow 'f' not found" about a flow that exists.
+    error = "node 'call' failed: Flow 'sub' not found"
+    answer = {"execution_id": EXEC_ID, "status": "failed", "error": error}
+    mocked.post(V1 + "/flows/execute", json=answer)
+    assert client.execute_flow("f", {})["error"] == error
+
+
 @pytest.mark.parametrize(
     "flow_id, input_data, extra",
     [
