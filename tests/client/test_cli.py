@@ -128,6 +128,8 @@ def test_wait_failure_is_exit_1(
         (["execute", "bad/id"], "flow_id 'bad/id' is malformed"),
         (["--timeout", "0", "health"], "timeout must be > 0"),
         (["health", "serve"], "unrecognized arguments"),
+        (["--api-key", "sk-pasted\n", "health"], "check for a trailing newline"),
+        (["--base-url", "http://[bad", "health"], "base_url must be an http(s) URL"),
     ],
 )
 def test_usage_and_validation_errors_exit_2_with_one_line(
