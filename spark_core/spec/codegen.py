@@ -281,6 +281,8 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
         spark_imports.append(
             f"from spark_core.nodes.capabilities import {', '.join(sorted(caps))}"
         )
+    if mission is not None and mission.strategies:
+        spark_imports.append("from spark_core.agents.factory import bind_strategies")
     if builtin_used:
         spark_imports.append(
             f"from spark_core.spec.builtin_nodes import {', '.join(builtin_used)}"
@@ -373,6 +375,9 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
             f"    PlanManager(plan, state_key={plan.state_key!r}, "
             f"auto_advance={plan.auto_advance!r}).attach(graph)"
         )
+    if mission is not None and mission.strategies:
+        bindings = [b.to_dict() for b in mission.strategies]
+        lines.append(f"    bind_strategies(graph, {bindings!r})")
     lines.append("    return graph")
     lines.append("")
     lines.append("")

@@ -14,6 +14,7 @@ from spark_core.spec import (
     EdgeConditionSpec,
     EdgeSpec,
     GraphSpec,
+    MissionSpec,
     NodeConfigSpec,
     NodeSpec,
     RateLimitSpec,
@@ -99,6 +100,37 @@ def test_production_code_allows_the_referenced_node_module(tmp_path: Path) -> No
     assert json.loads(proc.stdout)["output"]["text"] == "v=10"
     proc = run_py("-m", "odd_graph", "--input", "{bad", cwd=tmp_path)
     assert proc.returncode == 2 and "not JSON" in proc.stderr
+
+
+@pytest.mark.parametrize("style", ["simple", "production"])
+def test_compiled_mission_applies_strategy_bindings(style: str, tmp_path: Path) -> None:
+    agent = {"model": {"provider": "echo"}, "strategy": "react"}
+    mission = MissionSpec.from_dict(
+        {
+            "mission_id": "m",
+            "version": "1.0.0",
+            "graph": {
+                "id": "bound",
+                "start": "a",
+                "nodes": [
+                    {
+                        "id": "a",
+                        "type": "spark_core.agents.node:AgentNode",
+                        "params": agent,
+                    }
+                ],
+            },
+            "strategies": [{"target": "a", "strategy": {"type": "plan_and_solve"}}],
+        }
+    )
+    files = compile_spec(mission, tmp_path, style=style)
+    command = [str(files[0]), '{"prompt": "hi"}']
+    if style == "production":
+        command = ["-m", files[0].parent.name, "--input", '{"prompt": "hi"}']
+    proc = run_py(*command, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    # react (the node's own strategy) makes no plan; the bound plan_and_solve does.
+    assert json.loads(proc.stdout)["output"]["plan"]
 
 
 def test_compile_rejects_unknown_style(tmp_path: Path) -> None:
