@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import queue
 import sqlite3
 import threading
 import time
@@ -675,6 +674,9 @@ class LocalSpine:
         self.max_concurrency = max_concurrency
         self.max_executions = max_executions
         self._lock = threading.Lock()
+        self._changed = threading.Condition(
+            threading.Lock()
+        )  # an execution became final
         self._flows: Dict[str, _Flow] = {}
         self._agents: Dict[str, _Agent] = {}
         self._executions: Dict[str, _Record] = {}
@@ -950,13 +952,7 @@ class LocalSpine:
             if on_progress is not None:
                 on_progress(self.get_execution(rec.execution_id))
             if not done.wait(timeout):
-                status = rec.status
-                raise TimeoutError(
-                    f"execution {rec.execution_id} not finished after {timeout:g}s "
-                    f"(last status: {status})",
-                    execution_id=rec.execution_id,
-                    last_status=status,
-                )
+                raise _wait_timeout(rec.execution_id, timeout, rec.status)
         with self._lock:
             final = rec.context()
         if on_progress is not None:
@@ -1004,7 +1000,7 @@ class LocalSpine:
             task = rec.task
         self._save(rec)
         self._retire(rec)
-        rec.done.set()
+        self._set_done(rec)
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._cancel_task, rec)
@@ -1110,43 +1106,51 @@ class LocalSpine:
         Raises:
             ValidationError: ``items`` is not iterable or a number is out of range.
         """
-        todo = list(
-            enumerate(validate_batch_args(items, concurrency, wait_timeout, interval))
-        )
+        todo = validate_batch_args(items, concurrency, wait_timeout, interval)
         results: List[BatchResult] = []
-        finished: "queue.Queue[BatchResult]" = queue.Queue()
-        in_flight = 0
-        for index, item in todo:
-            while in_flight >= concurrency:
-                in_flight -= 1
-                self._collect(finished, results, len(todo), on_progress)
-            started = self._start_batch_item(index, item)
-            if isinstance(started, BatchResult):
-                finished.put(started)
-            else:
-                threading.Thread(
-                    target=self._await_batch_item,
-                    args=(index, started, wait_timeout, finished),
-                    name="ai-spine-batch",
-                    daemon=True,
-                ).start()
-            in_flight += 1
-        for _ in range(in_flight):
-            self._collect(finished, results, len(todo), on_progress)
+        # In-flight items: record -> (index, wait deadline). Waited on in this thread (no
+        # helper threads), so a caller that stops (on_progress raising, Ctrl-C) leaves
+        # nothing behind; the executions themselves run on, as on a server.
+        in_flight: Dict[_Record, Tuple[int, float]] = {}
+        upcoming = iter(enumerate(todo))
+
+        def done(result: BatchResult) -> None:
+            results.append(result)
+            if on_progress is not None:
+                on_progress(len(results), len(todo), result)
+
+        while True:
+            for index, item in upcoming:
+                started = self._start_batch_item(index, item)
+                if isinstance(started, BatchResult):
+                    done(started)
+                    continue
+                in_flight[started] = (index, time.monotonic() + wait_timeout)
+                if len(in_flight) >= concurrency:
+                    break
+            if not in_flight:
+                break
+            for rec in self._next_finished(in_flight):
+                index, _ = in_flight.pop(rec)
+                done(self._batch_result(index, rec, wait_timeout))
         results.sort(key=lambda r: r.index)
         return results
 
-    @staticmethod
-    def _collect(
-        finished: "queue.Queue[BatchResult]",
-        results: List[BatchResult],
-        total: int,
-        on_progress: Optional[Callable[[int, int, BatchResult], None]],
-    ) -> None:
-        result = finished.get()
-        results.append(result)
-        if on_progress is not None:
-            on_progress(len(results), total, result)
+    def _next_finished(
+        self, waiting: Dict[_Record, Tuple[int, float]]
+    ) -> List[_Record]:
+        """Block until some of ``waiting`` are final or past their deadline; return those."""
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                ready = [
+                    r
+                    for r, (_, ends) in waiting.items()
+                    if r.done.is_set() or ends <= now
+                ]
+                if ready:
+                    return ready
+                self._changed.wait(min(ends for _, ends in waiting.values()) - now)
 
     def _start_batch_item(self, index: int, item: Any) -> Union[BatchResult, _Record]:
         flow_id: Optional[str] = None
@@ -1159,25 +1163,18 @@ class LocalSpine:
         except AISpineError as exc:
             return BatchResult(index=index, flow_id=flow_id, error=exc)
 
-    def _await_batch_item(
-        self,
-        index: int,
-        rec: _Record,
-        timeout: float,
-        out: "queue.Queue[BatchResult]",
-    ) -> None:
+    def _batch_result(self, index: int, rec: _Record, timeout: float) -> BatchResult:
+        """The result of an item that is final or past its wait deadline."""
+        if not rec.done.is_set():
+            with self._lock:
+                execution = rec.context()
+            error = _wait_timeout(rec.execution_id, timeout, execution["status"])
+            return BatchResult(index, rec.flow_id, execution, error)
         try:
             final = self.wait_for_execution(rec.execution_id, timeout)
-            result = BatchResult(
-                index=index, flow_id=rec.flow_id, execution=dict(final)
-            )
+            return BatchResult(index=index, flow_id=rec.flow_id, execution=dict(final))
         except ExecutionError as exc:
-            result = BatchResult(index, rec.flow_id, exc.execution, exc)
-        except AISpineError as exc:
-            result = BatchResult(
-                index, rec.flow_id, dict(self.get_execution(rec.execution_id)), exc
-            )
-        out.put(result)
+            return BatchResult(index, rec.flow_id, exc.execution, exc)
 
     # ----------------------------------------------------------------- flows
     def list_flows(self) -> List[FlowDict]:
@@ -1464,6 +1461,12 @@ class LocalSpine:
         except sqlite3.Error:  # pragma: no cover - a closed store during shutdown
             return None
 
+    def _set_done(self, rec: _Record) -> None:
+        """Wake the record's waiters and any batch waiting for one of its items."""
+        with self._changed:
+            rec.done.set()
+            self._changed.notify_all()
+
     def _retire(self, rec: _Record) -> None:
         """Note a finished (and saved) execution; evict the oldest beyond the bound.
 
@@ -1661,7 +1664,17 @@ class LocalSpine:
                 self._count_time(rec.execution_time)
         self._save(rec)
         self._retire(rec)
-        rec.done.set()
+        self._set_done(rec)
+
+
+def _wait_timeout(execution_id: str, timeout: float, status: str) -> TimeoutError:
+    """The TimeoutError a wait raises, worded as AISpine.wait_for_execution words it."""
+    return TimeoutError(
+        f"execution {execution_id} not finished after {timeout:g}s "
+        f"(last status: {status})",
+        execution_id=execution_id,
+        last_status=status,
+    )
 
 
 def _describe_error(exc: BaseException) -> str:

@@ -475,3 +475,34 @@ def test_a_run_that_does_not_complete_fails_saying_how_it_ended() -> None:
             with pytest.raises(ExecutionError) as info:
                 spine.wait_for_execution(started["execution_id"], 10)
             assert info.value.execution["error_message"] == expected
+
+
+def test_a_batch_stopped_by_its_caller_leaves_no_waiting_threads(hooks: Hooks) -> None:
+    def stop(done: int, total: int, result: Any) -> None:
+        raise KeyboardInterrupt  # what Ctrl-C in on_progress (or anywhere) looks like
+
+    with LocalSpine(make_flows(hooks)) as spine:
+        with pytest.raises(KeyboardInterrupt):
+            spine.execute_batch(
+                [("echo", {}), ("block", {}), ("block", {})],
+                concurrency=3,
+                on_progress=stop,
+            )
+        waiting = [t.name for t in threading.enumerate() if t.name == "ai-spine-batch"]
+        assert waiting == []
+        hooks.release.set()
+
+
+def test_a_batch_item_still_running_at_wait_timeout_times_out(hooks: Hooks) -> None:
+    with LocalSpine(make_flows(hooks)) as spine:
+        results = spine.execute_batch(
+            [("block", {}), ("echo", {"n": 1})], concurrency=1, wait_timeout=0.2
+        )
+        hooks.release.set()
+    assert [r.ok for r in results] == [False, True]
+    error = results[0].error
+    assert isinstance(error, AISpineError) and isinstance(error, TimeoutError)
+    assert "not finished after 0.2s (last status: running)" in str(error)
+    assert results[0].execution is not None
+    assert results[0].execution["status"] == "running"
+    assert results[1].result == {"n": 1}
