@@ -199,16 +199,19 @@ class _BackendState:
 
 
 class _FileLock:
-    """An asyncio lock plus, where the OS has ``flock``, an exclusive lock on the state
-    file, so two processes (two CLI calls) cannot both resolve one request.
+    """An asyncio lock plus, where the OS has ``flock``, an exclusive lock shared by every
+    process using one state file, so two processes (two CLI calls, two resumes) cannot both
+    resolve or use one request.
 
-    ``flock`` locks are separate from the POSIX record locks SQLite uses, so holding one
-    does not block the database itself.
+    The lock is taken on a sidecar file (``<state file>.lock``), never on the database
+    itself: closing any descriptor of a SQLite file drops the POSIX locks SQLite holds on it
+    in this process (in WAL mode, the shared lock every open connection keeps).
     """
 
     def __init__(self, lock: asyncio.Lock, path: Any) -> None:
         self._lock = lock
-        self._path = path if isinstance(path, str) and os.path.isfile(path) else None
+        is_file = isinstance(path, str) and os.path.isfile(path)
+        self._path = path + ".lock" if is_file else None
         self._fh: Any = None
 
     async def __aenter__(self) -> None:
@@ -216,7 +219,7 @@ class _FileLock:
         if self._path is None or fcntl is None:
             return
         try:
-            self._fh = open(self._path, "rb")
+            self._fh = open(self._path, "ab")
             await asyncio.to_thread(fcntl.flock, self._fh.fileno(), fcntl.LOCK_EX)
         except BaseException:
             if self._fh is not None:
@@ -291,8 +294,6 @@ class ApprovalStore:
         Raises:
             ApprovalError: The file does not exist.
         """
-        import os
-
         if not os.path.exists(path):
             raise ApprovalError(f"state file not found: {path}")
         from spark_core.graphs.backends import SQLiteStateBackend

@@ -424,3 +424,35 @@ def test_two_processes_resuming_one_approved_run_run_the_call_once(
     # whichever process got the approval ran the call; the other asked again
     assert lines(out) == ["approved line"]
     assert outcomes == ["completed", "paused"]
+
+
+_PROBE_SHARED_LOCK = """
+import fcntl, sys
+with open(sys.argv[1], "r+b") as fh:
+    try:  # SQLite's shared-lock byte range
+        fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB, 510, 0x40000002)
+        print("free")
+    except OSError:
+        print("held")
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX locks")
+def test_the_approvals_lock_leaves_sqlites_own_locks_alone(tmp_path: Path) -> None:
+    db, out = str(tmp_path / "mission.sqlite"), tmp_path / "out.txt"
+    graph = fs_app.build(SQLiteStateBackend(db))
+
+    def sqlite_shared_lock() -> str:
+        probe = [sys.executable, "-c", _PROBE_SHARED_LOCK, db]
+        return subprocess.run(probe, capture_output=True, text=True).stdout.strip()
+
+    async def main() -> None:
+        with pytest.raises(ApprovalPendingError) as info:
+            await graph.run({"path": str(out)})
+        assert sqlite_shared_lock() == "held"  # the graph's open WAL connection
+        await graph.approvals.resolve(info.value.request_id, "approved")
+        # closing a descriptor of the database file would have dropped it
+        assert sqlite_shared_lock() == "held"
+        assert (await graph.resume(info.value.run_id)).status == "completed"
+
+    asyncio.run(main())
