@@ -114,16 +114,23 @@ def flow_payload(mission: MissionSpec) -> Dict[str, Any]:
         mission: The mission.
 
     Returns:
-        ``{"flow_id", "name", "description", "spec"}`` (``spec`` is the graph's dict).
+        ``{"flow_id", "name", "description", "spec"}``: ``spec`` is the graph's dict, with
+        each strategy binding written into its agent node's ``params["strategy"]`` (the
+        server loads the graph alone, so the bindings would otherwise be lost).
     """
     first_line = (
         mission.description.strip().splitlines()[0] if mission.description else ""
     )
+    graph = mission.graph.to_dict()
+    nodes = {node["id"]: node for node in graph["nodes"]}
+    for binding in mission.strategies:
+        if binding.target in nodes:
+            nodes[binding.target]["params"]["strategy"] = binding.strategy.to_dict()
     return {
         "flow_id": mission.mission_id,
         "name": (first_line[:100] or mission.mission_id),
         "description": mission.description,
-        "spec": mission.graph.to_dict(),
+        "spec": graph,
     }
 
 
@@ -170,8 +177,11 @@ def deploy_mission(
             flow (409: the id exists; 422: the spec was rejected).
     """
     parsed = urllib.parse.urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise DeployError(f"deploy URL must be http(s)://host[:port], got {url!r}")
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise DeployError("deploy URL must be http(s)://host[:port]")
+    if parsed.username is not None or parsed.password is not None:
+        # Never echoed: such a URL holds a credential (use --api-key / AI_SPINE_API_KEY).
+        raise DeployError("deploy URL must not contain user:password@")
     endpoint = url.rstrip("/") + "/api/v1/flows"
     body = json.dumps(flow_payload(mission)).encode("utf-8")
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -184,7 +194,8 @@ def deploy_mission(
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             raw = response.read()
     except urllib.error.HTTPError as exc:
-        detail = _detail(exc.read())
+        with exc:  # it holds the open response
+            detail = _detail(exc.read())
         if exc.code == 409:
             message = f"flow {mission.mission_id!r} already exists on {url}"
         elif exc.code == 422:

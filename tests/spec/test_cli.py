@@ -30,6 +30,7 @@ from spark_core.spec import (
     save_graph_spec,
     save_mission_spec,
 )
+from spark_core.spec.deploy import deploy_mission
 from tests.spec.conftest import FlowServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -811,6 +812,17 @@ def test_deploy_server_rejections_and_unreachable(
         "ftp://example",
     )
     assert code == 2 and "must be http(s)" in err
+    code, _, err = run(
+        capsys,
+        "mission-deploy",
+        str(mission_file),
+        "--target",
+        "staging",
+        "--url",
+        flow_server.url.replace("://", "://admin:hunter2@"),
+    )
+    assert code == 2 and "must not contain user:password@" in err
+    assert "hunter2" not in err and len(flow_server.requests) == 2
     with FlowServer() as gone:
         url = gone.url
     code, _, err = run(
@@ -825,6 +837,20 @@ def test_deploy_server_rejections_and_unreachable(
         "2",
     )
     assert code == 2 and "cannot reach" in err
+
+
+def test_deploy_carries_strategy_bindings_into_the_flow(
+    tmp_path: Path, flow_server: FlowServer
+) -> None:
+    mission = load_mission_spec(agent_mission(tmp_path))
+    deploy_mission(mission, flow_server.url)
+    (request,) = flow_server.requests
+    graph = GraphSpec.from_dict(request["body"]["spec"])
+    assert graph.nodes[0].params["strategy"] == {"type": "plan_and_solve", "config": {}}
+    # The server loads the graph alone (as ai-spine serve does) and gets the bound strategy.
+    loaded = SpecLoader(tools={"lookup_capital": len}).load_graph(graph)
+    assert loaded.nodes["analyst"].agent.strategy.type_name == "plan_and_solve"
+    assert mission.graph.nodes[0].params["strategy"] == {"type": "react"}  # untouched
 
 
 def test_deploy_readiness_failures(
