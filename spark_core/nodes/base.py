@@ -240,7 +240,15 @@ class Node:
         _require_init(self)
         _require_init(target)
         for linked, linked_kind, linked_value in self._links:
-            if linked is target and linked_kind == kind and linked_value is value:
+            if (
+                linked is target
+                and linked_kind == kind
+                # Conditions are data except callables, which are compared by identity.
+                and (
+                    linked_value is value
+                    or (kind != "callable" and linked_value == value)
+                )
+            ):
                 return  # the same edge twice (e.g. `a >> b` repeated) is one edge
         self._links.append((target, kind, value))
 

@@ -291,6 +291,18 @@ def test_add_edge_takes_an_explicit_condition() -> None:
     assert set(graph.run_sync().outputs) == {"src", "hit", "scored", "always"}
 
 
+def test_the_same_conditional_edge_twice_is_one_edge() -> None:
+    src, dst = Emit({"branch": "x", "n": 2}, "src"), Tag(name="dst")
+    src.on(branch="x") >> dst
+    src.on(branch="x") >> dst
+    src.on(expr="$.outputs.n > 1") >> dst
+    src.on(expr="$.outputs.n > 1") >> dst
+    src.add_edge(dst, "equals", {"branch": "x"})
+    graph = Graph(start=src)
+    assert len(graph.edges) == 2
+    assert graph.run_sync().node_results["dst"].runs == 2  # once per distinct edge
+
+
 def test_add_edge_rejects_conditions_that_do_not_fit_the_kind() -> None:
     node = Add()
     with pytest.raises(GraphDefinitionError, match="edge kind"):
