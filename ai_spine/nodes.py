@@ -13,12 +13,14 @@ endpoint) with the node's input.
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from spark_core.nodes import ExecutionContext, Node, NodeConfig
 
 from ai_spine.constants import DEFAULT_POLL_INTERVAL, DEFAULT_WAIT_TIMEOUT
 from ai_spine.exceptions import ValidationError
+from ai_spine.utils import validate_json_object, validate_positive_number
 from ai_spine.protocol import Spine
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,6 +70,11 @@ class RemoteFlowNode(Node):
                 f"client must be an AISpine, a LocalSpine or another Spine, "
                 f"got {type(client).__name__}"
             )
+        # Checked now: a bad number would otherwise only fail the node at run time.
+        validate_positive_number(wait_timeout, "wait_timeout")
+        validate_positive_number(interval, "interval")
+        if metadata is not None:
+            validate_json_object(metadata, "metadata")
         super().__init__(name or f"remote:{flow_id}", config)
         self.flow_id = flow_id
         self.client = client
@@ -89,9 +96,32 @@ class RemoteFlowNode(Node):
         """
         content = context.inputs.content
         input_data = content if isinstance(content, dict) else {"value": content}
-        started = await asyncio.to_thread(
-            self.client.execute_flow, self.flow_id, input_data, self.metadata
-        )
+        # Cancelled while execute_flow is still running in its thread, the call goes on
+        # and starts an execution: whichever side learns second (the thread, of the
+        # cancel; this task, of the id) cancels it, so it is cancelled exactly once.
+        lock = threading.Lock()
+        cancelled = False
+        started_id: Optional[str] = None
+
+        def start() -> Any:
+            nonlocal started_id
+            answer = self.client.execute_flow(self.flow_id, input_data, self.metadata)
+            with lock:
+                started_id = str(answer["execution_id"])
+                late = cancelled
+            if late:
+                self._cancel_quietly(started_id)
+            return answer
+
+        try:
+            started = await asyncio.to_thread(start)
+        except asyncio.CancelledError:
+            with lock:
+                cancelled = True
+                known = started_id
+            if known is not None:
+                self._cancel_in_background(known)
+            raise
         execution_id = str(started["execution_id"])
         try:
             final = await asyncio.to_thread(
@@ -104,6 +134,14 @@ class RemoteFlowNode(Node):
             await asyncio.shield(asyncio.to_thread(self._cancel_quietly, execution_id))
             raise
         return dict(final.get("output_data") or {})
+
+    def _cancel_in_background(self, execution_id: str) -> None:
+        threading.Thread(
+            target=self._cancel_quietly,
+            args=(execution_id,),
+            name="ai-spine-remote-cancel",
+            daemon=True,
+        ).start()
 
     def _cancel_quietly(self, execution_id: str) -> None:
         try:

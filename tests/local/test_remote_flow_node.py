@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import queue
+import threading
 from typing import Any
 
 import pytest
@@ -119,3 +121,56 @@ def test_a_registered_agent_is_usable_inside_a_flow() -> None:
             spine.wait_for_execution(
                 spine.execute_flow("greet", {"name": "bo"})["execution_id"], 10
             )
+
+
+class SlowToStart(LocalSpine):
+    """A Spine whose execute_flow answers only when told (a slow server)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_execute = threading.Event()
+        self.answer = threading.Event()
+        self.cancelled: "queue.Queue[str]" = queue.Queue()
+
+    def execute_flow(self, *args: Any, **kwargs: Any) -> Any:
+        self.in_execute.set()
+        self.answer.wait(10)
+        return super().execute_flow(*args, **kwargs)
+
+    def cancel_execution(self, execution_id: str) -> Any:
+        try:
+            return super().cancel_execution(execution_id)
+        finally:
+            self.cancelled.put(execution_id)
+
+
+def test_cancelled_while_starting_the_remote_execution_is_cancelled_once_started(
+    hooks: Hooks,
+) -> None:
+    from tests.local.flows import make_flows
+
+    with SlowToStart(make_flows(hooks)) as remote:
+        graph = Graph(RemoteFlowNode("block", client=remote))
+
+        async def scenario() -> None:
+            task = asyncio.ensure_future(graph.run({}))
+            while not remote.in_execute.is_set():
+                await asyncio.sleep(0.01)
+            task.cancel()  # e.g. a node timeout while the server is slow to answer
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            remote.answer.set()
+
+        asyncio.run(scenario())
+        execution_id = remote.cancelled.get(timeout=10)
+        assert remote.get_execution(execution_id)["status"] == "cancelled"
+
+
+def test_the_node_checks_its_numbers_when_built() -> None:
+    with LocalSpine() as spine:
+        with pytest.raises(ValidationError, match="wait_timeout"):
+            RemoteFlowNode("echo", client=spine, wait_timeout=0)
+        with pytest.raises(ValidationError, match="interval"):
+            RemoteFlowNode("echo", client=spine, interval=-1)
+        with pytest.raises(ValidationError, match="metadata"):
+            RemoteFlowNode("echo", client=spine, metadata={"x": object()})
