@@ -5,19 +5,18 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
+import re
 import zipfile
-from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 from spark_core.spec.errors import SpecError
 from spark_core.spec.models import MissionSpec, MissionStateSchemaSpec
-from spark_core.spec.serde import PathLike, spec_to_json
+from spark_core.spec.serde import PathLike, spec_to_json, write_bytes_atomic
 
 __all__ = ["build_package", "state_json_schema", "PACKAGE_FORMAT"]
 
 PACKAGE_FORMAT = "spark-mission-package/1"
+_FILE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: same mission, same bytes
 _JSON_TYPES = {
     "str": {"type": "string"},
@@ -115,6 +114,12 @@ def _files(mission: MissionSpec, include_deps: bool) -> List[Tuple[str, bytes]]:
         o.name: o for o in (mission.simulation.tools if mission.simulation else [])
     }
     for tool in mission.graph.tools:
+        if not _FILE_NAME.match(tool.name):
+            # The name becomes a path inside the zip: no folders, no "..".
+            raise SpecError(
+                f"tool name {tool.name!r} cannot name a package file "
+                "(letters, digits, '_', '-' and '.', not first)"
+            )
         doc = tool.to_dict()
         if tool.name in overrides:
             doc["simulation"] = overrides[tool.name].to_dict()
@@ -171,26 +176,5 @@ def build_package(
         for name, data in files:
             _add(archive, name, data)
         _add(archive, "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
-    _write_bytes_atomic(Path(output), buffer.getvalue())
+    write_bytes_atomic(output, buffer.getvalue())
     return manifest
-
-
-def _write_bytes_atomic(target: Path, data: bytes) -> None:
-    folder = target.parent if str(target.parent) else Path(".")
-    tmp: Optional[str] = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-        tmp = None
-    except OSError as exc:
-        raise SpecError(f"cannot write {target}: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass

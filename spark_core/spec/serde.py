@@ -18,6 +18,7 @@ __all__ = [
     "parse_json",
     "read_json_file",
     "write_text_atomic",
+    "write_bytes_atomic",
     "save_mission_spec",
     "load_mission_spec",
     "save_graph_spec",
@@ -60,6 +61,19 @@ def write_text_atomic(path: PathLike, text: str) -> None:
     Raises:
         SpecError: The file cannot be written; the destination is left untouched.
     """
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: PathLike, data: bytes) -> None:
+    """Write bytes to ``path`` atomically (temporary file in the same folder + ``os.replace``).
+
+    Args:
+        path: Destination file.
+        data: Content.
+
+    Raises:
+        SpecError: The file cannot be written; the destination is left untouched.
+    """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     try:
@@ -67,8 +81,8 @@ def write_text_atomic(path: PathLike, text: str) -> None:
     except OSError as exc:
         raise SpecError(f"cannot write {target}: {exc.strerror or exc}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)

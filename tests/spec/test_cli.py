@@ -684,6 +684,19 @@ def test_package_contents_and_hashes(tmp_path: Path, capsys: Any) -> None:
     assert target.read_bytes() == first  # reproducible
 
 
+def test_package_refuses_tool_names_that_are_paths(tmp_path: Path, capsys: Any) -> None:
+    path = tool_mission(tmp_path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["graph"]["tools"][0]["name"] = "../../outside"
+    data["simulation"]["tools"][0]["name"] = "../../outside"
+    data["graph"]["nodes"][0]["params"]["tool"] = "../../outside"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    target = tmp_path / "pkg.zip"
+    code, _, err = run(capsys, "mission-package", str(path), "-o", str(target))
+    assert code == 2 and "tool name '../../outside' cannot name a package file" in err
+    assert not target.exists()
+
+
 def test_package_includes_state_schema(
     mission_file: Path, tmp_path: Path, capsys: Any
 ) -> None:
