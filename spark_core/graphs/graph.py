@@ -579,7 +579,11 @@ class Graph:
                 None if status != "failed" else str(exc),
                 previous[4] if previous is not None else 0,
             ]
-            if status == "failed" and not isinstance(exc, NodeExecutionError):
+            if status == "failed" and not (
+                # Already this node's error; one from a node run inside it gets wrapped.
+                isinstance(exc, NodeExecutionError)
+                and exc.node_id == node_id
+            ):
                 raise NodeExecutionError(node_id, exc) from exc
             raise
         previous = run.node_results.get(node_id)

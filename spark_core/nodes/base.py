@@ -547,7 +547,7 @@ async def _execute_full(  # noqa: C901 - the attempt loop is clearer in one piec
             continue
         final = (
             error
-            if isinstance(error, NodeExecutionError)
+            if isinstance(error, NodeExecutionError) and error.node_id == node.id
             else NodeExecutionError(node.id, error)
         )
         if run is not None:

@@ -17,7 +17,8 @@ from spark_core.errors import (
     SparkError,
 )
 from spark_core.graphs import Edge, Graph, GraphObserver, RunInfo
-from spark_core.nodes import ExecutionContext, JoinNode, Node
+from spark_core.nodes import ExecutionContext, JoinNode, Node, NodeConfig
+from spark_core.nodes.capabilities import RetryCapability
 from spark_core.utils import arun
 from tests.engine.conftest import Add, Overlap, Recorder, SyncAdd, gstate, stored_run
 
@@ -129,6 +130,27 @@ def test_exit_and_interrupt_from_a_node_are_not_wrapped(error: BaseException) ->
     assert info.value is error
     if isinstance(error, KeyboardInterrupt):
         assert stored_run(graph, "r1")["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("retry", [False, True])
+def test_a_failure_of_a_node_run_inside_a_node_names_the_outer_node(
+    retry: bool,
+) -> None:
+    class Inner(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            raise ValueError("inner broke")
+
+    class Outer(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            return (await Inner(name="inner").run({})).content  # type: ignore[no-any-return]
+
+    config = NodeConfig(retry=RetryCapability(max_retries=0)) if retry else None
+    with pytest.raises(NodeExecutionError) as info:
+        Graph(start=Outer(name="outer", config=config)).run_sync()
+    assert info.value.node_id == "outer"
+    inner = info.value.__cause__
+    assert isinstance(inner, NodeExecutionError) and inner.node_id == "inner"
+    assert isinstance(inner.__cause__, ValueError)
 
 
 def test_run_id_cannot_be_reused() -> None:
