@@ -101,6 +101,10 @@ class _Run:
 class Graph:
     """A graph of nodes reachable from ``start``, with shared state and observers.
 
+    Run one run at a time per ``Graph``: runs of one graph share its state, its nodes' own
+    state and its run bookkeeping (with a durable backend, a step would commit the other
+    run's state writes). For concurrent runs build one graph per run, or serialise them.
+
     Attributes:
         start: The start node.
         nodes: Node id -> node, discovered from ``start`` by following edges.
