@@ -8,13 +8,14 @@ Run ``spark-spec --help`` (or ``python -m spark_core.cli --help``). Output is re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any, Dict, NoReturn, Optional, Sequence, TextIO, Union
+from typing import Any, Dict, Iterator, NoReturn, Optional, Sequence, TextIO, Union
 
 from spark_core.errors import SparkError
 from spark_core.spec._parse import ValidationIssue
@@ -241,15 +242,21 @@ def _graph_of(spec: Union[GraphSpec, MissionSpec]) -> GraphSpec:
     return spec.graph if isinstance(spec, MissionSpec) else spec
 
 
-def _approval_store(args: argparse.Namespace) -> Any:
+@contextlib.contextmanager
+def _approval_store(args: argparse.Namespace) -> Iterator[Any]:
     if args.backend != "sqlite":
         raise UsageError(f"--backend {args.backend!r} is not supported (use sqlite)")
     from spark_core.governance.approvals import ApprovalStore
+    from spark_core.graphs.backends import SQLiteStateBackend
 
     path = Path(args.state)
     if not path.is_file():
         raise SpecError(f"state file not found: {path}")
-    return ApprovalStore.open(str(path))
+    backend = SQLiteStateBackend(str(path))
+    try:
+        yield ApprovalStore.from_backend(backend)
+    finally:
+        backend.close()  # main() may run many times in one process
 
 
 def _approval_dict(request: Any) -> Dict[str, Any]:
@@ -259,9 +266,9 @@ def _approval_dict(request: Any) -> Dict[str, Any]:
 
 def cmd_approval_list(args: argparse.Namespace) -> int:
     """``approval-list``: show approval requests stored in a SQLite state file."""
-    store = _approval_store(args)
     status = None if args.status == "all" else args.status
-    requests = store.list_sync(status, run_id=args.run_id)
+    with _approval_store(args) as store:
+        requests = store.list_sync(status, run_id=args.run_id)
     if args.json:
         _emit_json([_approval_dict(r) for r in requests])
         return 0
@@ -282,10 +289,10 @@ def cmd_approval_list(args: argparse.Namespace) -> int:
 
 def cmd_approval_resolve(args: argparse.Namespace) -> int:
     """``approval-resolve``: approve or reject one request."""
-    store = _approval_store(args)
-    request = store.resolve_sync(
-        args.id, args.status, reviewer=args.reviewer, notes=args.note
-    )
+    with _approval_store(args) as store:
+        request = store.resolve_sync(
+            args.id, args.status, reviewer=args.reviewer, notes=args.note
+        )
     if args.json:
         _emit_json(_approval_dict(request))
     else:

@@ -602,6 +602,27 @@ def test_approval_errors(tmp_path: Path, capsys: Any) -> None:
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
 
 
+def test_approval_commands_close_the_state_file(
+    tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    db = tmp_path / "s.sqlite"
+    SQLiteStateBackend(str(db)).close()
+    closed: List[str] = []
+    real_close = SQLiteStateBackend.close
+
+    def close(self: SQLiteStateBackend) -> None:
+        closed.append("closed")
+        real_close(self)
+
+    monkeypatch.setattr(SQLiteStateBackend, "close", close)
+    code, _, _ = run(capsys, "approval-list", "--state", str(db))
+    assert code == 0 and closed == ["closed"]
+    code, _, _ = run(
+        capsys, "approval-resolve", "apr-x", "--state", str(db), "--status", "approved"
+    )
+    assert code == 2 and closed == ["closed", "closed"]  # closed on errors too
+
+
 # ---------------------------------------------------------------- mission-diff
 def test_diff_formats(mission_file: Path, tmp_path: Path, capsys: Any) -> None:
     mission = load_mission_spec(mission_file)
