@@ -305,9 +305,13 @@ class SQLiteStateBackend(StateBackend):
         self._conn = sqlite3.connect(
             self.path, timeout=timeout, isolation_level=None, check_same_thread=False
         )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+        except BaseException:  # e.g. not a database: do not leak the connection
+            self._conn.close()
+            raise
 
     def __repr__(self) -> str:
         return f"SQLiteStateBackend({self.path!r})"
