@@ -18,7 +18,7 @@ Without a graph (e.g. the ``spark-spec approval-*`` CLI, another process)::
 A request moves ``pending -> approved | rejected`` once: resolving it again raises
 :class:`ApprovalAlreadyResolvedError`. An approved request is *consumed* (``consumed_at``
 set) when the paused call runs; a consumed approval is never reused. With a durable backend
-it is stored as used *before* the call runs (under a lock on the state file), so two
+it is stored as used *before* the call runs (under a lock file, ``<state file>.lock``), so two
 processes resuming one run cannot both run it, and a process that dies mid-call does not run
 it again on resume: the resumed run asks for a fresh approval (at most once, never twice).
 """
