@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -705,29 +704,14 @@ class Agent:
         Raises:
             AgentCheckpointError: The file cannot be written.
         """
-        target = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(target))
+        from spark_core.spec.errors import SpecError
+        from spark_core.spec.serde import write_text_atomic
+
         data = json.dumps(self.checkpoint(), indent=2, sort_keys=True)
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".agent-", suffix=".tmp", dir=directory)
-        except OSError as exc:
-            raise AgentCheckpointError(
-                f"cannot write checkpoint {target!r}: {exc}"
-            ) from None
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except OSError as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:  # pragma: no cover - already gone
-                pass
-            raise AgentCheckpointError(
-                f"cannot write checkpoint {target!r}: {exc}"
-            ) from None
+            write_text_atomic(path, data)
+        except SpecError as exc:  # "cannot write <path>: <reason>"
+            raise AgentCheckpointError(f"checkpoint: {exc}") from None
 
     def load_checkpoint(self, path: "os.PathLike[str] | str") -> Agent:
         """Restore this agent from a file written by :meth:`save_checkpoint`.
