@@ -506,3 +506,21 @@ def test_a_batch_item_still_running_at_wait_timeout_times_out(hooks: Hooks) -> N
     assert results[0].execution is not None
     assert results[0].execution["status"] == "running"
     assert results[1].result == {"n": 1}
+
+
+def test_an_unusable_store_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(AISpineError, match="cannot open execution store"):
+        LocalSpine(db=str(tmp_path))  # a directory, not a file
+
+
+def test_agent_answers_must_be_json_objects() -> None:
+    with LocalSpine() as spine:
+        spine.create_agent({"agent_id": "none", "name": "N", "handler": lambda d: None})
+        spine.create_agent({"agent_id": "list", "name": "L", "handler": lambda d: [1]})
+        assert spine.invoke_agent("none", {}) == {}
+        with pytest.raises(
+            ExecutionError, match="returned list, expected a JSON object"
+        ):
+            spine.invoke_agent("list", {})
+        with pytest.raises(ValidationError, match="handler must be callable"):
+            spine.create_agent({"agent_id": "x", "name": "X", "handler": 3})

@@ -316,3 +316,47 @@ def test_a_client_that_stops_sending_its_body_gets_408_and_frees_the_thread() ->
         assert json.loads(body) == {"detail": "Request body not received within 0.3s"}
         assert spine.list_executions() == []
     spine.close()
+
+
+def test_every_bad_execute_field_is_named_in_one_422(
+    conn: http.client.HTTPConnection,
+) -> None:
+    headers = dict(AUTH, **{"Content-Type": "application/json"})
+    bad = {
+        "flow_id": "  ",
+        "input_data": {},
+        "metadata": [1],
+        "priority": 11,
+        "timeout": -1,
+    }
+    status, _, body = exchange(
+        conn, "POST", "/api/v1/flows/execute", json.dumps(bad).encode(), headers
+    )
+    assert status == 422
+    assert [d["loc"][-1] for d in body["detail"]] == [
+        "flow_id",
+        "metadata",
+        "priority",
+        "timeout",
+    ]
+    status, _, body = exchange(conn, "POST", "/api/v1/flows/execute", b"[]", headers)
+    assert (status, body["detail"][0]["type"]) == (422, "dict_type")
+
+
+def test_agent_definitions_are_checked_field_by_field(
+    conn: http.client.HTTPConnection,
+) -> None:
+    headers = dict(AUTH, **{"Content-Type": "application/json"})
+    bad = {"agent_id": "", "endpoint": "ftp://x", "capabilities": "all"}
+    status, _, body = exchange(
+        conn, "POST", "/api/v1/agents", json.dumps(bad).encode(), headers
+    )
+    assert status == 422
+    assert [d["loc"][-1] for d in body["detail"]] == [
+        "agent_id",
+        "name",
+        "endpoint",
+        "capabilities",
+    ]
+    status, _, body = exchange(conn, "POST", "/api/v1/agents", b"[]", headers)
+    assert (status, body["detail"][0]["loc"]) == (422, ["body"])
