@@ -710,8 +710,13 @@ class LocalSpine:
                 self._executions[rec.execution_id] = rec
                 if rec.status in FINAL_STATUSES:
                     self._finished_ids.append(rec.execution_id)
-        for flow_id, source in (flows or {}).items():
-            self.register_flow(flow_id, source)
+        try:
+            for flow_id, source in (flows or {}).items():
+                self.register_flow(flow_id, source)
+        except BaseException:
+            if self._journal is not None:  # nobody else can close it
+                self._journal.close()
+            raise
         # Rows still pending/running belonged to a process that died: resume those whose
         # graph keeps its runs in a durable backend, report the others as failed.
         for rec in list(self._executions.values()):

@@ -524,3 +524,22 @@ def test_agent_answers_must_be_json_objects() -> None:
             spine.invoke_agent("list", {})
         with pytest.raises(ValidationError, match="handler must be callable"):
             spine.create_agent({"agent_id": "x", "name": "X", "handler": 3})
+
+
+def test_a_bad_flow_given_to_the_constructor_closes_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ai_spine.local import _Journal
+
+    closed: List[str] = []
+    real_close = _Journal.close
+
+    def close(journal: Any) -> None:
+        closed.append(journal.path)
+        real_close(journal)
+
+    monkeypatch.setattr(_Journal, "close", close)
+    db = str(tmp_path / "executions.sqlite")
+    with pytest.raises(ValidationError, match="expected a spark_core Graph"):
+        LocalSpine({"bad": 42}, db=db)  # type: ignore[dict-item]
+    assert closed == [db]
