@@ -358,9 +358,15 @@ class OpenAIModel:
             raise ModelResponseError(
                 "choices[0].message.content is not text", body=data
             )
-        calls: List[ToolCall] = [
-            ToolCall.from_dict(c) for c in message.get("tool_calls") or ()
-        ]
+        calls: List[ToolCall] = []
+        for index, call in enumerate(message.get("tool_calls") or ()):
+            if not isinstance(call, dict):
+                raise ModelResponseError("a tool call is not an object", body=data)
+            if not call.get("id"):
+                # Some servers send no ids; the agent matches results to calls by id, so
+                # two calls of one tool must not share the default "call_<name>".
+                call = dict(call, id=f"call_{index}")
+            calls.append(ToolCall.from_dict(call))
         return ModelResponse(
             text=content,
             tool_calls=calls,

@@ -89,6 +89,26 @@ def test_tool_calls_are_parsed_and_tools_sent(fake_openai: FakeOpenAIServer) -> 
     assert fake_openai.requests[0]["body"]["tools"] == [schema]
 
 
+def test_tool_calls_without_ids_get_distinct_ones(
+    fake_openai: FakeOpenAIServer,
+) -> None:
+    calls = [
+        {"type": "function", "function": {"name": "add", "arguments": '{"a": 1}'}},
+        {"type": "function", "function": {"name": "add", "arguments": '{"a": 2}'}},
+    ]
+    message = {"role": "assistant", "content": None, "tool_calls": calls}
+    fake_openai.add(raw({"choices": [{"message": message}]}))
+    fake_openai.add(raw({"choices": [{"message": dict(message, tool_calls=["x"])}]}))
+    model = make_model(fake_openai)
+    out = run(model.complete(USER))
+    assert [(c.id, c.arguments) for c in out.tool_calls] == [
+        ("call_0", {"a": 1}),
+        ("call_1", {"a": 2}),
+    ]
+    with pytest.raises(ModelResponseError, match="tool call is not an object"):
+        run(model.complete(USER))
+
+
 def test_messages_round_trip_wire_format() -> None:
     msg = Message.assistant(None, [ToolCall("c1", "add", {"a": 1})])
     assert Message.from_dict(msg.to_dict()) == msg
