@@ -708,7 +708,7 @@ class LocalSpine:
             self._total_time, self._max_time = float(times[1]), float(times[2])
             for rec in records:
                 self._executions[rec.execution_id] = rec
-                if rec.status in FINAL_STATUSES:
+                if rec.status in FINAL_STATUSES and max_executions is not None:
                     self._finished_ids.append(rec.execution_id)
         try:
             for flow_id, source in (flows or {}).items():
@@ -1477,6 +1477,8 @@ class LocalSpine:
 
         Called after the final state is saved, so an evicted execution reads back final.
         """
+        if self.max_executions is None:
+            return  # no bound: nothing to track
         with self._lock:
             self._finished_ids.append(rec.execution_id)
             self._evict()
