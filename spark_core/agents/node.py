@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
 
-from spark_core.agents.errors import AgentError
+from spark_core.agents.errors import AgentConfigError, AgentError
 from spark_core.nodes import ExecutionContext, Node, NodeConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,10 +62,13 @@ class AgentNode(Node):
     ) -> None:
         from spark_core.agents.agent import Agent
 
+        # The JSON params a spec built this node from (export gives them back).
+        self._spec_params: Optional[Dict[str, Any]] = None
         if agent is None:
             from spark_core.agents.factory import agent_from_spec
 
             agent = agent_from_spec(agent_params, name=name)
+            self._spec_params = dict(agent_params)
         elif agent_params:
             raise AgentError(
                 f"AgentNode: pass an agent or agent params, not both (got {sorted(agent_params)})"
@@ -76,6 +79,37 @@ class AgentNode(Node):
         self.agent = agent
         self.prompt_key = prompt_key
         self.prompt_template = prompt_template
+
+    def spec_params(self) -> Dict[str, Any]:
+        """Return the node's spec params (for ``export_graph``), with its current strategy.
+
+        Returns:
+            The JSON params the node was built from; ``strategy`` is the one the agent uses
+            now (a mission's binding may have changed it).
+
+        Raises:
+            AgentConfigError: The node wraps a Python ``Agent`` or its params hold Python
+                objects (a spec cannot describe them).
+        """
+        if self._spec_params is None:
+            raise AgentConfigError(
+                f"AgentNode {self.id!r} wraps a Python Agent, which a spec cannot describe; "
+                "build it from params (AgentNode(model=..., ...)) to export it"
+            )
+        try:  # a copy, and a check: Python objects among the params cannot be exported
+            params: Dict[str, Any] = json.loads(json.dumps(self._spec_params))
+        except (TypeError, ValueError):
+            raise AgentConfigError(
+                f"AgentNode {self.id!r}: its params hold Python objects, which a spec "
+                "cannot describe"
+            ) from None
+        params.pop("reasoning_strategy", None)
+        params["strategy"] = self.agent.strategy.to_spec()
+        if self.prompt_key != "prompt":
+            params["prompt_key"] = self.prompt_key
+        if self.prompt_template is not None:
+            params["prompt_template"] = self.prompt_template
+        return params
 
     def prompt_for(self, content: Any) -> str:
         """Build the prompt from a node input.

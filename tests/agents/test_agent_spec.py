@@ -19,7 +19,7 @@ from spark_core.agents import (
     replace_models,
 )
 from spark_core.graphs import Graph
-from spark_core.kit.loader import SpecLoader
+from spark_core.kit.loader import SpecLoader, export_graph
 from spark_core.models import EchoModel, ScriptedModel
 from spark_core.models.openai import OpenAIModel
 from spark_core.spec import GraphSpec, SpecError
@@ -99,6 +99,28 @@ def test_simulation_swaps_models_for_scripted_ones() -> None:
         run_simulation(
             spec, {}, overrides={"lookup_capital": "Lima"}, models={"other": ["hi"]}
         )
+
+
+def test_agent_nodes_export_to_specs_that_load() -> None:
+    loader = SpecLoader(tools={"lookup_capital": lookup_capital})
+    graph = loader.load_graph(GraphSpec.from_dict(graph_spec()))
+    bind_strategies(graph, [{"target": "analyst", "strategy": {"type": "cot"}}])
+    spec = export_graph(graph)
+    params = spec.nodes[0].params
+    assert params["strategy"] == {"type": "chain_of_thought", "config": {}}  # as bound
+    assert params["model"] == {"provider": "scripted", "script": SCRIPT}
+    again = loader.load_graph(spec)
+    node = again.nodes["analyst"]
+    assert node.agent.strategy == ChainOfThoughtStrategy()
+    assert node.agent.config.tools == ["lookup_capital"]
+
+    python_agent = AgentNode(
+        agent_from_spec({"model": {"provider": "echo"}}), name="py"
+    )
+    with pytest.raises(AgentConfigError, match="wraps a Python Agent"):
+        export_graph(Graph(python_agent))
+    with pytest.raises(AgentConfigError, match="hold Python objects"):
+        export_graph(Graph(AgentNode(model=EchoModel(), name="obj")))
 
 
 def test_graph_tool_names_must_exist() -> None:
