@@ -34,7 +34,7 @@ import json
 import os
 import uuid
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, AsyncIterator, Dict, List, Mapping, Optional
+from typing import Any, AsyncIterator, Collection, Dict, List, Mapping, Optional
 
 from spark_core.errors import RunPaused, SparkError
 
@@ -99,6 +99,12 @@ class ApprovalRequest:
         resolved_at: ISO 8601 UTC time of the resolution.
         consumed_at: When the approved (or rejected) answer was used by the resumed run.
         fingerprint: Hash of the call, used to match the resumed call to this request.
+        result: What the approved call returned (when JSON-serialisable), so a node that
+            runs again before it completes (it paused later on, failed, or is retried)
+            gets the result back instead of running the call a second time.
+        result_at: When ``result`` was recorded (None: no result to give back).
+        settled_at: When the node that made the call completed (the result is no longer
+            given back: a later execution of the node, e.g. in a loop, asks again).
     """
 
     id: str
@@ -118,6 +124,9 @@ class ApprovalRequest:
     resolved_at: Optional[str] = None
     consumed_at: Optional[str] = None
     fingerprint: str = ""
+    result: Any = None
+    result_at: Optional[str] = None
+    settled_at: Optional[str] = None
 
     def to_dict(self) -> Dict[str, Any]:
         """Return the JSON-serialisable form stored in graph state."""
@@ -420,6 +429,45 @@ class ApprovalStore:
             requests[request_id] = data
             await self.state.set(APPROVALS_KEY, requests)
         return True
+
+    async def replay(
+        self, fingerprint_: str, exclude: Collection[str] = ()
+    ) -> Optional[ApprovalRequest]:
+        """Return the oldest approved, used request for a call fingerprint whose result was
+        recorded and whose node has not completed since, leaving out ``exclude`` ids."""
+        for data in (await self._load()).values():
+            if (
+                data.get("fingerprint") == fingerprint_
+                and data.get("status") == APPROVED
+                and data.get("result_at")
+                and not data.get("settled_at")
+                and data.get("id") not in exclude
+            ):
+                return ApprovalRequest.from_dict(data)
+        return None
+
+    async def record_result(self, request_id: str, result: Any) -> bool:
+        """Store what an approved call returned; False (nothing stored) when the result is
+        not JSON-serialisable (a node that runs again is then asked again)."""
+        try:
+            json.dumps(result, allow_nan=False)
+        except (TypeError, ValueError):
+            return False
+        return await self._update([request_id], result=result, result_at=_now())
+
+    async def settle(self, request_ids: Collection[str]) -> None:
+        """Mark requests whose node completed: their results are not given back again."""
+        await self._update(request_ids, settled_at=_now())
+
+    async def _update(self, request_ids: Collection[str], **values: Any) -> bool:
+        async with self._locked():
+            requests = await self._load()
+            found = [requests[i] for i in request_ids if i in requests]
+            for data in found:
+                data.update(values)
+            if found:
+                await self.state.set(APPROVALS_KEY, requests)
+        return bool(found)
 
     def list_sync(
         self, status: Optional[str] = None, *, run_id: Optional[str] = None

@@ -17,7 +17,13 @@ emits a ``policy.decision`` event, then:
 * REQUIRE_APPROVAL -> stores an approval request (``_spark_approvals``) and raises
   :class:`ApprovalPendingError`, pausing the run. After the request is approved and the run
   resumed, the same call (same run, node, tool and arguments) runs exactly once; after a
-  rejection it raises :class:`PolicyViolationError`.
+  rejection it raises :class:`PolicyViolationError`. A node runs again from its start when
+  it resumes (after a later call of it paused the run), is retried, or its failed run is
+  resumed: an approved call it already made is then not run again, its recorded result is
+  given back (event ``approval.replayed``; results that are not JSON-serialisable cannot be
+  kept, and that call is asked again). Once the node completes, a later execution of it
+  (e.g. in a loop) asks again. This holds for the graph's own executor
+  (``context.call_tool``).
 
 Policy conditions see these context attributes: the tool's ``metadata`` keys (e.g.
 ``risk_tier``), ``tool``, ``arguments``, ``node_id``, ``run_id``, ``graph_id``, ``attempt``,
@@ -59,6 +65,8 @@ from spark_core.telemetry.redaction import redact
 __all__ = ["ToolExecutor", "NodePolicyObserver", "AUDIT_KEY", "enforce_policy"]
 
 AUDIT_KEY = "_spark_audit"
+# Context-metadata key where a node execution keeps the approvals its calls used.
+_USED_KEY = "_spark_approvals_used"
 DEFAULT_AUDIT_LIMIT = 500
 _log = logging.getLogger("spark_core.governance")
 
@@ -116,6 +124,7 @@ async def enforce_policy(
     payload: Any = None,
     audit_limit: int = DEFAULT_AUDIT_LIMIT,
     audit_default_allow: bool = True,
+    used: Optional[List[str]] = None,
 ) -> PolicyDecision:
     """Evaluate, audit, and act on one decision; return it when the action may proceed.
 
@@ -130,6 +139,7 @@ async def enforce_policy(
         payload: What identifies "the same call" on resume (e.g. the arguments).
         audit_limit: Keep at most this many audit records (oldest dropped).
         audit_default_allow: Also audit ALLOW decisions that no rule matched.
+        used: When given, the id of an approval this call uses is appended to it.
 
     Returns:
         The decision (ALLOW, or REQUIRE_APPROVAL with a fresh approval consumed).
@@ -154,16 +164,18 @@ async def enforce_policy(
         fp = fingerprint(action, resource, run_id, node_id, payload)
         request = await store.find_open(fp)
         if request is not None and request.status != PENDING:
-            used = await store.consume(request.id)
+            consumed = await store.consume(request.id)
             record["approval_id"] = request.id
             record["approval_status"] = request.status
-            if used and request.status == APPROVED:
+            if consumed and request.status == APPROVED:
+                if used is not None:
+                    used.append(request.id)
                 await _audit(state, record, audit_limit)
                 await _emit(
                     context, "approval.used", {"request_id": request.id, **record}
                 )
                 return decision
-            if used:  # rejected
+            if consumed:  # rejected
                 await _audit(state, record, audit_limit)
                 await _emit(
                     context, "approval.rejected", {"request_id": request.id, **record}
@@ -307,18 +319,69 @@ class ToolExecutor:
             state = (
                 _context_state(context) if not isinstance(context, Mapping) else None
             )
+            if state is None:
+                state = self._local_state
+            used = self._approvals_used(context)
+            if used is not None:
+                fp = fingerprint(
+                    "tool:execute",
+                    f"tool://{name}",
+                    attrs.get("run_id"),
+                    attrs.get("node_id"),
+                    args,
+                )
+                again = await ApprovalStore(state).replay(fp, used[1])
+                if again is not None:  # this node already made this approved call
+                    used[1].append(again.id)
+                    used[2].add(again.id)
+                    await _emit(
+                        context,
+                        "approval.replayed",
+                        {"request_id": again.id, "resource": f"tool://{name}"},
+                    )
+                    return again.result
+            taken: List[str] = []
             await enforce_policy(
                 self.policy_set,
                 "tool:execute",
                 f"tool://{name}",
                 attrs,
                 context=context,
-                state=state if state is not None else self._local_state,
+                state=state,
                 summary={"tool": name, "arguments": args},
                 payload=args,
                 audit_limit=self.audit_limit,
+                used=taken,
             )
+            if taken and used is not None:
+                used[1].extend(taken)
+                used[2].update(taken)
+                result = await t._call_checked(dict(args))
+                await ApprovalStore(state).record_result(taken[0], result)
+                return result
         return await t._call_checked(dict(args))  # validated above
+
+    def _approvals_used(self, context: Any) -> Optional[Any]:
+        """``[attempt, ids used by this attempt, ids used by this execution]`` kept in the
+        node's context metadata, or None when approved results are not given back: outside
+        a graph node, or with an executor other than the graph's (only the graph's policy
+        observer settles them when the node completes)."""
+        meta = getattr(context, "metadata", None)
+        graph = getattr(context, "graph", None)
+        if (
+            isinstance(context, Mapping)
+            or not isinstance(meta, dict)
+            or graph is None
+            or getattr(graph, "tool_executor", None) is not self
+        ):
+            return None
+        entry = meta.get(_USED_KEY)
+        attempt = meta.get("attempt")
+        if entry is None:
+            entry = meta[_USED_KEY] = [attempt, [], set()]
+        elif entry[0] != attempt:  # a retry runs the node again from its start
+            entry[0], entry[1] = attempt, []
+        return entry
 
     def __repr__(self) -> str:
         policy = self.policy_set.name if self.policy_set is not None else None
@@ -377,3 +440,12 @@ class NodePolicyObserver(GraphObserver):
             audit_limit=self.audit_limit,
             audit_default_allow=self.audit_all,
         )
+
+    async def on_node_end(self, run: Any, node: Any, context: Any, output: Any) -> None:
+        """The node completed: results of the approved calls it made are not given back
+        to a later execution of it (which asks again)."""
+        entry = (getattr(context, "metadata", None) or {}).get(_USED_KEY)
+        if entry and entry[2]:
+            state = _context_state(context)
+            if state is not None:
+                await ApprovalStore(state).settle(sorted(entry[2]))

@@ -456,3 +456,115 @@ def test_the_approvals_lock_leaves_sqlites_own_locks_alone(tmp_path: Path) -> No
         assert (await graph.resume(info.value.run_id)).status == "completed"
 
     asyncio.run(main())
+
+
+def approve_until_done(make: Any, max_rounds: int = 8) -> List[str]:
+    """Run, then approve every request and resume (each time on a fresh graph, as a new
+    process would) until the run completes; return the approved contents in order."""
+
+    async def main() -> List[str]:
+        asked: List[str] = []
+        run_id = None
+        for _ in range(max_rounds):
+            graph = make()
+            try:
+                if run_id is None:
+                    await graph.run(None)
+                else:
+                    await graph.resume(run_id)
+                return asked
+            except ApprovalPendingError as exc:
+                run_id = exc.run_id
+                asked.append(exc.request["context"]["arguments"]["content"])
+                await graph.approvals.resolve(exc.request_id, "approved")
+        raise AssertionError(f"still asking after {max_rounds} rounds: {asked}")
+
+    return asyncio.run(main())
+
+
+def writer_graph(db: str, out: Path, contents: List[str], **node_kw: Any) -> Any:
+    class Writes(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            results = [
+                await context.call_tool("write_file", path=str(out), content=c)
+                for c in contents
+            ]
+            return {"results": results}
+
+    def make() -> Graph:
+        return Graph(
+            Writes(name="writes", **node_kw),
+            state_backend=SQLiteStateBackend(db),
+            tools=[fs_app.write_file],
+            policy_set=fs_app.FS_POLICY,
+        )
+
+    return make
+
+
+def test_a_node_making_two_approved_calls_runs_each_once(tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+    make = writer_graph(str(tmp_path / "m.sqlite"), out, ["one", "two"])
+    assert approve_until_done(make) == ["one", "two"]
+    assert lines(out) == ["one", "two"]
+
+
+def test_the_same_approved_call_made_twice_by_a_node_runs_twice(tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+    make = writer_graph(str(tmp_path / "m.sqlite"), out, ["same", "same"])
+    assert approve_until_done(make) == ["same", "same"]
+    assert lines(out) == ["same", "same"]
+
+
+def test_a_retried_node_gets_its_approved_call_back_instead_of_running_it_again(
+    tmp_path: Path,
+) -> None:
+    from spark_core.nodes import NodeConfig
+    from spark_core.nodes.capabilities import RetryCapability
+
+    out, failures = tmp_path / "out.txt", []
+
+    class FlakyAfterWriting(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            result = await context.call_tool("write_file", path=str(out), content="x")
+            if not failures:
+                failures.append(1)
+                raise ConnectionError("flaky after the write")
+            return {"result": result}
+
+    def make() -> Graph:
+        node = FlakyAfterWriting(
+            config=NodeConfig(retry=RetryCapability(max_retries=2, initial_delay=0))
+        )
+        return Graph(
+            node,
+            state_backend=SQLiteStateBackend(str(tmp_path / "m.sqlite")),
+            tools=[fs_app.write_file],
+            policy_set=fs_app.FS_POLICY,
+        )
+
+    assert approve_until_done(make) == ["x"]
+    assert lines(out) == ["x"] and failures == [1]
+
+
+def test_each_loop_iteration_of_a_node_asks_again(tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+
+    class Loop(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            n = (context.inputs.content or {}).get("n", 0) + 1
+            await context.call_tool("write_file", path=str(out), content="tick")
+            return {"n": n}
+
+    def make() -> Graph:
+        node = Loop(name="loop")
+        node.on(lambda o: o["n"] < 2) >> node
+        return Graph(
+            node,
+            state_backend=SQLiteStateBackend(str(tmp_path / "m.sqlite")),
+            tools=[fs_app.write_file],
+            policy_set=fs_app.FS_POLICY,
+        )
+
+    assert approve_until_done(make) == ["tick", "tick"]
+    assert lines(out) == ["tick", "tick"]
