@@ -292,9 +292,17 @@ def _mission_issues(
                 "plan.steps", "dependency cycle: " + " -> ".join(cycle + [cycle[0]])
             )
 
+    node_types = {n.id: n.type for n in mission.graph.nodes}
     for index, binding in enumerate(mission.strategies):
         if binding.target not in node_ids:
             p.error(f"strategies[{index}].target", f"unknown node {binding.target!r}")
+        elif node_types[binding.target] in BUILTIN_NODE_TYPES:
+            # Bindings configure agents; the loader refuses any other target.
+            p.error(
+                f"strategies[{index}].target",
+                f"node {binding.target!r} is a built-in "
+                f"{node_types[binding.target]!r} node, not an agent",
+            )
 
     if mission.state_schema is not None:
         _schema_issues(p, mission.state_schema, "state_schema")

@@ -100,8 +100,13 @@ def seed_mission() -> MissionSpec:
 
 def test_seed_mission_is_valid_and_round_trips(tmp_path: Path) -> None:
     mission = seed_mission()
-    # Bindings configure agents: the loader refuses this one ('transform' is a plain
-    # step), but the spec itself is valid and round-trips.
+    assert mission.state_schema is not None
+    assert mission.state_schema.fields["processed_count"] == StateFieldSpec(
+        "int", required=True, default=0
+    )
+    assert validate_mission(mission, check_deployment=True) == []
+    # The seed's binding snippet; bindings configure agents, and 'transform' is a plain
+    # step, so semantic validation flags it (the spec still round-trips).
     mission.strategies = [
         MissionStrategyBindingSpec(
             target="transform",
@@ -109,11 +114,8 @@ def test_seed_mission_is_valid_and_round_trips(tmp_path: Path) -> None:
             strategy=ReasoningStrategySpec(type="react", config={"verbose": True}),
         )
     ]
-    assert mission.state_schema is not None
-    assert mission.state_schema.fields["processed_count"] == StateFieldSpec(
-        "int", required=True, default=0
-    )
-    assert validate_mission(mission, check_deployment=True) == []
+    [issue] = validate_mission(mission, check_deployment=True)
+    assert issue.path == "strategies[0].target" and "not an agent" in issue.message
     save_mission_spec(str(tmp_path / "mission.json"), mission)
     assert load_mission_spec(str(tmp_path / "mission.json")) == mission
 

@@ -148,14 +148,17 @@ def test_plan_dependencies_unknown_self_and_cyclic() -> None:
     }
 
 
-def test_strategy_bindings_must_target_nodes() -> None:
+def test_strategy_bindings_must_target_agent_nodes() -> None:
     m = mission(graph(EdgeSpec("a", "b"), EdgeSpec("b", "c")))
+    m.graph.nodes[1].type = "spark_core.agents.node:AgentNode"
     m.strategies = [
         MissionStrategyBindingSpec("b", ReasoningStrategySpec("react")),
         MissionStrategyBindingSpec("agent9", ReasoningStrategySpec("react")),
+        MissionStrategyBindingSpec("c", ReasoningStrategySpec("react")),
     ]
     assert by_path(validate_mission(m)) == {
-        "strategies[1].target": "unknown node 'agent9'"
+        "strategies[1].target": "unknown node 'agent9'",
+        "strategies[2].target": "node 'c' is a built-in 'echo' node, not an agent",
     }
 
 
