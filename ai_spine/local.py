@@ -39,6 +39,7 @@ from typing import (
     Mapping,
     Optional,
     Tuple,
+    TypeVar,
     Union,
     cast,
 )
@@ -91,6 +92,7 @@ FINAL_STATUSES = TERMINAL_STATUSES
 #: Finished executions a LocalSpine keeps in memory by default (see ``max_executions``).
 DEFAULT_MAX_EXECUTIONS = 10_000
 _STATUSES = frozenset(EXECUTION_STATUSES)
+_T = TypeVar("_T")
 _AGENT_TYPES = ("input", "processor", "output", "conditional")
 _CLOSED_MESSAGE = "stopped: LocalSpine was closed before the execution finished"
 
@@ -674,9 +676,8 @@ class LocalSpine:
         self.max_concurrency = max_concurrency
         self.max_executions = max_executions
         self._lock = threading.Lock()
-        self._changed = threading.Condition(
-            threading.Lock()
-        )  # an execution became final
+        # Notified whenever an execution becomes final (execute_batch waits on it).
+        self._changed = threading.Condition(threading.Lock())
         self._flows: Dict[str, _Flow] = {}
         self._agents: Dict[str, _Agent] = {}
         self._executions: Dict[str, _Record] = {}
@@ -851,7 +852,7 @@ class LocalSpine:
             and self._journal is not None
             and idempotency_key not in self._idempotency
         ):
-            stored = self._journal.find_key(idempotency_key)
+            stored = self._from_store(self._journal.find_key, idempotency_key)
         with self._lock:
             if idempotency_key is not None:
                 seen = self._idempotency.get(idempotency_key) or stored
@@ -1069,9 +1070,12 @@ class LocalSpine:
             )
         if errors:
             raise _invalid(errors)
+        page = None
         if self._journal is not None and self._evicted:
+            page = self._from_store(self._journal.page, limit, offset, status)
+        if page is not None:
             # Some executions live only in the store: page there, fresher state from memory.
-            rows, total = self._journal.page(limit, offset, status)
+            rows, total = page
             with self._lock:
                 return [
                     self._executions.get(r.execution_id, r).context() for r in rows
@@ -1461,9 +1465,14 @@ class LocalSpine:
         """Read an execution that left memory back from the store (None without one)."""
         if self._journal is None:
             return None
+        return self._from_store(self._journal.get, execution_id)
+
+    @staticmethod
+    def _from_store(read: Callable[..., _T], *args: Any) -> Optional[_T]:
+        """Call a store read; None once the store is closed (what memory holds answers)."""
         try:
-            return self._journal.get(execution_id)
-        except sqlite3.Error:  # pragma: no cover - a closed store during shutdown
+            return read(*args)
+        except sqlite3.Error:
             return None
 
     def _set_done(self, rec: _Record) -> None:

@@ -546,3 +546,18 @@ def test_a_bad_flow_given_to_the_constructor_closes_the_store(
     with pytest.raises(ValidationError, match="expected a spark_core Graph"):
         LocalSpine({"bad": 42}, db=db)  # type: ignore[dict-item]
     assert closed == [db]
+
+
+def test_a_closed_spine_with_a_store_still_answers_reads_and_refuses_work(
+    tmp_path: Path,
+) -> None:
+    spine = LocalSpine(
+        make_flows(Hooks()), db=str(tmp_path / "x.sqlite"), max_executions=1
+    )
+    ids = [finish(spine, "echo", {"i": i})["execution_id"] for i in range(2)]
+    spine.close()
+    with pytest.raises(AISpineError, match="LocalSpine is closed"):
+        spine.execute_flow("echo", {}, idempotency_key="after-close")
+    assert [e["execution_id"] for e in spine.list_executions()] == [ids[1]]
+    with pytest.raises(NotFoundError):
+        spine.get_execution(ids[0])  # left memory, and the store is closed
