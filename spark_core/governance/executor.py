@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set
 
 from spark_core.errors import SparkError
 from spark_core.governance.approvals import (
@@ -124,7 +124,7 @@ async def enforce_policy(
     payload: Any = None,
     audit_limit: int = DEFAULT_AUDIT_LIMIT,
     audit_default_allow: bool = True,
-    used: Optional[List[str]] = None,
+    approvals: Optional[_ApprovalUse] = None,
 ) -> PolicyDecision:
     """Evaluate, audit, and act on one decision; return it when the action may proceed.
 
@@ -139,7 +139,9 @@ async def enforce_policy(
         payload: What identifies "the same call" on resume (e.g. the arguments).
         audit_limit: Keep at most this many audit records (oldest dropped).
         audit_default_allow: Also audit ALLOW decisions that no rule matched.
-        used: When given, the id of an approval this call uses is appended to it.
+        approvals: When given (a graph node's call), an approved call this node execution
+            already made is not asked or run again: ``approvals.replayed`` is set to its
+            request; an approval this call uses is put in ``approvals.taken``.
 
     Returns:
         The decision (ALLOW, or REQUIRE_APPROVAL with a fresh approval consumed).
@@ -162,14 +164,24 @@ async def enforce_policy(
     if decision.effect is PolicyEffect.REQUIRE_APPROVAL:
         store = ApprovalStore(state)
         fp = fingerprint(action, resource, run_id, node_id, payload)
+        if approvals is not None:
+            again = await store.replay(fp, approvals.attempt_ids)
+            if again is not None:
+                approvals.use(again.id)
+                approvals.replayed = again
+                await _emit(
+                    context, "approval.replayed", {"request_id": again.id, **record}
+                )
+                return decision
         request = await store.find_open(fp)
         if request is not None and request.status != PENDING:
             consumed = await store.consume(request.id)
             record["approval_id"] = request.id
             record["approval_status"] = request.status
             if consumed and request.status == APPROVED:
-                if used is not None:
-                    used.append(request.id)
+                if approvals is not None:
+                    approvals.use(request.id)
+                    approvals.taken = request.id
                 await _audit(state, record, audit_limit)
                 await _emit(
                     context, "approval.used", {"request_id": request.id, **record}
@@ -222,6 +234,30 @@ async def enforce_policy(
     if decision.effect is PolicyEffect.DENY:
         raise PolicyViolationError.from_decision(decision)
     return decision
+
+
+class _ApprovalUse:
+    """One tool call's view of the approvals its node execution used.
+
+    Attributes:
+        attempt_ids: Approvals used by the current attempt (shared by its calls).
+        all_ids: Approvals used by any attempt (settled when the node completes).
+        taken: The approval this call used, if any.
+        replayed: The request whose recorded result this call gives back, if any.
+    """
+
+    __slots__ = ("attempt_ids", "all_ids", "taken", "replayed")
+
+    def __init__(self, attempt_ids: List[str], all_ids: Set[str]) -> None:
+        self.attempt_ids = attempt_ids
+        self.all_ids = all_ids
+        self.taken: Optional[str] = None
+        self.replayed: Optional[ApprovalRequest] = None
+
+    def use(self, request_id: str) -> None:
+        """Note that this attempt used ``request_id``."""
+        self.attempt_ids.append(request_id)
+        self.all_ids.add(request_id)
 
 
 class ToolExecutor:
@@ -321,26 +357,7 @@ class ToolExecutor:
             )
             if state is None:
                 state = self._local_state
-            used = self._approvals_used(context)
-            if used is not None:
-                fp = fingerprint(
-                    "tool:execute",
-                    f"tool://{name}",
-                    attrs.get("run_id"),
-                    attrs.get("node_id"),
-                    args,
-                )
-                again = await ApprovalStore(state).replay(fp, used[1])
-                if again is not None:  # this node already made this approved call
-                    used[1].append(again.id)
-                    used[2].add(again.id)
-                    await _emit(
-                        context,
-                        "approval.replayed",
-                        {"request_id": again.id, "resource": f"tool://{name}"},
-                    )
-                    return again.result
-            taken: List[str] = []
+            use = self._approval_use(context)
             await enforce_policy(
                 self.policy_set,
                 "tool:execute",
@@ -351,21 +368,20 @@ class ToolExecutor:
                 summary={"tool": name, "arguments": args},
                 payload=args,
                 audit_limit=self.audit_limit,
-                used=taken,
+                approvals=use,
             )
-            if taken and used is not None:
-                used[1].extend(taken)
-                used[2].update(taken)
+            if use is not None and use.replayed is not None:
+                return use.replayed.result  # this node already made this approved call
+            if use is not None and use.taken is not None:
                 result = await t._call_checked(dict(args))
-                await ApprovalStore(state).record_result(taken[0], result)
+                await ApprovalStore(state).record_result(use.taken, result)
                 return result
         return await t._call_checked(dict(args))  # validated above
 
-    def _approvals_used(self, context: Any) -> Optional[Any]:
-        """``[attempt, ids used by this attempt, ids used by this execution]`` kept in the
-        node's context metadata, or None when approved results are not given back: outside
-        a graph node, or with an executor other than the graph's (only the graph's policy
-        observer settles them when the node completes)."""
+    def _approval_use(self, context: Any) -> Optional[_ApprovalUse]:
+        """What this call needs to give back approved results, or None when they are not
+        given back: outside a graph node, or with an executor other than the graph's (only
+        the graph's policy observer settles them when the node completes)."""
         meta = getattr(context, "metadata", None)
         graph = getattr(context, "graph", None)
         if (
@@ -375,13 +391,13 @@ class ToolExecutor:
             or getattr(graph, "tool_executor", None) is not self
         ):
             return None
-        entry = meta.get(_USED_KEY)
         attempt = meta.get("attempt")
+        entry = meta.get(_USED_KEY)
         if entry is None:
             entry = meta[_USED_KEY] = [attempt, [], set()]
         elif entry[0] != attempt:  # a retry runs the node again from its start
             entry[0], entry[1] = attempt, []
-        return entry
+        return _ApprovalUse(entry[1], entry[2])
 
     def __repr__(self) -> str:
         policy = self.policy_set.name if self.policy_set is not None else None
