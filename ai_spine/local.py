@@ -963,14 +963,8 @@ class LocalSpine:
             final = rec.context()
         if on_progress is not None:
             on_progress(cast(ExecutionDict, final))
-        status = final["status"]
-        if status != "completed":
-            error = final["error_message"]
-            raise ExecutionError(
-                f"execution {rec.execution_id} {status}"
-                + (f": {error}" if error else ""),
-                execution=final,
-            )
+        if final["status"] != "completed":
+            raise _execution_error(final)
         return cast(ExecutionDict, final)
 
     def cancel_execution(self, execution_id: str) -> Dict[str, Any]:
@@ -1173,17 +1167,18 @@ class LocalSpine:
             return BatchResult(index=index, flow_id=flow_id, error=exc)
 
     def _batch_result(self, index: int, rec: _Record, timeout: float) -> BatchResult:
-        """The result of an item that is final or past its wait deadline."""
+        """The result of an item that is final or past its wait deadline.
+
+        Read from the record itself: it may have left memory since it finished.
+        """
+        with self._lock:
+            execution = rec.context()
+        error: Optional[AISpineError] = None
         if not rec.done.is_set():
-            with self._lock:
-                execution = rec.context()
             error = _wait_timeout(rec.execution_id, timeout, execution["status"])
-            return BatchResult(index, rec.flow_id, execution, error)
-        try:
-            final = self.wait_for_execution(rec.execution_id, timeout)
-            return BatchResult(index=index, flow_id=rec.flow_id, execution=dict(final))
-        except ExecutionError as exc:
-            return BatchResult(index, rec.flow_id, exc.execution, exc)
+        elif execution["status"] != "completed":
+            error = _execution_error(execution)
+        return BatchResult(index, rec.flow_id, execution, error)
 
     # ----------------------------------------------------------------- flows
     def list_flows(self) -> List[FlowDict]:
@@ -1690,6 +1685,16 @@ def _wait_timeout(execution_id: str, timeout: float, status: str) -> TimeoutErro
         f"(last status: {status})",
         execution_id=execution_id,
         last_status=status,
+    )
+
+
+def _execution_error(final: Dict[str, Any]) -> ExecutionError:
+    """The ExecutionError a wait raises for a failed or cancelled execution (as AISpine's)."""
+    error = final["error_message"]
+    return ExecutionError(
+        f"execution {final['execution_id']} {final['status']}"
+        + (f": {error}" if error else ""),
+        execution=final,
     )
 
 

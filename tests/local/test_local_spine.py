@@ -561,3 +561,16 @@ def test_a_closed_spine_with_a_store_still_answers_reads_and_refuses_work(
     assert [e["execution_id"] for e in spine.list_executions()] == [ids[1]]
     with pytest.raises(NotFoundError):
         spine.get_execution(ids[0])  # left memory, and the store is closed
+
+
+def test_a_batch_larger_than_the_memory_bound_reports_every_item(hooks: Hooks) -> None:
+    hooks.release.set()  # the block flow returns at once
+    with LocalSpine(make_flows(hooks), max_executions=1) as spine:
+        items = [("echo", {"i": i}) for i in range(6)] + [("fail", {}), ("block", {})]
+        results = spine.execute_batch(items, concurrency=8)
+    assert [r.ok for r in results] == [True] * 6 + [False, True]
+    assert [r.result for r in results[:6]] == [{"i": i} for i in range(6)]
+    assert isinstance(results[6].error, ExecutionError)
+    assert "boom" in str(results[6].error)
+    assert results[6].execution is not None
+    assert results[6].execution["status"] == "failed"
