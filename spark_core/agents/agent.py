@@ -494,6 +494,7 @@ class Agent:
 
         self.config = config
         self.strategy: ReasoningStrategy = config.reasoning_strategy or ReActStrategy()
+        self._node: Optional[AgentNode] = None
         try:
             self._executor: ToolExecutor = ToolExecutor(
                 [t for t in config.tools if not isinstance(t, str)], config.policy_set
@@ -640,6 +641,10 @@ class Agent:
     def as_node(self, name: Optional[str] = None, **kwargs: Any) -> AgentNode:
         """Wrap the agent in a graph node (see :class:`~spark_core.agents.node.AgentNode`).
 
+        Without arguments the agent's own node is returned, the same one every time: it is
+        what the graph uses when the agent itself is put in it (``Graph(agent)``,
+        ``a >> agent >> b``).
+
         Args:
             name: Node name (defaults to the agent's name).
             **kwargs: More :class:`AgentNode` arguments.
@@ -649,7 +654,22 @@ class Agent:
         """
         from spark_core.agents.node import AgentNode
 
+        if name is None and not kwargs:
+            if self._node is None:
+                self._node = AgentNode(self)
+            return self._node
         return AgentNode(self, name=name, **kwargs)
+
+    def __rshift__(self, other: Any) -> Any:
+        """``agent >> node``: an edge from the agent's own node (see :meth:`as_node`).
+
+        Args:
+            other: The target node (or nodes).
+
+        Returns:
+            ``other``, so edges chain.
+        """
+        return self.as_node() >> other
 
     # -- checkpoints --------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from spark_core.graphs.backends import DELETED, StateBackend
 from spark_core.graphs.edges import Edge
 from spark_core.graphs.observers import GraphObserver, NodeRunInfo, RunInfo, RunResult
 from spark_core.graphs.state import GraphState
-from spark_core.nodes.base import JoinNode, Node, _check_output, execute_node
+from spark_core.nodes.base import JoinNode, Node, _check_output, as_node, execute_node
 from spark_core.nodes.context import ExecutionContext, Inputs
 
 logger = logging.getLogger("spark_core.graph")
@@ -147,6 +147,7 @@ class Graph:
             GraphDefinitionError: ``start`` is not a node, ids collide, or ``max_steps`` < 1.
             StateValidationError: The schema or initial state is invalid.
         """
+        start = as_node(start)  # an Agent stands for its node
         if not isinstance(start, Node):
             raise GraphDefinitionError(f"start must be a Node, got {start!r}")
         if (

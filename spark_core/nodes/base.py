@@ -108,8 +108,25 @@ class _EdgeBuilder:
         return target
 
 
+def as_node(obj: Any) -> Any:
+    """Return ``obj`` if it is a node, else ``obj.as_node()`` when it has one (an ``Agent``).
+
+    Args:
+        obj: A node, or an object standing for one.
+
+    Returns:
+        The node, or ``obj`` unchanged (callers check the type).
+    """
+    if not isinstance(obj, Node):
+        make = getattr(obj, "as_node", None)
+        if callable(make):
+            return make()
+    return obj
+
+
 def _as_nodes(target: Any) -> List["Node"]:
     items = list(target) if isinstance(target, (list, tuple)) else [target]
+    items = [as_node(item) for item in items]
     for item in items:
         if not isinstance(item, Node):
             raise GraphDefinitionError(f"an edge must point to a Node, got {item!r}")
@@ -226,6 +243,7 @@ class Node:
         """
         from spark_core.graphs.edges import Edge
 
+        target = as_node(target)
         if not isinstance(target, Node):
             raise GraphDefinitionError(f"an edge must point to a Node, got {target!r}")
         if kind == "always" and value is not None:

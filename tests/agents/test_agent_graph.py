@@ -112,6 +112,32 @@ def test_agent_spans_in_telemetry() -> None:
     telemetry.close()
 
 
+class Ask(Node):
+    async def process(self, context: Any) -> Dict[str, Any]:
+        return {"prompt": f"Capital of {context.inputs.content['country']}?"}
+
+
+class Shout(Node):
+    async def process(self, context: Any) -> Dict[str, Any]:
+        return {"loud": context.inputs.content["answer"].upper()}
+
+
+def test_the_agent_itself_is_a_node() -> None:
+    agent = Agent(model=two_step_model(), tools=[lookup_capital], name="geo")
+    ask, shout = Ask(), Shout()
+    ask >> agent >> shout
+    graph = Graph(ask)
+    assert list(graph.nodes) == ["Ask", "geo", "Shout"]
+    assert graph.nodes["geo"] is agent.as_node()  # one node per agent
+    result = asyncio.run(graph.run({"country": "Peru"}))
+    assert result.content == {"loud": "LIMA"}
+
+    alone = Graph(Agent(model=two_step_model(), tools=[lookup_capital], name="solo"))
+    assert isinstance(alone.start, AgentNode) and alone.start.id == "solo"
+    other = Agent(model=two_step_model(), name="other")
+    assert other.as_node("renamed") is not other.as_node()
+
+
 def test_prompt_from_input() -> None:
     node = AgentNode(
         Agent(model=two_step_model()), prompt_template="Capital of {country}?"
