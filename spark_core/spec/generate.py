@@ -135,7 +135,7 @@ def generate_mission(
         agents = [n.id for n in graph_spec.nodes if n.type.endswith(":AgentNode")]
         if not agents:
             raise SpecError(
-                f"--strategy binds agent nodes (type '{_AGENT_NODE_TYPE}'); "
+                f"strategy {strategy!r} binds agent nodes (type '{_AGENT_NODE_TYPE}'); "
                 f"graph {graph_spec.id!r} has none"
             )
         strategies = [

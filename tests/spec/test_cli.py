@@ -150,7 +150,9 @@ def test_generate_rejects_bad_input(capsys: Any) -> None:
     code, _, err = run(capsys, "mission-generate", "x", "--strategy", "guessing")
     assert code == 2 and err.count("\n") == 1 and "unknown strategy 'guessing'" in err
     code, _, err = run(capsys, "mission-generate", "x", "--strategy", "react")
-    assert code == 2 and "--strategy binds agent nodes" in err and "has none" in err
+    assert (
+        code == 2 and "strategy 'react' binds agent nodes" in err and "has none" in err
+    )
     code, _, err = run(capsys, "mission-generate", "x", "--plan", "a,a")
     assert code == 2 and "unique" in err
     code, _, err = run(capsys, "mission-generate", "x", "--version", "1")
