@@ -81,7 +81,7 @@ def is_reference(text: str) -> bool:
     Returns:
         Whether it has that shape (nothing is imported).
     """
-    return bool(_REFERENCE.match(text))
+    return bool(_REFERENCE.fullmatch(text))  # match() let "a:B\n" through
 
 
 def _structural(cls: Any, data: Any) -> Tuple[Any, List[ValidationIssue]]:

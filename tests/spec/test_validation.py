@@ -31,6 +31,7 @@ from spark_core.spec import (
     validate_mission,
     validate_spec,
 )
+from spark_core.spec.validation import is_reference
 
 
 def graph(*edges: EdgeSpec, nodes: str = "abc") -> GraphSpec:
@@ -252,3 +253,14 @@ def test_ensure_valid_raises_with_all_errors_and_strict_counts_warnings() -> Non
     assert ensure_valid_graph(warn_only.to_dict()) == warn_only
     with pytest.raises(SpecValidationError, match="unreachable"):
         ensure_valid_graph(warn_only, strict=True)
+
+
+def test_references_are_whole_strings() -> None:
+    assert is_reference("spark_core.nodes:Node")
+    for text in ("spark_core.nodes:Node\n", "spark_core.nodes:Node ", "a:b.c", ":Node"):
+        assert not is_reference(text), text
+    g = graph()
+    g.nodes[0].type = "spark_core.nodes:Node\n"
+    assert by_path(validate_graph(g))["nodes[0].type"] == (
+        "must look like 'package.module:Class'"
+    )
