@@ -108,7 +108,7 @@ def generate_mission(
     if not ids:
         raise SpecError("the plan needs at least one step")
     for step_id in ids:
-        if not _STEP_ID.match(step_id):
+        if not _STEP_ID.fullmatch(step_id):
             raise SpecError(
                 f"invalid plan step id {step_id!r} (letters, digits, '_' and '-')"
             )

@@ -816,7 +816,7 @@ def is_semver(text: str) -> bool:
     Returns:
         Whether it is valid semver 2.0.
     """
-    return bool(_SEMVER.match(text))
+    return bool(_SEMVER.fullmatch(text))
 
 
 @dataclass
@@ -860,7 +860,7 @@ class MissionSpec(_SpecBase):
         if (
             isinstance(mission_id, str)
             and mission_id
-            and not _MISSION_ID.match(mission_id)
+            and not _MISSION_ID.fullmatch(mission_id)
         ):
             p.error(
                 join_path(path, "mission_id"),

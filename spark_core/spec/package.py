@@ -114,7 +114,7 @@ def _files(mission: MissionSpec, include_deps: bool) -> List[Tuple[str, bytes]]:
         o.name: o for o in (mission.simulation.tools if mission.simulation else [])
     }
     for tool in mission.graph.tools:
-        if not _FILE_NAME.match(tool.name):
+        if not _FILE_NAME.fullmatch(tool.name):
             # The name becomes a path inside the zip: no folders, no "..".
             raise SpecError(
                 f"tool name {tool.name!r} cannot name a package file "

@@ -226,7 +226,7 @@ def _schema_issues(p: Parser, schema: MissionStateSchemaSpec, base: str) -> None
         where = join_path(join_path(base, "fields"), name)
         if name.startswith("_spark_"):
             p.error(where, "names starting with '_spark_' are reserved")
-        elif not _FIELD_NAME.match(name):
+        elif not _FIELD_NAME.fullmatch(name):
             p.error(
                 where,
                 "must be an identifier (letters, digits, '_'; not starting with '_')",
@@ -348,11 +348,11 @@ def _deployment_issues(p: Parser, dep: MissionDeploymentSpec) -> None:
         )
     for key, value in dep.resources.items():
         where = f"deployment.resources.{key}"
-        if key == "cpu" and not _CPU.match(value):
+        if key == "cpu" and not _CPU.fullmatch(value):
             p.error(where, f"{value!r} is not a CPU quantity (e.g. '2', '0.5', '500m')")
-        elif key == "memory" and not _MEMORY.match(value):
+        elif key == "memory" and not _MEMORY.fullmatch(value):
             p.error(where, f"{value!r} is not a memory quantity (e.g. '512Mi', '4Gi')")
-        elif key == "gpu" and not _INT.match(value):
+        elif key == "gpu" and not _INT.fullmatch(value):
             p.error(where, f"{value!r} is not a whole number of GPUs")
         elif key not in ("cpu", "memory", "gpu"):
             p.warn(where, "unknown resource (expected cpu, memory, gpu)")
@@ -361,7 +361,7 @@ def _deployment_issues(p: Parser, dep: MissionDeploymentSpec) -> None:
             "deployment.restart_policy", f"must be one of {', '.join(RESTART_POLICIES)}"
         )
     for key, value in dep.environment.items():
-        if not _ENV_NAME.match(key):
+        if not _ENV_NAME.fullmatch(key):
             p.error(
                 f"deployment.environment.{key}",
                 "is not a valid environment variable name",

@@ -160,6 +160,15 @@ def test_override_cannot_have_both_response_and_handler() -> None:
     }
 
 
+def test_ids_and_versions_with_a_trailing_newline_are_invalid() -> None:
+    data = small_mission().to_dict()
+    data["mission_id"] = data["mission_id"] + "\n"
+    data["version"] = "1.0.0\n"
+    issues = issues_of(data)
+    assert set(issues) == {"mission_id", "version"}
+    assert issues["version"] == "must be a semantic version, got '1.0.0\\n'"
+
+
 def test_simulation_models_are_lists_of_replies() -> None:
     mission = small_mission()
     mission.simulation = MissionSimulationSpec(
