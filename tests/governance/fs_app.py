@@ -174,10 +174,12 @@ def racing_resume_worker(
         went_by.wait(timeout=60)
         return str(write_file.func(path, content))
 
-    graph = build(SQLiteStateBackend(db))
-    graph.tool_executor.tools["write_file"] = Tool(gated_write, name="write_file")
     try:
+        graph = build(SQLiteStateBackend(db))
+        graph.tool_executor.tools["write_file"] = Tool(gated_write, name="write_file")
         outcome = asyncio.run(_resume(graph, run_id))
+    except BaseException as exc:  # report it: the test would only see a missing answer
+        outcome = f"error: {exc!r}"
     finally:
         went_by.set()
     results.put(outcome)
