@@ -4,11 +4,15 @@ Each strategy is a real prompting and parsing loop over an agent session:
 
 * :class:`ReActStrategy` — Thought / Action / Observation: the model calls tools (natively,
   or in text as ``Action: tool_name[{"arg": 1}]``), reads the results, and ends with
-  ``Final Answer: ...``.
+  ``Final Answer: ...``. A text action written before the marker runs first.
 * :class:`ChainOfThoughtStrategy` — the model reasons step by step and ends with
   ``Final Answer: ...``; the answer is extracted from that line (asked for once if missing).
 * :class:`PlanAndSolveStrategy` — the model first writes a numbered plan (no tools), then
   carries it out with tools and ends with ``Final Answer: ...``.
+
+Markers (``Final Answer:``, ``Action:``, ``Observation:``, ``Thought:``, plan steps) count
+only at the start of a line; the first ``Final Answer:`` wins and the rest of the reply is
+the answer.
 
 Specs bind strategies by name: :func:`strategy_from_spec` builds one from
 ``("react" | "chain_of_thought" | "plan_and_solve", config)``.
@@ -41,7 +45,11 @@ __all__ = [
 
 logger = logging.getLogger("spark_core.agents.strategies")
 
-_FINAL_RE = re.compile(r"final\s+answer\s*:", re.IGNORECASE)
+# Only at a line start (Markdown bold tolerated): "the final answer: once I look it up" in a
+# thought, or inside a JSON answer's string, is prose, not the marker.
+_FINAL_RE = re.compile(
+    r"^[ \t]*[*_]{0,2}final[ \t]+answer[*_]{0,2}[ \t]*:[*_]{0,2}", re.I | re.M
+)
 _ACTION_RE = re.compile(
     r"^[ \t]*action[ \t]*:[ \t]*([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*", re.I | re.M
 )
@@ -59,7 +67,9 @@ FINAL_ANSWER_HINT = (
 
 
 def extract_final_answer(text: Optional[str]) -> Optional[str]:
-    """Return what follows the last ``Final Answer:`` marker, or None if there is none.
+    """Return what follows the first ``Final Answer:`` marker, or None if there is none.
+
+    The marker counts only at the start of a line (``**Final Answer:**`` too).
 
     Args:
         text: A model reply.
@@ -69,10 +79,8 @@ def extract_final_answer(text: Optional[str]) -> Optional[str]:
     """
     if not text:
         return None
-    matches = list(_FINAL_RE.finditer(text))
-    if not matches:
-        return None
-    return text[matches[-1].end() :].strip()
+    match = _FINAL_RE.search(text)
+    return None if match is None else text[match.end() :].strip()
 
 
 def parse_text_actions(text: Optional[str], id_prefix: str = "act") -> List[ToolCall]:
@@ -232,9 +240,13 @@ class ReasoningStrategy:
             if response.tool_calls:
                 await session.act(response.tool_calls, "native")
                 continue
-            answer = extract_final_answer(text)
-            if text_actions and answer is None:
-                calls = parse_text_actions(text, id_prefix=f"act{session.steps}")
+            marker = _FINAL_RE.search(text)
+            answer = text[marker.end() :].strip() if marker else None
+            if text_actions:
+                # An action written before the marker runs first: an answer given before
+                # its observation came back is a guess.
+                before = text[: marker.start()] if marker else text
+                calls = parse_text_actions(before, id_prefix=f"act{session.steps}")
                 if calls:
                     await session.act(calls, "text")
                     continue

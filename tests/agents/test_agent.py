@@ -411,7 +411,11 @@ def test_plan_and_solve_plans_first_then_executes() -> None:
 
 
 def test_parsers() -> None:
-    assert extract_final_answer("a\nFinal answer: x\nFINAL ANSWER:  y ") == "y"
+    assert extract_final_answer("a\nFinal answer: x\n  FINAL ANSWER:  y ") == (
+        "x\n  FINAL ANSWER:  y"
+    )  # the first marker at a line start; the rest is the answer
+    assert extract_final_answer("**Final Answer:** 42") == "42"
+    assert extract_final_answer("I know the final answer: 42") is None
     assert extract_final_answer("no marker") is None
     calls = parse_text_actions(
         'Action: add[{"a": 1}]\nAction: ping[]\nAction: bad[{oops]'
@@ -426,6 +430,55 @@ def test_parsers() -> None:
         == "arguments must be a JSON object"
     )
     assert parse_plan("Plan:\n1. a\n2) b\nStep 3: c\nnot a step") == ["a", "b", "c"]
+
+
+def test_final_answer_in_a_thought_does_not_end_the_react_loop() -> None:
+    model = ScriptedModel(
+        [
+            "Thought: I will know the final answer: once I look it up.\n"
+            'Action: lookup_capital[{"country": "Peru"}]',
+            "Final Answer: Lima",
+        ]
+    )
+    agent = Agent(
+        model=model,
+        tools=[lookup_capital],
+        reasoning_strategy=ReActStrategy(mode="text"),
+    )
+    result = run(agent.run("Capital of Peru?"))
+    assert result.answer == "Lima" and model.calls == 2
+    assert [c["country"] for c in calls_to("lookup_capital")] == ["Peru"]
+
+
+def test_an_action_before_the_marker_runs_before_any_answer() -> None:
+    # The model guessed the observation and answered in the same reply.
+    model = ScriptedModel(
+        [
+            'Action: lookup_capital[{"country": "France"}]\nObservation: Rome\n'
+            "Final Answer: Rome",
+            "Final Answer: Paris",
+        ]
+    )
+    agent = Agent(
+        model=model,
+        tools=[lookup_capital],
+        reasoning_strategy=ReActStrategy(mode="text"),
+    )
+    assert run(agent.run("Capital of France?")).answer == "Paris"
+    assert len(calls_to("lookup_capital")) == 1
+
+
+def test_json_answer_containing_the_marker_text_is_kept_whole() -> None:
+    model = ScriptedModel(['Final Answer: {"note": "the final answer: is 42"}'])
+    agent = Agent(model=model, output_mode="json")
+    result = run(agent.run("q"))
+    assert result.answer == {"note": "the final answer: is 42"} and model.calls == 1
+
+
+def test_chain_of_thought_marker_only_at_a_line_start() -> None:
+    model = ScriptedModel(["17*3+4 = 55\nFinal Answer: 55 (the final answer: checked)"])
+    agent = Agent(model=model, reasoning_strategy=ChainOfThoughtStrategy())
+    assert run(agent.run("17*3+4?")).answer == "55 (the final answer: checked)"
 
 
 def test_strategy_from_spec() -> None:
