@@ -50,7 +50,6 @@ from ai_spine.constants import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_WAIT_TIMEOUT,
     EXECUTION_STATUSES,
-    MAX_ID_LENGTH,
     TERMINAL_STATUSES,
     ZERO_UUID,
 )
@@ -395,22 +394,13 @@ def _check_uuid(value: Any, name: str) -> str:
     )
 
 
-def _check_id(value: Any, name: str, loc: str = "path") -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _invalid(
-            [_detail((loc, name), f"{name} must be a non-empty string", "string_type")]
-        )
-    if len(value) > MAX_ID_LENGTH:
-        raise _invalid(
-            [
-                _detail(
-                    (loc, name),
-                    f"{name} is longer than {MAX_ID_LENGTH}",
-                    "string_too_long",
-                )
-            ]
-        )
-    return value
+def _id_problem(value: Any, name: str, loc: str) -> Optional[Dict[str, Any]]:
+    """The 422 entry for an id ``validate_id`` refuses (AISpine's rule, so both agree)."""
+    try:
+        validate_id(value, name)
+    except ValidationError as exc:
+        return _detail((loc, name), exc.message, "value_error")
+    return None
 
 
 def _json_copy(value: Any) -> Any:
@@ -430,15 +420,12 @@ def validate_execute_request(body: Any) -> List[Dict[str, Any]]:
     if not isinstance(body, dict):
         return [_detail(("body",), "Input should be a valid dictionary", "dict_type")]
     errors: List[Dict[str, Any]] = []
-    flow_id = body.get("flow_id")
     if "flow_id" not in body:
         errors.append(_detail(("body", "flow_id"), "Field required", "missing"))
-    elif not isinstance(flow_id, str) or not flow_id.strip():
-        errors.append(
-            _detail(
-                ("body", "flow_id"), "flow_id must be a non-empty string", "string_type"
-            )
-        )
+    else:
+        problem = _id_problem(body["flow_id"], "flow_id", "body")
+        if problem is not None:
+            errors.append(problem)
     if "input_data" not in body:
         errors.append(_detail(("body", "input_data"), "Field required", "missing"))
     elif not isinstance(body["input_data"], dict):
@@ -752,7 +739,9 @@ class LocalSpine:
         Raises:
             ValidationError: Bad id, an unusable flow, or the id is taken and not ``replace``.
         """
-        _check_id(flow_id, "flow_id", "body")
+        problem = _id_problem(flow_id, "flow_id", "body")
+        if problem is not None:
+            raise _invalid([problem])
         entry = _Flow(flow_id, flow, name, description)
         with self._lock:
             if flow_id in self._flows and not replace:
@@ -774,8 +763,10 @@ class LocalSpine:
             True when it was removed.
 
         Raises:
+            ValidationError: A malformed id.
             NotFoundError: No such flow.
         """
+        validate_id(flow_id, "flow_id")
         with self._lock:
             if self._flows.pop(flow_id, None) is None:
                 raise NotFoundError(f"Flow '{flow_id}' not found", status_code=404)
@@ -1191,10 +1182,10 @@ class LocalSpine:
         """Return one flow's FlowDefinition.
 
         Raises:
-            ValidationError: Empty id.
+            ValidationError: A malformed id (as AISpine refuses it).
             NotFoundError: No such flow.
         """
-        _check_id(flow_id, "flow_id")
+        validate_id(flow_id, "flow_id")
         flow = self._flows.get(flow_id)
         if flow is None:
             raise NotFoundError(
@@ -1227,13 +1218,13 @@ class LocalSpine:
         cfg = dict(agent_config)
         handler = cfg.pop("handler", None)
         errors = []
-        for key in ("agent_id", "name"):
-            if not isinstance(cfg.get(key), str) or not cfg[key].strip():
-                errors.append(
-                    _detail(
-                        ("body", key), f"{key} must be a non-empty string", "missing"
-                    )
-                )
+        problem = _id_problem(cfg.get("agent_id"), "agent_id", "body")
+        if problem is not None:
+            errors.append(problem)
+        if not isinstance(cfg.get("name"), str) or not cfg["name"].strip():
+            errors.append(
+                _detail(("body", "name"), "name must be a non-empty string", "missing")
+            )
         endpoint = cfg.get("endpoint")
         if handler is not None and not callable(handler):
             errors.append(
@@ -1302,6 +1293,7 @@ class LocalSpine:
         """Return one agent's AgentInfo.
 
         Raises:
+            ValidationError: A malformed id (as AISpine refuses it).
             NotFoundError: No such agent.
         """
         return cast(AgentDict, dict(self._agent(agent_id).info))
@@ -1313,9 +1305,10 @@ class LocalSpine:
             True when it was removed.
 
         Raises:
+            ValidationError: A malformed id (as AISpine refuses it).
             NotFoundError: No such agent.
         """
-        _check_id(agent_id, "agent_id")
+        validate_id(agent_id, "agent_id")
         with self._lock:
             if self._agents.pop(agent_id, None) is None:
                 msg = f"Agent '{agent_id}' not found"
@@ -1498,7 +1491,7 @@ class LocalSpine:
                     self._idempotency.pop(gone.idempotency_key, None)
 
     def _agent(self, agent_id: str) -> _Agent:
-        _check_id(agent_id, "agent_id")
+        validate_id(agent_id, "agent_id")
         agent = self._agents.get(agent_id)
         if agent is None:
             msg = f"Agent '{agent_id}' not found"

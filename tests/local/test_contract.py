@@ -328,3 +328,18 @@ def test_wait_raises_the_same_errors_locally_and_over_http(
             http_timeout.execution_id,
             http_timeout.last_status,
         )
+
+
+@pytest.mark.parametrize("bad", ["a/b", " echo", "my flow", "echo\n", ""])
+def test_malformed_ids_are_validation_errors_on_both_sides(
+    spine: Spine, bad: str
+) -> None:
+    for call in (spine.get_flow, spine.get_agent, spine.delete_agent):
+        with pytest.raises(ValidationError) as info:
+            call(bad)
+        assert info.value.status_code is None  # refused before any lookup or request
+        assert "agent_id" in str(info.value) or "flow_id" in str(info.value)
+    agent = {"agent_id": bad, "name": "X", "endpoint": "http://127.0.0.1:9/x"}
+    with pytest.raises(ValidationError, match="agent_id"):
+        spine.create_agent(agent)
+    assert spine.list_agents() == []

@@ -84,6 +84,17 @@ def test_register_flow_rejects_bad_sources_and_taken_ids() -> None:
             spine.unregister_flow("echo")
 
 
+@pytest.mark.parametrize("bad", ["my flow", "a/b", " echo", "../x", "", 7])
+def test_register_flow_refuses_ids_no_client_could_reach(bad: Any) -> None:
+    with LocalSpine() as spine:
+        with pytest.raises(ValidationError, match="flow_id") as info:
+            spine.register_flow(bad, lambda: Graph(Echo("echo")))
+        assert info.value.body["detail"][0]["loc"] == ["body", "flow_id"]
+        assert spine.list_flows() == []
+        with pytest.raises(ValidationError, match="flow_id"):
+            spine.unregister_flow(bad)
+
+
 GREET_SPEC = {
     "id": "greet",
     "start": "hello",
