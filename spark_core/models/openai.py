@@ -40,7 +40,7 @@ __all__ = ["OpenAIModel", "DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "DEFAULT_MAX_RE
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 #: Seconds to wait for one HTTP answer.
 DEFAULT_TIMEOUT = 60.0
-#: Retries after the first attempt on 429/5xx/connection errors.
+#: Retries after the first attempt (see :mod:`spark_core.models.retry` for which failures).
 DEFAULT_MAX_RETRIES = 2
 
 logger = logging.getLogger("spark_core.models.openai")
@@ -56,6 +56,17 @@ def _display_url(url: str) -> str:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _pricing(pricing: Optional[Tuple[float, float]]) -> Optional[Pricing]:
+    """``(input, output)`` USD per million tokens as a Pricing (ValueError when not)."""
+    if pricing is None:
+        return None
+    if not isinstance(pricing, (tuple, list)) or len(pricing) != 2:
+        raise ValueError(
+            f"pricing must be (input, output) USD per million tokens, got {pricing!r}"
+        )
+    return Pricing(*pricing)
 
 
 class _Transient(Exception):
@@ -84,8 +95,9 @@ class OpenAIModel:
         base_url: Endpoint root up to ``/v1``; defaults to ``OPENAI_BASE_URL``, else
             :data:`DEFAULT_BASE_URL`.
         timeout: Seconds to wait for one HTTP answer.
-        max_retries: Retries after the first attempt on 429, 5xx, timeouts and connection
-            errors (a chat completion has no side effect, so a retry is safe).
+        max_retries: Retries after the first attempt on HTTP 408, 429, 500, 502, 503, 504,
+            timeouts and connection errors (a chat completion has no side effect, so a retry
+            is safe); the rules are in :mod:`spark_core.models.retry`.
         backoff_factor: First backoff in seconds (doubles per retry, with jitter).
         max_retry_after: Longest server ``Retry-After`` honoured; longer ones fail at once.
         pricing: ``(input, output)`` USD per million tokens, overriding the price table.
@@ -93,7 +105,7 @@ class OpenAIModel:
         headers: Extra HTTP headers (never logged).
 
     Raises:
-        ModelConfigError: On an invalid URL, timeout or retry count.
+        ModelConfigError: An argument has the wrong type or value (the message names it).
     """
 
     def __init__(
@@ -101,9 +113,9 @@ class OpenAIModel:
         model_id: str,
         api_key: Optional[str] = None,
         base_url: Optional[str] = None,
-        *,
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        *,
         backoff_factor: float = 0.5,
         max_retry_after: float = 60.0,
         pricing: Optional[Tuple[float, float]] = None,
@@ -111,30 +123,52 @@ class OpenAIModel:
         headers: Optional[Mapping[str, str]] = None,
     ) -> None:
         if not isinstance(model_id, str) or not model_id:
-            raise ModelConfigError("model_id must be a non-empty string")
+            raise ModelConfigError(
+                f"model_id must be a non-empty string, got {model_id!r}"
+            )
+        for name, value in (("api_key", api_key), ("base_url", base_url)):
+            if value is not None and not isinstance(value, str):
+                # type only: the value may be a secret
+                raise ModelConfigError(
+                    f"{name} must be a string or None, got {type(value).__name__}"
+                )
         url = (
             base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         ).rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ModelConfigError(
-                f"base_url must start with http:// or https://, got {url!r}"
+                f"base_url must start with http:// or https://, got {_display_url(url)!r}"
             )
-        if not timeout or timeout <= 0:
-            raise ModelConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not 0 < timeout < float("inf")
+        ):
+            raise ModelConfigError(
+                f"timeout must be a number > 0 seconds, got {timeout!r}"
+            )
         try:
             self.retry = RetryPolicy(
                 max_retries=max_retries,
                 backoff_factor=backoff_factor,
                 max_retry_after=max_retry_after,
             )
+            self.pricing = _pricing(pricing)
         except ValueError as exc:
             raise ModelConfigError(str(exc)) from None
+        for name, mapping in (
+            ("default_options", default_options),
+            ("headers", headers),
+        ):
+            if mapping is not None and not isinstance(mapping, Mapping):
+                raise ModelConfigError(
+                    f"{name} must be a mapping, got {type(mapping).__name__}"
+                )
         self.model_id = model_id
         self.base_url = url
         self._shown_url = _display_url(url)
         self.timeout = float(timeout)
         self.max_retries = max_retries
-        self.pricing = Pricing(*pricing) if pricing is not None else None
         self.default_options: Dict[str, Any] = dict(default_options or {})
         self._api_key = (
             api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
@@ -190,9 +224,9 @@ class OpenAIModel:
             ModelAuthenticationError: 401/403.
             ModelBadRequestError: Other 4xx (not retried).
             ModelRateLimitError: 429 after all retries (or a too-long ``Retry-After``).
-            ModelServerError: 5xx after all retries.
+            ModelServerError: 5xx (500, 502, 503, 504 after all retries).
             ModelConnectionError: Unreachable after all retries.
-            ModelTimeoutError: No answer within ``timeout`` after all retries.
+            ModelTimeoutError: No answer within ``timeout``, or HTTP 408, after all retries.
             ModelResponseError: A 2xx answer that is not a chat completion.
         """
         payload: Dict[str, Any] = {
@@ -330,6 +364,8 @@ class OpenAIModel:
             error = ModelRateLimitError(message, retry_after=retry_after, **kw)
         elif status >= 500:
             error = ModelServerError(message, **kw)
+        elif status == 408:  # the server gave up waiting for our request
+            error = ModelTimeoutError(message, **kw)
         else:
             error = ModelBadRequestError(message, **kw)
         if status in RETRY_STATUSES:

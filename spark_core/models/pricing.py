@@ -30,8 +30,16 @@ class Pricing:
     output_per_million: float
 
     def __post_init__(self) -> None:
-        if self.input_per_million < 0 or self.output_per_million < 0:
-            raise ValueError("token prices must be >= 0")
+        for price in (self.input_per_million, self.output_per_million):
+            if (
+                isinstance(price, bool)
+                or not isinstance(price, (int, float))
+                or not 0 <= price < float("inf")
+            ):
+                raise ValueError(
+                    "token prices must be numbers >= 0, got "
+                    f"({self.input_per_million!r}, {self.output_per_million!r})"
+                )
 
     def cost(self, usage: Usage) -> float:
         """Return the cost of ``usage`` in USD.

@@ -1,8 +1,30 @@
-"""The retry policy of HTTP models: one immutable value owns every retry decision."""
+"""The retry policy of HTTP models: one immutable value owns every retry decision.
+
+The rules are the client's (``ai_spine.retry``; ``spark_core`` cannot import it, so they are
+restated here and a test compares them):
+
+* retried: connection errors, timeouts, and HTTP 429, 500, 502, 503, 504;
+* never retried: any other 4xx (bad request, authentication...), other 5xx;
+* exponential backoff: ``backoff_factor`` seconds, doubling per retry, capped at
+  ``backoff_max``, each delay jittered to between half of it and all of it;
+* ``Retry-After`` (seconds or an HTTP date) replaces the backoff; one longer than
+  ``max_retry_after`` is not waited for: the error is raised at once.
+
+Where LLM endpoints differ, and why:
+
+* a chat completion has no side effect, so every failed attempt may be sent again (the
+  client's POST rules, which protect against starting a flow twice, do not apply);
+* HTTP 408 (the server timed out waiting for the request) is retried too: it is the same
+  situation as our own timeout, which is retried;
+* ``retry-after-ms`` (sent by OpenAI) is read before ``Retry-After``;
+* defaults: 2 retries and a 60 s timeout per attempt (completions are slow), where the client
+  has 3 and 30 s.
+"""
 
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -10,13 +32,22 @@ from typing import Mapping, Optional, Tuple
 
 __all__ = ["RetryPolicy", "RETRY_STATUSES", "parse_retry_after"]
 
-#: HTTP statuses worth another attempt: rate limited, or a transient server failure.
-RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+#: HTTP statuses worth another attempt: the client's (429, 500, 502, 503, 504), plus 408.
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def _jitter(delay: float) -> float:
-    """Return ``delay`` scaled by a random factor in [0.75, 1.0] (tests pin this)."""
-    return delay * (1.0 - 0.25 * random.random())
+    """Return ``delay`` scaled by a random factor in [0.5, 1.0] (tests pin this)."""
+    return delay * (0.5 + random.random() / 2)
+
+
+def _seconds(text: str) -> Optional[float]:
+    """A finite number of seconds >= 0, or None (NaN and infinity are unusable)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return max(0.0, value) if math.isfinite(value) else None
 
 
 def parse_retry_after(
@@ -37,18 +68,16 @@ def parse_retry_after(
     lowered = {k.lower(): v for k, v in headers.items()}
     millis = lowered.get("retry-after-ms")
     if millis is not None:
-        try:
-            return max(0.0, float(millis) / 1000.0)
-        except ValueError:
-            pass
+        seconds = _seconds(millis)
+        if seconds is not None:
+            return seconds / 1000.0
     value = lowered.get("retry-after")
     if value is None:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -85,12 +114,17 @@ class RetryPolicy:
     history: Tuple[Tuple[str, Optional[float]], ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
-        if self.backoff_factor < 0 or self.backoff_max < 0 or self.max_retry_after < 0:
-            raise ValueError(
-                "backoff_factor, backoff_max and max_retry_after must be >= 0"
-            )
+        retries = self.max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"max_retries must be an int >= 0, got {retries!r}")
+        for name in ("backoff_factor", "backoff_max", "max_retry_after"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not value >= 0  # NaN too
+            ):
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
 
     @property
     def retries_taken(self) -> int:
@@ -116,7 +150,14 @@ class RetryPolicy:
         return self.retries_taken > self.max_retries
 
     def retry_after_too_long(self, retry_after: Optional[float]) -> bool:
-        """True when the server asks for a wait longer than we accept."""
+        """Whether the server asks for a wait longer than we accept (then fail at once).
+
+        Args:
+            retry_after: The server's requested wait in seconds, or None.
+
+        Returns:
+            True when ``retry_after`` exceeds ``max_retry_after``.
+        """
         return retry_after is not None and retry_after > self.max_retry_after
 
     def delay(self, retry_after: Optional[float] = None) -> float:
