@@ -495,6 +495,7 @@ async def _execute_full(  # noqa: C901 - the attempt loop is clearer in one piec
                 await observer.on_node_error(run, node, ctx, denied)
             raise denied from exc
     attempt = 0
+    last_failure: Optional[BaseException] = None  # what the node itself last raised
     while True:
         attempt += 1
         ctx.metadata["attempt"] = attempt
@@ -506,9 +507,17 @@ async def _execute_full(  # noqa: C901 - the attempt loop is clearer in one piec
         started = time.monotonic()
         try:
             if breaker is not None and not breaker.allow():
+                # Opened by this node's own failures (e.g. during retries): keep the real
+                # error as the cause, so it is not lost behind the breaker.
+                detail = (
+                    f" (last error: {type(last_failure).__name__}: {last_failure})"
+                    if last_failure is not None
+                    else ""
+                )
                 raise CircuitOpenError(
                     node.id,
-                    message=f"node {node.id!r} not called: its circuit breaker is open",
+                    last_failure,
+                    f"node {node.id!r} not called: its circuit breaker is open{detail}",
                 )
             if limiter is not None:
                 await limiter.acquire()
@@ -537,6 +546,7 @@ async def _execute_full(  # noqa: C901 - the attempt loop is clearer in one piec
                     exc,
                     message=f"node {node.id!r} timed out after {timeout.timeout_seconds}s",
                 )
+            last_failure = error
         else:
             if breaker is not None:
                 breaker.record_success()
@@ -571,7 +581,7 @@ async def _execute_full(  # noqa: C901 - the attempt loop is clearer in one piec
         if run is not None:
             for observer in observers:
                 await observer.on_node_error(run, node, ctx, final)
-        raise final from (final.cause if final.cause is not None else error)
+        raise final  # its __cause__ is already final.cause (never final itself)
 
 
 __all__ = ["Node", "NodeConfig", "NodeResult", "JoinNode", "execute_node"]

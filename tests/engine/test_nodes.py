@@ -275,6 +275,19 @@ def test_circuit_breaker_opens_and_half_opens() -> None:
     assert breaker_closed.state == "closed"
 
 
+def test_a_circuit_opened_during_retries_keeps_the_real_error() -> None:
+    breaker = CircuitBreakerCapability(failure_threshold=2, reset_timeout=60)
+    retry = RetryCapability(max_retries=5, initial_delay=0)
+    node = Flaky(100, NodeConfig(retry=retry, circuit_breaker=breaker), exc=ValueError)
+    with pytest.raises(CircuitOpenError) as info:
+        arun(node.run())
+    assert node.calls == 2  # the third attempt met the open circuit
+    assert info.value.__cause__ is not info.value
+    assert isinstance(info.value.__cause__, ValueError)
+    assert info.value.cause is info.value.__cause__
+    assert "ValueError: boom 2" in str(info.value)
+
+
 def test_half_open_circuit_lets_one_trial_call_through(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
