@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import LocationValueError
 
 from ai_spine import constants
 from ai_spine.__version__ import __version__
@@ -62,16 +63,28 @@ _REQUEST_ID_HEADERS = (
 _BODY_SNIPPET = 200
 _READ_CHUNK = 64 * 1024
 _HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")  # what a bearer token may hold
+# requests/urllib3 refusing to build the request: the caller's input, never worth a retry.
+_LOCAL_ERRORS = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.URLRequired,
+    requests.exceptions.InvalidJSONError,
+    LocationValueError,  # a host urllib3 cannot encode ("a..b"), raised bare by urllib3
+)
 
 
 def _is_http_url(value: Any) -> bool:
     """Whether ``value`` is an http(s) URL with a host, a valid port and no whitespace."""
     if not isinstance(value, str) or any(c.isspace() for c in value):
         return False
+    # Refused: "http://[bad", "http://host:99999" (ValueError), "http://%zz" (requests).
     try:
         parts = urlsplit(value)
         parts.port  # raises ValueError when out of range
-    except ValueError:  # "http://[bad", "http://host:99999"
+        requests.PreparedRequest().prepare_url(value, None)
+    except (ValueError, requests.RequestException):
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
@@ -363,6 +376,11 @@ class APIClient:
                 stream=True,
             )
             _read_body(response, ends_at)
+        except _LOCAL_ERRORS as exc:
+            raise ValidationError(
+                f"{method} {urlsplit(url).path}: request refused by requests "
+                f"({type(exc).__name__}: {_short(exc)})"
+            ) from None
         except requests.RequestException as exc:
             kind = _classify(exc)
             logger.debug("<- %s %s: %s (%s)", method, url, type(exc).__name__, kind)

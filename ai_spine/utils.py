@@ -29,7 +29,7 @@ REDACTED = "***"
 
 # Ids travel in URL paths: letters, digits and a few separators, nothing that could change
 # the path (slashes, dots-only segments, spaces, query characters).
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
+_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]*")  # used with fullmatch
 # Anything that looks like a credential in free text: bearer tokens and key=value pairs.
 _SECRET_PATTERNS = (
     re.compile(
@@ -62,7 +62,7 @@ def validate_id(value: Any, name: str) -> str:
         raise ValidationError(
             f"{name} is too long ({len(value)} > {constants.MAX_ID_LENGTH})"
         )
-    if not _ID_PATTERN.match(value):
+    if not _ID_PATTERN.fullmatch(value):  # match + $ let a trailing newline through
         raise ValidationError(
             f"{name} {value!r} is malformed: use letters, digits and _ . : @ - only"
         )

@@ -97,6 +97,7 @@ def test_a_session_passed_in_is_used_and_left_open(
         {"base_url": "http://host:99999"},  # was a retried NetworkError on every call
         {"base_url": "http://exa mple.com"},
         {"base_url": "http://:8000"},
+        {"base_url": "http://%zz"},  # was a retried NetworkError (requests' InvalidURL)
         {"timeout": 0},
         {"timeout": -1},
         {"max_retries": -1},
@@ -121,6 +122,38 @@ def test_a_key_no_header_can_carry_is_refused_without_echoing_it(key: str) -> No
     with pytest.raises(ValidationError, match="trailing newline") as info:
         AISpine(api_key=key, base_url=BASE)
     assert "secret" not in str(info.value) and "uro" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        requests.exceptions.InvalidHeader("bad header value"),
+        requests.exceptions.InvalidURL("bad url"),
+        requests.exceptions.MissingSchema("no schema"),
+    ],
+)
+def test_requests_refusing_to_build_a_request_is_a_validation_error_not_retried(
+    client: AISpine,
+    mocked: responses.RequestsMock,
+    sleeps: List[float],
+    refusal: Exception,
+) -> None:
+    # Was classified as a read error: a GET was retried and ended as a NetworkError.
+    mocked.get(BASE + "/health", body=refusal)
+    with pytest.raises(ValidationError, match=type(refusal).__name__) as info:
+        client.health_check()
+    assert info.value.status_code is None
+    assert len(mocked.calls) == 1 and sleeps == []
+
+
+def test_a_host_urllib3_cannot_encode_is_a_validation_error(
+    sleeps: List[float],
+) -> None:
+    # "a..b" passes requests' URL checks; urllib3 then raised a bare LocationParseError.
+    with AISpine(base_url="http://a..b") as client:
+        with pytest.raises(ValidationError, match="LocationParseError"):
+            client.health_check()
+    assert sleeps == []
 
 
 def test_execute_flow_posts_the_body(
@@ -216,6 +249,10 @@ def test_a_real_execution_failing_on_another_flows_name_is_returned(
         ("ok", {}, {"priority": True}),
         ("ok", {}, {"timeout": 0}),
         ("ok", {}, {"idempotency_key": "bad key"}),
+        ("ok", {}, {"idempotency_key": "key\n"}),  # match + $ accepted it
+        ("ok", {}, {"idempotency_key": "key\r\nX-Evil: 1"}),
+        ("ok", {}, {"idempotency_key": "key\x00"}),
+        ("ok\n", {}, {}),
     ],
 )
 def test_execute_flow_validates_before_sending(
@@ -240,7 +277,7 @@ def test_get_execution(
     assert execution["output_data"] == {"approved": True, "score": 0.82}
 
 
-@pytest.mark.parametrize("bad", ["", "x/y", "a?b=c", 42])
+@pytest.mark.parametrize("bad", ["", "x/y", "a?b=c", 42, "abc\n", "abc\r\n"])
 def test_ids_are_validated_everywhere(
     client: AISpine, mocked: responses.RequestsMock, bad: Any
 ) -> None:
