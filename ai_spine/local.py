@@ -948,7 +948,7 @@ class LocalSpine:
         if not done.is_set():
             if on_progress is not None:
                 on_progress(self.get_execution(rec.execution_id))
-            if not done.wait(timeout):
+            if not done.wait(min(timeout, threading.TIMEOUT_MAX)):
                 raise _wait_timeout(rec.execution_id, timeout, rec.status)
         with self._lock:
             final = rec.context()
@@ -1144,7 +1144,8 @@ class LocalSpine:
                 ]
                 if ready:
                     return ready
-                self._changed.wait(min(ends for _, ends in waiting.values()) - now)
+                soonest = min(ends for _, ends in waiting.values())
+                self._changed.wait(min(soonest - now, threading.TIMEOUT_MAX))
 
     def _start_batch_item(self, index: int, item: Any) -> Union[BatchResult, _Record]:
         flow_id: Optional[str] = None
@@ -1411,7 +1412,9 @@ class LocalSpine:
             ]
         deadline = time.monotonic() + max(0.0, timeout)
         for rec in pending:
-            rec.done.wait(max(0.0, deadline - time.monotonic()))
+            rec.done.wait(
+                min(max(0.0, deadline - time.monotonic()), threading.TIMEOUT_MAX)
+            )
         for rec in pending:
             self._finish(rec, "failed", {}, _CLOSED_MESSAGE)
         loop, thread = self._loop, self._thread

@@ -343,3 +343,11 @@ def test_malformed_ids_are_validation_errors_on_both_sides(
     with pytest.raises(ValidationError, match="agent_id"):
         spine.create_agent(agent)
     assert spine.list_agents() == []
+
+
+def test_infinite_or_nan_waits_are_refused_on_both_sides(spine: Spine) -> None:
+    started = spine.execute_flow("echo", {})
+    for bad in (float("inf"), float("nan")):
+        with pytest.raises(ValidationError, match="timeout must be finite"):
+            spine.wait_for_execution(started["execution_id"], bad, FAST)
+    assert run_status(spine, started["execution_id"]) == "completed"

@@ -221,6 +221,32 @@ def test_wait_rejects_bad_timeouts() -> None:
         assert seen[-1] == "completed"
 
 
+def test_a_wait_longer_than_the_platform_timeout_is_accepted(hooks: Hooks) -> None:
+    with LocalSpine(make_flows(hooks)) as spine:
+        started = spine.execute_flow("block", {})
+        # Released once the wait has begun, so the long wait really blocks.
+        done = spine.wait_for_execution(
+            started["execution_id"],
+            timeout=1e10,
+            on_progress=lambda e: hooks.release.set(),
+        )
+        assert done["output_data"] == {"released": True}
+
+
+def test_a_batch_wait_timeout_longer_than_the_platform_allows_is_accepted(
+    hooks: Hooks,
+) -> None:
+    class ReleaseOnWait(threading.Condition):
+        def wait(self, timeout: Any = None) -> bool:
+            hooks.release.set()  # the batch is waiting: let the blocked item finish
+            return super().wait(timeout)
+
+    with LocalSpine(make_flows(hooks)) as spine:
+        spine._changed = ReleaseOnWait(threading.Lock())
+        results = spine.execute_batch([("block", {})], wait_timeout=1e300)
+        assert [r.result for r in results] == [{"released": True}]
+
+
 def test_it_works_from_inside_a_running_event_loop() -> None:
     # What a notebook cell does: the caller's thread already runs a loop.
     async def cell() -> Any:
