@@ -79,7 +79,11 @@ class ExpressionError(GraphDefinitionError):
 
 
 class EdgeConditionError(SparkError):
-    """Evaluating an edge condition raised an error at run time."""
+    """Evaluating an edge condition raised an error at run time.
+
+    In a run it is the ``__cause__`` of the source node's :class:`NodeExecutionError`: the
+    node counts as failed and the run stays where it was (nothing of that step is recorded).
+    """
 
 
 class RunNotFoundError(SparkError, KeyError):

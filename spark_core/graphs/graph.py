@@ -488,8 +488,8 @@ class Graph:
                     if len(ready) == 1:  # linear fast path: no task, no wait
                         seq = ready.popleft()
                         node_id, inputs = run.pending[seq]
-                        output = await self._exec(run, node_id, inputs)
-                        self._complete(run, seq, node_id, output, ready)
+                        done = await self._exec(run, node_id, inputs)
+                        self._complete(run, seq, node_id, done, ready)
                         continue
                     if not ready and not self._release_join(run, ready):
                         break
@@ -539,8 +539,12 @@ class Graph:
                     if not task.cancelled():
                         task.exception()
 
-    async def _exec(self, run: _Run, node_id: str, inputs: Any) -> Any:
+    async def _exec(
+        self, run: _Run, node_id: str, inputs: Any
+    ) -> Tuple[Any, List[Node]]:
+        """Run one node; return its output and the targets of the edges that fire."""
         node = self.nodes[node_id]
+        snapshot = node.state.context_snapshot
         info = run.info
         ctx = ExecutionContext(
             Inputs(inputs),
@@ -568,7 +572,15 @@ class Graph:
                 node.state.context_snapshot = output
             else:
                 output = await execute_node(node, ctx, info, observers)
+            # Every condition is evaluated before anything is recorded: one that raises
+            # is this node's failure, and the run stays where it was.
+            targets = [
+                target
+                for edge, target in self._out[node_id]
+                if edge.kind == "always" or edge.matches(output)
+            ]
         except BaseException as exc:
+            node.state.context_snapshot = snapshot
             if isinstance(exc, RunPaused):
                 status = "paused"
             elif isinstance(exc, RunStopped) or not isinstance(exc, Exception):
@@ -599,20 +611,24 @@ class Graph:
             None,
             previous[4] + 1 if previous is not None else 1,
         ]
-        return output
+        return output, targets
 
     def _complete(
-        self, run: _Run, seq: int, node_id: str, output: Any, ready: Deque[int]
+        self,
+        run: _Run,
+        seq: int,
+        node_id: str,
+        done: Tuple[Any, List[Node]],
+        ready: Deque[int],
     ) -> None:
-        """Record a finished node, fire its edges and commit the step."""
+        """Record a finished node, send its output along the fired edges, commit the step."""
+        output, targets = done
         del run.pending[seq]
         run.step += 1
         run.info.step = run.step
         run.outputs[node_id] = output
         run.last_node = node_id
-        for edge, target in self._out[node_id]:
-            if edge.kind != "always" and not edge.matches(output):
-                continue
+        for target in targets:
             if isinstance(target, JoinNode):
                 run.joins_dirty = True
                 if self._buffer_join(run, node_id, target.id, output):

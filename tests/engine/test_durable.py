@@ -181,6 +181,35 @@ def test_every_step_is_committed_with_its_state(tmp_path: Path) -> None:
     assert seen[2]["record"]["step"] == 2
 
 
+def test_a_failing_edge_condition_leaves_the_stored_run_untouched(
+    tmp_path: Path,
+) -> None:
+    log: List[str] = []
+    broken = {"on": True}
+
+    def flaky_condition(output: Any) -> bool:
+        if broken["on"]:
+            raise KeyError("score")
+        return True
+
+    q, t1, t2 = Mark("q", log), Mark("t1", log), Mark("t2", log)
+    q >> t1
+    q.on(flaky_condition) >> t2
+    graph = Graph(start=q, state_backend=SQLiteStateBackend(tmp_path / "e.db"))
+    with pytest.raises(NodeExecutionError, match="q -> t2") as info:
+        graph.run_sync({"path": []}, run_id="e")
+    assert info.value.node_id == "q"
+    record = stored_run(graph, "e")
+    assert record["status"] == "failed"
+    assert record["frontier"] == [["q", {"path": []}]]  # q did not complete
+    assert record["outputs"] == {}
+    assert q.state.context_snapshot is None
+    broken["on"] = False
+    result = graph.resume_sync("e")
+    assert set(result.outputs) == {"q", "t1", "t2"}
+    assert sorted(log) == ["q", "q", "t1", "t2"]
+
+
 # -------------------------------------------------------------------- checkpoints
 def test_checkpoint_and_resume_from_continue_at_the_saved_frontier() -> None:
     log: List[str] = []

@@ -362,11 +362,13 @@ def test_graph_tools_are_read_only() -> None:
         graph.tools = ()  # type: ignore[misc]
 
 
-def test_failing_condition_is_a_clear_error() -> None:
+def test_failing_condition_is_the_source_nodes_failure() -> None:
     src = Emit({"ok": True}, "src")
     src.on(lambda out: out["missing"]) >> Tag(name="t")
-    with pytest.raises(EdgeConditionError, match="src -> t"):
+    with pytest.raises(NodeExecutionError, match="src -> t") as info:
         Graph(start=src).run_sync()
+    assert info.value.node_id == "src"
+    assert isinstance(info.value.__cause__, EdgeConditionError)
 
 
 def test_bounded_loop() -> None:
