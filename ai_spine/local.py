@@ -443,30 +443,28 @@ def validate_execute_request(body: Any) -> List[Dict[str, Any]]:
                 ("body", "metadata"), "Input should be a valid dictionary", "dict_type"
             )
         )
-    priority = body.get("priority")
-    if priority is not None and (
-        not isinstance(priority, int)
-        or isinstance(priority, bool)
-        or not 0 <= priority <= 10
-    ):
-        errors.append(
-            _detail(
-                ("body", "priority"),
-                "priority must be an integer from 0 to 10",
-                "int_type",
+    for name, low, high in (("priority", 0, 10), ("timeout", 1, None)):
+        value = body.get(name)
+        if value is None:
+            continue
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON Schema's integer: 5.0 is one, 5.5 is not
+        if not isinstance(value, int) or isinstance(value, bool):
+            errors.append(
+                _detail(("body", name), "Input should be a valid integer", "int_type")
             )
-        )
-    timeout = body.get("timeout")
-    if timeout is not None and (
-        not isinstance(timeout, (int, float))
-        or isinstance(timeout, bool)
-        or timeout <= 0
-    ):
-        errors.append(
-            _detail(
-                ("body", "timeout"), "timeout must be a positive number", "int_type"
+        elif value < low or (high is not None and value > high):
+            errors.append(
+                _detail(
+                    ("body", name),
+                    (
+                        f"{name} must be an integer from {low} to {high}"
+                        if high is not None
+                        else f"{name} must be an integer >= {low}"
+                    ),
+                    "greater_than_equal" if value < low else "less_than_equal",
+                )
             )
-        )
     return errors
 
 

@@ -383,13 +383,15 @@ class _Handler(BaseHTTPRequestHandler):
         if errors:
             raise _HTTPError(422, errors)
         key = self.headers.get("Idempotency-Key") or None
+        priority, timeout = body.get("priority"), body.get("timeout")
         try:
             answer = self.spine.execute_flow(
                 body["flow_id"],
                 body["input_data"],
                 body.get("metadata"),
-                priority=body.get("priority"),
-                timeout=body.get("timeout"),
+                # Checked above as JSON integers (5.0 included); execute_flow takes ints.
+                priority=None if priority is None else int(priority),
+                timeout=None if timeout is None else int(timeout),
                 idempotency_key=key,
             )
         except FlowNotFoundError as exc:

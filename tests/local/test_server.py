@@ -10,7 +10,7 @@ from typing import Iterator
 import pytest
 
 from ai_spine import AISpine
-from ai_spine.exceptions import AuthenticationError
+from ai_spine.exceptions import AuthenticationError, ExecutionError
 from ai_spine.local import LocalSpine
 from ai_spine.server import SpineServer, serve_main
 from tests.local.flows import Hooks, make_flows
@@ -86,6 +86,30 @@ def test_validation_errors_are_fastapi_shaped(server: SpineServer) -> None:
     status, _, body = call("GET", server.url + "/api/v1/executions?limit=abc")
     assert status == 422
     assert body["detail"][0]["loc"] == ["query", "limit"]
+
+
+def test_execute_timeout_and_priority_are_json_integers(
+    server: SpineServer, hooks: Hooks
+) -> None:
+    url = server.url + "/api/v1/flows/execute"
+    for field, value in (("timeout", 1.5), ("priority", 2.5), ("timeout", "5")):
+        body = {"flow_id": "echo", "input_data": {}, field: value}
+        status, _, answer = call("POST", url, json_body=body)
+        assert status == 422, (field, value)
+        assert answer["detail"] == [
+            {
+                "loc": ["body", field],
+                "msg": "Input should be a valid integer",
+                "type": "int_type",
+            }
+        ]
+    # 1.0 is an integer in JSON: accepted, and the run times out after 1 s.
+    body = {"flow_id": "block", "input_data": {}, "timeout": 1.0, "priority": 3.0}
+    status, _, started = call("POST", url, json_body=body)
+    assert status == 200, started
+    assert hooks.started.wait(10)
+    with pytest.raises(ExecutionError, match=r"timed out after 1 s\b"):
+        server.spine.wait_for_execution(started["execution_id"], 10)
 
 
 def test_unknown_routes_and_methods(server: SpineServer) -> None:
