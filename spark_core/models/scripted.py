@@ -7,7 +7,7 @@ they were sent, so a test can assert on the exact conversation an agent produced
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from spark_core.models.base import (
     Message,
@@ -18,6 +18,7 @@ from spark_core.models.base import (
     Usage,
     coerce_messages,
 )
+from spark_core.models.pricing import Pricing
 
 __all__ = ["EchoModel", "ScriptedModel", "ScriptStep", "estimate_tokens"]
 
@@ -132,7 +133,8 @@ class ScriptedModel(_RecordingModel):
 
     * a ``str``: a text reply;
     * a mapping ``{"text": ..., "tool_calls": [{"name", "arguments", "id"?}, ...]}``
-      (``"content"`` is accepted for ``"text"``; arguments may be a dict or JSON text);
+      (``"content"`` is accepted for ``"text"``; arguments may be a dict or JSON text;
+      ``"usage": {"prompt_tokens": ..., "completion_tokens": ...}`` replaces the estimate);
     * a :class:`ModelResponse`, returned as is;
     * a callable taking the list of :class:`Message` and returning any of the above (for
       replies that depend on what the agent sent).
@@ -147,9 +149,11 @@ class ScriptedModel(_RecordingModel):
         script: The replies, in order (each a :data:`ScriptStep`).
         model_id: The id reported in responses.
         loop: Start again from the first step when the script runs out, instead of raising.
+        pricing: ``(input, output)`` USD per million tokens, so offline runs show costs
+            (and budgets see them); free when None.
 
     Raises:
-        ValueError: If a step has an unsupported type.
+        ValueError: If a step has an unsupported type, or a price is not a number >= 0.
     """
 
     def __init__(
@@ -158,8 +162,10 @@ class ScriptedModel(_RecordingModel):
         model_id: str = "scripted",
         *,
         loop: bool = False,
+        pricing: Optional[Tuple[float, float]] = None,
     ) -> None:
         super().__init__()
+        self.pricing = Pricing(*pricing) if pricing is not None else None
         self.script: List[ScriptStep] = list(script)
         for index, step in enumerate(self.script):
             if not isinstance(step, (str, Mapping, ModelResponse)) and not callable(
@@ -174,6 +180,17 @@ class ScriptedModel(_RecordingModel):
 
     def __repr__(self) -> str:
         return f"ScriptedModel(steps={len(self.script)}, position={self.position})"
+
+    def estimate_cost(self, usage: Usage) -> float:
+        """Return the USD cost of ``usage`` at ``pricing`` (0.0 without one).
+
+        Args:
+            usage: Token counts.
+
+        Returns:
+            Cost in US dollars.
+        """
+        return self.pricing.cost(usage) if self.pricing is not None else 0.0
 
     @property
     def remaining(self) -> int:
@@ -216,10 +233,17 @@ class ScriptedModel(_RecordingModel):
             return step
         if callable(step) and not isinstance(step, (str, Mapping)):
             return self._to_response(step(msgs), msgs)
+        usage: Optional[Usage] = None
         if isinstance(step, str):
             text: Optional[str] = step
             calls: List[ToolCall] = []
         elif isinstance(step, Mapping):
+            if step.get("usage") is not None:
+                if not isinstance(step["usage"], Mapping):
+                    raise ValueError(
+                        f"a script step's usage must be a mapping, got {step['usage']!r}"
+                    )
+                usage = Usage.from_dict(step["usage"])
             raw_text = step.get("text", step.get("content"))
             text = None if raw_text is None else str(raw_text)
             calls = []
@@ -229,13 +253,15 @@ class ScriptedModel(_RecordingModel):
                 calls.append(ToolCall.from_dict(data))
         else:
             raise ValueError(f"a script step produced unsupported {type(step)}")
-        completion = estimate_tokens(text) + sum(
-            estimate_tokens(c.name + json.dumps(c.arguments)) for c in calls
-        )
+        if usage is None:
+            completion = estimate_tokens(text) + sum(
+                estimate_tokens(c.name + json.dumps(c.arguments)) for c in calls
+            )
+            usage = Usage(_prompt_usage(msgs), completion)
         return ModelResponse(
             text=text,
             tool_calls=calls,
-            usage=Usage(_prompt_usage(msgs), completion),
+            usage=usage,
             raw={"step": self.position - 1},
             model=self.model_id,
             finish_reason="tool_calls" if calls else "stop",

@@ -20,9 +20,11 @@ from spark_core.graphs import Graph, GraphObserver, SQLiteStateBackend
 from spark_core.graphs.mission_control import GuardrailBreachError, Guardrails
 from spark_core.errors import NodeExecutionError
 from spark_core.models import ScriptedModel, ScriptExhaustedError
+from spark_core.models.openai import OpenAIModel
 from spark_core.nodes import Node
 from spark_core.telemetry import TelemetryManager
 from tests.agents import restart_app
+from tests.agents.fake_openai import FakeOpenAIServer, reply
 from tests.agents.helpers import add, calls_to, fs_policy, lookup_capital, write_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,6 +90,51 @@ def test_token_budget_stops_a_chatty_agent() -> None:
     with pytest.raises(GuardrailBreachError, match="max_tokens"):
         asyncio.run(graph.run({"prompt": "count forever"}))
     assert 0 < len(calls_to("add")) < 50
+
+
+def test_a_priced_models_cost_stops_the_run_at_the_usd_budget(
+    fake_openai: FakeOpenAIServer,
+) -> None:
+    # $1000 per million prompt tokens: each 100-token call costs $0.10.
+    step = reply(
+        None, [{"name": "add", "arguments": {"a": 1, "b": 2}}], prompt_tokens=100
+    )
+    fake_openai.add(*[step] * 10)
+    model = OpenAIModel(
+        "priced", base_url=fake_openai.base_url, pricing=(1000.0, 0.0), backoff_factor=0
+    )
+    recorder = Recorder()
+    graph = Graph(
+        AgentNode(Agent(model=model, tools=[add], max_steps=10, name="spender")),
+        observers=[recorder, Guardrails(max_cost=0.25)],
+    )
+    with pytest.raises(GuardrailBreachError) as info:
+        asyncio.run(graph.run({"prompt": "keep adding"}))
+    assert info.value.limit == "max_cost"
+    assert info.value.value == pytest.approx(0.30) and info.value.threshold == 0.25
+    assert "max_cost breached" in str(info.value)
+    assert len(fake_openai.requests) == 3  # stopped at the call that crossed the limit
+    assert [c["usd"] for c in recorder.named("cost")] == pytest.approx([0.1] * 3)
+
+
+def test_a_priced_scripted_model_reports_its_cost_offline() -> None:
+    model = ScriptedModel(
+        [
+            {
+                "tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}],
+                "usage": {"prompt_tokens": 2000, "completion_tokens": 100},
+            },
+            {"text": "Final Answer: 3", "usage": {"prompt_tokens": 2500}},
+        ],
+        pricing=(100.0, 1000.0),
+    )
+    recorder = Recorder()
+    graph = Graph(AgentNode(Agent(model=model, tools=[add])), observers=[recorder])
+    result = asyncio.run(graph.run({"prompt": "1+2"}))
+    # 2000 * $100/M + 100 * $1000/M, then 2500 * $100/M
+    assert result.content["cost_usd"] == pytest.approx(0.2 + 0.1 + 0.25)
+    assert [c["usd"] for c in recorder.named("cost")] == pytest.approx([0.3, 0.25])
+    assert result.content["usage"]["prompt_tokens"] == 4500
 
 
 def test_agent_spans_in_telemetry() -> None:
