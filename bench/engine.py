@@ -81,7 +81,7 @@ def _spark_chain(n: int, cls: type = _Inc, backend: Any = None) -> Graph:
     nodes = [cls(name=f"n{i}") for i in range(n)]
     for left, right in zip(nodes, nodes[1:]):
         left >> right
-    return Graph(start=nodes[0], state_backend=backend, max_steps=n + 1)
+    return Graph(start=nodes[0], state_backend=backend)
 
 
 def spark_chain_memory(n: int, runs: int, sync: bool = False) -> float:
@@ -107,7 +107,7 @@ def spark_fanout(branches: int, runs: int) -> float:
     """spark_core fan-out of ``branches`` sleeping nodes: wall ms."""
     start = Node(name="start")
     start >> [_Sleep(name=f"b{i}") for i in range(branches)]
-    graph = Graph(start=start, max_steps=branches + 2)
+    graph = Graph(start=start)
     asyncio.run(graph.run())
     return _median_of(runs, lambda: _timed(graph.run)) * 1e3
 

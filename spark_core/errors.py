@@ -56,12 +56,28 @@ class CircuitOpenError(NodeExecutionError):
 
 
 class MaxStepsExceededError(SparkError):
-    """A run executed more node steps than the graph's ``max_steps``."""
+    """A run executed more node steps than the graph's ``max_steps``.
 
-    def __init__(self, max_steps: int) -> None:
+    Attributes:
+        max_steps: The limit.
+        node_id: The node that ran most often, when known.
+        runs: How many times it ran.
+    """
+
+    def __init__(
+        self, max_steps: int, node_id: Optional[str] = None, runs: int = 0
+    ) -> None:
         self.max_steps = max_steps
+        self.node_id = node_id
+        self.runs = runs
+        # Only a node that ran again points to a loop; otherwise the graph is just big.
+        why = (
+            f": node {node_id!r} ran {runs} times, a loop that did not terminate?"
+            if runs > 1
+            else ""
+        )
         super().__init__(
-            f"run exceeded max_steps={max_steps}: a loop did not terminate "
+            f"run exceeded max_steps={max_steps} node executions{why} "
             "(raise max_steps if the graph really needs more steps)"
         )
 

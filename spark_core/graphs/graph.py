@@ -41,6 +41,9 @@ from spark_core.nodes.context import ExecutionContext, Inputs
 logger = logging.getLogger("spark_core.graph")
 
 CHECKPOINT_VERSION = 1
+# Default bound of a run's node executions, per node of the graph: a loop-free graph of any
+# size fits, and a loop that does not end stops after about this many rounds.
+STEPS_PER_NODE = 1000
 Entry = Tuple[str, Any]  # (node id, inputs)
 
 
@@ -110,7 +113,8 @@ class Graph:
         nodes: Node id -> node, discovered from ``start`` by following edges.
         edges: Every edge, in discovery order.
         state: The graph's shared :class:`GraphState` (persists across runs).
-        max_steps: Node executions one run may make before it fails.
+        max_steps: Node executions one run may make before it fails (by default
+            ``STEPS_PER_NODE`` (1,000) times the number of nodes).
         graph_id: The graph's id (defaults to the start node's id).
         last_run_id: The id of the most recent run or resumption.
     """
@@ -121,7 +125,7 @@ class Graph:
         *,
         state_backend: Optional[StateBackend] = None,
         state_schema: Any = None,
-        max_steps: int = 1000,
+        max_steps: Optional[int] = None,
         tools: Optional[Sequence[Any]] = None,
         policy_set: Any = None,
         telemetry: Any = None,
@@ -135,7 +139,8 @@ class Graph:
             start: The node every run starts at.
             state_backend: Where state and run records live (in memory by default).
             state_schema: A ``MissionStateModel`` subclass or pydantic model for the state.
-            max_steps: Node executions one run may make (bounds loops).
+            max_steps: Node executions one run may make (bounds loops); ``None``: 1,000
+                per node of the graph, so only a loop can reach it.
             tools: Tools for ``context.call_tool`` (run through the governance executor).
             policy_set: A governance ``PolicySet``; also checks ``node:execute`` per node.
             telemetry: A ``TelemetryManager``; adds its observer.
@@ -150,7 +155,7 @@ class Graph:
         start = as_node(start)  # an Agent stands for its node
         if not isinstance(start, Node):
             raise GraphDefinitionError(f"start must be a Node, got {start!r}")
-        if (
+        if max_steps is not None and (
             isinstance(max_steps, bool)
             or not isinstance(max_steps, int)
             or max_steps < 1
@@ -159,12 +164,14 @@ class Graph:
                 f"max_steps must be an int >= 1, got {max_steps!r}"
             )
         self.start = start
-        self.max_steps = max_steps
         self.nodes: Dict[str, Node] = {}
         self.edges: List[Edge] = []
         self._out: Dict[str, List[Tuple[Edge, Node]]] = {}
         self._parents: Dict[str, List[str]] = {}
         self._discover()
+        self.max_steps: int = (
+            max_steps if max_steps is not None else STEPS_PER_NODE * len(self.nodes)
+        )
         self.graph_id = graph_id if graph_id is not None else start.id
         self.state = GraphState(state_backend, state_schema, initial_state)
         self._observers: List[GraphObserver] = []
@@ -657,7 +664,10 @@ class Graph:
                 run.joins if joins is not None else previous_joins,
             )
         if run.step >= self.max_steps and run.pending:
-            raise MaxStepsExceededError(self.max_steps)
+            busiest = max(run.node_results, key=lambda nid: run.node_results[nid][4])
+            raise MaxStepsExceededError(
+                self.max_steps, busiest, run.node_results[busiest][4]
+            )
 
     def _buffer_join(self, run: _Run, parent: str, join_id: str, output: Any) -> bool:
         """Add a parent's message to the join's first round that lacks it; True when full."""

@@ -393,6 +393,31 @@ def test_unbounded_loop_hits_max_steps() -> None:
         graph.run_sync(run_id="loop")
     assert stored_run(graph, "loop")["step"] == 25
     assert info.value.run_id == "loop"
+    assert "node 'spin' ran 25 times" in str(info.value) and "loop" in str(info.value)
+
+
+def test_default_max_steps_bounds_loops_but_not_big_graphs() -> None:
+    chain = [Add(name=f"n{i}") for i in range(1001)]
+    for left, right in zip(chain, chain[1:]):
+        left >> right
+    assert Graph(start=chain[0]).run_sync({"value": 0}).content == {"value": 1001}
+    start = Add(name="start")
+    start >> [Add(name=f"b{i}") for i in range(1000)]
+    assert Graph(start=start).run_sync().steps == 1001
+    spin = Add(name="spin")
+    spin >> spin
+    graph = Graph(start=spin)
+    assert graph.max_steps == 1000  # 1,000 per node
+    with pytest.raises(MaxStepsExceededError, match="'spin' ran 1000 times"):
+        graph.run_sync()
+
+
+def test_max_steps_on_a_graph_without_loops_does_not_blame_a_loop() -> None:
+    start = Add(name="start")
+    start >> [Add(name=f"b{i}") for i in range(5)]
+    with pytest.raises(MaxStepsExceededError, match="max_steps=3") as info:
+        Graph(start=start, max_steps=3).run_sync()
+    assert "loop" not in str(info.value) and info.value.runs == 1
 
 
 # ---------------------------------------------------------------- fan-out and joins
