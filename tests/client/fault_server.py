@@ -210,6 +210,7 @@ def _make_handler(server: FaultServer) -> type:
             try:
                 self._perform(action, item)
             except OSError:  # the client gave up (timeout) and closed the socket
+                item.answered = None
                 self.close_connection = True
 
         def _perform(self, action: Action, item: Recorded) -> None:
@@ -244,17 +245,20 @@ def _make_handler(server: FaultServer) -> type:
                 self.send_header("Connection", "close")
                 self.close_connection = True
             self.end_headers()
+            # Set before the last bytes go out: a client holding the whole answer may look.
             if action.kind == "drip":
                 self.wfile.flush()
                 for i in range(len(payload)):
                     if server.stopping.wait(action.delay):
                         break
+                    if i == len(payload) - 1:
+                        item.answered = action.status
                     self.wfile.write(payload[i : i + 1])
                     self.wfile.flush()
             else:
+                item.answered = action.status
                 self.wfile.write(payload)
             self.wfile.flush()
-            item.answered = action.status
 
         do_GET = _handle
         do_POST = _handle
