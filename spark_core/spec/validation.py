@@ -126,7 +126,14 @@ def _graph_issues(
             elif tool not in tool_names:
                 p.error(join_path(where, "params.tool"), f"unknown tool {tool!r}")
 
+    from spark_core.governance.tools import _NAME_RE as _TOOL_NAME  # the engine's rule
+
     for index, tool in enumerate(graph.tools):
+        if not _TOOL_NAME.fullmatch(tool.name):
+            p.error(
+                join_path(join_path(join_path(base, "tools"), index), "name"),
+                f"invalid tool name {tool.name!r}: use 1-64 letters, digits, '_', '.' or '-'",
+            )
         if tool.reference is not None and not is_reference(tool.reference):
             p.error(
                 join_path(join_path(join_path(base, "tools"), index), "reference"),

@@ -716,7 +716,7 @@ def test_package_refuses_tool_names_that_are_paths(tmp_path: Path, capsys: Any) 
     path.write_text(json.dumps(data), encoding="utf-8")
     target = tmp_path / "pkg.zip"
     code, _, err = run(capsys, "mission-package", str(path), "-o", str(target))
-    assert code == 2 and "tool name '../../outside' cannot name a package file" in err
+    assert code == 2 and "invalid tool name '../../outside'" in err
     assert not target.exists()
 
 

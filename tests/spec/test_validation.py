@@ -264,3 +264,12 @@ def test_references_are_whole_strings() -> None:
     assert by_path(validate_graph(g))["nodes[0].type"] == (
         "must look like 'package.module:Class'"
     )
+
+
+def test_tool_names_the_engine_refuses_are_errors() -> None:
+    g = graph()
+    g.tools = [ToolSpec("ok.name-1"), ToolSpec("has space"), ToolSpec("nl\n")]
+    errors = by_path(validate_graph(g))
+    assert "tools[0].name" not in errors
+    assert "invalid tool name 'has space'" in errors["tools[1].name"]
+    assert "tools[2].name" in errors  # a trailing newline too
