@@ -63,6 +63,42 @@ def python_name(text: str, *, prefix: str = "n") -> str:
     return name
 
 
+def _one_line(text: str) -> str:
+    """``text`` as one line of printable characters (comments and docstrings hold it)."""
+    # isprintable() is False for every line break (\n, \r, \u2028, \x85...) and for \0.
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
+def _docstring(text: str, indent: str = "") -> str:
+    """A triple-quoted docstring holding ``text`` (spec strings made harmless first).
+
+    ``text`` may span lines (the lines given here); every ``\\`` and ``"`` in it is escaped,
+    so nothing from a spec can end the literal or start an escape sequence.
+    """
+    lines = [
+        _one_line(line).replace("\\", "\\\\").replace('"', '\\"')
+        for line in text.split("\n")
+    ]
+    body = ("\n" + indent).join(lines).replace("\n" + indent + "\n", "\n\n")
+    end = "\n" + indent if len(lines) > 1 else ""
+    return f'{indent}"""{body}{end}"""'
+
+
+def _kwarg_name(key: str) -> bool:
+    """Whether ``key`` can be written as ``key=...`` (ASCII: no NFKC renaming)."""
+    return key.isascii() and key.isidentifier() and not keyword.iskeyword(key)
+
+
+def _import(reference: str, alias: str) -> str:
+    """``from module import name as alias`` for a validated ``module:name`` reference."""
+    module, attr = reference.split(":", 1)
+    if any(keyword.iskeyword(part) for part in module.split(".") + [attr]):
+        raise SpecError(
+            f"reference {reference!r} holds a Python keyword: cannot import it"
+        )
+    return f"from {module} import {attr} as {alias}"
+
+
 def _unique(names: Dict[str, str], base: str) -> str:
     taken = set(names.values())
     candidate, counter = base, 2
@@ -82,7 +118,8 @@ def _call(name: str, spec: object, defaults: object) -> str:
     return f"{name}({', '.join(args)})"
 
 
-def _config_code(config: NodeConfigSpec, description: str) -> Optional[str]:
+def _config_parts(config: NodeConfigSpec, description: str) -> List[str]:
+    """The ``NodeConfig(...)`` arguments of a node (empty: no config)."""
     parts = []
     if config.retry is not None:
         parts.append("retry=" + _call("RetryCapability", config.retry, RetrySpec()))
@@ -104,51 +141,27 @@ def _config_code(config: NodeConfigSpec, description: str) -> Optional[str]:
         )
     if description:
         parts.append(f"description={description!r}")
-    if not parts:
-        return None
-    return "NodeConfig(" + ", ".join(parts) + ")"
+    return parts
 
 
-def _assign(var: str, func: str, args: List[str]) -> List[str]:
-    """``var = func(args)`` on one line, or one argument per line when too long."""
-    line = f"    {var} = {func}({', '.join(args)})"
+def _assign(var: str, func: str, args: List[str], config: List[str]) -> List[str]:
+    """``var = func(args, config=NodeConfig(...))``: one line, or one argument per line."""
+    inline = args + ([f"config=NodeConfig({', '.join(config)})"] if config else [])
+    line = f"    {var} = {func}({', '.join(inline)})"
     if len(line) <= 99:
         return [line]
     out = [f"    {var} = {func}("]
-    for arg in args:
-        if len(arg) > 88 and arg.startswith("config=NodeConfig(") and arg.endswith(")"):
-            inner = _split_top(arg[len("config=NodeConfig(") : -1])
-            out.append("        config=NodeConfig(")
-            out.extend(f"            {part}," for part in inner)
-            out.append("        ),")
-        else:
-            out.append(f"        {arg},")
+    out.extend(f"        {arg}," for arg in args)
+    if config:
+        out.append("        config=NodeConfig(")
+        out.extend(f"            {part}," for part in config)
+        out.append("        ),")
     return out + ["    )"]
-
-
-def _split_top(text: str) -> List[str]:
-    """Split ``a=1, b=f(2, 3)`` at top-level commas (outside brackets and strings)."""
-    parts, depth, quote, start = [], 0, "", 0
-    for index, char in enumerate(text):
-        if quote:
-            if char == quote and text[index - 1] != "\\":
-                quote = ""
-        elif char in "'\"":
-            quote = char
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif char == "," and depth == 0:
-            parts.append(text[start:index].strip())
-            start = index + 1
-    parts.append(text[start:].strip())
-    return [p for p in parts if p]
 
 
 _MAKE_HELPER = '''
 
-def _make(cls: Any, node_id: str, config: Optional[NodeConfig], **params: Any) -> Node:
+def _make(cls: Any, node_id: str, config: Optional[NodeConfig] = None, **params: Any) -> Node:
     """Create a node of a custom class and give it the spec's id and config."""
     accepted = inspect.signature(cls.__init__).parameters
     open_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
@@ -182,10 +195,14 @@ def _schema_class(schema: MissionStateSchemaSpec) -> List[str]:
     lines.append('    """The declared graph state (from the spec\'s state schema)."""')
     lines.append("")
     for name, field in schema.fields.items():
+        if not _kwarg_name(name):
+            raise SpecError(
+                f"state field {name!r} cannot be a Python class attribute (a keyword?)"
+            )
         kind = _ANNOTATIONS.get(field.type, "Any")
         if field.default is None and kind != "Any":
             kind = f"Optional[{kind}]"
-        comment = f"  # {field.description}" if field.description else ""
+        comment = f"  # {_one_line(field.description)}" if field.description else ""
         lines.append(f"    {name}: {kind} = {field.default!r}{comment}")
     return lines
 
@@ -203,13 +220,12 @@ def _tools_code(
         fname = _unique(tool_names, "tool_" + python_name(tool.name, prefix="t"))
         tool_names[tool.name] = fname
         if tool.reference:
-            module, attr = tool.reference.split(":", 1)
-            imports.append(f"from {module} import {attr} as {fname}")
+            imports.append(_import(tool.reference, fname))
             continue
         override = overrides.get(tool.name)
-        doc = tool.description or "no description"
+        doc = _one_line(tool.description) or "no description"
         tool_lines += ["", "", f"def {fname}(**arguments: Any) -> Any:"]
-        tool_lines.append(f'    """Tool {tool.name!r}: {doc}."""')
+        tool_lines.append(_docstring(f"Tool {tool.name!r}: {doc}.", "    "))
         if override is not None and override.handler is None:
             tool_lines.append(
                 "    # TODO: replace this simulated response with the real tool."
@@ -233,10 +249,9 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
     custom_imports: List[str] = []
     for node in graph.nodes:
         if ":" in node.type and node.type not in custom:
-            module, cls = node.type.split(":", 1)
-            alias = _unique(custom, python_name(cls, prefix="C"))
+            alias = _unique(custom, python_name(node.type.split(":")[1], prefix="C"))
             custom[node.type] = alias
-            custom_imports.append(f"from {module} import {cls} as {alias}")
+            custom_imports.append(_import(node.type, alias))
     caps: set[str] = set()
     for node in graph.nodes:
         c = node.config
@@ -260,7 +275,7 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
     node_names = set()
     if custom:
         node_names.update({"Node", "NodeConfig"})
-    if any(_config_code(n.config, n.description) for n in graph.nodes):
+    if any(_config_parts(n.config, n.description) for n in graph.nodes):
         node_names.add("NodeConfig")
     if node_names:
         spark_imports.append(
@@ -288,11 +303,11 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
             f"from spark_core.spec.builtin_nodes import {', '.join(builtin_used)}"
         )
     lines.append(
-        f'"""Graph {title!r}, compiled from its spec by spark-spec (style: simple).'
+        _docstring(
+            f"Graph {title!r}, compiled from its spec by spark-spec (style: simple).\n\n"
+            'Run it: python this_file.py \'{"key": "value"}\''
+        )
     )
-    lines.append("")
-    lines.append('Run it: python this_file.py \'{"key": "value"}\'')
-    lines.append('"""')
     lines.append("")
     lines.append("from __future__ import annotations")
     lines.append("")
@@ -314,17 +329,22 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
     for node in graph.nodes:
         var = _unique(var_names, python_name(node.id))
         var_names[node.id] = var
-        config = _config_code(node.config, node.description)
-        params = [f"{k}={v!r}" for k, v in node.params.items() if k.isidentifier()]
+        config = _config_parts(node.config, node.description)
+        for reserved in ("name", "config"):
+            if reserved in node.params:  # as the loader refuses them
+                raise SpecError(f"node {node.id!r}: param {reserved!r} is reserved")
         if ":" in node.type:
-            args = [custom[node.type], repr(node.id), config or "None"]
-            extra = {k: v for k, v in node.params.items()}
-            lines.extend(_assign(var, "_make", args + [f"**{extra!r}"]))
+            args = [custom[node.type], repr(node.id)]
+            if node.params:
+                args.append(f"**{node.params!r}")
+            lines.extend(_assign(var, "_make", args, config))
         else:
             args = [f"name={node.id!r}"]
-            if config:
-                args.append(f"config={config}")
-            lines.extend(_assign(var, _BUILTIN_CLASSES[node.type], args + params))
+            args += [f"{k}={v!r}" for k, v in node.params.items() if _kwarg_name(k)]
+            rest = {k: v for k, v in node.params.items() if not _kwarg_name(k)}
+            if rest:  # kept (the constructor decides), not dropped
+                args.append(f"**{rest!r}")
+            lines.extend(_assign(var, _BUILTIN_CLASSES[node.type], args, config))
     for edge in graph.edges:
         src, dst = var_names[edge.source], var_names[edge.target]
         if edge.condition is None:
@@ -332,8 +352,7 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
         elif edge.condition.kind == "expr":
             lines.append(f"    {src}.on(expr={edge.condition.value!r}) >> {dst}")
         elif all(
-            k.isidentifier() and not keyword.iskeyword(k) and k not in ("expr", "when")
-            for k in edge.condition.value
+            _kwarg_name(k) and k not in ("expr", "when") for k in edge.condition.value
         ):
             kw = ", ".join(f"{k}={v!r}" for k, v in edge.condition.value.items())
             lines.append(f"    {src}.on({kw}) >> {dst}")
@@ -403,11 +422,13 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
     return "\n".join(lines) + "\n"
 
 
-_PROD_INIT = '''"""Mission {title!r}, compiled by spark-spec (style: production).
+_PROD_INIT_DOC = (
+    "Mission {title!r}, compiled by spark-spec (style: production).\n\n"
+    "The spec in ``mission.json`` is the source of truth; ``build_graph()`` loads it with\n"
+    "``SpecLoader`` (node classes only from the allowed module prefixes) and attaches the plan."
+)
 
-The spec in ``mission.json`` is the source of truth; ``build_graph()`` loads it with
-``SpecLoader`` (node classes only from the allowed module prefixes) and attaches the plan.
-"""
+_PROD_INIT = '''{docstring}
 
 from __future__ import annotations
 
@@ -542,6 +563,7 @@ def compile_spec(
     *,
     style: str = "simple",
     allowed_modules: Tuple[str, ...] = ("spark_core",),
+    overwrite: bool = True,
 ) -> List[Path]:
     """Write Python source for a spec.
 
@@ -552,13 +574,17 @@ def compile_spec(
         allowed_modules: For ``production``: module prefixes the generated loader allows
             for node classes (the modules the spec references at compile time are added, as
             are the modules of its tool references for tools).
+        overwrite: Replace files that exist; when False, an existing file is refused
+            before anything is written.
 
     Returns:
         The files written.
 
     Raises:
         SpecValidationError: The spec is invalid.
-        SpecError: Unknown style or the files cannot be written.
+        SpecError: Unknown style, a spec the generated code cannot express (a keyword as a
+            state field name, a reserved node param), an existing file (``overwrite``
+            False), or the files cannot be written.
     """
     if style not in STYLES:
         raise SpecError(f"unknown style {style!r}; use one of {', '.join(STYLES)}")
@@ -573,33 +599,33 @@ def compile_spec(
         prefix="mission",
     )
     folder = Path(out_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SpecError(f"cannot create {folder}: {exc.strerror or exc}") from None
-    written: List[Path] = []
+    # Every text is built before anything is written: a spec codegen refuses leaves no files.
     if style == "simple":
-        target = folder / f"{base}.py"
-        write_text_atomic(target, _simple_module(graph, mission))
-        return [target]
-    package = folder / base
-    try:
-        package.mkdir(exist_ok=True)
-    except OSError as exc:
-        raise SpecError(f"cannot create {package}: {exc.strerror or exc}") from None
-    title = mission.mission_id if mission else graph.id
-    files = {
-        "mission.json": spec_to_json(spec),
-        "__init__.py": _PROD_INIT.format(
-            title=title,
-            allowed=_referenced(allowed_modules, [n.type for n in graph.nodes]),
-            allowed_tools=_referenced((), _tool_references(graph, mission)),
-            package=base,
-        ),
-        "tools.py": _tools_module(graph, mission),
-        "__main__.py": _PROD_MAIN.format(package=base),
-    }
-    for name, text in files.items():
-        write_text_atomic(package / name, text)
-        written.append(package / name)
-    return written
+        files = {folder / f"{base}.py": _simple_module(graph, mission)}
+    else:
+        title = mission.mission_id if mission else graph.id
+        package = folder / base
+        files = {
+            package / "mission.json": spec_to_json(spec),
+            package
+            / "__init__.py": _PROD_INIT.format(
+                docstring=_docstring(_PROD_INIT_DOC.format(title=title)),
+                allowed=_referenced(allowed_modules, [n.type for n in graph.nodes]),
+                allowed_tools=_referenced((), _tool_references(graph, mission)),
+                package=base,
+            ),
+            package / "tools.py": _tools_module(graph, mission),
+            package / "__main__.py": _PROD_MAIN.format(package=base),
+        }
+    existing = [str(path) for path in files if path.exists()]
+    if existing and not overwrite:
+        raise SpecError(f"{existing[0]} already exists (use --force to overwrite)")
+    for path in files:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SpecError(
+                f"cannot create {path.parent}: {exc.strerror or exc}"
+            ) from None
+        write_text_atomic(path, files[path])
+    return list(files)
