@@ -221,8 +221,9 @@ class AISpine:
                 idempotency_key=idempotency_key,
             )
         except NotFoundError as exc:
+            # Keep the server's words: {"detail": "Not Found"} often means a wrong base_url.
             raise FlowNotFoundError(
-                f"Flow '{flow_id}' not found",
+                f"Flow '{flow_id}' not found ({exc.message})",
                 flow_id=flow_id,
                 status_code=exc.status_code,
                 request_id=exc.request_id,
