@@ -160,13 +160,16 @@ def _run(args: argparse.Namespace) -> Any:
             "health": client.health_check,
             "status": client.get_status,
             "metrics": client.get_metrics,
+            # `is None`, not truthiness: `flows ''` is a bad id (exit 2), not "list them all".
             "flows": lambda: (
-                client.get_flow(args.flow_id) if args.flow_id else client.list_flows()
+                client.list_flows()
+                if args.flow_id is None
+                else client.get_flow(args.flow_id)
             ),
             "agents": lambda: (
-                client.get_agent(args.agent_id)
-                if args.agent_id
-                else client.list_agents()
+                client.list_agents()
+                if args.agent_id is None
+                else client.get_agent(args.agent_id)
             ),
             "executions": lambda: client.list_executions(
                 args.limit, args.offset, status=args.status

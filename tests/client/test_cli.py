@@ -126,6 +126,8 @@ def test_wait_failure_is_exit_1(
         (["execute", "f", "--input", "{bad"], "not valid JSON"),
         (["execute", "f", "--input", "[1]"], "must be a JSON object, got list"),
         (["execute", "bad/id"], "flow_id 'bad/id' is malformed"),
+        (["flows", ""], "flow_id must not be empty"),  # listed every flow before
+        (["agents", ""], "agent_id must not be empty"),
         (["--timeout", "0", "health"], "timeout must be > 0"),
         (["health", "serve"], "unrecognized arguments"),
         (["--api-key", "sk-pasted\n", "health"], "check for a trailing newline"),
