@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
@@ -18,6 +19,7 @@ from spark_core.spec.models import (
     MissionSpec,
     MissionStateSchemaSpec,
     MissionTelemetrySpec,
+    ReasoningStrategySpec,
     StateFieldSpec,
 )
 
@@ -301,15 +303,12 @@ def _mission_issues(
 
     node_types = {n.id: n.type for n in mission.graph.nodes}
     for index, binding in enumerate(mission.strategies):
+        where = f"strategies[{index}]"
         if binding.target not in node_ids:
-            p.error(f"strategies[{index}].target", f"unknown node {binding.target!r}")
-        elif node_types[binding.target] in BUILTIN_NODE_TYPES:
-            # Bindings configure agents; the loader refuses any other target.
-            p.error(
-                f"strategies[{index}].target",
-                f"node {binding.target!r} is a built-in "
-                f"{node_types[binding.target]!r} node, not an agent",
-            )
+            p.error(f"{where}.target", f"unknown node {binding.target!r}")
+        else:
+            _binding_target(p, f"{where}.target", binding.target, node_types)
+        _strategy_issues(p, f"{where}.strategy", binding.strategy)
 
     if mission.state_schema is not None:
         _schema_issues(p, mission.state_schema, "state_schema")
@@ -340,6 +339,51 @@ def _mission_issues(
         if mission.telemetry is not None:
             _telemetry_issues(p, mission.telemetry)
     return issues + p.issues
+
+
+def _binding_target(
+    p: Parser, path: str, target: str, node_types: Dict[str, str]
+) -> None:
+    """Bindings configure agents: the loader refuses any other target, so say so here."""
+    node_type = node_types[target]
+    if node_type in BUILTIN_NODE_TYPES:
+        p.error(path, f"node {target!r} is a built-in {node_type!r} node, not an agent")
+        return
+    if not is_reference(node_type):
+        return  # a registered name or a malformed type, reported with the node
+    module, name = node_type.split(":", 1)
+    if module != "spark_core" and not module.startswith("spark_core."):
+        # Validation never imports code from a spec; only loading can tell.
+        p.warn(
+            path,
+            f"node {target!r} has type {node_type!r}: loading checks that it is an "
+            "agent node (a subclass of spark_core.agents.node:AgentNode)",
+        )
+        return
+    from spark_core.agents.node import AgentNode
+
+    try:  # spark_core's own modules: importing them runs no spec code
+        cls = getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, AgentNode)):
+        p.error(path, f"node {target!r} has type {node_type!r}, not an agent node")
+
+
+def _strategy_issues(p: Parser, path: str, strategy: ReasoningStrategySpec) -> None:
+    """Check the strategy with the agents' own factory (its names and config keys)."""
+    from spark_core.agents.errors import AgentConfigError
+    from spark_core.agents.strategies import strategy_from_spec
+
+    try:
+        strategy_from_spec(strategy.type)
+    except AgentConfigError as exc:
+        p.error(join_path(path, "type"), str(exc))
+        return
+    try:
+        strategy_from_spec(strategy.type, strategy.config)
+    except (AgentConfigError, TypeError, ValueError) as exc:
+        p.error(join_path(path, "config"), str(exc))
 
 
 def _deployment_issues(p: Parser, dep: MissionDeploymentSpec) -> None:

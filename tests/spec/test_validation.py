@@ -273,3 +273,50 @@ def test_tool_names_the_engine_refuses_are_errors() -> None:
     assert "tools[0].name" not in errors
     assert "invalid tool name 'has space'" in errors["tools[1].name"]
     assert "tools[2].name" in errors  # a trailing newline too
+
+
+def test_strategy_types_and_config_keys_are_checked_like_the_loader() -> None:
+    m = mission(graph(EdgeSpec("a", "b"), EdgeSpec("b", "c")))
+    for node in m.graph.nodes:
+        node.type = "spark_core.agents.node:AgentNode"
+    m.strategies = [
+        MissionStrategyBindingSpec("a", ReasoningStrategySpec("bogus")),
+        MissionStrategyBindingSpec(
+            "b", ReasoningStrategySpec("plan_and_solve", {"depth": 3})
+        ),
+        MissionStrategyBindingSpec("c", ReasoningStrategySpec("react", {"mode": "x"})),
+    ]
+    errors = by_path(validate_mission(m))
+    assert set(errors) == {
+        "strategies[0].strategy.type",
+        "strategies[1].strategy.config",
+        "strategies[2].strategy.config",
+    }
+    assert (
+        "unknown reasoning strategy type 'bogus'"
+        in errors["strategies[0].strategy.type"]
+    )
+    assert "['depth']" in errors["strategies[1].strategy.config"]
+    m.strategies = [
+        MissionStrategyBindingSpec(
+            "a", ReasoningStrategySpec("plan_and_solve", {"max_plan_steps": 3})
+        )
+    ]
+    assert validate_mission(m) == []
+
+
+def test_strategy_binding_to_a_custom_node_that_is_not_an_agent() -> None:
+    m = mission(graph(EdgeSpec("a", "b"), EdgeSpec("b", "c")))
+    m.graph.nodes[0].type = "spark_core.nodes:Node"
+    m.graph.nodes[1].type = "myapp.nodes:Thing"
+    m.strategies = [
+        MissionStrategyBindingSpec("a", ReasoningStrategySpec("react")),
+        MissionStrategyBindingSpec("b", ReasoningStrategySpec("react")),
+    ]
+    issues = validate_mission(m)
+    assert by_path(issues) == {
+        "strategies[0].target": "node 'a' has type 'spark_core.nodes:Node', "
+        "not an agent node"
+    }
+    # myapp is never imported by validation: loading decides, and the warning says so.
+    assert "loading checks" in by_path(issues, "warning")["strategies[1].target"]
