@@ -481,7 +481,7 @@ class _Flow:
         self.flow_id = flow_id
         self.name = name or flow_id
         self.description = description or ""
-        self.created_at = _utcnow_iso()
+        self.created_at = self.updated_at = _utcnow_iso()
         self.graph: Any = None
         self.factory: Optional[Callable[[], Any]] = None
         self.lock: Optional[asyncio.Lock] = None  # serialises runs of one shared Graph
@@ -541,7 +541,7 @@ class _Flow:
             "exit_points": exits,
             "metadata": {"source": self.kind, "local": True},
             "created_at": self.created_at,
-            "updated_at": self.created_at,
+            "updated_at": self.updated_at,
         }
 
     def _sources(self) -> set[str]:
@@ -748,6 +748,59 @@ class LocalSpine:
                     status_code=409,
                     body={"detail": f"Flow '{flow_id}' already exists"},
                 )
+            self._flows[flow_id] = entry
+        return entry.definition()
+
+    def update_flow(
+        self,
+        flow_id: str,
+        spec: Mapping[str, Any],
+        *,
+        name: Optional[str] = None,
+        description: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Replace a flow registered from a GraphSpec dict with a new spec.
+
+        Running executions finish on the old graph; new ones use the new spec. Flows
+        registered as Python graphs or factories cannot be replaced this way (use
+        ``register_flow(..., replace=True)``), so a client cannot swap out server code.
+
+        Args:
+            flow_id: The flow to update.
+            spec: The new GraphSpec dict.
+            name: Human readable name (defaults to ``flow_id``).
+            description: What the flow does (defaults to the spec's).
+
+        Returns:
+            The flow's new FlowDefinition (``created_at`` kept, ``updated_at`` now).
+
+        Raises:
+            ValidationError: A malformed id, an unusable spec (nothing changes), or a flow
+                not registered from a spec (status 409).
+            NotFoundError: No such flow.
+        """
+        validate_id(flow_id, "flow_id")
+        if not isinstance(spec, Mapping):
+            raise _invalid(
+                [
+                    _detail(
+                        ("body", "spec"), "spec must be a GraphSpec object", "dict_type"
+                    )
+                ]
+            )
+        entry = _Flow(flow_id, spec, name, description)
+        with self._lock:
+            old = self._flows.get(flow_id)
+            if old is None:
+                msg = f"Flow '{flow_id}' not found"
+                raise NotFoundError(msg, status_code=404, body={"detail": msg})
+            if old.kind != "spec":
+                msg = (
+                    f"Flow '{flow_id}' is defined in Python on this server ({old.kind}); "
+                    "only flows registered from a spec can be updated"
+                )
+                raise ValidationError(msg, status_code=409, body={"detail": msg})
+            entry.created_at = old.created_at
             self._flows[flow_id] = entry
         return entry.definition()
 

@@ -113,19 +113,39 @@ _ROUTES: List[Route] = [
         ("POST", r"/api/v1/flows/execute", "execute"),
         ("GET", r"/api/v1/flows", "list_flows"),
         ("POST", r"/api/v1/flows", "create_flow"),
+        # Fixed paths before the {id} ones, or "my-flows" would be read as a flow id.
+        (
+            "GET",
+            r"/api/v1/flows/my-flows",
+            "list_flows",
+        ),  # locally, every flow is yours
         ("GET", r"/api/v1/flows/(?P<flow_id>[^/]+)", "get_flow"),
+        ("PUT", r"/api/v1/flows/(?P<flow_id>[^/]+)", "update_flow"),
         ("DELETE", r"/api/v1/flows/(?P<flow_id>[^/]+)", "delete_flow"),
         ("GET", r"/api/v1/executions", "list_executions"),
         ("GET", r"/api/v1/executions/(?P<execution_id>[^/]+)", "get_execution"),
         ("POST", r"/api/v1/executions/(?P<execution_id>[^/]+)/cancel", "cancel"),
         ("GET", r"/api/v1/executions/(?P<execution_id>[^/]+)/results", "results"),
+        ("GET", r"/api/v1/executions/(?P<execution_id>[^/]+)/messages", "messages"),
         ("GET", r"/api/v1/agents", "list_agents"),
         ("POST", r"/api/v1/agents", "create_agent"),
         ("GET", r"/api/v1/agents/active", "active_agents"),
+        ("GET", r"/api/v1/agents/my-agents", "list_agents"),
         ("GET", r"/api/v1/agents/(?P<agent_id>[^/]+)", "get_agent"),
         ("DELETE", r"/api/v1/agents/(?P<agent_id>[^/]+)", "delete_agent"),
+        ("GET", r"/api/v1/users/me", "me"),
     ]
 ]
+#: What ``GET /api/v1/users/me`` answers (the backend's UserInfo): one local user, and no
+#: credits or rate limit are enforced (0).
+LOCAL_USER = {
+    "id": "local",
+    "email": "local@localhost",
+    "name": "Local user",
+    "organization": None,
+    "credits": 0,
+    "rate_limit": 0,
+}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -157,6 +177,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PATCH(self) -> None:  # noqa: N802
         self._dispatch("PATCH")
+
+    def do_HEAD(
+        self,
+    ) -> None:  # noqa: N802 - no HEAD routes: 405/404 as FastAPI answers
+        self._dispatch("HEAD")
+
+    def do_OPTIONS(self) -> None:  # noqa: N802
+        self._dispatch("OPTIONS")
 
     def send_error(
         self, code: int, message: Optional[str] = None, explain: Optional[str] = None
@@ -214,7 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, payload, request_id)
 
     def _route(self, method: str, path: str) -> Tuple[str, Dict[str, str]]:
-        allowed = False
+        allowed: List[str] = []
         for m, pattern, handler in _ROUTES:
             match = pattern.match(path)
             if match:
@@ -222,9 +250,9 @@ class _Handler(BaseHTTPRequestHandler):
                     return handler, {
                         k: unquote(v) for k, v in match.groupdict().items()
                     }
-                allowed = True
+                allowed.append(m)
         if allowed:
-            raise _HTTPError(405, "Method Not Allowed")
+            raise _HTTPError(405, "Method Not Allowed", {"Allow": ", ".join(allowed)})
         raise _HTTPError(404, "Not Found")
 
     def _authenticate(self) -> None:
@@ -361,7 +389,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     # ------------------------------------------------------------------ routes
     # Each returns (status, JSON payload); spine errors become HTTP errors in _dispatch.
@@ -406,42 +435,7 @@ class _Handler(BaseHTTPRequestHandler):
         return 200, {"flows": flows, "count": len(flows)}
 
     def _h_create_flow(self, p: Dict[str, str], q: Any, body: Any) -> Tuple[int, Any]:
-        errors = []
-        if not isinstance(body, dict):
-            raise _HTTPError(
-                422,
-                [
-                    {
-                        "loc": ["body"],
-                        "msg": "Input should be a valid dictionary",
-                        "type": "dict_type",
-                    }
-                ],
-            )
-        for key in ("flow_id", "spec"):
-            if key not in body:
-                errors.append(
-                    {"loc": ["body", key], "msg": "Field required", "type": "missing"}
-                )
-        if "spec" in body and not isinstance(body["spec"], dict):
-            errors.append(
-                {
-                    "loc": ["body", "spec"],
-                    "msg": "spec must be a GraphSpec object",
-                    "type": "dict_type",
-                }
-            )
-        for key in ("name", "description"):
-            if body.get(key) is not None and not isinstance(body[key], str):
-                errors.append(
-                    {
-                        "loc": ["body", key],
-                        "msg": "Input should be a valid string",
-                        "type": "string_type",
-                    }
-                )
-        if errors:
-            raise _HTTPError(422, errors)
+        _check_flow_body(body, "flow_id")
         # A taken id is register_flow's 409 (checked under the spine's lock, so no race).
         definition = self.spine.register_flow(
             body["flow_id"],
@@ -450,6 +444,27 @@ class _Handler(BaseHTTPRequestHandler):
             description=body.get("description"),
         )
         return 201, definition
+
+    def _h_update_flow(self, p: Dict[str, str], q: Any, body: Any) -> Tuple[int, Any]:
+        _check_flow_body(body, None)
+        if body.get("flow_id", p["flow_id"]) != p["flow_id"]:
+            raise _HTTPError(
+                422,
+                [
+                    {
+                        "loc": ["body", "flow_id"],
+                        "msg": f"flow_id must be the path's {p['flow_id']!r} (ids are fixed)",
+                        "type": "value_error",
+                    }
+                ],
+            )
+        definition = self.spine.update_flow(
+            p["flow_id"],
+            body["spec"],
+            name=body.get("name"),
+            description=body.get("description"),
+        )
+        return 200, definition
 
     def _h_get_flow(self, p: Dict[str, str], q: Any, b: Any) -> Tuple[int, Any]:
         return 200, self.spine.get_flow(p["flow_id"])
@@ -485,6 +500,42 @@ class _Handler(BaseHTTPRequestHandler):
     def _h_results(self, p: Dict[str, str], q: Any, b: Any) -> Tuple[int, Any]:
         return 200, self.spine.get_execution_results(p["execution_id"])
 
+    def _h_messages(
+        self, p: Dict[str, str], q: Dict[str, List[str]], b: Any
+    ) -> Tuple[int, Any]:
+        limit = _query_int(q, "limit", 100)
+        offset = _query_int(q, "offset", 0)
+        if limit < 1 or offset < 0:
+            name = "limit" if limit < 1 else "offset"
+            raise _HTTPError(
+                422,
+                [
+                    {
+                        "loc": ["query", name],
+                        "msg": f"{name} must be {'>= 1' if limit < 1 else '>= 0'}",
+                        "type": "greater_than_equal",
+                    }
+                ],
+            )
+        results = self.spine.get_execution_results(p["execution_id"])
+        # Local runs keep no inter-agent messages: each node's outcome is one message.
+        messages = [
+            dict(node_id=node_id, **outcome)
+            for node_id, outcome in results["node_results"].items()
+        ]
+        page = messages[offset : offset + limit]
+        return 200, {
+            "execution_id": results["execution_id"],
+            "messages": page,
+            "count": len(page),
+            "total": len(messages),
+            "limit": limit,
+            "offset": offset,
+        }
+
+    def _h_me(self, p: Dict[str, str], q: Any, b: Any) -> Tuple[int, Any]:
+        return 200, dict(LOCAL_USER)
+
     def _h_list_agents(self, p: Dict[str, str], q: Any, b: Any) -> Tuple[int, Any]:
         agents = self.spine.list_agents()
         return 200, {"agents": agents, "count": len(agents)}
@@ -516,6 +567,46 @@ class _Handler(BaseHTTPRequestHandler):
             "message": f"Agent '{p['agent_id']}' unregistered",
             "success": True,
         }
+
+
+def _check_flow_body(body: Any, required_id: Optional[str]) -> None:
+    """Check a create/update flow body (``flow_id`` required when ``required_id`` names it)."""
+    if not isinstance(body, dict):
+        raise _HTTPError(
+            422,
+            [
+                {
+                    "loc": ["body"],
+                    "msg": "Input should be a valid dictionary",
+                    "type": "dict_type",
+                }
+            ],
+        )
+    errors = []
+    for key in ("flow_id", "spec") if required_id else ("spec",):
+        if key not in body:
+            errors.append(
+                {"loc": ["body", key], "msg": "Field required", "type": "missing"}
+            )
+    if "spec" in body and not isinstance(body["spec"], dict):
+        errors.append(
+            {
+                "loc": ["body", "spec"],
+                "msg": "spec must be a GraphSpec object",
+                "type": "dict_type",
+            }
+        )
+    for key in ("name", "description"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            errors.append(
+                {
+                    "loc": ["body", key],
+                    "msg": "Input should be a valid string",
+                    "type": "string_type",
+                }
+            )
+    if errors:
+        raise _HTTPError(422, errors)
 
 
 class _Server(ThreadingHTTPServer):

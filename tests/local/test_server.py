@@ -182,6 +182,90 @@ def test_a_flow_can_be_created_from_a_spec(server: SpineServer) -> None:
     assert call("GET", url + "/greet")[0] == 404
 
 
+def test_a_spec_flow_is_updated_with_put_and_python_flows_are_not(
+    server: SpineServer,
+) -> None:
+    url = server.url + "/api/v1/flows"
+    payload = {"flow_id": "greet", "spec": GREET_SPEC}
+    created = call("POST", url, json_body=payload)[2]
+    hi = json.loads(json.dumps(GREET_SPEC).replace("Hello, {name}!", "Hi, {name}!"))
+    status, _, updated = call("PUT", url + "/greet", json_body={"spec": hi})
+    assert status == 200, updated
+    assert updated["flow_id"] == "greet"
+    assert updated["created_at"] == created["created_at"]
+    assert updated["updated_at"] >= created["updated_at"]
+    done = server.spine.wait_for_execution(
+        server.spine.execute_flow("greet", {"name": "Bo"})["execution_id"], 10
+    )
+    assert done["output_data"]["text"] == "Hi, Bo!"
+    broken = {"spec": {"id": "greet", "start": "x", "nodes": []}}
+    status, _, body = call("PUT", url + "/greet", json_body=broken)
+    assert status == 422 and "at least one node" in body["detail"][0]["msg"]
+    assert server.spine.get_flow("greet")["nodes"] == updated["nodes"]  # unchanged
+    status, _, body = call(
+        "PUT", url + "/greet", json_body={"flow_id": "other", "spec": hi}
+    )
+    assert (status, body["detail"][0]["loc"]) == (422, ["body", "flow_id"])
+    status, _, body = call("PUT", url + "/echo", json_body={"spec": hi})
+    assert status == 409 and "defined in Python" in body["detail"]
+    status, _, body = call("PUT", url + "/ghost", json_body={"spec": hi})
+    assert (status, body) == (404, {"detail": "Flow 'ghost' not found"})
+
+
+def test_my_flows_and_my_agents_are_every_local_one(server: SpineServer) -> None:
+    """Fixed paths are not read as ids ("Flow 'my-flows' not found")."""
+    flows = call("GET", server.url + "/api/v1/flows")[2]
+    assert call("GET", server.url + "/api/v1/flows/my-flows")[0::2] == (200, flows)
+    server.spine.create_agent(
+        {"agent_id": "mine", "name": "Mine", "endpoint": "http://127.0.0.1:9/x"}
+    )
+    status, _, agents = call("GET", server.url + "/api/v1/agents/my-agents")
+    assert status == 200
+    assert [a["agent_id"] for a in agents["agents"]] == ["mine"]
+    assert agents["count"] == 1
+
+
+def test_users_me_is_the_local_user_in_the_backend_shape(
+    server: SpineServer,
+) -> None:
+    status, _, user = call("GET", server.url + "/api/v1/users/me")
+    assert status == 200
+    # UserInfo's required fields in the backend's OpenAPI description.
+    assert set(user) == {"id", "email", "name", "organization", "credits", "rate_limit"}
+    assert isinstance(user["credits"], int) and isinstance(user["rate_limit"], int)
+
+
+def test_execution_messages_are_its_node_outcomes(server: SpineServer) -> None:
+    spine = server.spine
+    done = spine.wait_for_execution(
+        spine.execute_flow("shout", {"text": "a"})["execution_id"], 10
+    )
+    base = f"{server.url}/api/v1/executions/{done['execution_id']}/messages"
+    status, _, body = call("GET", base)
+    assert status == 200
+    assert [m["node_id"] for m in body["messages"]] == ["upper", "exclaim"]
+    assert {m["status"] for m in body["messages"]} == {"completed"}
+    assert (body["count"], body["total"], body["limit"]) == (2, 2, 100)
+    page = call("GET", base + "?limit=1&offset=1")[2]
+    assert [m["node_id"] for m in page["messages"]] == ["exclaim"]
+    assert call("GET", base + "?limit=0")[0] == 422
+    pending = spine.execute_flow("block", {})["execution_id"]
+    listed = call("GET", f"{server.url}/api/v1/executions/{pending}/messages")[2]
+    assert listed["messages"] == []  # nothing ran to the end yet
+    assert call("GET", f"{server.url}/api/v1/executions/nope/messages")[0] == 422
+    unknown = f"{server.url}/api/v1/executions/{uuid.uuid4()}/messages"
+    assert call("GET", unknown)[0] == 404
+
+
+def test_head_and_options_answer_405_as_fastapi_does(server: SpineServer) -> None:
+    status, headers, body = call("HEAD", server.url + "/health")
+    assert (status, headers["Allow"], body) == (405, "GET", None)  # HEAD: no body
+    status, headers, body = call("OPTIONS", server.url + "/health")
+    assert (status, headers["Allow"]) == (405, "GET")
+    assert body == {"detail": "Method Not Allowed"}
+    assert call("HEAD", server.url + "/nope")[0::2] == (404, None)
+
+
 def test_idempotency_key_header_returns_the_same_execution(server: SpineServer) -> None:
     url = server.url + "/api/v1/flows/execute"
     payload = {"flow_id": "echo", "input_data": {"n": 1}}
