@@ -40,7 +40,14 @@ from ai_spine.retry import (
     Retry,
     parse_retry_after,
 )
-from ai_spine.utils import RedactingFilter, redact, redact_headers, register_secret
+from ai_spine.utils import (
+    RedactingFilter,
+    hide_userinfo,
+    redact,
+    redact_headers,
+    redact_json,
+    register_secret,
+)
 
 __all__ = ["APIClient", "USER_AGENT", "logger"]
 
@@ -207,7 +214,9 @@ class APIClient:
         session: Optional[requests.Session] = None,
     ) -> None:
         if not _is_http_url(base_url):
-            raise ValidationError(f"base_url must be an http(s) URL, got {base_url!r}")
+            raise ValidationError(
+                f"base_url must be an http(s) URL, got {hide_userinfo(base_url)!r}"
+            )
         if api_key is not None and (
             not isinstance(api_key, str) or not api_key.strip()
         ):
@@ -219,7 +228,11 @@ class APIClient:
                 "api_key must be printable ASCII with no spaces or line breaks "
                 "(check for a trailing newline)"
             )
-        self.base_url = base_url.rstrip("/")
+        self._url = base_url.rstrip("/")  # what requests gets: user:password@ kept
+        self.base_url = hide_userinfo(self._url)  # what reprs, messages and logs show
+        parts = urlsplit(base_url)
+        # Usernames are rarely secret, but "https://TOKEN@host" puts the token there.
+        register_secret(parts.password if parts.password else parts.username)
         self.timeout = timeout
         self.retry = retry
         self.deadline = deadline
@@ -286,7 +299,7 @@ class APIClient:
             AISpineError: A typed subclass for every failure; see :mod:`ai_spine.exceptions`.
         """
         method = method.upper()
-        url = self.base_url + path
+        url = self.base_url + path  # for the retry history and logs: no credentials
         headers = self._headers(idempotency_key)
         budget = self.deadline
         if deadline is not None:
@@ -302,7 +315,7 @@ class APIClient:
                         f"{method} {path}: deadline of {budget:g}s exceeded"
                     )
             attempt = self._send(
-                method, url, headers, params, json_body, attempt_timeout, ends_at
+                method, path, headers, params, json_body, attempt_timeout, ends_at
             )
             if attempt.response is not None and attempt.response.status_code < 400:
                 return self._decode(method, path, attempt.response)
@@ -342,13 +355,14 @@ class APIClient:
     def _send(
         self,
         method: str,
-        url: str,
+        path: str,
         headers: Dict[str, str],
         params: Optional[Dict[str, Any]],
         json_body: Optional[Dict[str, Any]],
         timeout: float,
         ends_at: Optional[float],
     ) -> _Attempt:
+        url = self.base_url + path  # shown in logs, without credentials
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "-> %s %s params=%s headers=%s body=%s",
@@ -368,7 +382,7 @@ class APIClient:
             # hold the call past its deadline (a socket timeout bounds each read, not all).
             response = self.session.request(
                 method,
-                url,
+                self._url + path,
                 params=params,
                 json=json_body,
                 headers=headers,
@@ -378,7 +392,7 @@ class APIClient:
             _read_body(response, ends_at)
         except _LOCAL_ERRORS as exc:
             raise ValidationError(
-                f"{method} {urlsplit(url).path}: request refused by requests "
+                f"{method} {path}: request refused by requests "
                 f"({type(exc).__name__}: {_short(exc)})"
             ) from None
         except requests.RequestException as exc:
@@ -412,7 +426,7 @@ class APIClient:
                 redact(f"{method} {path}: expected JSON, got {message}"),
                 status_code=response.status_code,
                 request_id=_request_id(response.headers),
-                body=response.text[:_BODY_SNIPPET],
+                body=redact(response.text[:_BODY_SNIPPET]),
             ) from None
 
     def _to_error(
@@ -447,7 +461,10 @@ class APIClient:
         kwargs: Dict[str, Any] = {
             "status_code": status,
             "request_id": _request_id(response.headers),
-            "body": body if body is not None else text[:_BODY_SNIPPET] or None,
+            # A server may echo the request (and its key) in an error body.
+            "body": redact_json(
+                body if body is not None else text[:_BODY_SNIPPET] or None
+            ),
         }
         cls = _status_error_class(status)
         if cls is RateLimitError:

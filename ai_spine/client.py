@@ -133,7 +133,7 @@ class AISpine:
 
     @property
     def base_url(self) -> str:
-        """The API root this client talks to."""
+        """The API root this client talks to, any ``user:password@`` in it shown as ``***@``."""
         return self._api.base_url
 
     @property

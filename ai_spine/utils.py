@@ -21,6 +21,8 @@ __all__ = [
     "parse_batch_item",
     "parse_datetime",
     "redact",
+    "redact_json",
+    "hide_userinfo",
     "RedactingFilter",
     "REDACTED",
 ]
@@ -38,6 +40,8 @@ _SECRET_PATTERNS = (
     ),
     re.compile(r"(?i)(bearer\s+)[^\s'\",;]+"),
 )
+# The user:password@ part of a URL (up to the last @ before the path, as urlsplit reads it).
+_USERINFO = re.compile(r"(//)[^/?#]*@")
 
 
 def validate_id(value: Any, name: str) -> str:
@@ -265,6 +269,41 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda match: match.group(1) + REDACTED, text)
     return text
+
+
+def redact_json(value: Any, secrets: Iterable[str] = ()) -> Any:
+    """Apply :func:`redact` to every string in decoded JSON (an error body may echo a key).
+
+    Args:
+        value: A decoded JSON value: dict, list, str, number, bool or None.
+        secrets: Extra values to remove, besides the registered ones.
+
+    Returns:
+        A copy with credentials replaced by ``***`` in every string, keys included.
+    """
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {
+            redact_json(k, secrets): redact_json(v, secrets) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_json(item, secrets) for item in value]
+    return value
+
+
+def hide_userinfo(url: str) -> str:
+    """Replace the ``user:password@`` part of a URL with ``***@``, for reprs and messages.
+
+    Works on malformed URLs too, since it is also used on those that validation refuses.
+
+    Args:
+        url: Any URL text.
+
+    Returns:
+        The URL without its credentials (unchanged when it has none).
+    """
+    return _USERINFO.sub(r"\1***@", url, count=1)
 
 
 def redact_headers(headers: Mapping[str, Any]) -> Dict[str, Any]:

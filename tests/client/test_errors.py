@@ -314,6 +314,7 @@ def test_key_never_appears_in_errors_logs_or_repr(
             client.execute_flow("f", {"api_key": SECRET})
         text = " ".join(
             [str(first.value), repr(first.value), str(second.value), repr(client)]
+            + [str(first.value.body), str(second.value.body)]  # .body was kept raw
         )
     assert "Authorization: ***" in str(first.value)
     logged = caplog.text
@@ -323,6 +324,35 @@ def test_key_never_appears_in_errors_logs_or_repr(
     captured = capsys.readouterr()
     for output in (text, logged, captured.out, captured.err):
         assert SECRET not in output
+
+
+def test_base_url_credentials_are_sent_but_never_shown(
+    restore_logger: Any,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.client.fault_server import FaultServer, free_port
+
+    password = "pw-s3cret-99"
+    caplog.set_level(logging.DEBUG, logger="ai_spine")
+    with FaultServer() as server:
+        url = server.url.replace("//", f"//alice:{password}@")
+        with AISpine(base_url=url, debug=True) as client:
+            client.health_check()
+            shown = [repr(client), client.base_url]
+        (seen,) = server.seen("GET", "/health")
+    assert seen.headers["Authorization"].startswith("Basic ")  # still sent
+    refused = f"http://alice:{password}@127.0.0.1:{free_port()}"
+    with AISpine(base_url=refused, max_retries=0) as client:
+        with pytest.raises(NetworkError) as network:
+            client.health_check()
+    with pytest.raises(ValidationError) as invalid:
+        AISpine(base_url=f"http://alice:{password}@host:99999")
+    shown += [str(network.value), str(invalid.value), caplog.text]
+    shown += list(capsys.readouterr())
+    assert "***@127.0.0.1" in shown[0] and "***@host:99999" in str(invalid.value)
+    for output in shown:
+        assert password not in output
 
 
 def test_redaction_filter_covers_any_ai_spine_log_line(
