@@ -228,11 +228,17 @@ class APIClient:
                 "api_key must be printable ASCII with no spaces or line breaks "
                 "(check for a trailing newline)"
             )
-        self._url = base_url.rstrip("/")  # what requests gets: user:password@ kept
-        self.base_url = hide_userinfo(self._url)  # what reprs, messages and logs show
         parts = urlsplit(base_url)
+        if api_key is not None and "@" in parts.netloc:
+            # requests would send the URL's credentials as Basic auth in place of the key.
+            raise ValidationError(
+                "give either api_key or user:password@ in base_url, not both "
+                "(both use the Authorization header)"
+            )
         # Usernames are rarely secret, but "https://TOKEN@host" puts the token there.
         register_secret(parts.password if parts.password else parts.username)
+        self._url = base_url.rstrip("/")  # what requests gets: user:password@ kept
+        self.base_url = hide_userinfo(self._url)  # what reprs, messages and logs show
         self.timeout = timeout
         self.retry = retry
         self.deadline = deadline

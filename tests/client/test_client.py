@@ -98,6 +98,8 @@ def test_a_session_passed_in_is_used_and_left_open(
         {"base_url": "http://exa mple.com"},
         {"base_url": "http://:8000"},
         {"base_url": "http://%zz"},  # was a retried NetworkError (requests' InvalidURL)
+        # requests replaced the Bearer header with Basic auth from the URL.
+        {"base_url": "http://u:p@api.test", "api_key": "sk-abc"},
         {"timeout": 0},
         {"timeout": -1},
         {"max_retries": -1},
