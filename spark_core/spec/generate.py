@@ -33,6 +33,21 @@ KNOWN_STRATEGIES = ("react", "chain_of_thought", "plan_and_solve")
 _AGENT_NODE_TYPE = "spark_core.agents.node:AgentNode"
 
 _STEP_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+#: Replies of the scaffold agent's scripted model in ``simulation-run``, by strategy: what
+#: each strategy asks for (Plan-and-Solve: a numbered plan, then the answer).
+_SCRIPTS = {
+    "plan_and_solve": [
+        "1. Gather what the request needs\n2. Work out the answer",
+        "Final Answer: (simulated) replace simulation.models with realistic replies",
+    ],
+    "react": [
+        "Final Answer: (simulated) replace simulation.models with realistic replies"
+    ],
+    "chain_of_thought": [
+        "Thinking it through.\n"
+        "Final Answer: (simulated) replace simulation.models with realistic replies"
+    ],
+}
 
 
 def slugify(text: str, *, limit: int = 40) -> str:
@@ -49,7 +64,12 @@ def slugify(text: str, *, limit: int = 40) -> str:
     return slug or "mission"
 
 
-def _linear_graph(graph_id: str, steps: Sequence[MissionPlanStepSpec]) -> GraphSpec:
+def _linear_graph(
+    graph_id: str,
+    steps: Sequence[MissionPlanStepSpec],
+    agent: Optional[str] = None,
+    description: str = "",
+) -> GraphSpec:
     nodes = [
         NodeSpec(
             id=step.id,
@@ -59,6 +79,22 @@ def _linear_graph(graph_id: str, steps: Sequence[MissionPlanStepSpec]) -> GraphS
         for step in steps
     ]
     edges = [EdgeSpec(source=a.id, target=b.id) for a, b in zip(steps, steps[1:])]
+    if agent is not None:
+        nodes.append(
+            NodeSpec(
+                id=agent,
+                type=_AGENT_NODE_TYPE,
+                # An offline model, so the scaffold runs anywhere without credentials.
+                params={
+                    "model": {"provider": "echo"},
+                    "system_prompt": description,
+                    "prompt_key": "request",
+                },
+                description="Scaffold agent: replace the echo model with a real one, "
+                'e.g. {"provider": "openai", "model_id": "gpt-4o-mini"}',
+            )
+        )
+        edges.append(EdgeSpec(source=steps[-1].id, target=agent))
     return GraphSpec(
         id=graph_id,
         start=steps[0].id,
@@ -80,14 +116,17 @@ def generate_mission(
     """Build a valid mission scaffold.
 
     Without ``graph``, the graph is a linear chain of built-in ``step`` nodes, one per plan
-    step (node id = step id), so the plan advances as the graph runs. With ``graph``, the plan
-    steps are left unmapped unless their ids match node ids.
+    step (node id = step id), so the plan advances as the graph runs; with a ``strategy``,
+    an agent node (``agent``, an offline echo model to replace) follows them, answers the
+    run's ``request`` input, and gets scripted ``simulation.models`` replies so
+    ``simulation-run`` completes offline. With ``graph``, the plan steps are left unmapped
+    unless their ids match node ids.
 
     Args:
         description: What the mission does.
         mission_id: The id (default: ``mission.<slug of description>``).
         strategy: A reasoning strategy (e.g. ``plan_and_solve``) bound to every agent node
-            of ``graph`` (type ``...:AgentNode``).
+            of ``graph`` (type ``...:AgentNode``), or to the scaffold's agent node.
         graph: Use this graph instead of the scaffold chain.
         plan: Plan step ids in order (each depends on the previous); default
             ``prepare, execute, report`` (or the graph's nodes in order when a graph is given).
@@ -124,13 +163,22 @@ def generate_mission(
             )
         )
     slug = slugify(description)
-    graph_spec = graph if graph is not None else _linear_graph(slug, steps)
+    if strategy is not None and strategy not in KNOWN_STRATEGIES:
+        raise SpecError(
+            f"unknown strategy {strategy!r}; known: {', '.join(KNOWN_STRATEGIES)}"
+        )
+    scaffold_agent = None
+    if graph is None and strategy is not None:
+        scaffold_agent = "agent"
+        while scaffold_agent in ids:  # a plan step may already be called "agent"
+            scaffold_agent += "_node"
+    graph_spec = (
+        graph
+        if graph is not None
+        else _linear_graph(slug, steps, scaffold_agent, description)
+    )
     strategies = []
     if strategy is not None:
-        if strategy not in KNOWN_STRATEGIES:
-            raise SpecError(
-                f"unknown strategy {strategy!r}; known: {', '.join(KNOWN_STRATEGIES)}"
-            )
         # Bindings configure agents (the loader rejects any other target).
         agents = [n.id for n in graph_spec.nodes if n.type.endswith(":AgentNode")]
         if not agents:
@@ -157,6 +205,11 @@ def generate_mission(
             for t in graph_spec.tools
         ],
         inputs={"request": description},
+        models=(
+            {scaffold_agent: list(_SCRIPTS[strategy])}
+            if scaffold_agent is not None and strategy is not None
+            else {}
+        ),
     )
     return MissionSpec(
         mission_id=mission_id if mission_id is not None else f"mission.{slug}",

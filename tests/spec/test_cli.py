@@ -146,10 +146,56 @@ def test_generate_with_strategy_graph_and_json(tmp_path: Path, capsys: Any) -> N
     assert code == 0 and json.loads(out)["mission_id"] == "mission.to-stdout"
 
 
-def test_generate_rejects_bad_input(capsys: Any) -> None:
+def test_generate_with_a_strategy_scaffolds_an_agent_that_simulates(
+    tmp_path: Path, capsys: Any
+) -> None:
+    # The seed's example: no --graph, so the scaffold needs an agent for the strategy.
+    path = tmp_path / "mission.json"
+    code, _, err = run(
+        capsys,
+        "mission-generate",
+        "A research agent that answers questions",
+        "--mission-id",
+        "research_v1",
+        "--strategy",
+        "plan_and_solve",
+        "-o",
+        str(path),
+    )
+    assert code == 0, err
+    mission = load_mission_spec(path)
+    agent = mission.graph.nodes[-1]
+    assert agent.id == "agent" and agent.type == "spark_core.agents.node:AgentNode"
+    assert [(b.target, b.strategy.type) for b in mission.strategies] == [
+        ("agent", "plan_and_solve")
+    ]
+    code, out, _ = run(
+        capsys,
+        "mission-validate",
+        str(path),
+        "--semantic",
+        "--strict",
+        "--check-deployment",
+    )
+    assert code == 0, out
+    code, out, err = run(capsys, "simulation-run", str(path), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["status"] == "completed" and report["model_calls"] == {"agent": 2}
+    assert report["output"]["plan"] == [
+        "Gather what the request needs",
+        "Work out the answer",
+    ]
+
+
+def test_generate_rejects_bad_input(tmp_path: Path, capsys: Any) -> None:
     code, _, err = run(capsys, "mission-generate", "x", "--strategy", "guessing")
     assert code == 2 and err.count("\n") == 1 and "unknown strategy 'guessing'" in err
-    code, _, err = run(capsys, "mission-generate", "x", "--strategy", "react")
+    graph = tmp_path / "graph.json"
+    save_graph_spec(graph, GraphSpec(id="g", start="a", nodes=[NodeSpec("a", "echo")]))
+    code, _, err = run(
+        capsys, "mission-generate", "x", "--strategy", "react", "--graph", str(graph)
+    )
     assert (
         code == 2 and "strategy 'react' binds agent nodes" in err and "has none" in err
     )
