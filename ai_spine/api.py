@@ -328,11 +328,14 @@ class APIClient:
             error = self._to_error(method, path, attempt, attempt_timeout)
             retry_after = None
             status = None
+            if isinstance(error, RateLimitError):
+                retry_after = error.retry_after  # the header's, else the body's
             if attempt.response is not None:
                 status = attempt.response.status_code
-                retry_after = parse_retry_after(
-                    attempt.response.headers.get("Retry-After")
-                )
+                if retry_after is None:
+                    retry_after = parse_retry_after(
+                        attempt.response.headers.get("Retry-After")
+                    )
             if not retry.is_retryable(
                 method,
                 status=status,

@@ -181,6 +181,18 @@ def test_exhausted_retries_keep_the_real_class(
     assert sleeps[:2] == [2.0, 2.0]
 
 
+def test_retry_after_given_only_in_a_429_body_is_waited_for(
+    client: AISpine, mocked: responses.RequestsMock, sleeps: List[float]
+) -> None:
+    mocked.get(BASE + "/health", status=429, json={"detail": "slow", "retry_after": 7})
+    mocked.get(BASE + "/health", status=429, json={"retry_after": 7200})
+    with pytest.raises(RateLimitError) as info:
+        client.health_check()
+    # The first was waited for like a header (it got the computed backoff before); the
+    # second asked for longer than the cap, so it was raised at once.
+    assert sleeps == [7.0] and info.value.retry_after == 7200
+
+
 def test_http_date_retry_after_is_honoured(
     client: AISpine, mocked: responses.RequestsMock, sleeps: List[float]
 ) -> None:
