@@ -24,9 +24,43 @@ __all__ = [
     "StepNode",
     "SpecJoinNode",
     "BUILTIN_NODES",
+    "fill_template",
 ]
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def fill_template(
+    template: str, values: Mapping[str, Any], *, strict: bool = False
+) -> str:
+    """Replace plain ``{name}`` placeholders with ``values[name]``; leave all else as is.
+
+    Unlike ``str.format``, no attribute or index access (``{x.__class__}``) and no format
+    spec (``{x:>99999999}``) is interpreted, so a template from a spec can neither reach into
+    Python objects nor make huge strings: such text stays literal.
+
+    Args:
+        template: The text.
+        values: Placeholder values (non-strings are written with ``str``).
+        strict: Raise on a placeholder without a value instead of writing ``""``.
+
+    Returns:
+        The filled text.
+
+    Raises:
+        KeyError: ``strict`` and a placeholder has no value (the exception holds its name).
+    """
+
+    def fill(match: "re.Match[str]") -> str:
+        name = match.group(1)
+        if name not in values:
+            if strict:
+                raise KeyError(name)
+            return ""
+        value = values[name]
+        return value if isinstance(value, str) else str(value)
+
+    return _PLACEHOLDER.sub(fill, template)
 
 
 def _as_dict(content: Any) -> Dict[str, Any]:
@@ -122,8 +156,8 @@ class MergeNode(SpecNode):
 class TemplateNode(SpecNode):
     """Fills ``{key}`` placeholders from the input (``type: "template"``).
 
-    Only plain ``{name}`` placeholders are replaced (no attribute access or format specs),
-    so a template from a spec cannot reach into Python objects.
+    Only plain ``{name}`` placeholders are replaced (see :func:`fill_template`), so a
+    template from a spec cannot reach into Python objects.
     """
 
     spec_type = "template"
@@ -163,12 +197,7 @@ class TemplateNode(SpecNode):
             The output dict; unknown placeholders become empty strings.
         """
         out = _as_dict(context.inputs.content)
-
-        def fill(match: "re.Match[str]") -> str:
-            value = out.get(match.group(1), "")
-            return value if isinstance(value, str) else str(value)
-
-        out[self.output_key] = _PLACEHOLDER.sub(fill, self.template)
+        out[self.output_key] = fill_template(self.template, out)
         return out
 
 
