@@ -302,12 +302,18 @@ class APIClient:
             The decoded JSON (None for an empty body).
 
         Raises:
+            TimeoutError: The deadline passed; also when ``deadline`` (not the client's own)
+                leaves no time for the next retry, chained to the last attempt's error, so a
+                caller on its own clock (``wait_for_execution``) sees its timeout.
             AISpineError: A typed subclass for every failure; see :mod:`ai_spine.exceptions`.
+                When the client's ``deadline`` stops the retries, the last error keeps its
+                class.
         """
         method = method.upper()
         url = self.base_url + path  # for the retry history and logs: no credentials
         headers = self._headers(idempotency_key)
         budget = self.deadline
+        call_bound = deadline is not None and (budget is None or deadline <= budget)
         if deadline is not None:
             budget = deadline if budget is None else min(budget, deadline)
         ends_at = None if budget is None else _monotonic() + budget
@@ -349,6 +355,11 @@ class APIClient:
             if retry.is_exhausted() or delay is None:
                 raise error
             if ends_at is not None and _monotonic() + delay >= ends_at:
+                if call_bound:
+                    raise TimeoutError(
+                        f"{method} {path}: deadline of {budget:g}s leaves no time to retry "
+                        f"({error.message})"
+                    ) from error
                 raise error
             logger.info(
                 "%s %s failed (%s); retry %d/%d in %.2fs",

@@ -319,7 +319,8 @@ class AISpine:
 
         Raises:
             ExecutionError: It ended ``failed`` or ``cancelled`` (``.execution`` holds it).
-            TimeoutError: ``timeout`` passed first (names the id and the last status).
+            TimeoutError: ``timeout`` passed first, or left no time to retry a failed poll
+                (names the id and the last status; chained to the poll's error).
             ValidationError: Malformed id or non-positive timeout/interval.
             AISpineError: Any other typed failure while polling.
         """
@@ -328,7 +329,7 @@ class AISpine:
         interval = validate_positive_number(interval, "interval")
         ends_at = time.monotonic() + timeout
         last_status: Optional[str] = None
-        cause = ""
+        last_error: Optional[TimeoutError] = None
         while True:
             remaining = ends_at - time.monotonic()
             if remaining <= 0:
@@ -338,8 +339,8 @@ class AISpine:
                     ExecutionDict,
                     self._get_object(f"{_API}/executions/{execution_id}", remaining),
                 )
-            except TimeoutError as exc:
-                cause = f"; last poll: {exc.message}"
+            except TimeoutError as exc:  # also: no time left to retry a failed poll
+                last_error = exc
                 break
             last_status = str(execution.get("status"))
             if on_progress is not None:
@@ -359,12 +360,13 @@ class AISpine:
             if pause <= 0:
                 break
             time.sleep(pause)
+        cause = f"; last poll: {last_error.message}" if last_error else ""
         raise TimeoutError(
             f"execution {execution_id} not finished after {timeout:g}s "
             f"(last status: {last_status or 'unknown'}{cause})",
             execution_id=execution_id,
             last_status=last_status,
-        )
+        ) from last_error
 
     def cancel_execution(self, execution_id: str) -> Dict[str, Any]:
         """Ask the backend to cancel a running execution.

@@ -352,6 +352,24 @@ def test_wait_for_execution_times_out_naming_id_and_status(
     assert EXEC_ID in str(err) and "running" in str(err)
 
 
+def test_wait_for_execution_whose_deadline_stops_a_poll_retry_is_a_timeout(
+    client: AISpine, mocked: responses.RequestsMock, sleeps: List[float]
+) -> None:
+    # The 503's Retry-After outlasts the wait: the wait's own deadline stops the retry. It
+    # ended with the poll's ServerError before.
+    url = f"{V1}/executions/{EXEC_ID}"
+    mocked.get(url, json={"execution_id": EXEC_ID, "status": "running"})
+    mocked.get(url, status=503, json={"detail": "busy"}, headers={"Retry-After": "30"})
+    with pytest.raises(TimeoutError) as info:
+        client.wait_for_execution(EXEC_ID, timeout=5, interval=0.001)
+    err = info.value
+    assert err.execution_id == EXEC_ID and err.last_status == "running"
+    assert "busy" in str(err)
+    assert isinstance(err.__cause__, TimeoutError)
+    assert isinstance(err.__cause__.__cause__, ServerError)  # the poll's real error
+    assert len(mocked.calls) == 2
+
+
 def builtins_timeout() -> type:
     import builtins
 
