@@ -46,7 +46,9 @@ class AgentNode(Node):
         name: Node name (defaults to the agent's name).
         config: Node capabilities (retry, timeout...).
         prompt_key: Input key holding the prompt.
-        prompt_template: A ``str.format`` template filled with the input's keys.
+        prompt_template: A template whose ``{key}`` placeholders are filled with the
+            input's keys (only plain names, as in the spec ``template`` node: no attribute
+            access or format specs, which a spec could abuse).
         **agent_params: The agent's params when ``agent`` is not given.
     """
 
@@ -127,9 +129,11 @@ class AgentNode(Node):
             return content
         if isinstance(content, Mapping):
             if self.prompt_template is not None:
+                from spark_core.spec.builtin_nodes import fill_template
+
                 try:
-                    return self.prompt_template.format_map(dict(content))
-                except (KeyError, IndexError) as exc:
+                    return fill_template(self.prompt_template, content, strict=True)
+                except KeyError as exc:
                     raise AgentError(
                         f"AgentNode {self.id!r}: prompt_template needs input key {exc}, "
                         f"got keys {sorted(map(str, content))}"
