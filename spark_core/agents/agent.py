@@ -25,7 +25,18 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Type,
+    overload,
+)
 
 from spark_core.agents._telemetry import agent_span
 from spark_core.agents.config import AgentConfig
@@ -467,6 +478,37 @@ def parse_json_answer(text: str) -> Any:
         raise ValueError(f"it is not JSON ({exc})") from None
 
 
+class _BuildFromCheckpoint(Protocol):
+    def __call__(
+        self, path: "os.PathLike[str] | str", config: AgentConfig
+    ) -> Agent: ...
+
+
+class _RestoreFromCheckpoint(Protocol):
+    def __call__(self, path: "os.PathLike[str] | str") -> Agent: ...
+
+
+class _LoadCheckpoint:
+    """``Agent.load_checkpoint(path, config)`` builds an agent from a checkpoint file (as
+    :meth:`Agent.from_checkpoint`); ``agent.load_checkpoint(path)`` restores the file into an
+    existing agent. Both return the agent and raise :class:`AgentCheckpointError`."""
+
+    @overload
+    def __get__(self, agent: None, owner: Type[Agent]) -> _BuildFromCheckpoint: ...
+
+    @overload
+    def __get__(
+        self, agent: Agent, owner: Optional[Type[Agent]] = None
+    ) -> _RestoreFromCheckpoint: ...
+
+    def __get__(
+        self, agent: Optional[Agent], owner: Optional[Type[Agent]] = None
+    ) -> Any:
+        if agent is None:
+            return (owner or Agent).from_checkpoint
+        return agent._load_checkpoint_file
+
+
 class Agent:
     """An LLM agent: ``await agent.run(prompt)`` returns an :class:`AgentResult`.
 
@@ -674,7 +716,17 @@ class Agent:
     # -- checkpoints --------------------------------------------------------------------
 
     def checkpoint(self) -> Dict[str, Any]:
-        """Return the agent's memory as JSON data (history, totals, a paused run)."""
+        """Return the agent's memory as JSON data.
+
+        It holds the conversation history, the totals, the strategy, a run paused for an
+        approval (outside a graph) and the approval requests of such runs, so a restored
+        agent resumes with the same request ids.
+
+        Returns:
+            The checkpoint data (what :meth:`save_checkpoint` writes).
+        """
+        from spark_core.governance.approvals import APPROVALS_KEY
+
         return {
             "format": _CHECKPOINT_FORMAT,
             "name": self.name,
@@ -684,17 +736,26 @@ class Agent:
             "total_usage": self.total_usage.to_dict(),
             "total_cost": self.total_cost,
             "paused": self._paused,
+            "approvals": _jsonable(self._local_approvals().get(APPROVALS_KEY) or {}),
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
         """Load :meth:`checkpoint` data into this agent.
 
+        The saved strategy is restored when the agent's config sets none; a config that sets
+        another one keeps it, unless a paused run needs the saved one. Approval requests are
+        restored too. A run paused for an approval is only restored into an agent with the
+        policy set that asked for it, so a tool that needed approval never runs without one.
+
         Args:
             data: Checkpoint data.
 
         Raises:
-            AgentCheckpointError: The data is not an agent checkpoint.
+            AgentCheckpointError: The data is not an agent checkpoint, or does not fit this
+                agent (strategy, policy set); the agent is left unchanged.
         """
+        from spark_core.governance.approvals import APPROVALS_KEY, ApprovalRequest
+
         if not isinstance(data, Mapping) or data.get("format") != _CHECKPOINT_FORMAT:
             raise AgentCheckpointError(
                 f"not an agent checkpoint (expected format {_CHECKPOINT_FORMAT!r})"
@@ -704,16 +765,23 @@ class Agent:
             interactions = int(data["interactions"])
             usage = Usage.from_dict(data.get("total_usage"))
             cost = float(data.get("total_cost", 0.0))
+            strategy = self._saved_strategy(data.get("strategy"), data.get("paused"))
             paused = data.get("paused")
-            if paused is not None:
-                AgentSession.from_state(
-                    self, paused
-                )  # validate before changing anything
-        except (KeyError, TypeError, ValueError) as exc:
+            approvals = {
+                str(k): ApprovalRequest.from_dict(v).to_dict()
+                for k, v in dict(data.get("approvals") or {}).items()
+            }
+            if paused is not None:  # validate before changing anything
+                AgentSession.from_state(self, paused)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise AgentCheckpointError(f"invalid agent checkpoint: {exc!r}") from None
+        if paused is not None:
+            self._check_paused_policy(str(paused["run_id"]), approvals.values())
         self.history, self.interactions = history, interactions
         self.total_usage, self.total_cost = usage, cost
+        self.strategy = strategy
         self._paused = dict(paused) if paused is not None else None
+        self._local_approvals()[APPROVALS_KEY] = approvals
 
     def save_checkpoint(self, path: "os.PathLike[str] | str") -> None:
         """Write :meth:`checkpoint` to ``path`` as JSON, atomically (temp file + rename).
@@ -733,7 +801,7 @@ class Agent:
         except SpecError as exc:  # "cannot write <path>: <reason>"
             raise AgentCheckpointError(f"checkpoint: {exc}") from None
 
-    def load_checkpoint(self, path: "os.PathLike[str] | str") -> Agent:
+    def _load_checkpoint_file(self, path: "os.PathLike[str] | str") -> Agent:
         """Restore this agent from a file written by :meth:`save_checkpoint`.
 
         Args:
@@ -743,8 +811,8 @@ class Agent:
             This agent (for chaining).
 
         Raises:
-            AgentCheckpointError: Missing, unreadable or not an agent checkpoint; the agent
-                is left unchanged.
+            AgentCheckpointError: Missing, unreadable, not an agent checkpoint, or not fit
+                for this agent (see :meth:`restore`); the agent is left unchanged.
         """
         target = os.fspath(path)
         try:
@@ -761,11 +829,17 @@ class Agent:
         self.restore(data)
         return self
 
+    #: ``Agent.load_checkpoint(path, config)`` builds an agent from the file;
+    #: ``agent.load_checkpoint(path)`` restores it into this one (see :meth:`restore`).
+    load_checkpoint = _LoadCheckpoint()
+
     @classmethod
     def from_checkpoint(
         cls, path: "os.PathLike[str] | str", config: AgentConfig
     ) -> Agent:
         """Build an agent from ``config`` and restore its memory from ``path``.
+
+        ``Agent.load_checkpoint(path, config)`` is the same call.
 
         Args:
             path: The checkpoint file.
@@ -773,8 +847,62 @@ class Agent:
 
         Returns:
             The agent.
+
+        Raises:
+            AgentConfigError: ``config`` is invalid.
+            AgentCheckpointError: The file cannot be restored (see :meth:`restore`).
         """
-        return cls(config=config).load_checkpoint(path)
+        return cls(config=config)._load_checkpoint_file(path)
+
+    def _saved_strategy(self, spec: Any, paused: Any) -> ReasoningStrategy:
+        """The strategy a restored agent uses (see :meth:`restore`)."""
+        if not isinstance(spec, Mapping):  # a checkpoint without one: keep ours
+            return self.strategy
+        saved_type = str(spec.get("type"))
+        if self.config.reasoning_strategy is not None:
+            # A paused run's progress (e.g. its plan) belongs to the strategy that made it.
+            if paused is not None and saved_type != self.strategy.type_name:
+                raise AgentCheckpointError(
+                    f"checkpoint of agent {self.name!r} holds a run paused under strategy "
+                    f"{saved_type!r}, but this agent is configured with "
+                    f"{self.strategy.type_name!r}; use that strategy (or none) to resume it"
+                )
+            return self.strategy
+        if saved_type == self.strategy.type_name and spec.get("config") == (
+            self.strategy.config()
+        ):
+            return self.strategy
+        from spark_core.agents.strategies import strategy_from_spec
+
+        try:
+            return strategy_from_spec(saved_type, spec.get("config"))
+        except AgentConfigError as exc:
+            raise AgentCheckpointError(
+                f"checkpoint strategy cannot be rebuilt ({exc}); pass it as "
+                "AgentConfig.reasoning_strategy"
+            ) from None
+
+    def _check_paused_policy(
+        self, run_id: str, approvals: Iterable[Dict[str, Any]]
+    ) -> None:
+        """Refuse a paused run whose approvals this agent's policy set would not check."""
+        policy = getattr(self.config.policy_set, "name", None)
+        for request in approvals:
+            if request.get("run_id") != run_id or request.get("consumed_at"):
+                continue
+            if request.get("policy") != policy:
+                raise AgentCheckpointError(
+                    f"checkpoint of agent {self.name!r} holds a run paused for approval "
+                    f"request {request.get('id')!r} of policy set {request.get('policy')!r}, "
+                    f"but this agent has "
+                    + (f"policy set {policy!r}" if policy else "no policy set")
+                    + "; restore it into an agent with that policy set"
+                )
+
+    def _local_approvals(self) -> Dict[str, Any]:
+        """The state where the approvals of runs outside a graph live (a plain dict)."""
+        data: Dict[str, Any] = self.approvals.state.data
+        return data
 
     # -- internals ----------------------------------------------------------------------
 
@@ -794,20 +922,14 @@ class Agent:
         return "\n\n".join(p for p in parts if p)
 
     async def _drive(self, session: AgentSession) -> AgentResult:
-        try:
-            if session.pending is not None:
-                await session.finish_pending()
-            text = await self.strategy.run(session)
-        except RunStopped:
-            raise  # paused (checkpointed by finish_pending) or stopped by policy/guardrail
-        except BaseException:
-            # A run that was checkpointed keeps its (up-to-date) checkpoint: resuming it
-            # again continues from the last finished tool step instead of starting over.
-            if not session.checkpointed:
-                self._paused = None
-            raise
-        self._paused = None
-        if session.checkpointed:
+        if session.pending is not None:
+            await session.finish_pending()
+        text = await self.strategy.run(session)
+        # Done: forget the checkpoint. (A paused or failed run keeps its up-to-date one, so
+        # resuming it continues from its last finished tool step.)
+        if self._checkpoint_key(session.context) is None:
+            self._paused = None
+        elif session.checkpointed:
             await self._clear_graph_checkpoint(session)
         result = AgentResult(
             answer=session.final_value,
@@ -927,12 +1049,17 @@ class Agent:
         return None
 
     async def _checkpoint(self, session: AgentSession) -> None:
-        """Save the session (graph state when in a graph; the agent's memory always)."""
+        """Save the session: in graph state when in a graph, else in the agent's memory.
+
+        A graph's paused run is never kept in the agent's memory: resumed alone (or from a
+        saved agent checkpoint) it would run outside the graph's policy set and approvals.
+        """
         session.checkpointed = True
         state = session.to_state()
-        self._paused = state
         key = self._checkpoint_key(session.context)
-        if key is not None:
+        if key is None:
+            self._paused = state
+        else:
             context = session.context
             await context.graph_state.set(
                 key, {"run_id": context.run_id, "session": state}

@@ -25,11 +25,13 @@ from spark_core.agents import (
     strategy_from_spec,
 )
 from spark_core.agents.strategies import (
+    FINAL_ANSWER_HINT,
     extract_final_answer,
     parse_plan,
     parse_text_actions,
 )
 from spark_core.governance import ApprovalPendingError
+from spark_core.governance.policy import PolicySet
 from spark_core.governance.tools import tool
 from spark_core.models import EchoModel, ScriptedModel
 from spark_core.models.openai import OpenAIModel
@@ -544,28 +546,170 @@ def test_memory_and_checkpoints(tmp_path: Path) -> None:
         again.save_checkpoint(tmp_path / "no-such-dir" / "x.json")
 
 
-def test_paused_run_survives_a_checkpoint_file(tmp_path: Path) -> None:
-    script: List[Any] = [
-        {
-            "tool_calls": [
-                {"name": "write_file", "arguments": {"path": "p", "content": "c"}}
-            ]
-        },
-        "Final Answer: done",
-    ]
+WRITE_SCRIPT: List[Any] = [
+    {
+        "tool_calls": [
+            {"name": "write_file", "arguments": {"path": "p", "content": "c"}}
+        ]
+    },
+    "Final Answer: done",
+]
+
+
+def paused_checkpoint(path: Path) -> str:
+    """Pause an agent on a write_file approval, save it to ``path``; return the request id."""
     agent = Agent(
-        model=ScriptedModel(script), tools=[write_file], policy_set=fs_policy()
+        model=ScriptedModel(WRITE_SCRIPT), tools=[write_file], policy_set=fs_policy()
     )
-    with pytest.raises(ApprovalPendingError):
+    with pytest.raises(ApprovalPendingError) as info:
         run(agent.run("write"))
-    agent.save_checkpoint(tmp_path / "paused.json")
-    restored = Agent(
-        model=ScriptedModel(script[1:]), tools=[write_file]
-    )  # no policy now
-    restored.load_checkpoint(tmp_path / "paused.json")
+    agent.save_checkpoint(path)
+    return str(info.value.request_id)
+
+
+def test_paused_run_survives_a_checkpoint_file(tmp_path: Path) -> None:
+    path = tmp_path / "paused.json"
+    request_id = paused_checkpoint(path)
+    restored = Agent.load_checkpoint(
+        path,
+        AgentConfig(
+            model=ScriptedModel(WRITE_SCRIPT[1:]),
+            tools=[write_file],
+            policy_set=fs_policy(),
+        ),
+    )
     assert restored.paused
+    # The original request is still there to resolve; resuming before that asks nothing new.
+    [pending] = run(restored.approvals.list(status="pending"))
+    assert pending.id == request_id
+    with pytest.raises(ApprovalPendingError) as info:
+        run(restored.resume())
+    assert info.value.request_id == request_id and calls_to("write_file") == []
+    assert [r.id for r in run(restored.approvals.list())] == [request_id]
+    run(restored.approvals.resolve(request_id, "approved", reviewer="ops"))
     result = run(restored.resume())
     assert result.answer == "done" and len(calls_to("write_file")) == 1
+    assert run(restored.approvals.get(request_id)).consumed_at is not None
+
+
+def test_a_rejection_given_after_a_restart_is_honoured(tmp_path: Path) -> None:
+    path = tmp_path / "paused.json"
+    request_id = paused_checkpoint(path)
+    config = AgentConfig(
+        model=ScriptedModel(["Final Answer: not written"]),
+        tools=[write_file],
+        policy_set=fs_policy(),
+    )
+    restored = Agent.load_checkpoint(path, config)
+    run(restored.approvals.resolve(request_id, "rejected", notes="no"))
+    result = run(restored.resume())
+    assert [r.status for r in result.tool_calls] == ["denied"]
+    assert calls_to("write_file") == []
+
+
+@pytest.mark.parametrize("policy", [None, "other"])
+def test_a_paused_run_never_runs_its_tool_without_the_policy_that_paused_it(
+    tmp_path: Path, policy: Any
+) -> None:
+    path = tmp_path / "paused.json"
+    request_id = paused_checkpoint(path)
+    policy_set = None if policy is None else PolicySet(name=policy)
+    agent = Agent(
+        model=ScriptedModel(WRITE_SCRIPT[1:]), tools=[write_file], policy_set=policy_set
+    )
+    with pytest.raises(AgentCheckpointError) as info:
+        agent.load_checkpoint(path)
+    assert request_id in str(info.value) and "'fs_safety'" in str(info.value)
+    assert not agent.paused  # left unchanged
+    with pytest.raises(AgentError, match="no paused run"):
+        run(agent.resume())
+    assert calls_to("write_file") == []
+
+
+def test_load_checkpoint_from_the_class_or_into_an_agent(tmp_path: Path) -> None:
+    agent = Agent(model=EchoModel())
+    run(agent.run("hello"))
+    path = tmp_path / "checkpoint_1.json"
+    agent.save_checkpoint(path)
+
+    built = Agent.load_checkpoint(path, AgentConfig(model=EchoModel()))
+    assert isinstance(built, Agent) and built.interactions == 1
+    assert [m.content for m in built.history] == ["hello", "hello"]
+    into = Agent(model=EchoModel())
+    assert into.load_checkpoint(path) is into and into.interactions == 1
+    with pytest.raises(TypeError):
+        Agent.load_checkpoint(path)  # type: ignore[call-arg]
+
+
+def test_the_saved_strategy_is_restored(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.json"
+    agent = Agent(
+        model=EchoModel(), reasoning_strategy=PlanAndSolveStrategy(max_plan_steps=3)
+    )
+    agent.save_checkpoint(path)
+    # The config sets no strategy: the saved one comes back.
+    restored = Agent.load_checkpoint(path, AgentConfig(model=EchoModel()))
+    assert restored.strategy == PlanAndSolveStrategy(max_plan_steps=3)
+    # The config sets one: it is kept.
+    chosen = AgentConfig(model=EchoModel(), reasoning_strategy=ChainOfThoughtStrategy())
+    assert Agent.load_checkpoint(path, chosen).strategy == ChainOfThoughtStrategy()
+    data = json.loads(path.read_text())
+    data["strategy"] = {"type": "tree_of_thought", "config": {}}
+    path.write_text(json.dumps(data))
+    with pytest.raises(AgentCheckpointError, match="tree_of_thought"):
+        Agent.load_checkpoint(path, AgentConfig(model=EchoModel()))
+
+
+def test_a_paused_run_needs_the_strategy_that_paused_it(tmp_path: Path) -> None:
+    model = ScriptedModel(
+        ["1. write the file", WRITE_SCRIPT[0], "Final Answer: written"]
+    )
+    agent = Agent(
+        model=model,
+        tools=[write_file],
+        policy_set=fs_policy(),
+        reasoning_strategy=PlanAndSolveStrategy(),
+    )
+    with pytest.raises(ApprovalPendingError) as info:
+        run(agent.run("write"))
+    path = tmp_path / "paused.json"
+    agent.save_checkpoint(path)
+
+    def config(strategy: Any) -> AgentConfig:
+        return AgentConfig(
+            model=ScriptedModel(["Final Answer: written"]),
+            tools=[write_file],
+            policy_set=fs_policy(),
+            reasoning_strategy=strategy,
+        )
+
+    with pytest.raises(AgentCheckpointError, match="strategy 'plan_and_solve'"):
+        Agent.load_checkpoint(path, config(ReActStrategy()))
+    restored = Agent.load_checkpoint(path, config(None))
+    run(restored.approvals.resolve(info.value.request_id, "approved"))
+    result = run(restored.resume())
+    assert result.plan == ["write the file"] and result.answer == "written"
+    assert len(calls_to("write_file")) == 1
+
+
+def test_a_graph_run_paused_for_approval_is_not_kept_in_the_agent(
+    tmp_path: Path,
+) -> None:
+    from spark_core.agents import AgentNode
+    from spark_core.graphs import Graph
+
+    agent = Agent(model=ScriptedModel(WRITE_SCRIPT), tools=[write_file])
+    graph = Graph(AgentNode(agent), policy_set=fs_policy())
+    with pytest.raises(ApprovalPendingError):
+        run(graph.run({"prompt": "write"}))
+    # The pause is the graph's: alone, the agent has nothing to resume (it would run the
+    # tool outside the graph's policy), and its checkpoint holds no paused run.
+    assert not agent.paused
+    with pytest.raises(AgentError, match="no paused run"):
+        run(agent.resume())
+    agent.save_checkpoint(tmp_path / "agent.json")
+    assert json.loads((tmp_path / "agent.json").read_text())["paused"] is None
+    assert calls_to("write_file") == []
 
 
 def test_config_validation() -> None:
@@ -596,11 +740,14 @@ def test_seed_basic_agent_snippet() -> None:
     agent = Agent(config=config)
     result = agent.run_sync("Hello, Spark!")
     assert result.answer == "Hello, Spark!"
-    assert result.transcript[0] == {
-        "role": "system",
-        "content": result.transcript[0]["content"],
-    }
-    assert result.transcript[0]["content"].startswith("You are a helpful assistant.")
+    system, *rest = result.transcript
+    assert system["role"] == "system" and set(system) == {"role", "content"}
+    assert system["content"].startswith("You are a helpful assistant.\n\n")
+    assert FINAL_ANSWER_HINT in system["content"]  # the default strategy's instructions
+    assert rest == [
+        {"role": "user", "content": "Hello, Spark!"},
+        {"role": "assistant", "content": "Hello, Spark!"},
+    ]
 
 
 def test_verbose_react_logs_thoughts_and_actions(
