@@ -51,16 +51,43 @@ def test_parsers_never_crash_on_model_text(text: str) -> None:
     for call in parse_text_actions(text):
         assert isinstance(call.arguments, dict)
     extract_final_answer(text)
-    assert all(step for step in parse_plan(text))
+    parse_plan(text)
+
+
+# One line of text: no line breaks of any kind (str.splitlines' set).
+line = st.text(max_size=40).filter(
+    lambda t: not any(c in t for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=st.lists(line.map(str.strip).filter(bool), min_size=1, max_size=6))
+def test_a_numbered_plan_reads_back(steps: Any) -> None:
+    text = "Here is the plan:\n" + "\n".join(
+        f"{i}. {step}" for i, step in enumerate(steps, 1)
+    )
+    assert parse_plan(text) == steps
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    prose=st.text(alphabet=st.characters(blacklist_characters=":"), max_size=60),
+    answer=st.text(max_size=40),
+)
+def test_the_answer_is_what_follows_the_first_line_start_marker(
+    prose: str, answer: str
+) -> None:
+    # Without a colon the prose holds no marker, even "final answer" in mid-line.
+    assert extract_final_answer(prose + " final answer") is None
+    text = f"{prose}\nFinal Answer: {answer}"
+    assert extract_final_answer(text) == answer.strip()
 
 
 @settings(max_examples=60, deadline=None)
 @given(
     name=names,
     args=arguments,
-    thought=st.text(max_size=40).filter(
-        lambda t: not any(c in t for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
-    ),
+    thought=line,
 )
 def test_text_actions_recover_the_arguments(
     name: str, args: Dict[str, Any], thought: str
