@@ -119,7 +119,18 @@ class ToolCallRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ToolCallRecord:
-        """Build a record from :meth:`to_dict` output."""
+        """Build a record from :meth:`to_dict` output.
+
+        Args:
+            data: The dict.
+
+        Returns:
+            The record.
+
+        Raises:
+            KeyError: ``id``, ``name`` or ``status`` is missing.
+            ValueError: ``step`` is not a number.
+        """
         return cls(
             str(data["id"]),
             str(data["name"]),
@@ -131,7 +142,14 @@ class ToolCallRecord:
         )
 
     def observation(self, limit: int) -> str:
-        """The text the model sees for this call."""
+        """Return the text the model sees for this call (its result, or why it failed).
+
+        Args:
+            limit: Most characters; a longer text is cut and says how much was left out.
+
+        Returns:
+            The observation text.
+        """
         if self.status == "ok":
             result = self.result
             text = result if isinstance(result, str) else json.dumps(_jsonable(result))
@@ -190,6 +208,14 @@ class AgentSession:
     Strategies use :meth:`ask`, :meth:`act`, :meth:`say`, :meth:`check_final`, ``scratch`` and
     ``steps``. The session is JSON-serialisable (:meth:`to_state`) so a paused run resumes.
 
+    Args:
+        agent: The agent running it.
+        run_id: This run's id.
+        context: The node's execution context inside a graph, else None.
+
+    Raises:
+        AgentConfigError: The agent names a graph tool the context's graph lacks.
+
     Attributes:
         messages: The conversation, system prompt first.
         steps: Model calls made so far.
@@ -230,7 +256,7 @@ class AgentSession:
         return self.agent.config.output_mode
 
     def tool_catalogue(self) -> str:
-        """The tools as text lines (name, description, JSON schema of the arguments)."""
+        """Return the tools as text lines (name, description, JSON schema of the arguments)."""
         lines = []
         for t in self.tools.values():
             lines.append(
@@ -356,7 +382,11 @@ class AgentSession:
     # -- tools --------------------------------------------------------------------------
 
     async def finish_pending(self) -> None:
-        """Run the not-yet-done calls of ``pending`` (all of them, or the rest after a pause)."""
+        """Run the not-yet-done calls of ``pending`` (all of them, or the rest after a pause).
+
+        Raises:
+            ApprovalPendingError: A call needs approval; the session was checkpointed first.
+        """
         pending = self.pending
         if pending is None:
             return
@@ -429,6 +459,14 @@ class AgentSession:
         cls, agent: Agent, state: Mapping[str, Any], context: Any = None
     ) -> AgentSession:
         """Rebuild a session from :meth:`to_state` output.
+
+        Args:
+            agent: The agent the session belongs to.
+            state: The saved session.
+            context: The node's execution context when resumed in a graph, else None.
+
+        Returns:
+            The session, marked as checkpointed.
 
         Raises:
             AgentCheckpointError: The data is not a session.
@@ -595,7 +633,7 @@ class Agent:
         return tools
 
     def tool_schemas(self) -> List[Dict[str, Any]]:
-        """The tools in the OpenAI ``tools`` format (``{"type": "function", "function": ...}``)."""
+        """Return the tools in the OpenAI format (``{"type": "function", "function": ...}``)."""
         return [{"type": "function", "function": s} for s in self._executor.schemas()]
 
     @property

@@ -182,6 +182,9 @@ class ReasoningStrategy:
 
         Returns:
             The final answer text.
+
+        Raises:
+            NotImplementedError: Subclasses must implement it.
         """
         raise NotImplementedError
 

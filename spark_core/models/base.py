@@ -268,24 +268,55 @@ class Message:
 
     @classmethod
     def system(cls, content: str) -> Message:
-        """A system message."""
+        """Make a system message.
+
+        Args:
+            content: The instructions.
+
+        Returns:
+            The message.
+        """
         return cls("system", content)
 
     @classmethod
     def user(cls, content: str) -> Message:
-        """A user message."""
+        """Make a user message.
+
+        Args:
+            content: The text.
+
+        Returns:
+            The message.
+        """
         return cls("user", content)
 
     @classmethod
     def assistant(
         cls, content: Optional[str], tool_calls: Sequence[ToolCall] = ()
     ) -> Message:
-        """An assistant message, with optional tool calls."""
+        """Make an assistant message, with optional tool calls.
+
+        Args:
+            content: The text (None when the message only calls tools).
+            tool_calls: The tool calls.
+
+        Returns:
+            The message.
+        """
         return cls("assistant", content, list(tool_calls))
 
     @classmethod
     def tool(cls, tool_call_id: str, name: str, content: str) -> Message:
-        """The result of a tool call, answering call ``tool_call_id``."""
+        """Make the message carrying a tool call's result.
+
+        Args:
+            tool_call_id: The id of the call it answers.
+            name: The tool's name.
+            content: The result as text.
+
+        Returns:
+            The message.
+        """
         return cls("tool", content, tool_call_id=tool_call_id, name=name)
 
     def to_dict(self) -> Dict[str, Any]:

@@ -146,7 +146,7 @@ class RetryPolicy:
         return replace(self, history=self.history + ((reason, retry_after),))
 
     def is_exhausted(self) -> bool:
-        """True when no retry is left."""
+        """Return whether no retry is left."""
         return self.retries_taken > self.max_retries
 
     def retry_after_too_long(self, retry_after: Optional[float]) -> bool:
