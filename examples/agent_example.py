@@ -72,20 +72,28 @@ POLICY = PolicySet(
     ],
 )
 
-# What the offline model "decides": look both cities up at once, add, answer in JSON.
+# What the offline model "decides": look both cities up at once (and try to delete a
+# file, which the policy refuses), add, answer in JSON. Token counts as a real model reports.
 OFFLINE_SCRIPT = [
     {
-        "text": "Thought: I need both populations.",
+        "text": "Thought: I need both populations, and my old notes are stale.",
         "tool_calls": [
             {"name": "city_population", "arguments": {"city": "Lima"}},
             {"name": "city_population", "arguments": {"city": "Paris"}},
+            {"name": "delete_file", "arguments": {"path": "notes.txt"}},
         ],
+        "usage": {"prompt_tokens": 300, "completion_tokens": 40},
     },
     {
-        "text": "Thought: now add them.",
+        "text": "Thought: deleting was refused; fine. Now add them.",
         "tool_calls": [{"name": "add", "arguments": {"a": 10.1, "b": 11.3}}],
+        "usage": {"prompt_tokens": 420, "completion_tokens": 20},
     },
-    'Thought: done.\nFinal Answer: {"cities": ["Lima", "Paris"], "population_millions": 21.4}',
+    {
+        "text": 'Thought: done.\nFinal Answer: {"cities": ["Lima", "Paris"], '
+        '"population_millions": 21.4}',
+        "usage": {"prompt_tokens": 480, "completion_tokens": 25},
+    },
 ]
 
 
@@ -95,7 +103,8 @@ def make_model() -> Any:
         from spark_core.models.openai import OpenAIModel
 
         return OpenAIModel(model_id=os.getenv("MODEL_ID", "gpt-4o-mini"))
-    return ScriptedModel(OFFLINE_SCRIPT)
+    # Priced like gpt-4o-mini, so the offline run shows what the budget guardrail sees.
+    return ScriptedModel(OFFLINE_SCRIPT, pricing=(0.15, 0.60))
 
 
 def make_agent() -> Agent:

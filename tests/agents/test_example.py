@@ -38,6 +38,13 @@ def test_example_runs_offline() -> None:
         in done.stdout
     )
     assert "tool add({'a': 10.1, 'b': 11.3}) -> ok: 21.4" in done.stdout
+    # The policy refuses the delete, and the model is told so.
+    assert (
+        "tool delete_file({'path': 'notes.txt'}) -> denied: policy 'least_privilege' "
+        "rule 'no_deletes' denied tool:execute on tool://delete_file" in done.stdout
+    )
+    # Priced like gpt-4o-mini: 1200 prompt tokens at $0.15/M + 85 at $0.60/M
+    assert "steps: 3 | tokens: 1285 | cost: $0.000231" in done.stdout
 
 
 def test_example_against_an_openai_compatible_endpoint(
