@@ -2,12 +2,13 @@
 
 Measured in one process, on loopback, with no real model:
 
-1. The agent loop with a ScriptedModel: microseconds per model step and per tool call that
-   the agent itself adds (prompting, parsing, governance executor, transcript), for a
-   two-step ReAct run (one tool call, then the answer) - alone and inside a graph node.
+1. The agent loop with a ScriptedModel: microseconds per run and per model step that the
+   agent itself adds (prompting, parsing, governance executor, transcript), for a two-step
+   ReAct run (one tool call, then the answer), three ways: alone without a policy; alone
+   with a policy set (each tool call is evaluated and audited in the executor's memory,
+   which keeps the newest 500 records); and inside a graph node (``AgentNode``).
 2. ``OpenAIModel.complete`` against a local OpenAI-compatible server vs a raw
    ``requests.Session.post`` of the same body: the model's overhead over plain HTTP.
-3. The same with a policy set attached (the audit trail grows per tool call).
 
 Usage::
 
