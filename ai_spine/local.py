@@ -477,6 +477,7 @@ class _Flow:
         source: Any,
         name: Optional[str],
         description: Optional[str],
+        allow_modules: Tuple[str, ...] = (),
     ) -> None:
         self.flow_id = flow_id
         self.name = name or flow_id
@@ -491,7 +492,7 @@ class _Flow:
             self.spec = dict(
                 validate_json_object(dict(source), "spec", allow_empty=False)
             )
-            self.factory = _spec_factory(self.spec)
+            self.factory = _spec_factory(self.spec, allow_modules)
             if description is None and isinstance(self.spec.get("description"), str):
                 self.description = self.spec["description"]
             sample = self.factory()
@@ -556,16 +557,25 @@ def _is_graph(obj: Any) -> bool:
     )
 
 
-def _spec_factory(spec: Dict[str, Any]) -> Callable[[], Any]:
-    """Return a factory building a Graph from a GraphSpec dict (spark_core's spec loader)."""
+def _spec_factory(
+    spec: Dict[str, Any], allow_modules: Tuple[str, ...] = ()
+) -> Callable[[], Any]:
+    """Return a factory building a Graph from a GraphSpec dict (spark_core's spec loader).
+
+    Node classes may come from ``spark_core`` and ``allow_modules``; tools only from
+    ``allow_modules`` (none by default, so a spec cannot make the server import code).
+    """
     try:
-        from spark_core.kit.loader import SpecLoader
+        from spark_core.kit.loader import DEFAULT_ALLOWED_MODULES, SpecLoader
     except ImportError as exc:  # pragma: no cover - depends on the installed spark_core
         raise ValidationError(f"cannot load GraphSpec dicts: {exc}") from None
+    nodes = DEFAULT_ALLOWED_MODULES + allow_modules
 
     def build() -> Any:
         try:
-            return SpecLoader().load_graph(spec)
+            return SpecLoader(nodes, allowed_tool_modules=allow_modules).load_graph(
+                spec
+            )
         except AISpineError:
             raise
         except Exception as exc:  # the spec layer raises its own typed errors
@@ -610,6 +620,23 @@ def _describe_nodes(graph: Any) -> List[Dict[str, Any]]:
     return described
 
 
+def _module_prefixes(prefixes: Iterable[str]) -> Tuple[str, ...]:
+    """Check ``allow_modules``: dotted module names, no wildcards or relative names."""
+    if isinstance(prefixes, str):
+        raise ValidationError(
+            "allow_modules must be a list of module prefixes, not a str"
+        )
+    checked = tuple(prefixes)
+    for prefix in checked:
+        if not isinstance(prefix, str) or not all(
+            part.isidentifier() for part in prefix.split(".")
+        ):
+            raise ValidationError(
+                f"module prefix {prefix!r} is not a dotted module name like 'myapp.nodes'"
+            )
+    return checked
+
+
 class _Agent:
     def __init__(
         self, info: Dict[str, Any], handler: Optional[Callable[..., Any]]
@@ -632,6 +659,9 @@ class LocalSpine:
             grow without bound. With ``db`` the older ones are read back from the file (get,
             wait, list and idempotency keys keep working); without it they are forgotten
             (``NotFoundError``). Metrics count every execution either way. None: no bound.
+        allow_modules: Module prefixes GraphSpec flows may import node classes and tools
+            from (``"myapp"`` allows ``myapp`` and ``myapp.*``), on top of ``spark_core``'s
+            node types. Empty by default: a spec (also one sent over HTTP) imports no code.
 
     Example:
         >>> spine = LocalSpine({"echo": make_echo_graph})
@@ -647,7 +677,9 @@ class LocalSpine:
         db: Optional[str] = None,
         max_concurrency: int = 64,
         max_executions: Optional[int] = DEFAULT_MAX_EXECUTIONS,
+        allow_modules: Iterable[str] = (),
     ) -> None:
+        self.allow_modules = _module_prefixes(allow_modules)
         for name, value in (
             ("max_concurrency", max_concurrency),
             ("max_executions", max_executions),
@@ -698,7 +730,18 @@ class LocalSpine:
                     self._finished_ids.append(rec.execution_id)
         try:
             for flow_id, source in (flows or {}).items():
-                self.register_flow(flow_id, source)
+                try:
+                    self.register_flow(flow_id, source)
+                except (
+                    ValidationError
+                ) as exc:  # say which flow (a spec's error does not)
+                    if exc.message.startswith(f"flow {flow_id!r}"):
+                        raise
+                    raise ValidationError(
+                        f"flow {flow_id!r}: {exc.message}",
+                        status_code=exc.status_code,
+                        body=exc.body,
+                    ) from None
         except BaseException:
             if self._journal is not None:  # nobody else can close it
                 self._journal.close()
@@ -740,7 +783,7 @@ class LocalSpine:
         problem = _id_problem(flow_id, "flow_id", "body")
         if problem is not None:
             raise _invalid([problem])
-        entry = _Flow(flow_id, flow, name, description)
+        entry = _Flow(flow_id, flow, name, description, self.allow_modules)
         with self._lock:
             if flow_id in self._flows and not replace:
                 raise ValidationError(
@@ -788,7 +831,7 @@ class LocalSpine:
                     )
                 ]
             )
-        entry = _Flow(flow_id, spec, name, description)
+        entry = _Flow(flow_id, spec, name, description, self.allow_modules)
         with self._lock:
             old = self._flows.get(flow_id)
             if old is None:

@@ -798,15 +798,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--demo", action="store_true", help="register the demo flows")
     parser.add_argument(
+        "--allow-module",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="let spec flows import node classes and tools from this module prefix "
+        "(repeatable; default: spark_core node types only, no tools)",
+    )
+    parser.add_argument(
         "--max-concurrency",
         type=int,
-        default=64,
+        default=None,  # None: not given (64), so a LocalSpine from --flows can refuse it
         help="executions running at once (default 64)",
     )
     parser.add_argument(
         "--max-executions",
         type=int,
-        default=DEFAULT_MAX_EXECUTIONS,
+        default=None,
         metavar="N",
         help=f"finished executions kept in memory (default {DEFAULT_MAX_EXECUTIONS}; older "
         "ones are read back from --db, or forgotten without it; 0: no bound)",
@@ -848,28 +856,88 @@ def _load_object(ref: str) -> Any:
     return obj
 
 
-def _install_flows(spine: LocalSpine, ref: str) -> Optional[LocalSpine]:
-    """Register the flows ``ref`` names; return it instead when it is a LocalSpine itself."""
+def _load_flows(ref: str) -> Any:
+    """Return what ``--flows ref`` names: a LocalSpine or a ``{flow_id: source}`` mapping."""
     obj = _load_object(ref)
     if callable(obj) and not isinstance(obj, LocalSpine) and not _looks_like_graph(obj):
         try:
             obj = obj()
         except Exception as exc:
             raise _UsageError(f"--flows {ref}: calling it failed: {exc}") from None
-    if isinstance(obj, LocalSpine):
-        return obj
-    if not isinstance(obj, Mapping):
+    if not isinstance(obj, (LocalSpine, Mapping)):
         raise _UsageError(
             f"--flows {ref}: expected a LocalSpine or a dict of flows, got {type(obj).__name__}"
         )
-    for flow_id, source in obj.items():
+    return obj
+
+
+def _build_spine(args: argparse.Namespace) -> LocalSpine:
+    """The LocalSpine to serve, its flows registered before it reopens ``--db``.
+
+    The flows must be there when the execution store is opened: interrupted runs of a
+    durable flow are resumed then, and runs of flows it does not know are marked failed.
+    """
+    given: List[LocalSpine] = []
+    flows: Dict[str, Any] = {}
+    for ref in args.flows:
+        obj = _load_flows(ref)
+        if isinstance(obj, LocalSpine):
+            given.append(obj)
+            continue
+        for flow_id, source in obj.items():
+            if flow_id in flows:
+                raise _UsageError(f"--flows {ref}: flow {flow_id!r} is given twice")
+            flows[flow_id] = source
+    if given:
+        spine = given[0]
         try:
-            spine.register_flow(flow_id, source)
-        except AISpineError as exc:
+            _refuse_options_for(given, args)
+            for flow_id, source in flows.items():
+                spine.register_flow(flow_id, source)
+        except BaseException:
+            for other in given:
+                other.close()  # release their stores before the process exits
+            raise
+    else:
+        spine = LocalSpine(
+            flows,
+            db=args.db,
+            max_concurrency=(
+                64 if args.max_concurrency is None else args.max_concurrency
+            ),
+            max_executions=(
+                DEFAULT_MAX_EXECUTIONS
+                if args.max_executions is None
+                else args.max_executions or None
+            ),
+            allow_modules=args.allow_module,
+        )
+    if args.demo:
+        from ai_spine.demo import register_demo_flows
+
+        try:
+            register_demo_flows(spine)
+        except BaseException:
+            spine.close()
+            raise
+    return spine
+
+
+def _refuse_options_for(given: List[LocalSpine], args: argparse.Namespace) -> None:
+    """A LocalSpine from --flows was configured in Python: refuse what would not apply."""
+    if len(given) > 1:
+        raise _UsageError("only one --flows may give a LocalSpine")
+    for option, value in (
+        ("--db", args.db),
+        ("--max-concurrency", args.max_concurrency),
+        ("--max-executions", args.max_executions),
+        ("--allow-module", args.allow_module),
+    ):
+        if value not in (None, []):
             raise _UsageError(
-                f"--flows {ref}: flow {flow_id!r}: {exc.message}"
-            ) from None
-    return None
+                f"{option} cannot apply to the LocalSpine given by --flows: pass it to "
+                "that LocalSpine in Python instead"
+            )
 
 
 def _looks_like_graph(obj: Any) -> bool:
@@ -913,20 +981,7 @@ def _serve(args: argparse.Namespace, api_key: Optional[str]) -> int:
     try:
         if not 0 <= args.port <= 65535:
             raise _UsageError(f"--port must be 0-65535, got {args.port}")
-        spine = LocalSpine(
-            db=args.db,
-            max_concurrency=args.max_concurrency,
-            max_executions=args.max_executions or None,
-        )
-        for ref in args.flows:
-            given = _install_flows(spine, ref)
-            if given is not None:
-                spine.close()
-                spine = given
-        if args.demo:
-            from ai_spine.demo import register_demo_flows
-
-            register_demo_flows(spine)
+        spine = _build_spine(args)
         server = SpineServer(spine, args.host, args.port, api_key=api_key)
     except (_UsageError, AISpineError, OSError) as exc:
         if spine is not None:  # release its execution store (and loop) before exiting

@@ -103,3 +103,8 @@ def served_spine() -> Any:
     from ai_spine.local import LocalSpine
 
     return LocalSpine({"echo": make_flows(Hooks())["echo"]})
+
+
+def count_chars(query: str) -> Dict[str, Any]:
+    """A tool spec flows reference as ``tests.local.flows:count_chars``."""
+    return {"chars": len(query)}

@@ -117,6 +117,39 @@ def test_a_graph_spec_dict_is_loaded_and_run() -> None:
     assert done["output_data"]["text"] == "Hello, Ada!"
 
 
+TOOL_NODE = {
+    "id": "find",
+    "type": "tool_call",
+    "params": {"tool": "count", "input_keys": ["query"]},
+}
+TOOL_SPEC = {
+    "id": "lookup",
+    "start": "pass",
+    "nodes": [{"id": "pass", "type": "tests.local.flows:Echo"}, TOOL_NODE],
+    "edges": [{"source": "pass", "target": "find"}],
+    "tools": [{"name": "count", "reference": "tests.local.flows:count_chars"}],
+}
+
+
+def test_spec_flows_import_nodes_and_tools_only_from_allowed_modules() -> None:
+    tool_only = dict(TOOL_SPEC, start="find", nodes=[TOOL_NODE], edges=[])
+    with LocalSpine() as spine:
+        for spec, kind in ((TOOL_SPEC, "node"), (tool_only, "tool")):
+            with pytest.raises(ValidationError) as info:
+                spine.register_flow("lookup", spec)
+            assert f"{kind} reference 'tests.local.flows:" in str(info.value)
+            assert "module 'tests.local.flows' is not allowed" in str(info.value)
+        assert spine.list_flows() == []
+    with LocalSpine(allow_modules=["tests.local"]) as spine:
+        spine.register_flow("lookup", TOOL_SPEC)
+        done = finish(spine, "lookup", {"query": "abc"})
+        assert done["output_data"] == {"query": "abc", "result": {"chars": 3}}
+    with pytest.raises(ValidationError, match="not a dotted module name"):
+        LocalSpine(allow_modules=["tests..local"])
+    with pytest.raises(ValidationError, match="not a str"):
+        LocalSpine(allow_modules="tests")  # type: ignore[arg-type]
+
+
 def test_an_invalid_spec_is_refused_and_registers_nothing() -> None:
     with LocalSpine() as spine:
         with pytest.raises(ValidationError, match="at least one node") as info:

@@ -159,3 +159,33 @@ def test_sigterm_lets_short_runs_finish_and_marks_the_rest(tmp_path: Path) -> No
     assert short["output_data"] == {"slept": 0.3}
     assert long["status"] == "failed"
     assert "closed before the execution finished" in long["error_message"]
+
+
+@pytest.mark.slow
+def test_serve_with_db_resumes_a_durable_run_killed_mid_way(tmp_path: Path) -> None:
+    env = {
+        "SPINE_STATE_DB": str(tmp_path / "state.sqlite"),
+        "SPINE_COUNT_FILE": str(tmp_path / "count.txt"),
+    }
+    args = ["--flows", "tests.local.durable_flow:flows", "--db"]
+    args.append(str(tmp_path / "executions.sqlite"))
+    first = ServeProcess(args, env={**env, "SPINE_BLOCK": "1"})
+    try:
+        _, _, started = call(
+            "POST",
+            first.url + "/api/v1/flows/execute",
+            json_body={"flow_id": "durable", "input_data": {"x": 21}},
+        )
+        assert first.proc.stdout is not None
+        # The second node prints this once the first one is committed, then hangs.
+        assert first.proc.stdout.readline().strip() == "blocked"
+    finally:
+        first.stop(signal.SIGKILL)  # nothing gets to clean up or mark the run
+    second = ServeProcess(args, env={**env, "SPINE_BLOCK": "0"})
+    try:
+        done = wait_done(second.url, started["execution_id"])
+    finally:
+        second.stop()
+    assert (done["status"], done["output_data"]) == ("completed", {"finished": 42})
+    # The committed first node did not run again.
+    assert Path(env["SPINE_COUNT_FILE"]).read_text().splitlines() == ["prepare"]

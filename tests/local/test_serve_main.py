@@ -60,12 +60,75 @@ def test_a_port_in_use_closes_the_spine_it_opened(
     assert [s.max_executions for s in recording] == [10_000, None, 7]
 
 
-def test_a_bad_flows_reference_closes_the_spine_it_opened(
-    recording: List[RecordingSpine], capsys: pytest.CaptureFixture[str]
+def test_a_bad_flows_reference_opens_no_spine(
+    tmp_path: Path, recording: List[RecordingSpine], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert serve_main(["--port", "0", "--flows", "tests.local.flows:Hooks"]) == 2
+    db = str(tmp_path / "x.sqlite")
+    argv = ["--port", "0", "--db", db, "--flows", "tests.local.flows:Hooks"]
+    assert serve_main(argv) == 2
     assert "expected a LocalSpine or a dict" in capsys.readouterr().err
-    assert [s.closed for s in recording] == [True]
+    assert recording == []  # flows are loaded before the store is opened
+    assert not Path(db).exists()
+
+
+def test_options_are_passed_to_the_spine_built_with_the_flows(
+    recording: List[RecordingSpine],
+) -> None:
+    with socket.socket() as taken:  # a port in use: serve_main stops after building it
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        argv = ["--port", str(taken.getsockname()[1])]
+        argv += ["--flows", "tests.local.flows:served_flows", "--max-concurrency", "3"]
+        argv += ["--allow-module", "tests.local", "--allow-module", "myapp.tools"]
+        assert serve_main(argv) == 2
+    (spine,) = recording
+    assert spine.max_concurrency == 3
+    assert spine.allow_modules == ("tests.local", "myapp.tools")
+    assert [f["flow_id"] for f in spine.list_flows()] == [
+        "echo",
+        "shout",
+        "fail",
+        "sleep",
+    ]
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--db", "x.sqlite"],
+        ["--max-concurrency", "2"],
+        ["--max-executions", "5"],
+        ["--allow-module", "tests"],
+    ],
+)
+def test_options_a_given_local_spine_would_ignore_are_refused(
+    option: List[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = ["--port", "0", "--flows", "tests.local.flows:served_spine", *option]
+    assert serve_main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{option[0]} cannot apply to the LocalSpine given by --flows" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_flows_given_twice_or_two_local_spines_are_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    twice = ["--flows", "tests.local.flows:served_flows"] * 2
+    assert serve_main(["--port", "0", *twice]) == 2
+    assert "flow 'echo' is given twice" in capsys.readouterr().err
+    spines = ["--flows", "tests.local.flows:served_spine"] * 2
+    assert serve_main(["--port", "0", *spines]) == 2
+    assert "only one --flows may give a LocalSpine" in capsys.readouterr().err
+
+
+def test_a_bad_module_prefix_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert serve_main(["--port", "0", "--allow-module", "my app"]) == 2
+    assert "module prefix 'my app' is not a dotted module name" in (
+        capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(
