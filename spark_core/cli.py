@@ -401,8 +401,15 @@ def cmd_mission_package(args: argparse.Namespace) -> int:
 
 def cmd_mission_deploy(args: argparse.Namespace) -> int:
     """``mission-deploy``: readiness checks, then register the flow (unless --dry-run)."""
-    from spark_core.spec.deploy import deploy_mission, deployment_readiness
+    from spark_core.spec.deploy import (
+        deploy_mission,
+        deployment_readiness,
+        not_sent,
+        server_modules,
+    )
 
+    if not args.timeout > 0:  # also refuses nan
+        raise UsageError(f"mission-deploy: --timeout must be > 0, got {args.timeout}")
     mission = _load_mission(args.file)
     issues = deployment_readiness(mission, args.target, loader=_loader(args))
     errors = [i for i in issues if i.severity == "error"]
@@ -416,6 +423,8 @@ def cmd_mission_deploy(args: argparse.Namespace) -> int:
         "issues": [i.to_dict() for i in issues],
         "dry_run": args.dry_run,
         "deployed": False,
+        "server_must_allow": server_modules(mission),
+        "not_sent": not_sent(mission),
     }
     if ready and not args.dry_run:
         flow = deploy_mission(
@@ -432,6 +441,11 @@ def cmd_mission_deploy(args: argparse.Namespace) -> int:
         _out(f"{mission.mission_id} {mission.version} -> {args.target}: {verdict}")
         for issue in issues:
             _out(_issue_line(issue))
+        if result["not_sent"]:
+            _out(
+                "  not sent (the server runs the graph alone): "
+                + ", ".join(result["not_sent"])
+            )
         if result["deployed"]:
             _out(f"registered flow {mission.mission_id!r} with {url}")
         elif ready:

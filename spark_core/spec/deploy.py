@@ -2,6 +2,8 @@
 
 ``deploy_mission`` POSTs ``{"flow_id", "name", "description", "spec"}`` to
 ``<url>/api/v1/flows`` (as ``ai-spine serve`` accepts) using only the standard library.
+The server loads ``spec`` (a graph) alone: :func:`flow_payload` writes the strategy bindings
+and the mission's state schema into it, and :func:`not_sent` names what stays behind.
 """
 
 from __future__ import annotations
@@ -18,7 +20,17 @@ from spark_core.spec.errors import SpecError
 from spark_core.spec.models import MissionDeploymentSpec, MissionSpec
 from spark_core.spec.validation import validate_mission
 
-__all__ = ["DeployError", "deployment_readiness", "flow_payload", "deploy_mission"]
+__all__ = [
+    "DeployError",
+    "deployment_readiness",
+    "server_modules",
+    "flow_payload",
+    "not_sent",
+    "deploy_mission",
+]
+
+#: Module prefix a server's plain ``SpecLoader()`` allows for node classes (no tool modules).
+_SERVER_DEFAULT = "spark_core"
 
 
 class DeployError(SpecError):
@@ -47,19 +59,77 @@ def _retarget(mission: MissionSpec, target: str) -> MissionSpec:
     return copied
 
 
+def _outside_default(module: str) -> bool:
+    return module != _SERVER_DEFAULT and not module.startswith(_SERVER_DEFAULT + ".")
+
+
+def server_modules(mission: MissionSpec) -> Dict[str, List[str]]:
+    """Name the modules a server must allow to load the mission's flow.
+
+    A server loading specs with a default ``SpecLoader()`` (as ``ai-spine serve`` does)
+    imports node classes only from ``spark_core`` and tools from no module at all.
+
+    Args:
+        mission: The mission.
+
+    Returns:
+        ``{"modules": [...], "tool_modules": [...]}``: node class modules outside
+        ``spark_core``, and the modules of tool references, sorted.
+    """
+    modules = {
+        node.type.split(":", 1)[0]
+        for node in mission.graph.nodes
+        if ":" in node.type and _outside_default(node.type.split(":", 1)[0])
+    }
+    tool_modules = {
+        tool.reference.split(":", 1)[0]
+        for tool in mission.graph.tools
+        if tool.reference and ":" in tool.reference
+    }
+    return {"modules": sorted(modules), "tool_modules": sorted(tool_modules)}
+
+
+def not_sent(mission: MissionSpec) -> List[str]:
+    """Name the mission sections the flow registration does not carry.
+
+    Args:
+        mission: The mission.
+
+    Returns:
+        Section names (``plan``, ``telemetry``, ``deployment``, ``simulation``,
+        ``metadata``, and ``state_schema`` when the graph declares its own) present in the
+        mission but not in :func:`flow_payload`'s spec: the server runs the graph only.
+    """
+    left = []
+    if mission.plan is not None and mission.plan.steps:
+        left.append("plan")
+    if mission.state_schema is not None and mission.graph.state_schema is not None:
+        left.append("state_schema")  # the graph's own schema wins, as when loading
+    for name in ("telemetry", "deployment", "simulation"):
+        if getattr(mission, name) is not None:
+            left.append(name)
+    if mission.metadata:
+        left.append("metadata")
+    return left
+
+
 def deployment_readiness(
     mission: MissionSpec, target: str, *, loader: Any = None
 ) -> List[ValidationIssue]:
     """Check that a mission can be deployed to ``target``.
 
-    Checks: the spec validates with deployment checks (for ``target``); its graph loads as a
-    server would load it (every node type resolves under the loader's allowed modules, every
-    tool has an implementation); tools without simulation overrides are warnings.
+    Checks: the spec validates with deployment checks (for ``target``); the flow's graph
+    (:func:`flow_payload`) loads as the server will load it (every node type resolves under
+    the loader's allowed modules, every tool has a reference under its allowed tool
+    modules); tools without simulation overrides are warnings, and so is each module the
+    server must allow (:func:`server_modules`): the server needs the same allowances as
+    ``loader``.
 
     Args:
         mission: The mission.
         target: ``development``, ``staging`` or ``production``.
-        loader: A ``SpecLoader`` (default: a new one).
+        loader: A ``SpecLoader`` standing for the server's (default: a plain one, which is
+            what ``ai-spine serve`` uses unless told to allow more).
 
     Returns:
         Every issue (empty: ready).
@@ -94,14 +164,29 @@ def deployment_readiness(
                     "warning",
                 )
             )
+    needed = server_modules(mission)
+    for kind, flag in (
+        ("modules", "--allow-module"),
+        ("tool_modules", "--allow-tool-module"),
+    ):
+        what = "node classes" if kind == "modules" else "tools"
+        for module in needed[kind]:
+            issues.append(
+                ValidationIssue(
+                    "graph",
+                    f"the server must allow {what} from module {module!r} "
+                    f"(ai-spine serve {flag} {module})",
+                    "warning",
+                )
+            )
     if any(i.severity == "error" for i in issues):
         return issues
     from spark_core.kit.loader import SpecLoader
 
     loader = loader if loader is not None else SpecLoader()
     try:
-        # Load exactly as the server will: no simulated tools.
-        loader.load_mission(candidate)
+        # Load exactly what the server will: the flow's graph alone, no simulated tools.
+        loader.load_graph(flow_payload(candidate)["spec"])
     except SpecError as exc:
         issues.append(ValidationIssue("graph", f"does not load: {exc}", "error"))
     return issues
@@ -115,8 +200,9 @@ def flow_payload(mission: MissionSpec) -> Dict[str, Any]:
 
     Returns:
         ``{"flow_id", "name", "description", "spec"}``: ``spec`` is the graph's dict, with
-        each strategy binding written into its agent node's ``params["strategy"]`` (the
-        server loads the graph alone, so the bindings would otherwise be lost).
+        each strategy binding written into its agent node's ``params["strategy"]`` and the
+        mission's ``state_schema`` as the graph's when it declares none (the server loads the
+        graph alone, so they would otherwise be lost). :func:`not_sent` names the rest.
     """
     first_line = (
         mission.description.strip().splitlines()[0] if mission.description else ""
@@ -126,6 +212,8 @@ def flow_payload(mission: MissionSpec) -> Dict[str, Any]:
     for binding in mission.strategies:
         if binding.target in nodes:
             nodes[binding.target]["params"]["strategy"] = binding.strategy.to_dict()
+    if graph["state_schema"] is None and mission.state_schema is not None:
+        graph["state_schema"] = mission.state_schema.to_dict()
     return {
         "flow_id": mission.mission_id,
         "name": (first_line[:100] or mission.mission_id),

@@ -15,7 +15,7 @@ from typing import Any, List, Tuple
 import pytest
 
 from spark_core.cli import main
-from spark_core.errors import RunPaused
+from spark_core.errors import RunPaused, SparkError
 from spark_core.graphs import SQLiteStateBackend
 from spark_core.kit.loader import SpecLoader
 from spark_core.spec import (
@@ -843,7 +843,15 @@ def test_deploy_registers_the_flow(
     assert request["headers"]["Authorization"] == "Bearer sk-secret-value"
     body = request["body"]
     assert set(body) == {"flow_id", "name", "description", "spec"}
-    assert body["spec"] == load_mission_spec(mission_file).graph.to_dict()
+    mission = load_mission_spec(mission_file)
+    assert mission.state_schema is not None and mission.graph.state_schema is None
+    # The server loads the graph alone: the mission's state schema travels inside it.
+    expected = dict(
+        mission.graph.to_dict(), state_schema=mission.state_schema.to_dict()
+    )
+    assert body["spec"] == expected
+    assert result["not_sent"] == ["plan", "telemetry", "deployment", "simulation"]
+    assert result["server_must_allow"] == {"modules": [], "tool_modules": []}
     code, _, err = run(
         capsys,
         "mission-deploy",
@@ -1000,3 +1008,73 @@ def test_compiled_scaffold_keeps_plan_and_state_schema(
     assert proc.returncode == 0, proc.stderr
     output = json.loads(proc.stdout)["output"]
     assert output["steps_completed"] == ["extract", "transform", "load"]
+
+
+def test_the_flow_carries_the_mission_state_schema() -> None:
+    from spark_core.spec import MissionStateSchemaSpec, StateFieldSpec
+    from spark_core.spec.deploy import flow_payload
+
+    graph = GraphSpec(
+        id="g",
+        start="a",
+        nodes=[NodeSpec("a", "set_state", params={"values": {"count": "many"}})],
+    )
+    schema = MissionStateSchemaSpec(fields={"count": StateFieldSpec("int", default=0)})
+    mission = MissionSpec("m", "1.0.0", graph, state_schema=schema)
+    # What the server loads: the schema now checks the state there too.
+    served = SpecLoader().load_graph(flow_payload(mission)["spec"])
+    with pytest.raises(SparkError, match="count: expected int"):
+        served.run_sync({})
+
+
+def test_deploy_readiness_names_the_modules_the_server_must_allow(
+    tmp_path: Path, capsys: Any
+) -> None:
+    graph = GraphSpec(
+        id="g",
+        start="a",
+        nodes=[NodeSpec("a", "tests.spec.sample_graphs:Doubler")],
+        tools=[ToolSpec("search", reference="tests.spec.sample_graphs:search")],
+    )
+    path = tmp_path / "m.json"
+    save_mission_spec(path, MissionSpec("m", "1.0.0", graph))
+    argv = ["mission-deploy", str(path), "--target", "development", "--dry-run"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 1 and "module 'tests.spec.sample_graphs' is not allowed" in out
+    code, out, _ = run(
+        capsys,
+        *argv,
+        "--allow-module",
+        "tests.spec",
+        "--allow-tool-module",
+        "tests.spec",
+        "--json",
+    )
+    result = json.loads(out)
+    assert code == 0 and result["ready"] is True
+    assert result["server_must_allow"] == {
+        "modules": ["tests.spec.sample_graphs"],
+        "tool_modules": ["tests.spec.sample_graphs"],
+    }
+    messages = {i["message"] for i in result["issues"] if i["severity"] == "warning"}
+    assert (
+        "the server must allow node classes from module 'tests.spec.sample_graphs' "
+        "(ai-spine serve --allow-module tests.spec.sample_graphs)" in messages
+    )
+    assert any("--allow-tool-module tests.spec.sample_graphs" in m for m in messages)
+
+
+@pytest.mark.parametrize("timeout", ["-1", "0", "nan"])
+def test_deploy_timeout_must_be_positive(
+    mission_file: Path, capsys: Any, timeout: str
+) -> None:
+    code, out, err = run(
+        capsys,
+        "mission-deploy",
+        str(mission_file),
+        "--target",
+        "development",
+        "--timeout",
+        timeout,
+    )
+    assert code == 2 and out == "" and f"--timeout must be > 0, got {timeout}" in err
