@@ -5,8 +5,9 @@ entries. While exactly one entry is ready and nothing else runs (a linear chain)
 awaited inline, without creating a task; otherwise every ready entry becomes a task and the
 loop handles tasks as they finish. Completing a node fires every edge whose condition holds;
 a :class:`~spark_core.nodes.JoinNode` collects one message per parent before it runs. With a
-durable backend every completed step (output + frontier + state changes) is committed in one
-transaction, so :meth:`Graph.resume` continues a killed run without redoing committed nodes.
+durable backend every completed step (output + frontier + that node's state writes) is
+committed in one transaction, so :meth:`Graph.resume` continues a killed run without redoing
+committed nodes.
 Telemetry, guardrails and policies plug in as observers.
 """
 
@@ -36,7 +37,7 @@ from spark_core.graphs.edges import Edge
 from spark_core.graphs.observers import GraphObserver, NodeRunInfo, RunInfo, RunResult
 from spark_core.graphs.state import GraphState
 from spark_core.nodes.base import JoinNode, Node, _check_output, as_node, execute_node
-from spark_core.nodes.context import ExecutionContext, Inputs
+from spark_core.nodes.context import NODE_WRITES, ExecutionContext, Inputs
 
 logger = logging.getLogger("spark_core.graph")
 
@@ -45,6 +46,8 @@ CHECKPOINT_VERSION = 1
 # size fits, and a loop that does not end stops after about this many rounds.
 STEPS_PER_NODE = 1000
 Entry = Tuple[str, Any]  # (node id, inputs)
+# What a node execution hands to _complete: output, targets of fired edges, its write log.
+Done = Tuple[Any, List[Node], Dict[str, Any]]
 
 
 class _Run:
@@ -416,9 +419,7 @@ class Graph:
         info = run.info
         observers = self._observers
         state = self.state
-        durable = state.backend.durable
-        if durable:
-            state._begin_buffering()
+        state._begin_run()
         state._loop = (
             asyncio.get_running_loop()
         )  # for *_sync writes from worker threads
@@ -455,25 +456,25 @@ class Graph:
                         logger.exception("observer %r failed in on_run_end", observer)
             raise
         finally:
-            if durable:
-                state._end_buffering()
+            state._end_run()
 
     def _finish(self, run: _Run, status: str, error: Optional[BaseException]) -> None:
         self._current = None
         self._last = run
         backend = self.state.backend
         record = self._record(run, status, error)
+        changes = self.state._take_changes()  # writes outside nodes, of paused nodes
         if not backend.durable:
             record["outputs"] = run.outputs
-            backend.save_run(record)
+            backend.save_run(record, changes)
             return
         try:
-            backend.save_run(record, self.state._take_changes())
+            backend.save_run(record, changes)
         except StateValidationError:
             # Something of this run cannot be stored: keep the last committed position.
             if run.committed is not None:
                 record["frontier"], record["joins"] = run.committed
-            backend.save_run(record)
+            backend.save_run(record, changes)
 
     async def _loop(
         self, run: _Run
@@ -546,10 +547,8 @@ class Graph:
                     if not task.cancelled():
                         task.exception()
 
-    async def _exec(
-        self, run: _Run, node_id: str, inputs: Any
-    ) -> Tuple[Any, List[Node]]:
-        """Run one node; return its output and the targets of the edges that fire."""
+    async def _exec(self, run: _Run, node_id: str, inputs: Any) -> Done:
+        """Run one node; return its output, the targets of the fired edges, its writes."""
         node = self.nodes[node_id]
         snapshot = node.state.context_snapshot
         info = run.info
@@ -570,12 +569,17 @@ class Graph:
             node,
             self._observers,
         )
+        writes = ctx._writes = {}
         observers = self._observers
         started = time.perf_counter()
         try:
             if not observers and node._is_async and not node.config.has_capabilities():
                 # Fast path: no hooks, no capabilities, no extra coroutine frames.
-                output = _check_output(node, await node.process(ctx))
+                token = NODE_WRITES.set(writes)
+                try:
+                    output = _check_output(node, await node.process(ctx))
+                finally:
+                    NODE_WRITES.reset(token)
                 node.state.context_snapshot = output
             else:
                 output = await execute_node(node, ctx, info, observers)
@@ -590,6 +594,7 @@ class Graph:
             node.state.context_snapshot = snapshot
             if isinstance(exc, RunPaused):
                 status = "paused"
+                self.state._keep(writes)  # it runs again on resume: its writes stay
             elif isinstance(exc, RunStopped) or not isinstance(exc, Exception):
                 # Cancellation, KeyboardInterrupt, SystemExit: propagate as they are.
                 status = "cancelled"
@@ -618,18 +623,13 @@ class Graph:
             None,
             previous[4] + 1 if previous is not None else 1,
         ]
-        return output, targets
+        return output, targets, writes
 
     def _complete(
-        self,
-        run: _Run,
-        seq: int,
-        node_id: str,
-        done: Tuple[Any, List[Node]],
-        ready: Deque[int],
+        self, run: _Run, seq: int, node_id: str, done: Done, ready: Deque[int]
     ) -> None:
         """Record a finished node, send its output along the fired edges, commit the step."""
-        output, targets = done
+        output, targets, writes = done
         del run.pending[seq]
         run.step += 1
         run.info.step = run.step
@@ -645,6 +645,8 @@ class Graph:
             else:
                 ready.append(run.add(target.id, output))
         backend = self.state.backend
+        # The node's own writes are committed with its step, never with another's.
+        changes = self.state._take_changes(writes)
         if backend.durable:
             frontier = run.frontier()
             joins = run.joins if run.joins_dirty else None
@@ -656,13 +658,15 @@ class Graph:
                 output,
                 frontier,
                 joins,
-                self.state._take_changes(),
+                changes,
             )
             previous_joins = run.committed[1] if run.committed is not None else {}
             run.committed = (
                 frontier,
                 run.joins if joins is not None else previous_joins,
             )
+        elif changes:
+            backend.save_state_keys(changes)
         if run.step >= self.max_steps and run.pending:
             busiest = max(run.node_results, key=lambda nid: run.node_results[nid][4])
             raise MaxStepsExceededError(
@@ -723,7 +727,7 @@ class Graph:
             "run_id": run.info.run_id,
             "status": status,
             "inputs": run.info.inputs,
-            "state": self.state._data,
+            "state": self.state._settled(),  # not the writes of nodes still running
             "frontier": run.frontier(),
             "joins": run.joins,
             "outputs": run.outputs,
@@ -759,8 +763,7 @@ class Graph:
         """
         record = self._check_checkpoint(checkpoint)
         state = self.state
-        new_state = dict(checkpoint["state"])
-        state._check(new_state)
+        new_state = state._check(dict(checkpoint["state"]))
         backend = state.backend
         # One transaction: a crash leaves the old state or the new one, never none.
         changes = {key: DELETED for key in backend.load_state() if key not in new_state}

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Dict, Optional, Set, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from spark_core.errors import StateValidationError
 from spark_core.graphs.backends import DELETED, InMemoryStateBackend, StateBackend
 from spark_core.graphs.state_schema import (
+    RESERVED_PREFIX,
     check_schema,
     from_model,
     schema_defaults,
     to_model,
     validate_values,
 )
+from spark_core.nodes.context import NODE_WRITES
 
 
 class _Transaction:
@@ -38,12 +40,28 @@ class _Transaction:
         self._lock.release()
 
 
+# A node's write log (NODE_WRITES) maps key -> (seq, value, value before, seq before).
+_ABSENT: Any = object()  # "the key was not set" in a log entry
+
+
 class GraphState:
     """Shared, JSON-valued state of a graph; it persists across runs until reset.
 
-    Values must be JSON-serialisable. Keys starting with ``_spark_`` are reserved for the
-    library (approvals, audit trail) and are never checked against the schema. With a schema,
-    every write of a declared field is type-checked and missing fields start at their defaults.
+    Values must be JSON-serialisable; what is stored is the JSON form of the value (a tuple
+    becomes a list, the object passed in is copied), validated by the schema. Keys starting
+    with ``_spark_`` are reserved for the library (approvals, audit trail) and are never
+    checked against the schema. With a schema, every write of a declared field is
+    type-checked and missing fields start at their defaults.
+
+    During a run, a node's writes are kept only if the node completes: they are committed
+    together with its step (with a durable backend, in the step's transaction), a failed
+    attempt's writes are undone before a retry, and when the run fails or is cancelled
+    the state goes back to what completed steps committed. A node that pauses the run
+    keeps its writes. Reads see every write at once, also the writes of siblings still
+    running (so ``async with state.lock():`` read-modify-writes across branches add up);
+    a value that a still-running sibling wrote is committed by the node that builds on it.
+    Reserved ``_spark_`` keys and writes made outside nodes (observers) are committed with
+    the next step whatever happens to the node.
 
     Attributes:
         backend: Where the state is stored.
@@ -72,7 +90,11 @@ class GraphState:
         )
         self.schema = schema
         self._data: Dict[str, Any] = self.backend.load_state()
-        self._dirty: Optional[Set[str]] = None
+        # While a run is in progress: writes made outside nodes, key -> (seq, value).
+        self._run_writes: Optional[Dict[str, Any]] = None
+        self._seq = 0  # numbers every write of a run, to commit only the newest value
+        self._latest: Dict[str, int] = {}  # key -> seq of its newest write
+        self._committed: Dict[str, int] = {}  # key -> seq of its newest committed write
         self._lock: Optional[Tuple[Any, asyncio.Lock]] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = (
             None  # the loop of the last run
@@ -89,11 +111,12 @@ class GraphState:
             if k not in self._data
         }
         if missing:
-            self._check(missing)
+            missing = self._check(missing)
             self._data.update(missing)
             self.backend.save_state_keys(missing)
 
-    def _check(self, values: Dict[str, Any]) -> None:
+    def _check(self, values: Dict[str, Any]) -> Dict[str, Any]:
+        """Validate ``values``; return them as they will be stored (JSON form, schema's)."""
         for key, value in values.items():
             if not isinstance(key, str):
                 raise StateValidationError(f"state keys must be strings, got {key!r}")
@@ -104,33 +127,102 @@ class GraphState:
                     f"state key {key!r}: value is not JSON-serialisable ({exc})"
                 ) from None
         validate_values(self.schema, self._data, values)
+        return values
 
-    def _write(self, values: Dict[str, Any]) -> None:
-        self._check(values)
-        self._data.update(values)
-        if self._dirty is not None:
-            self._dirty.update(values)
-        else:
+    def _write(self, values: Dict[str, Any], log: Any = _ABSENT) -> None:
+        values = self._check(values)
+        self._apply(values, NODE_WRITES.get() if log is _ABSENT else log)
+
+    def _apply(self, values: Dict[str, Any], log: Optional[Dict[str, Any]]) -> None:
+        """Write validated values (``DELETED`` removes a key) into the state."""
+        run_writes = self._run_writes
+        if run_writes is None:  # no run in progress: straight to the backend
+            for key, value in values.items():
+                if value is DELETED:
+                    self._data.pop(key, None)
+                else:
+                    self._data[key] = value
             self.backend.save_state_keys(values)
+            return
+        data, latest = self._data, self._latest
+        for key, value in values.items():
+            self._seq += 1
+            if log is not None and not key.startswith(RESERVED_PREFIX):
+                entry = log.get(key)
+                if entry is None:  # remember what to restore if the attempt fails
+                    entry = (0, None, data.get(key, _ABSENT), latest.get(key, 0))
+                log[key] = (self._seq, value, entry[2], entry[3])
+            else:
+                run_writes[key] = (self._seq, value)
+            latest[key] = self._seq
+            if value is DELETED:
+                data.pop(key, None)
+            else:
+                data[key] = value
 
-    # Buffering, used by the graph: during a durable run, writes are committed together with
-    # the step that made them.
-    def _begin_buffering(self) -> None:
-        if self._dirty is None:
-            self._dirty = set()
+    # Used by the graph while it runs (see the class docstring).
+    def _begin_run(self) -> None:
+        self._run_writes = {}
+        self._latest = {}
+        self._committed = {}
 
-    def _take_changes(self) -> Optional[Dict[str, Any]]:
-        if not self._dirty:
+    def _take_changes(
+        self, log: Optional[Dict[str, Any]] = None
+    ) -> Optional[Dict[str, Any]]:
+        """Return what to commit now: run-level writes plus ``log`` (a completed node's)."""
+        run_writes = self._run_writes
+        if not log and not run_writes:
             return None
-        changes = {key: self._data.get(key, DELETED) for key in self._dirty}
-        self._dirty = set()
-        return changes
+        changes: Dict[str, Any] = {}
+        committed = self._committed
+        for writes in (run_writes, log):
+            for key, entry in (writes or {}).items():
+                if entry[0] > committed.get(key, 0):  # newer than what is stored
+                    changes[key] = entry[1]
+                    committed[key] = entry[0]
+        if run_writes:
+            run_writes.clear()
+        return changes or None
 
-    def _end_buffering(self) -> None:
+    def _keep(self, log: Optional[Dict[str, Any]]) -> None:
+        """Commit ``log`` with the next commit whatever happens (a node that paused)."""
+        if log and self._run_writes is not None:
+            for key, entry in log.items():
+                current = self._run_writes.get(key)
+                if current is None or current[0] < entry[0]:
+                    self._run_writes[key] = entry[:2]
+            log.clear()
+
+    def _undo(self, log: Dict[str, Any]) -> None:
+        """Take back a failed attempt's writes (those nobody overwrote since)."""
+        for key, (seq, _, before, before_seq) in log.items():
+            if self._latest.get(key) == seq:
+                if before is _ABSENT:
+                    self._data.pop(key, None)
+                else:
+                    self._data[key] = before
+                self._latest[key] = before_seq
+        log.clear()
+
+    def _end_run(self) -> None:
+        """Store the remaining run-level writes, then drop what no completed step kept."""
         changes = self._take_changes()
-        self._dirty = None
+        self._run_writes = None
         if changes:
             self.backend.save_state_keys(changes)
+        self._reload()
+
+    def _settled(self) -> Dict[str, Any]:
+        """The state without the writes of nodes still running (for checkpoints)."""
+        if self._run_writes is None:
+            return self._data
+        settled = self.backend.load_state()
+        for key, (_, value) in self._run_writes.items():
+            if value is DELETED:
+                settled.pop(key, None)
+            else:
+                settled[key] = value
+        return settled
 
     def _reload(self) -> None:
         self._data = self.backend.load_state()
@@ -173,11 +265,7 @@ class GraphState:
         Args:
             key: The key.
         """
-        self._data.pop(key, None)
-        if self._dirty is not None:
-            self._dirty.add(key)  # committed with the step, like a write
-        else:
-            self.backend.delete_state_keys([key])
+        self._apply({key: DELETED}, NODE_WRITES.get())  # kept like a write
 
     # Synchronous access for plain ``def`` nodes, which run in worker threads.
     def get_sync(self, key: str, default: Any = None) -> Any:
@@ -214,6 +302,7 @@ class GraphState:
             StateValidationError: A value is invalid (nothing is written).
         """
         values = _as_dict(values)
+        log = NODE_WRITES.get()  # the calling node's (copied into its worker thread)
         loop = self._loop
         if loop is not None and loop.is_running():
             try:
@@ -221,9 +310,15 @@ class GraphState:
             except RuntimeError:
                 in_loop = False
             if not in_loop:
-                asyncio.run_coroutine_threadsafe(self.update(values), loop).result()
+                future = asyncio.run_coroutine_threadsafe(
+                    self._write_async(values, log), loop
+                )
+                future.result()
                 return
-        self._write(values)
+        self._write(values, log)
+
+    async def _write_async(self, values: Dict[str, Any], log: Any) -> None:
+        self._write(values, log)
 
     def lock(self) -> asyncio.Lock:
         """Return the lock that guards read-modify-write sequences.
@@ -269,8 +364,8 @@ class GraphState:
         """Remove every key, then restore the schema defaults."""
         self.backend.clear_state()
         self._data = {}
-        if self._dirty is not None:
-            self._dirty = set()
+        if self._run_writes is not None:
+            self._run_writes.clear()
         self._fill_defaults(None)
 
 

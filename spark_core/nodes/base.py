@@ -32,7 +32,7 @@ from spark_core.nodes.capabilities import (
     RetryCapability,
     TimeoutCapability,
 )
-from spark_core.nodes.context import ExecutionContext, Inputs, NodeState
+from spark_core.nodes.context import NODE_WRITES, ExecutionContext, Inputs, NodeState
 
 if TYPE_CHECKING:  # pragma: no cover
     from spark_core.graphs.observers import GraphObserver, RunInfo
@@ -429,6 +429,16 @@ def _check_output(node: Node, output: Any) -> Any:
 
 
 async def _call(node: Node, ctx: ExecutionContext) -> Any:
+    if ctx._writes is None:  # not in a graph run: no write log to record into
+        return await _process(node, ctx)
+    token = NODE_WRITES.set(ctx._writes)
+    try:
+        return await _process(node, ctx)
+    finally:
+        NODE_WRITES.reset(token)
+
+
+async def _process(node: Node, ctx: ExecutionContext) -> Any:
     if node._is_async:
         return await node.process(ctx)
     if node._inline:
@@ -567,6 +577,8 @@ async def _execute_full(  # noqa: C901 - the attempt loop is clearer in one piec
             and not isinstance(error, _BadOutputError)
             and retry.should_retry(cause if cause is not None else error, attempt)
         ):
+            if ctx._writes and ctx.graph_state is not None:
+                ctx.graph_state._undo(ctx._writes)  # the retry starts from clean state
             delay = retry.delay(attempt)
             if run is not None:
                 for observer in observers:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from spark_core.errors import SparkError
@@ -12,6 +13,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from spark_core.graphs.observers import GraphObserver, RunInfo
     from spark_core.graphs.state import GraphState
     from spark_core.nodes.base import Node
+
+# The write log of the node execution running in this context: the engine sets it around
+# ``process`` (worker threads get a copy), and ``GraphState`` records the node's writes
+# there so they are committed with its step, or dropped if it fails. ``None`` elsewhere.
+NODE_WRITES: ContextVar[Optional[Dict[str, Any]]] = ContextVar(
+    "spark_node_writes", default=None
+)
 
 
 class Inputs:
@@ -71,6 +79,7 @@ class ExecutionContext:
         "_node",
         "_observers",
         "_events",
+        "_writes",
     )
 
     def __init__(
@@ -95,6 +104,7 @@ class ExecutionContext:
         self._node = node
         self._observers = observers
         self._events: Optional[List[Tuple[str, Dict[str, Any]]]] = None
+        self._writes: Optional[Dict[str, Any]] = None  # set by the graph (NODE_WRITES)
 
     def __repr__(self) -> str:
         return f"ExecutionContext(node_id={self.metadata.get('node_id')!r}, run_id={self.run_id!r})"

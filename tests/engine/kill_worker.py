@@ -21,7 +21,12 @@ TAIL = 4
 
 
 class Work(Node):
-    """Logs its id, sleeps a little, adds its id to the path and bumps a state counter."""
+    """Logs its id, counts its own run, sleeps, adds its id to the path, bumps a counter.
+
+    The per-node count is written BEFORE the sleep, so a kill often lands while a branch
+    holds a write that its step has not committed yet (a sibling's commit must not take it
+    along: the resumed branch would count twice).
+    """
 
     def __init__(self, name: str, side_file: str) -> None:
         super().__init__(name=name)
@@ -33,9 +38,11 @@ class Work(Node):
             os.write(fd, f"{self.id}\n".encode())
         finally:
             os.close(fd)
-        await asyncio.sleep(random.uniform(0.005, 0.03))
         state = context.graph_state
         assert state is not None
+        key = f"runs:{self.id}"
+        await state.set(key, (await state.get(key, 0)) + 1)
+        await asyncio.sleep(random.uniform(0.005, 0.03))
         async with state.lock():
             await state.set("executed", (await state.get("executed", 0)) + 1)
         return {"path": list(context.inputs.content.get("path", [])) + [self.id]}

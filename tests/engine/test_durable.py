@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -21,7 +22,8 @@ from spark_core.graphs import (
     SQLiteStateBackend,
     StateBackend,
 )
-from spark_core.nodes import ExecutionContext, JoinNode, Node
+from spark_core.nodes import ExecutionContext, JoinNode, Node, NodeConfig
+from spark_core.nodes.capabilities import RetryCapability
 from spark_core.utils import arun
 from tests.engine.conftest import gstate, stored_run
 
@@ -208,6 +210,115 @@ def test_a_failing_edge_condition_leaves_the_stored_run_untouched(
     result = graph.resume_sync("e")
     assert set(result.outputs) == {"q", "t1", "t2"}
     assert sorted(log) == ["q", "q", "t1", "t2"]
+
+
+# ------------------------------------------------------- state writes and their steps
+def test_a_running_nodes_writes_are_not_committed_with_a_siblings_step(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "w.db"
+    seen: Dict[str, Any] = {}
+
+    class X(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            state = gstate(context)
+            await state.set("charges", await state.get("charges", 0) + 1)
+            seen["own"] = await state.get("charges")  # a node reads its own writes
+            other = SQLiteStateBackend(path)
+            for _ in range(400):  # until Y's step is committed
+                record = other.load_run("w")
+                if record is not None and "Y" in record["outputs"]:
+                    break
+                await asyncio.sleep(0.005)
+            # What a kill -9 now would leave behind: Y's step, not X's write.
+            seen["state"], seen["run"] = other.load_state(), record
+            other.close()
+            return {"x": 1}
+
+    class Y(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            seen["sibling"] = await gstate(context).get("charges")  # the live view
+            await gstate(context).set("y", True)
+            return {"y": 1}
+
+    start = Node(name="start")
+    start >> [X(name="X"), Y(name="Y")]
+    graph = Graph(start=start, state_backend=SQLiteStateBackend(path))
+    graph.run_sync({}, run_id="w")
+    assert seen["own"] == 1 and seen["sibling"] == 1
+    assert seen["state"] == {"y": True}  # X's write waits for X's step
+    assert set(seen["run"]["outputs"]) == {"start", "Y"}
+    assert SQLiteStateBackend(path).load_state() == {"y": True, "charges": 1}
+
+
+class Charge(Node):
+    """Adds 1 to ``charges`` (and to the reserved ``_spark_tries``), fails the first time."""
+
+    fail_next = True
+
+    async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+        state = gstate(context)
+        await state.set("charges", await state.get("charges", 0) + 1)
+        await state.set("_spark_tries", await state.get("_spark_tries", 0) + 1)
+        if Charge.fail_next:
+            Charge.fail_next = False
+            raise ConnectionError("card network down")
+        return {"charged": True}
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_failed_nodes_writes_are_dropped_so_resume_does_not_repeat_them(
+    tmp_path: Path, durable: bool
+) -> None:
+    backend: StateBackend = (
+        SQLiteStateBackend(tmp_path / "f.db") if durable else InMemoryStateBackend()
+    )
+    Charge.fail_next = True
+    start = Node(name="start")
+    start >> Charge(name="charge")
+    graph = Graph(start=start, state_backend=backend)
+    with pytest.raises(NodeExecutionError, match="card network"):
+        graph.run_sync(run_id="f")
+    # Library bookkeeping (reserved keys) is kept; the node's own write is not.
+    assert backend.load_state() == {"_spark_tries": 1}
+    assert arun(graph.state.get("charges")) is None
+    assert graph.resume_sync("f").status == "completed"
+    assert backend.load_state() == {"charges": 1, "_spark_tries": 2}
+
+
+def test_a_retried_attempts_writes_are_undone_before_the_retry() -> None:
+    Charge.fail_next = True
+    node = Charge(
+        name="charge",
+        config=NodeConfig(retry=RetryCapability(max_retries=1, initial_delay=0)),
+    )
+    graph = Graph(start=node)
+    result = graph.run_sync()
+    assert result.node_results["charge"].attempts == 2
+    assert arun(graph.state.get("charges")) == 1
+
+
+def test_a_checkpoint_taken_mid_run_leaves_out_running_nodes_writes() -> None:
+    checkpoints: List[Dict[str, Any]] = []
+
+    class Slow(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            await gstate(context).set("slow", "half done")
+            await asyncio.sleep(0.05)
+            return {}
+
+    class Snap(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            await gstate(context).set("snap", True)
+            assert context.graph is not None
+            checkpoints.append(await context.graph.checkpoint_state())
+            return {}
+
+    start = Node(name="start")
+    start >> [Slow(name="slow"), Snap(name="snap")]
+    Graph(start=start).run_sync()
+    assert checkpoints[0]["state"] == {}
+    assert sorted(e[0] for e in checkpoints[0]["frontier"]) == ["slow", "snap"]
 
 
 # -------------------------------------------------------------------- checkpoints

@@ -90,4 +90,9 @@ def test_kill_dash_nine_at_random_points_then_resume(tmp_path: Path, seed: int) 
     # The state counter was committed with each step, so it counts committed executions.
     state = SQLiteStateBackend(db).load_state()
     assert state["executed"] == len(node_ids()) - 1
+    # Each node counted its run before sleeping; only the run that committed may remain.
+    counts = {nid: state.get(f"runs:{nid}") for nid in node_ids() if nid != "merge"}
+    assert counts == {
+        nid: 1 for nid in counts
+    }, "a node's write outlived its killed run"
     assert partial_kills >= 1, "no kill landed in the middle of the run"
