@@ -40,6 +40,7 @@ class _Transaction:
         self._lock.release()
 
 
+_SCALARS = (str, int, float, bool, type(None))  # stored as they are
 # A node's write log (NODE_WRITES) maps key -> (seq, value, value before, seq before).
 _ABSENT: Any = object()  # "the key was not set" in a log entry
 
@@ -117,17 +118,20 @@ class GraphState:
 
     def _check(self, values: Dict[str, Any]) -> Dict[str, Any]:
         """Validate ``values``; return them as they will be stored (JSON form, schema's)."""
+        stored = {}
         for key, value in values.items():
             if not isinstance(key, str):
                 raise StateValidationError(f"state keys must be strings, got {key!r}")
             try:
-                json.dumps(value, allow_nan=False)
+                text = json.dumps(value, allow_nan=False)
             except (TypeError, ValueError) as exc:
                 raise StateValidationError(
                     f"state key {key!r}: value is not JSON-serialisable ({exc})"
                 ) from None
-        validate_values(self.schema, self._data, values)
-        return values
+            # What a durable backend would give back: a tuple becomes a list, and later
+            # changes to the caller's object do not leak into the state.
+            stored[key] = value if type(value) in _SCALARS else json.loads(text)
+        return validate_values(self.schema, self._data, stored)
 
     def _write(self, values: Dict[str, Any], log: Any = _ABSENT) -> None:
         values = self._check(values)

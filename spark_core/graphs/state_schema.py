@@ -9,7 +9,8 @@ class MissionState(MissionStateModel):
 Declared fields are type-checked on every state write (basic types, ``Optional``/``Union``,
 ``list[...]``, ``dict[...]``, ``Literal``, ``Any``, classes); keys that the schema does not
 declare are allowed, and keys starting with ``_spark_`` are never checked. Mutable defaults are
-copied per instance. A pydantic ``BaseModel`` subclass is accepted as a schema too.
+copied per instance. A pydantic ``BaseModel`` subclass is accepted as a schema too; the
+state then stores the values as the model converted them (``"3"`` for an ``int`` is ``3``).
 """
 
 from __future__ import annotations
@@ -222,33 +223,41 @@ def schema_defaults(schema: Any) -> Dict[str, Any]:
 
 def validate_values(
     schema: Any, current: Dict[str, Any], updates: Dict[str, Any]
-) -> None:
+) -> Dict[str, Any]:
     """Validate ``updates`` (about to be merged into ``current``) against ``schema``.
 
     Args:
         schema: The schema (or ``None``: nothing to check).
         current: The state before the write.
-        updates: The keys being written.
+        updates: The keys being written (JSON values).
+
+    Returns:
+        The values to store: ``updates``, with declared fields of a pydantic schema as the
+        model converted them (``"3"`` for an ``int`` field is stored as ``3``).
 
     Raises:
         StateValidationError: A declared field would get a value of the wrong type.
     """
     if schema is None:
-        return
+        return updates
     checked = {k: v for k, v in updates.items() if not k.startswith(RESERVED_PREFIX)}
     if not checked:
-        return
+        return updates
     if _is_pydantic(schema):
-        declared = set(schema.model_fields)
-        if not declared.intersection(checked):
-            return
-        merged = {k: v for k, v in {**current, **checked}.items() if k in declared}
+        declared = set(schema.model_fields).intersection(checked)
+        if not declared:
+            return updates
+        merged = {
+            k: v for k, v in {**current, **checked}.items() if k in schema.model_fields
+        }
         try:
-            schema.model_validate(merged)
+            model = schema.model_validate(merged)
+            converted = model.model_dump(mode="json", include=declared)
         except Exception as exc:
             raise StateValidationError(f"{schema.__name__}: {exc}") from None
-        return
+        return {**updates, **converted}
     schema.validate(checked)
+    return updates
 
 
 def to_model(schema: Any, data: Dict[str, Any]) -> Any:

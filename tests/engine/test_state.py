@@ -154,8 +154,28 @@ def test_pydantic_schema_is_accepted() -> None:
         with pytest.raises(StateValidationError):
             await state.set("counter", "not a number")
         assert (await state.get_typed()).counter == 3
+        # What is stored is what the model made of the value, not the raw input.
+        await state.update({"counter": "7", "free": "7"})
+        assert await state.get("counter") == 7 and await state.get("free") == "7"
+        assert state.backend.load_state()["counter"] == 7
 
     arun(main())
+
+
+def test_stored_values_are_json_copies_of_what_was_written(tmp_path: Path) -> None:
+    for backend in (InMemoryStateBackend(), SQLiteStateBackend(tmp_path / "c.db")):
+        state = GraphState(backend, MissionState)
+        notes = ["a"]
+
+        async def main() -> None:
+            await state.set("notes", ("x", "y"))  # a tuple is stored as the list it is
+            assert await state.get("notes") == ["x", "y"]
+            await state.set("notes", notes)
+            notes.append("changed later")
+            assert await state.get("notes") == ["a"]
+
+        arun(main())
+        assert backend.load_state()["notes"] == ["a"]
 
 
 def test_lock_serialises_read_modify_write() -> None:
