@@ -86,6 +86,11 @@ class StateValidationError(SparkError, ValueError):
     """A graph-state write or a checkpoint does not match the schema or is not JSON data."""
 
 
+class StateLockError(SparkError, RuntimeError):
+    """The graph-state lock was used from the wrong kind of code (``lock()`` is for async
+    code on the run's event loop, ``lock_sync()`` for plain ``def`` nodes' threads)."""
+
+
 class GraphDefinitionError(SparkError, ValueError):
     """The graph (nodes, edges, expressions, configuration) is not valid."""
 
@@ -136,6 +141,7 @@ __all__ = [
     "CircuitOpenError",
     "MaxStepsExceededError",
     "StateValidationError",
+    "StateLockError",
     "GraphDefinitionError",
     "ExpressionError",
     "EdgeConditionError",

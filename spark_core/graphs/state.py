@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from typing import Any, Dict, Optional, Tuple
+import threading
+from typing import Any, Dict, Iterator, Optional, Tuple
 
-from spark_core.errors import StateValidationError
+from spark_core.errors import StateLockError, StateValidationError
 from spark_core.graphs.backends import DELETED, InMemoryStateBackend, StateBackend
 from spark_core.graphs.state_schema import (
     RESERVED_PREFIX,
@@ -97,6 +99,7 @@ class GraphState:
         self._latest: Dict[str, int] = {}  # key -> seq of its newest write
         self._committed: Dict[str, int] = {}  # key -> seq of its newest committed write
         self._lock: Optional[Tuple[Any, asyncio.Lock]] = None
+        self._thread_lock = threading.Lock()  # lock_sync() when no run is in progress
         self._loop: Optional[asyncio.AbstractEventLoop] = (
             None  # the loop of the last run
         )
@@ -328,11 +331,66 @@ class GraphState:
         """Return the lock that guards read-modify-write sequences.
 
         Use ``async with graph_state.lock(): ...`` around a get followed by a set.
+
+        Returns:
+            The asyncio lock of the running event loop.
+
+        Raises:
+            StateLockError: No event loop runs in this thread (a plain ``def`` node's worker
+                thread: use :meth:`lock_sync`).
         """
-        loop = asyncio.get_running_loop()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise StateLockError(
+                "graph_state.lock() is an asyncio lock and needs a running event loop: "
+                "in a plain def node use `with graph_state.lock_sync():`"
+            ) from None
         if self._lock is None or self._lock[0] is not loop:
             self._lock = (loop, asyncio.Lock())
         return self._lock[1]
+
+    @contextlib.contextmanager
+    def lock_sync(self) -> Iterator[None]:
+        """Hold :meth:`lock` from a plain ``def`` node (a worker thread).
+
+        ``with graph_state.lock_sync():`` around ``get_sync`` and ``set_sync`` makes the
+        read-modify-write exclusive with the other sync and async holders of the lock.
+
+        Returns:
+            A context manager holding the lock while its block runs.
+
+        Raises:
+            StateLockError: Called on the event loop's own thread, which it would block
+                (use ``async with graph_state.lock():`` there).
+        """
+        loop = self._loop
+        if loop is None or not loop.is_running():  # no run: only threads to exclude
+            with self._thread_lock:
+                yield
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            raise StateLockError(
+                "graph_state.lock_sync() would block the event loop: in async code use "
+                "`async with graph_state.lock():`"
+            )
+
+        async def acquire() -> asyncio.Lock:
+            lock = self.lock()
+            await lock.acquire()
+            return lock
+
+        lock = asyncio.run_coroutine_threadsafe(acquire(), loop).result()
+        try:
+            yield
+        finally:
+            loop.call_soon_threadsafe(
+                lock.release
+            )  # asyncio locks belong to their loop
 
     def transaction(self) -> _Transaction:
         """Return an async context manager holding :meth:`lock` (``async with``)."""

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from spark_core.errors import StateValidationError
+from spark_core.errors import NodeExecutionError, StateValidationError
 from spark_core.graphs import (
     Graph,
     GraphState,
@@ -315,6 +315,59 @@ def test_plain_def_nodes_use_the_sync_state_methods(tmp_path: Path) -> None:
     }
     graph.state.set_sync("outside", True)  # no run in progress: written directly
     assert arun(graph.state.get("outside")) is True
+
+
+def test_plain_def_nodes_read_modify_write_under_lock_sync() -> None:
+    import time
+
+    class SyncCount(Node):
+        def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            state = gstate(context)
+            with state.lock_sync():
+                value = state.get_sync("n", 0)
+                time.sleep(0.002)  # lets other threads in if the lock did not hold
+                state.set_sync("n", value + 1)
+            return {}
+
+    class AsyncCount(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            state = gstate(context)
+            async with state.lock():
+                value = await state.get("n", 0)
+                await asyncio.sleep(0.002)
+                await state.set("n", value + 1)
+            return {}
+
+    start = Node(name="start")
+    start >> [SyncCount(name=f"s{i}") for i in range(8)]
+    start >> [AsyncCount(name=f"a{i}") for i in range(4)]
+    graph = Graph(start=start)
+    graph.run_sync()
+    assert arun(graph.state.get("n")) == 12
+    with graph.state.lock_sync():  # no run in progress: still usable
+        graph.state.set_sync("n", 0)
+    assert arun(graph.state.get("n")) == 0
+
+
+def test_the_wrong_lock_for_the_code_is_a_clear_error() -> None:
+    from spark_core.errors import StateLockError
+
+    class SyncWithAsyncLock(Node):
+        def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            gstate(context).lock()
+            return {}
+
+    class AsyncWithSyncLock(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            with gstate(context).lock_sync():
+                return {}
+
+    for node in (SyncWithAsyncLock(name="s"), AsyncWithSyncLock(name="a")):
+        with pytest.raises(NodeExecutionError) as info:
+            Graph(start=node).run_sync()
+        assert isinstance(info.value.__cause__, StateLockError)
+    with pytest.raises(StateLockError, match="lock_sync"):
+        GraphState().lock()  # no event loop runs in this thread
 
 
 class _FailingCommit:
