@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import inspect
 import json
 import os
 import sqlite3
@@ -186,7 +187,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     spec = _load(args.file)
     allowed = tuple(DEFAULT_ALLOWED_MODULES) + tuple(args.allow_module or ())
-    files = compile_spec(spec, args.output, style=args.style, allowed_modules=allowed)
+    files = compile_spec(
+        spec,
+        args.output,
+        style=args.style,
+        allowed_modules=allowed,
+        overwrite=args.force,
+    )
     if args.json:
         _emit_json({"style": args.style, "files": [str(f) for f in files]})
     else:
@@ -215,7 +222,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     factory = getattr(module, attribute, None)
     if factory is None:
         raise SpecError(f"{module_name} has no {attribute!r}")
-    obj = factory() if callable(factory) and not isinstance(factory, Graph) else factory
+    obj = _call_factory(args.factory, factory) if callable(factory) else factory
     if isinstance(obj, (GraphSpec, MissionSpec)):
         spec: Union[GraphSpec, MissionSpec] = obj
     elif isinstance(obj, Graph):
@@ -238,14 +245,45 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _call_factory(reference: str, factory: Any) -> Any:
+    """Call a graph factory the user named; anything else is a clear error naming it."""
+    from spark_core.graphs import Graph
+
+    if isinstance(factory, (Graph, GraphSpec, MissionSpec)):
+        return factory
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        signature = None  # some builtins have none: calling them tells
+    if signature is not None:
+        required = [
+            name
+            for name, p in signature.parameters.items()
+            if p.default is p.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        if required:
+            raise SpecError(
+                f"{reference} is not a graph factory: it needs argument(s) "
+                f"{', '.join(required)} (export calls it without any)"
+            )
+    try:
+        return factory()
+    except (
+        Exception
+    ) as exc:  # the user's code: report it on one line, never a traceback
+        raise SpecError(
+            f"{reference} is not a graph factory: calling it failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+
+
 def _graph_of(spec: Union[GraphSpec, MissionSpec]) -> GraphSpec:
     return spec.graph if isinstance(spec, MissionSpec) else spec
 
 
 @contextlib.contextmanager
 def _approval_store(args: argparse.Namespace) -> Iterator[Any]:
-    if args.backend != "sqlite":
-        raise UsageError(f"--backend {args.backend!r} is not supported (use sqlite)")
     from spark_core.governance.approvals import ApprovalStore
     from spark_core.graphs.backends import SQLiteStateBackend
 
@@ -360,19 +398,24 @@ def cmd_mission_diff(args: argparse.Namespace) -> int:
     """``mission-diff``: structural differences between two specs."""
     from spark_core.spec.diff import diff_specs, render_html, render_text
 
+    if args.json and args.format not in (None, "json"):
+        raise UsageError(f"mission-diff: --json conflicts with --format {args.format}")
+    fmt = args.format or ("json" if args.json else "text")
+    target = Path(args.output) if args.output else None
+    if target is not None:
+        _check_output(target, args.force)
     old, new = _load(args.a), _load(args.b)
     changes = diff_specs(old.to_dict(), new.to_dict())
-    if args.format == "json":
+    if fmt == "json":
         text = json.dumps(
             {"a": args.a, "b": args.b, "changes": [c.to_dict() for c in changes]},
             indent=2,
         )
-    elif args.format == "html":
+    elif fmt == "html":
         text = render_html(changes, title=f"{args.a} -> {args.b}")
     else:
         text = render_text(changes)
-    if args.output:
-        target = Path(args.output)
+    if target is not None:
         write_text_atomic(target, text if text.endswith("\n") else text + "\n")
         _out(f"wrote {target}: {len(changes)} change(s)")
     else:
@@ -531,6 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PREFIX",
         help="(production) module prefixes the generated loader allows",
     )
+    p.add_argument(
+        "--force", action="store_true", help="overwrite files that already exist"
+    )
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("export", parents=[common], help="export a live graph to a spec")
@@ -554,7 +600,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--state", required=True, metavar="FILE", help="SQLite state file"
         )
-        p.add_argument("--backend", default="sqlite", choices=["sqlite", "memory"])
+        # Only SQLite: approvals are resolved from another process than the paused run.
+        p.add_argument(
+            "--backend",
+            default="sqlite",
+            choices=["sqlite"],
+            help="state backend of the file (sqlite)",
+        )
         if name == "approval-list":
             p.add_argument(
                 "--status",
@@ -587,8 +639,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("mission-diff", parents=[common], help="compare two specs")
     p.add_argument("a")
     p.add_argument("b")
-    p.add_argument("--format", choices=["text", "json", "html"], default="text")
+    p.add_argument(
+        "--format",
+        choices=["text", "json", "html"],
+        help="output format (default text; --json is --format json)",
+    )
     p.add_argument("-o", "--output", metavar="FILE")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.add_argument(
         "--exit-code", action="store_true", help="exit 1 when the specs differ"
     )

@@ -241,7 +241,7 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
     title = mission.mission_id if mission else graph.id
     lines: List[str] = []
     imports = {"json", "sys"}
-    typing_names = {"Any", "Dict"}
+    typing_names = {"Any"}
     builtin_used = sorted(
         {_BUILTIN_CLASSES[n.type] for n in graph.nodes if ":" not in n.type}
     )
@@ -271,7 +271,10 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
     tool_names, stub_lines, tool_imports = _tools_code(graph, mission)
     custom_imports.extend(tool_imports)
     state = graph.state_schema or (mission.state_schema if mission else None)
-    spark_imports = ["from spark_core.graphs import Graph"]
+    spark_imports = [
+        "from spark_core.errors import SparkError",
+        "from spark_core.graphs import Graph",
+    ]
     node_names = set()
     if custom:
         node_names.update({"Node", "NodeConfig"})
@@ -404,16 +407,8 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
     lines.append(
         '    """Run the graph once on the JSON input given as the first argument."""'
     )
-    lines.append("    args = sys.argv[1:] if argv is None else argv")
     default_input = mission.simulation.inputs if mission and mission.simulation else {}
-    lines.append(f"    default: Dict[str, Any] = {default_input!r}")
-    lines.append(
-        "    inputs: Dict[str, Any] = json.loads(args[0]) if args else default"
-    )
-    lines.append("    result = build_graph().run_sync(inputs)")
-    lines.append(
-        '    print(json.dumps({"status": result.status, "output": result.content}))'
-    )
+    lines.extend(_MAIN_BODY.replace("DEFAULT_INPUT", repr(default_input)).split("\n"))
     lines.append("    return 0")
     lines.append("")
     lines.append("")
@@ -421,6 +416,22 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
     lines.append("    sys.exit(main())")
     return "\n".join(lines) + "\n"
 
+
+# Bad input or a failed run: one line on stderr (exit 2 / 1), never a traceback.
+_MAIN_BODY = """    args = sys.argv[1:] if argv is None else argv
+    inputs: Any = DEFAULT_INPUT
+    if args:
+        try:
+            inputs = json.loads(args[0])
+        except ValueError as exc:
+            print(f"error: the input is not JSON: {exc}", file=sys.stderr)
+            return 2
+    try:
+        result = build_graph().run_sync(inputs)
+    except SparkError as exc:
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
+        return 1
+    print(json.dumps({"status": result.status, "output": result.content}))"""
 
 _PROD_INIT_DOC = (
     "Mission {title!r}, compiled by spark-spec (style: production).\n\n"

@@ -68,3 +68,8 @@ def build_graph() -> Graph:
 def not_a_graph() -> int:
     """A factory returning something that is not a graph."""
     return 7
+
+
+def broken_factory() -> Graph:
+    """A graph factory that fails (export must report it on one line)."""
+    raise RuntimeError("no config")

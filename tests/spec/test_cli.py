@@ -497,6 +497,39 @@ def test_compile_rejects_invalid_specs(tmp_path: Path, capsys: Any) -> None:
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("style", ["simple", "production"])
+def test_compile_refuses_to_overwrite_without_force(
+    style: str, tmp_path: Path, capsys: Any
+) -> None:
+    spec = tool_mission(tmp_path)
+    out_dir = tmp_path / "gen"
+    out_dir.mkdir()  # an existing, empty folder is fine
+    argv = ["compile", str(spec), "-o", str(out_dir), "--style", style, "--json"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    first = Path(json.loads(out)["files"][-1])
+    first.write_text("# edited by hand\n", encoding="utf-8")
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and "already exists (use --force" in err
+    assert first.read_text(encoding="utf-8") == "# edited by hand\n"
+    code, _, err = run(capsys, *argv, "--force")
+    assert code == 0, err
+    assert first.read_text(encoding="utf-8") != "# edited by hand\n"
+
+
+def test_compiled_simple_script_reports_bad_input_on_one_line(
+    tmp_path: Path, capsys: Any
+) -> None:
+    code, out, err = run(
+        capsys, "compile", str(tool_mission(tmp_path)), "-o", str(tmp_path), "--json"
+    )
+    (script,) = json.loads(out)["files"]
+    proc = sh(sys.executable, script, "{not json", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("error: the input is not JSON:")
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
 # ---------------------------------------------------------------- export
 def test_export_a_live_graph(tmp_path: Path, capsys: Any) -> None:
     code, out, err = run(capsys, "export", "tests.spec.sample_graphs:build_graph")
@@ -528,6 +561,16 @@ def test_export_errors(capsys: Any) -> None:
         ("tests.spec.nowhere:f", "cannot import 'tests.spec.nowhere'"),
         ("tests.spec.sample_graphs:nope", "has no 'nope'"),
         ("tests.spec.sample_graphs:not_a_graph", "gave int, not a Graph"),
+        ("os:system", "os:system is not a graph factory: it needs argument(s) command"),
+        (
+            "tests.spec.sample_graphs:broken_factory",
+            "calling it failed: RuntimeError: no config",
+        ),
+        ("tests.spec.sample_graphs:Doubler", "gave Doubler, not a Graph"),
+        (
+            "tests.spec.sample_graphs:search",
+            "search is not a graph factory: it needs argument(s) query",
+        ),
     ):
         code, _, err = run(capsys, "export", ref)
         assert code == 2 and message in err and err.count("\n") == 1
@@ -643,6 +686,10 @@ def test_approval_errors(tmp_path: Path, capsys: Any) -> None:
         capsys, "approval-resolve", "x", "--state", str(db), "--status", "maybe"
     )
     assert code == 2 and "invalid choice" in err
+    code, _, err = run(
+        capsys, "approval-list", "--state", str(db), "--backend", "memory"
+    )
+    assert code == 2 and "invalid choice: 'memory'" in err and "sqlite" in err
     (tmp_path / "junk.sqlite").write_text("not a database", encoding="utf-8")
     code, _, err = run(
         capsys, "approval-list", "--state", str(tmp_path / "junk.sqlite")
@@ -708,6 +755,33 @@ def test_diff_formats(mission_file: Path, tmp_path: Path, capsys: Any) -> None:
         capsys, "mission-diff", str(mission_file), str(other), "--exit-code"
     )
     assert code == 1
+
+
+def test_diff_json_flag_and_overwrite(
+    mission_file: Path, tmp_path: Path, capsys: Any
+) -> None:
+    code, out, _ = run(
+        capsys, "mission-diff", str(mission_file), str(mission_file), "--json"
+    )
+    assert code == 0 and json.loads(out)["changes"] == []
+    code, out, err = run(
+        capsys,
+        "mission-diff",
+        str(mission_file),
+        str(mission_file),
+        "--json",
+        "--format",
+        "html",
+    )
+    assert code == 2 and out == "" and "--json conflicts with --format html" in err
+    target = tmp_path / "diff.txt"
+    target.write_text("keep me", encoding="utf-8")
+    argv = ["mission-diff", str(mission_file), str(mission_file), "-o", str(target)]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "already exists (use --force" in err
+    assert target.read_text(encoding="utf-8") == "keep me"
+    code, _, _ = run(capsys, *argv, "--force")
+    assert code == 0 and "no differences" in target.read_text(encoding="utf-8")
 
 
 # ---------------------------------------------------------------- mission-package
