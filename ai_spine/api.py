@@ -11,13 +11,18 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import sys
+import threading
 import time
 from typing import Any, Dict, Mapping, Optional, Type
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3 import poolmanager
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import LocationValueError
 
 from ai_spine import constants
@@ -169,6 +174,108 @@ def _classify(exc: requests.RequestException) -> str:
     return READ_ERROR
 
 
+class _DeadlinePassed(Exception):
+    """The call's deadline passed during an attempt (the transport raises TimeoutError)."""
+
+
+class _Watchdog:
+    """Shuts the attempt's socket down when the call's deadline passes.
+
+    The connection classes below hand it their socket when they wait for the answer, through
+    the thread-local ``_current``; the read blocked on that socket then ends at once.
+    """
+
+    def __init__(self, ends_at: float) -> None:
+        self._lock = threading.Lock()
+        self._sock: Optional[socket.socket] = None
+        self._fired = False
+        self._stopped = False
+        self._timer = threading.Timer(max(0.0, ends_at - _monotonic()), self._fire)
+        self._timer.name = "ai-spine-deadline"
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: Any) -> None:
+        """Cut this socket at the deadline (at once if it has passed already)."""
+        with self._lock:
+            # Anything else (urllib3's TLS-in-TLS wrapper) is left to the per-read timeout.
+            self._sock = sock if isinstance(sock, socket.socket) else None
+            if self._fired:
+                self._cut()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if not self._stopped:
+                self._fired = True
+                self._cut()
+
+    def _cut(self) -> None:
+        if self._sock is not None:
+            try:
+                # socket.socket's shutdown, not SSLSocket's, which would drop the TLS state
+                # under the reading thread's feet.
+                socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+            except OSError:  # closed already
+                pass
+
+    def stop(self) -> bool:
+        """Disarm; returns whether the deadline passed (the answer is then unusable)."""
+        with self._lock:
+            self._stopped = True
+        self._timer.cancel()
+        self._timer.join()  # at once once cancelled; no timer thread outlives its call
+        return self._fired
+
+
+_current = (
+    threading.local()
+)  # .watchdog: the _Watchdog of this thread's attempt, or None
+
+
+def _watch(connection: HTTPConnection) -> None:
+    watchdog: Optional[_Watchdog] = getattr(_current, "watchdog", None)
+    if watchdog is not None:
+        watchdog.watch(connection.sock)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        _watch(self)
+        return super().getresponse(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        _watch(self)
+        return super().getresponse(*args, **kwargs)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """An adapter whose connections let the deadline watchdog cut them."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        # A SOCKS manager has pools of its own; leave those alone.
+        if manager.pool_classes_by_scheme is poolmanager.pool_classes_by_scheme:
+            manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
+
+
 class _Attempt:
     """The outcome of one HTTP attempt: a response or a transport exception."""
 
@@ -252,7 +359,7 @@ class APIClient:
     def _new_session(self) -> requests.Session:
         session = requests.Session()
         # Retries are ours (POST-safety rules, typed final errors): the adapter never retries.
-        adapter = HTTPAdapter(
+        adapter = _WatchedAdapter(
             pool_connections=4,
             pool_maxsize=constants.DEFAULT_POOL_MAXSIZE,
             max_retries=0,
@@ -318,20 +425,27 @@ class APIClient:
             budget = deadline if budget is None else min(budget, deadline)
         ends_at = None if budget is None else _monotonic() + budget
         retry = self.retry
+        passed = f"{method} {path}: deadline of {budget or 0:g}s exceeded"
         while True:
             attempt_timeout = self.timeout
             if ends_at is not None:
                 attempt_timeout = min(attempt_timeout, ends_at - _monotonic())
                 if attempt_timeout <= 0:
-                    raise TimeoutError(
-                        f"{method} {path}: deadline of {budget:g}s exceeded"
-                    )
-            attempt = self._send(
-                method, path, headers, params, json_body, attempt_timeout, ends_at
-            )
+                    raise TimeoutError(passed)
+            try:
+                attempt = self._send(
+                    method, path, headers, params, json_body, attempt_timeout, ends_at
+                )
+            except _DeadlinePassed:
+                raise TimeoutError(passed) from None
             if attempt.response is not None and attempt.response.status_code < 400:
                 return self._decode(method, path, attempt.response)
             error = self._to_error(method, path, attempt, attempt_timeout)
+            if attempt.response is None and ends_at is not None:
+                if (
+                    _monotonic() >= ends_at
+                ):  # the attempt had only what was left, and used it
+                    raise TimeoutError(passed) from error
             retry_after = None
             status = None
             if isinstance(error, RateLimitError):
@@ -397,9 +511,15 @@ class APIClient:
                 ),
             )
         started = _monotonic()
+        # A socket timeout bounds each read, not their sum: on the SDK's own session the
+        # watchdog cuts the connection at the deadline, however slowly the headers come.
+        watchdog = None
+        if ends_at is not None and self._owns_session:
+            watchdog = _Watchdog(ends_at)
+        _current.watchdog = watchdog
         try:
             # stream=True: the body is read below in pieces, so a server trickling it cannot
-            # hold the call past its deadline (a socket timeout bounds each read, not all).
+            # hold the call past its deadline, whatever session is used.
             response = self.session.request(
                 method,
                 self._url + path,
@@ -410,15 +530,24 @@ class APIClient:
                 stream=True,
             )
             _read_body(response, ends_at)
-        except _LOCAL_ERRORS as exc:
-            raise ValidationError(
-                f"{method} {path}: request refused by requests "
-                f"({type(exc).__name__}: {_short(exc)})"
-            ) from None
-        except requests.RequestException as exc:
+        except Exception as exc:
+            if watchdog is not None and watchdog.stop():
+                raise _DeadlinePassed() from None  # whatever the cut socket raised
+            if isinstance(exc, _LOCAL_ERRORS):
+                raise ValidationError(
+                    f"{method} {path}: request refused by requests "
+                    f"({type(exc).__name__}: {_short(exc)})"
+                ) from None
+            if not isinstance(exc, requests.RequestException):
+                raise
             kind = _classify(exc)
             logger.debug("<- %s %s: %s (%s)", method, url, type(exc).__name__, kind)
             return _Attempt(error=exc, kind=kind)
+        finally:
+            _current.watchdog = None
+        if watchdog is not None and watchdog.stop():
+            response.close()  # cut during the body: it may look whole but be truncated
+            raise _DeadlinePassed()
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "<- %s %s: HTTP %d in %.1f ms headers=%s body=%s",
@@ -517,8 +646,9 @@ def _read_body(response: requests.Response, ends_at: Optional[float]) -> None:
     its connection goes back to the pool. On any failure the connection is closed, not reused.
 
     Raises:
-        requests.RequestException: ``ReadTimeout`` at the deadline; the mapped ``urllib3``
-            error when the body breaks, cannot be decoded or times out.
+        _DeadlinePassed: At the deadline.
+        requests.RequestException: The mapped ``urllib3`` error when the body breaks, cannot
+            be decoded or times out.
     """
     from urllib3.exceptions import (
         DecodeError,
@@ -533,9 +663,7 @@ def _read_body(response: requests.Response, ends_at: Optional[float]) -> None:
     try:
         while True:
             if ends_at is not None and _monotonic() >= ends_at:
-                raise requests.exceptions.ReadTimeout(
-                    "deadline passed while the body was arriving"
-                )
+                raise _DeadlinePassed()
             chunk = read(_READ_CHUNK, decode_content=True)
             if not chunk:
                 break

@@ -28,7 +28,8 @@ class Action:
             ``"reset"`` (abort the TCP connection with RST after reading the request),
             ``"slow"`` (wait ``delay`` seconds, then do ``then``), ``"execute"`` (start a
             fake execution: 200 with a fresh execution id), ``"drip"`` (send ``body`` one byte
-            every ``delay`` seconds after the headers).
+            every ``delay`` seconds after the headers), ``"drip_head"`` (the same from the
+            status line on: the headers trickle too).
         status: HTTP status for json/raw.
         body: JSON value or bytes.
         headers: Extra response headers.
@@ -79,6 +80,11 @@ def slow(delay: float, then: Optional[Action] = None) -> Action:
 def drip(delay: float, body: Any) -> Action:
     """Send the headers at once, then the JSON body one byte every ``delay`` seconds."""
     return Action("drip", body=body, delay=delay)
+
+
+def drip_head(delay: float, body: Any) -> Action:
+    """Send the whole answer, status line and headers included, one byte every ``delay``."""
+    return Action("drip_head", body=body, delay=delay)
 
 
 def execute() -> Action:
@@ -228,6 +234,9 @@ def _make_handler(server: FaultServer) -> type:
                     200,
                     {"execution_id": execution_id, "status": "pending", "result": None},
                 )
+            if action.kind == "drip_head":
+                self._drip_head(action, item)
+                return
             if action.kind in ("json", "drip"):
                 payload = json.dumps(action.body).encode()
                 headers = {"Content-Type": "application/json", **action.headers}
@@ -259,6 +268,22 @@ def _make_handler(server: FaultServer) -> type:
                 item.answered = action.status
                 self.wfile.write(payload)
             self.wfile.flush()
+
+        def _drip_head(self, action: Action, item: Recorded) -> None:
+            payload = json.dumps(action.body).encode()
+            # Padding makes the headers alone take many times any test's deadline.
+            head = (
+                f"HTTP/1.1 {action.status} OK\r\nContent-Type: application/json\r\n"
+                f"X-Padding: {'x' * 100}\r\nContent-Length: {len(payload)}\r\n\r\n"
+            ).encode()
+            answer = head + payload
+            for i in range(len(answer)):
+                if server.stopping.wait(action.delay):
+                    return
+                if i == len(answer) - 1:
+                    item.answered = action.status
+                self.wfile.write(answer[i : i + 1])
+                self.wfile.flush()
 
         do_GET = _handle
         do_POST = _handle

@@ -11,6 +11,7 @@ import json
 from typing import Iterator
 
 import pytest
+import requests
 
 from ai_spine import (
     AISpine,
@@ -27,6 +28,7 @@ from tests.client.fault_server import (
     EXECUTE,
     FaultServer,
     drip,
+    drip_head,
     execute,
     free_port,
     raw,
@@ -127,24 +129,60 @@ def test_deadline_bounds_the_retries_of_a_slow_server(server: FaultServer) -> No
     with AISpine(
         base_url=server.url, timeout=0.2, retry=retry_policy, deadline=0.5
     ) as c:
-        with pytest.raises(TimeoutError):
+        with pytest.raises(TimeoutError, match="deadline of 0.5s exceeded"):
             c.health_check()
     assert 1 <= server.count("GET", HEALTH) <= 4  # 0.5 s of 0.2 s attempts, never 51
 
 
-def test_a_trickled_body_cannot_outlast_the_deadline(server: FaultServer) -> None:
+@pytest.mark.parametrize("callers_session", [False, True])
+def test_a_trickled_body_cannot_outlast_the_deadline(
+    server: FaultServer, callers_session: bool
+) -> None:
     # Each byte arrives well within the socket timeout, so only the deadline can stop it;
-    # before bodies were read in pieces, this call returned the body after ~2.5 s.
+    # before bodies were read in pieces, this call returned the body after ~2.5 s. A
+    # caller's session has no watchdog: the piecewise read alone stops it.
     server.plan("GET", HEALTH, then=drip(0.05, {"status": "healthy", "pad": "x" * 30}))
-    with AISpine(
+    with requests.Session() as session, AISpine(
         base_url=server.url,
         timeout=0.3,
         retry=Retry(total=5, backoff_factor=0),
         deadline=0.5,
+        session=session if callers_session else None,
     ) as c:
-        with pytest.raises(TimeoutError):
+        with pytest.raises(TimeoutError, match="deadline of 0.5s exceeded"):
             c.health_check()
     assert server.count("GET", HEALTH) == 1
+
+
+@pytest.mark.parametrize("total", [0, 5])
+def test_trickled_headers_cannot_outlast_the_deadline(
+    server: FaultServer, total: int
+) -> None:
+    # Each header byte arrives well within the socket timeout; before the deadline cut the
+    # socket, this call (timeout 0.3 s, deadline 0.5 s) took the ~8 s the headers took.
+    server.plan("GET", HEALTH, then=drip_head(0.05, {"status": "healthy"}))
+    with AISpine(
+        base_url=server.url,
+        timeout=0.3,
+        retry=Retry(total=total, backoff_factor=0),
+        deadline=0.5,
+    ) as c:
+        with pytest.raises(TimeoutError, match="deadline of 0.5s exceeded"):
+            c.health_check()
+    (seen,) = server.seen("GET", HEALTH)  # the deadline also ended the retries
+    assert seen.answered is None  # the client left before the answer was complete
+
+
+def test_a_deadline_cut_connection_is_not_reused(server: FaultServer) -> None:
+    server.plan("GET", HEALTH, drip_head(0.05, {"status": "healthy"}))
+    server.plan("GET", "/status", then=reply(200, {"ok": True}))
+    with AISpine(base_url=server.url, timeout=5, deadline=0.3) as c:
+        with pytest.raises(TimeoutError, match="deadline"):
+            c.health_check()
+        assert c.get_status() == {"ok": True}
+    (cut,) = server.seen("GET", HEALTH)
+    (after,) = server.seen("GET", "/status")
+    assert after.port != cut.port
 
 
 def test_a_body_that_stalls_is_a_timeout_and_its_connection_dropped(
