@@ -32,6 +32,9 @@ class Counter(Node):
         state = gstate(context)
         async with state.transaction():
             counter = await state.get("counter", 0)
+            await asyncio.sleep(
+                0
+            )  # let the other branches run: only the lock stops them
             await state.set("counter", counter + 1)
         return {"counter": counter + 1}
 
@@ -191,8 +194,11 @@ def test_lock_works_across_event_loops() -> None:
 
     async def bump() -> None:
         async with state.lock():
-            await asyncio.sleep(0)
-            await state.set("n", (await state.get("n", 0)) + 1)
+            n = await state.get("n", 0)
+            await asyncio.sleep(
+                0
+            )  # between the read and the write, where the lock matters
+            await state.set("n", n + 1)
 
     async def many() -> None:
         await asyncio.gather(*(bump() for _ in range(5)))
