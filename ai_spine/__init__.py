@@ -64,7 +64,17 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    """Import the local-engine names on first use (they need spark_core)."""
+    """Import the local-engine names on first use (they need spark_core).
+
+    Args:
+        name: The attribute looked up on the package.
+
+    Returns:
+        ``LocalSpine``, ``Spine`` or ``RemoteFlowNode``, cached in the package afterwards.
+
+    Raises:
+        AttributeError: For any other name.
+    """
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'ai_spine' has no attribute {name!r}")

@@ -196,7 +196,11 @@ class _Watchdog:
         self._timer.start()
 
     def watch(self, sock: Any) -> None:
-        """Cut this socket at the deadline (at once if it has passed already)."""
+        """Cut this socket at the deadline (at once if it has passed already).
+
+        Args:
+            sock: The attempt's connected socket.
+        """
         with self._lock:
             # Anything else (urllib3's TLS-in-TLS wrapper) is left to the per-read timeout.
             self._sock = sock if isinstance(sock, socket.socket) else None
@@ -219,7 +223,11 @@ class _Watchdog:
                 pass
 
     def stop(self) -> bool:
-        """Disarm; returns whether the deadline passed (the answer is then unusable)."""
+        """Disarm the watchdog.
+
+        Returns:
+            Whether the deadline passed first (the answer, if any, is then unusable).
+        """
         with self._lock:
             self._stopped = True
         self._timer.cancel()

@@ -164,9 +164,19 @@ class AISpine:
         self._api.close()
 
     def __enter__(self) -> "AISpine":
+        """Use the client in a ``with`` block.
+
+        Returns:
+            This client, closed when the block ends.
+        """
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
+        """Close the pooled connections at the end of a ``with`` block.
+
+        Args:
+            *exc_info: The exception of the block, if any (not suppressed).
+        """
         self.close()
 
     def _get_object(
@@ -523,15 +533,39 @@ class AISpine:
     # -- system -------------------------------------------------------------------------------
 
     def health_check(self) -> Dict[str, Any]:
-        """``GET /health``: the backend's health report."""
+        """``GET /health``: the backend's health report.
+
+        Returns:
+            The backend's JSON object, e.g. ``{"status": "healthy", ...}``.
+
+        Raises:
+            ServerError: A 5xx answer or a body that is not a JSON object.
+            AISpineError: Any other typed failure (auth, network, timeout, ...).
+        """
         return self._get_object("/health")
 
     def get_metrics(self) -> Dict[str, Any]:
-        """``GET /metrics``: the backend's counters."""
+        """``GET /metrics``: the backend's counters.
+
+        Returns:
+            The backend's JSON object of counters.
+
+        Raises:
+            ServerError: A 5xx answer or a body that is not a JSON object.
+            AISpineError: Any other typed failure (auth, network, timeout, ...).
+        """
         return self._get_object("/metrics")
 
     def get_status(self) -> Dict[str, Any]:
-        """``GET /status``: the backend's system status."""
+        """``GET /status``: the backend's system status.
+
+        Returns:
+            The backend's JSON object describing the system.
+
+        Raises:
+            ServerError: A 5xx answer or a body that is not a JSON object.
+            AISpineError: Any other typed failure (auth, network, timeout, ...).
+        """
         return self._get_object("/status")
 
     # -- batches ------------------------------------------------------------------------------

@@ -169,7 +169,12 @@ class Retry:
         return replace(self, history=self.history + (entry,))
 
     def is_exhausted(self) -> bool:
-        """Whether the retries allowed by :attr:`total` have all been used."""
+        """Whether the retries allowed by :attr:`total` have all been used.
+
+        Returns:
+            True when :attr:`history` holds more failed attempts than :attr:`total` allows
+            retries: no further attempt may be sent.
+        """
         return len(self.history) > self.total
 
     def is_retryable(
@@ -207,6 +212,10 @@ class Retry:
 
         Grows with the number of failed attempts in :attr:`history`: ``backoff_factor``
         after the first, twice that after the second, ... capped at ``backoff_max``.
+
+        Returns:
+            Seconds to wait: 0 before any failure or with a zero ``backoff_factor``, else the
+            capped exponential delay passed through :func:`jitter`.
         """
         retries = len(self.history)
         if retries == 0 or self.backoff_factor == 0:
