@@ -14,7 +14,6 @@ Telemetry, guardrails and policies plug in as observers.
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import logging
 import time
@@ -856,21 +855,28 @@ class Graph:
             lines.append(f"    {alias[edge.source]} {arrow} {alias[edge.target]}")
         return "\n".join(lines)
 
-    def _repr_markdown_(self) -> str:
-        return f"```mermaid\n{self.to_mermaid()}\n```"
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None
+    ) -> Dict[str, str]:
+        """Render the graph in Jupyter as a Mermaid diagram.
 
-    def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{html.escape(e.source)}</td><td>{html.escape(e.target)}</td>"
-            f"<td>{html.escape(e.label())}</td></tr>"
-            for e in self.edges
-        )
-        return (
-            f"<div><b>Graph {html.escape(self.graph_id)}</b>: {len(self.nodes)} nodes, "
-            f"{len(self.edges)} edges"
-            f'<pre class="mermaid">{html.escape(self.to_mermaid())}</pre>'
-            f"<table><tr><th>from</th><th>to</th><th>condition</th></tr>{rows}</table></div>"
-        )
+        JupyterLab (4.1+) draws ``text/vnd.mermaid`` and Mermaid blocks in
+        ``text/markdown``; other front-ends show the Markdown or the plain text. There is no
+        HTML on purpose: front-ends prefer it, and it would hide the diagram.
+
+        Args:
+            include: MIME types asked for (IPython's protocol; all are always given).
+            exclude: MIME types not wanted (ignored likewise).
+
+        Returns:
+            MIME type -> content.
+        """
+        mermaid = self.to_mermaid()
+        return {
+            "text/vnd.mermaid": mermaid,
+            "text/markdown": f"```mermaid\n{mermaid}\n```",
+            "text/plain": f"{self!r}\n{mermaid}",
+        }
 
 
 def _mermaid_text(text: str) -> str:

@@ -87,9 +87,11 @@ def test_to_mermaid_and_notebook_reprs() -> None:
             n0 -->|"$.outputs.branch == #quot;y#quot;"| n2
             n1 --> n3
             n2 --> n3""")
-    assert graph._repr_markdown_().startswith("```mermaid\nflowchart TD")
-    html = graph._repr_html_()
-    assert "<table>" in html and "router" in html and "&quot;y&quot;" in html
+    bundle = graph._repr_mimebundle_()
+    assert bundle["text/vnd.mermaid"] == graph.to_mermaid()
+    assert bundle["text/markdown"] == f"```mermaid\n{graph.to_mermaid()}\n```"
+    assert bundle["text/plain"].startswith("<Graph 'router': 4 nodes, 4 edges>")
+    assert "text/html" not in bundle  # front-ends would show it instead of the diagram
 
 
 NOTEBOOK_CELLS = [
@@ -127,5 +129,6 @@ def test_in_a_real_jupyter_kernel(tmp_path: Path) -> None:
             o for o in cell.outputs if o.get("output_type") == "error"
         ], cell.outputs
     data = nb.cells[-1].outputs[0]["data"]
-    assert "text/html" in data and "text/markdown" in data
-    assert "flowchart TD" in data["text/markdown"]
+    assert data["text/vnd.mermaid"].startswith("flowchart TD")
+    assert data["text/markdown"].startswith("```mermaid\nflowchart TD")
+    assert "text/html" not in data  # it would hide the diagram
