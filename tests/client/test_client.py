@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from typing import Any, Dict, List
 
@@ -639,7 +641,19 @@ def test_execute_batch_validates(
 
 
 def test_lazy_names_are_not_imported_eagerly() -> None:
-    assert "LocalSpine" in ai_spine.__all__
+    # A fresh interpreter: this one imported ai_spine.local long ago.
+    code = (
+        "import sys, ai_spine\n"
+        "assert 'ai_spine.local' not in sys.modules, 'imported eagerly'\n"
+        "assert 'LocalSpine' not in vars(ai_spine)\n"
+        "from ai_spine.local import LocalSpine\n"
+        "assert ai_spine.LocalSpine is LocalSpine\n"
+        "print('lazy')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "lazy", done.stderr
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         ai_spine.nope  # noqa: B018
 

@@ -13,7 +13,9 @@ from responses import matchers
 
 from ai_spine import (
     AISpine,
+    AISpineError,
     NetworkError,
+    NotFoundError,
     RateLimitError,
     Retry,
     ServerError,
@@ -218,21 +220,30 @@ def test_4xx_is_never_retried(
 ) -> None:
     mocked.get(V1 + "/flows/x", status=404, json={"detail": "Flow not found"})
     mocked.get(V1 + "/flows/y", status=422, json={"detail": "bad"})
-    for flow in ("x", "y"):
-        with pytest.raises(Exception):
-            client.get_flow(flow)
+    with pytest.raises(NotFoundError):
+        client.get_flow("x")
+    with pytest.raises(ValidationError):
+        client.get_flow("y")
     assert len(mocked.calls) == 2 and sleeps == []
 
 
 @pytest.mark.parametrize(
-    "answer",
+    "answer, cls, status",
     [
-        {"status": 500, "json": {"detail": "boom"}},
-        {"status": 502, "body": "<html>bad gateway</html>"},
-        {"status": 503, "json": {"detail": "busy"}},
-        {"status": 504, "json": {"detail": "gateway timeout"}},
-        {"body": requests.exceptions.ConnectionError("connection reset by peer")},
-        {"body": requests.exceptions.ReadTimeout("read timed out")},
+        ({"status": 500, "json": {"detail": "boom"}}, ServerError, 500),
+        ({"status": 502, "body": "<html>bad gateway</html>"}, ServerError, 502),
+        ({"status": 503, "json": {"detail": "busy"}}, ServerError, 503),
+        ({"status": 504, "json": {"detail": "gateway timeout"}}, ServerError, 504),
+        (
+            {"body": requests.exceptions.ConnectionError("connection reset by peer")},
+            NetworkError,
+            None,
+        ),
+        (
+            {"body": requests.exceptions.ReadTimeout("read timed out")},
+            TimeoutError,
+            None,
+        ),
     ],
 )
 def test_execute_post_is_not_resent_when_the_server_may_have_acted(
@@ -240,10 +251,13 @@ def test_execute_post_is_not_resent_when_the_server_may_have_acted(
     mocked: responses.RequestsMock,
     sleeps: List[float],
     answer: Dict[str, Any],
+    cls: type,
+    status: Optional[int],
 ) -> None:
     mocked.post(V1 + "/flows/execute", **answer)
-    with pytest.raises((ServerError, NetworkError, TimeoutError)):
+    with pytest.raises(AISpineError) as info:
         client.execute_flow("f", {"x": 1})
+    assert type(info.value) is cls and info.value.status_code == status
     assert len(mocked.calls) == 1 and sleeps == []
 
 
