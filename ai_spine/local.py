@@ -14,7 +14,8 @@ running ones always); with ``db="file.sqlite"`` every execution is also journale
 back from there once it has left memory, and listed again after a restart. Executions that were
 still running when the process died are resumed when their flow (passed to the constructor)
 keeps runs in a durable state backend (``SQLiteStateBackend``: committed nodes are not run
-again), and marked ``failed`` otherwise.
+again, and the run keeps its ``timeout``), and marked ``failed`` otherwise. ``close()`` leaves
+such durable runs unfinished in the file too, so the next start resumes them.
 """
 
 from __future__ import annotations
@@ -94,6 +95,10 @@ _STATUSES = frozenset(EXECUTION_STATUSES)
 _T = TypeVar("_T")
 _AGENT_TYPES = ("input", "processor", "output", "conditional")
 _CLOSED_MESSAGE = "stopped: LocalSpine was closed before the execution finished"
+_KEPT_MESSAGE = (
+    "stopped: LocalSpine was closed before the execution finished; its durable state "
+    "backend keeps the run, which resumes when a LocalSpine opens this db again"
+)
 
 
 INTERRUPTED_MESSAGE = (
@@ -131,6 +136,9 @@ class _Record:
         "task",
         "node_results",
         "idempotency_key",
+        "timeout",
+        "durable",
+        "kept",
     )
 
     def __init__(
@@ -157,6 +165,11 @@ class _Record:
         self.task: Any = None
         self.node_results: Dict[str, Any] = {}
         self.idempotency_key: Optional[str] = None  # forgotten with the record
+        self.timeout: Optional[float] = (
+            None  # seconds the run may take (also if resumed)
+        )
+        self.durable = False  # its flow keeps runs in a durable state backend
+        self.kept = False  # left unfinished by close() for the next start to resume
 
     def context(self) -> Dict[str, Any]:
         """Return the backend's ``ExecutionContextResponse`` shape (a fresh dict)."""
@@ -197,6 +210,7 @@ class _Record:
             self.completed_at,
             self.execution_time,
             json.dumps(self.node_results),
+            self.timeout,
         )
 
     @classmethod
@@ -210,6 +224,7 @@ class _Record:
         rec.completed_at = row[9]
         rec.execution_time = row[10]
         rec.node_results = json.loads(row[11] or "{}")
+        rec.timeout = row[12]
         if rec.status in FINAL_STATUSES:
             rec.done.set()
         return rec
@@ -229,7 +244,8 @@ CREATE TABLE IF NOT EXISTS executions (
     updated_at TEXT NOT NULL,
     completed_at TEXT,
     execution_time REAL,
-    node_results TEXT
+    node_results TEXT,
+    timeout REAL
 );
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     key TEXT PRIMARY KEY,
@@ -240,14 +256,14 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 
 _SELECT = (
     "SELECT execution_id, flow_id, status, input_data, output_data, error_message,"
-    " metadata, created_at, updated_at, completed_at, execution_time, node_results"
-    " FROM executions"
+    " metadata, created_at, updated_at, completed_at, execution_time, node_results,"
+    " timeout FROM executions"
 )
 
 _UPSERT = """
 INSERT INTO executions (execution_id, flow_id, status, input_data, output_data, error_message,
-    metadata, created_at, updated_at, completed_at, execution_time, node_results)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    metadata, created_at, updated_at, completed_at, execution_time, node_results, timeout)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(execution_id) DO UPDATE SET status = excluded.status,
     output_data = excluded.output_data, error_message = excluded.error_message,
     updated_at = excluded.updated_at, completed_at = excluded.completed_at,
@@ -271,6 +287,9 @@ class _Journal:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(executions)")}
+        if "timeout" not in columns:  # a store written before timeouts were kept
+            self._conn.execute("ALTER TABLE executions ADD COLUMN timeout REAL")
 
     def load(self, keep: Optional[int]) -> Tuple[List[_Record], "Counter[str]", Any]:
         """Read what a LocalSpine keeps in memory, and totals over every row.
@@ -519,6 +538,7 @@ class _Flow:
                 f"returning one, or a GraphSpec dict; got {type(source).__name__}"
             )
         self.nodes = _describe_nodes(sample)
+        self.durable = _is_durable(sample)
         self.entry_point = (
             str(getattr(getattr(sample, "start", None), "id", "")) or None
         )
@@ -547,6 +567,12 @@ class _Flow:
 
     def _sources(self) -> set[str]:
         return {d for n in self.nodes for d in n["depends_on"]}
+
+
+def _is_durable(graph: Any) -> bool:
+    """Whether ``graph`` keeps its runs in a durable state backend (they can resume)."""
+    backend = getattr(getattr(graph, "state", None), "backend", None)
+    return bool(getattr(backend, "durable", False))
 
 
 def _is_graph(obj: Any) -> bool:
@@ -958,6 +984,7 @@ class LocalSpine:
             if self._closed:
                 raise AISpineError("LocalSpine is closed")
             rec = _Record(str(uuid.uuid4()), flow_id, data, meta, now)
+            rec.timeout, rec.durable = timeout, flow.durable
             self._executions[rec.execution_id] = rec
             if idempotency_key is not None:
                 self._idempotency[idempotency_key] = (rec.execution_id, fingerprint)
@@ -968,7 +995,7 @@ class LocalSpine:
             if idempotency_key is not None:
                 self._journal.save_key(idempotency_key, rec.execution_id, fingerprint)
         try:
-            loop.call_soon_threadsafe(self._spawn, rec, flow, timeout)
+            loop.call_soon_threadsafe(self._spawn, rec, flow)
         except RuntimeError:  # close() stopped the loop meanwhile
             self._finish(rec, "failed", {}, _CLOSED_MESSAGE)
         return answer
@@ -1491,8 +1518,10 @@ class LocalSpine:
     def close(self, timeout: float = 5.0) -> None:
         """Stop: let running executions finish for up to ``timeout`` s, then cancel them.
 
-        Executions cut short are marked ``failed`` with a message saying why. Safe to call
-        twice.
+        Executions cut short are marked ``failed`` with a message saying why, except, with
+        ``db``, those of a durable flow: they stay ``pending``/``running`` in the store and
+        resume (committed nodes are not run again) when a LocalSpine opens the db again.
+        Waiters here get an ExecutionError saying so. Safe to call twice.
 
         Args:
             timeout: Seconds to let running executions finish.
@@ -1510,7 +1539,10 @@ class LocalSpine:
                 min(max(0.0, deadline - time.monotonic()), threading.TIMEOUT_MAX)
             )
         for rec in pending:
-            self._finish(rec, "failed", {}, _CLOSED_MESSAGE)
+            if rec.durable and self._journal is not None:
+                self._keep(rec)
+            else:
+                self._finish(rec, "failed", {}, _CLOSED_MESSAGE)
         loop, thread = self._loop, self._thread
         if loop is not None and thread is not None:
             for rec in pending:
@@ -1559,6 +1591,15 @@ class LocalSpine:
             return read(*args)
         except sqlite3.Error:
             return None
+
+    def _keep(self, rec: _Record) -> None:
+        """Leave an unfinished durable run as it is in the store, for the next start."""
+        with self._lock:
+            if rec.status in FINAL_STATUSES:
+                return
+            rec.kept = True  # nothing else is saved for it (not even its cancellation)
+            rec.error_message = _KEPT_MESSAGE
+        self._set_done(rec)
 
     def _set_done(self, rec: _Record) -> None:
         """Wake the record's waiters and any batch waiting for one of its items."""
@@ -1645,34 +1686,36 @@ class LocalSpine:
             loop.close()
 
     def _resume(self, rec: _Record) -> bool:
-        """Schedule ``graph.resume`` for an interrupted run kept by a durable backend."""
+        """Schedule an interrupted run of a durable flow: resumed, or started if it never was.
+
+        A durable graph saves its run when it starts, so without a saved run it had not
+        started (it was pending) and nothing of it was done.
+        """
         flow = self._flows.get(rec.flow_id)
         if flow is None:
             return False
         try:
             graph = flow.new_graph()
-            backend: Any = getattr(getattr(graph, "state", None), "backend", None)
-            if (
-                not getattr(backend, "durable", False)
-                or backend.load_run(rec.execution_id) is None
-            ):
+            if not _is_durable(graph):
                 return False
+            resume = graph.state.backend.load_run(rec.execution_id) is not None
         except Exception:  # a broken factory or store: report the run as interrupted
             return False
         rec.status = "pending"
         rec.started = 0.0
+        rec.durable = True
         loop = self._loop or self._start_loop()
-        loop.call_soon_threadsafe(self._spawn, rec, flow, None, graph)
+        loop.call_soon_threadsafe(self._spawn, rec, flow, graph, resume)
         return True
 
     def _spawn(
-        self, rec: _Record, flow: _Flow, timeout: Optional[float], resume: Any = None
+        self, rec: _Record, flow: _Flow, graph: Any = None, resume: bool = False
     ) -> None:
         # Runs on the loop thread; a cancel scheduled after this finds rec.task set.
         if rec.status == "pending":
             loop = self._loop
             assert loop is not None
-            rec.task = loop.create_task(self._drive(rec, flow, timeout, resume))
+            rec.task = loop.create_task(self._drive(rec, flow, graph, resume))
 
     def _cancel_task(self, rec: _Record) -> None:
         task = rec.task
@@ -1680,13 +1723,13 @@ class LocalSpine:
             task.cancel()
 
     async def _drive(
-        self, rec: _Record, flow: _Flow, timeout: Optional[float], resume: Any = None
+        self, rec: _Record, flow: _Flow, graph: Any = None, resume: bool = False
     ) -> None:
         sem = self._sem
         assert sem is not None
         async with sem:
             with self._lock:
-                if rec.status != "pending":
+                if rec.status != "pending" or rec.kept:
                     return
                 rec.status = "running"
                 rec.updated_at = _utcnow_iso()
@@ -1695,35 +1738,32 @@ class LocalSpine:
             try:
                 if flow.lock is None and flow.factory is None:
                     flow.lock = asyncio.Lock()
-                graph = resume if resume is not None else flow.new_graph()
+                if graph is None:
+                    graph = flow.new_graph()
                 if flow.lock is not None:
                     async with flow.lock:
-                        result = await self._run(
-                            graph, rec, timeout, resume is not None
-                        )
+                        result = await self._run(graph, rec, resume)
                 else:
-                    result = await self._run(graph, rec, timeout, resume is not None)
+                    result = await self._run(graph, rec, resume)
             except asyncio.CancelledError:
                 self._finish(rec, "cancelled", {}, "Execution cancelled")
                 return
             except asyncio.TimeoutError:
-                self._finish(rec, "failed", {}, f"timed out after {timeout} s")
+                self._finish(rec, "failed", {}, f"timed out after {rec.timeout:g} s")
                 return
             except Exception as exc:
                 self._finish(rec, "failed", {}, _describe_error(exc))
                 return
             self._finish_result(rec, result)
 
-    async def _run(
-        self, graph: Any, rec: _Record, timeout: Optional[float], resume: bool
-    ) -> Any:
+    async def _run(self, graph: Any, rec: _Record, resume: bool) -> Any:
         if resume:
             coro = graph.resume(rec.execution_id)
         else:
             coro = graph.run(rec.input_data, run_id=rec.execution_id)
-        if timeout is None:
+        if rec.timeout is None:
             return await coro
-        return await asyncio.wait_for(coro, timeout)
+        return await asyncio.wait_for(coro, rec.timeout)
 
     def _finish_result(self, rec: _Record, result: Any) -> None:
         rec.node_results = _node_results(result)
@@ -1753,7 +1793,7 @@ class LocalSpine:
         self, rec: _Record, status: str, output: Dict[str, Any], error: Optional[str]
     ) -> None:
         with self._lock:
-            if rec.status in FINAL_STATUSES:
+            if rec.status in FINAL_STATUSES or rec.kept:
                 return  # cancelled (or closed) first: a final status never changes
             now = _utcnow_iso()
             rec.status = status

@@ -33,6 +33,7 @@ from types import FrameType
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ai_spine.constants import DEFAULT_POLL_INTERVAL
 from ai_spine.exceptions import (
     AISpineError,
     AuthenticationError,
@@ -408,6 +409,8 @@ class _Handler(BaseHTTPRequestHandler):
         return 200, self.spine.get_status()
 
     def _h_execute(self, p: Dict[str, str], q: Any, body: Any) -> Tuple[int, Any]:
+        if self.server.draining:
+            raise _HTTPError(503, "Server is shutting down: no new executions")
         errors = validate_execute_request(body)
         if errors:
             raise _HTTPError(422, errors)
@@ -618,6 +621,7 @@ class _Server(ThreadingHTTPServer):
     api_key: Optional[str]
     max_body: int
     body_timeout: float
+    draining: bool  # shutting down: reads are answered, new executions are not
 
     def __init__(self, address: Tuple[str, int], handler: Any) -> None:
         super().__init__(address, handler)
@@ -688,6 +692,7 @@ class SpineServer:
         self._httpd.api_key = api_key
         self._httpd.max_body = max_body
         self._httpd.body_timeout = body_timeout
+        self._httpd.draining = False
         self._thread: Optional[threading.Thread] = None
         self._serving = threading.Event()
 
@@ -729,13 +734,24 @@ class SpineServer:
     def shutdown(self, close_spine: bool = False, grace: float = 5.0) -> None:
         """Stop accepting requests, end open connections; optionally close the LocalSpine.
 
-        Requests being answered finish first; idle keep-alive connections are closed. Stops
-        :meth:`start`'s thread or a :meth:`serve_forever` running in another thread.
+        With ``close_spine`` the spine is closed first while reads are still answered: new
+        executions get 503, running ones get ``grace`` seconds to finish, and clients
+        waiting on them can read how they ended (for one more poll interval) before the
+        HTTP side stops. Then requests being answered finish; idle keep-alive connections
+        are closed. Stops :meth:`start`'s thread or a :meth:`serve_forever` running in
+        another thread.
 
         Args:
             close_spine: Also close the spine (running executions get ``grace`` seconds).
             grace: Seconds running executions may take to finish.
         """
+        if close_spine:
+            self._httpd.draining = True
+            busy = self.spine.get_metrics()["active_executions"] > 0
+            self.spine.close(timeout=grace)
+            if busy and self._serving.is_set():
+                # A waiting AISpine polls every DEFAULT_POLL_INTERVAL s by default.
+                time.sleep(min(DEFAULT_POLL_INTERVAL, max(0.0, grace)))
         if self._serving.is_set() or self._thread is not None:
             self._httpd.shutdown()  # returns once the serving loop has exited
             self._serving.clear()
@@ -744,8 +760,6 @@ class SpineServer:
             self._thread.join(timeout=5.0)
             self._thread = None
         self._httpd.server_close()
-        if close_spine:
-            self.spine.close(timeout=grace)
 
     def __enter__(self) -> "SpineServer":
         return self.start()

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any, Iterator, List
@@ -392,6 +393,74 @@ def test_a_durable_run_killed_mid_way_is_resumed_on_restart(
     assert done["output_data"] == {"finished": 42}
     # The committed first step was not run again.
     assert Path(env["SPINE_COUNT_FILE"]).read_text().splitlines() == ["prepare"]
+
+
+@pytest.fixture
+def durable_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The durable test flow's files under tmp_path; returns the executions db path."""
+    monkeypatch.setenv("SPINE_STATE_DB", str(tmp_path / "state.sqlite"))
+    monkeypatch.setenv("SPINE_COUNT_FILE", str(tmp_path / "count.txt"))
+    monkeypatch.setenv("SPINE_BLOCK", "1")
+    return str(tmp_path / "executions.sqlite")
+
+
+def test_close_leaves_a_durable_run_to_resume_at_the_next_start(
+    durable_env: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    from tests.local.durable_flow import flows
+
+    spine = LocalSpine(flows(), db=durable_env)
+    execution_id = spine.execute_flow("durable", {"x": 21})["execution_id"]
+    out = ""
+    while "blocked" not in out:  # the second node runs: the first one is committed
+        out += capsys.readouterr().out
+        time.sleep(0.01)
+    spine.close(timeout=0.05)
+    kept = spine.get_execution(execution_id)
+    assert kept["status"] == "running"  # not failed: it is not over
+    assert "resumes when a LocalSpine opens this db again" in kept["error_message"]
+    with pytest.raises(ExecutionError, match="durable state backend keeps the run"):
+        spine.wait_for_execution(execution_id, 10)
+    monkeypatch.setenv("SPINE_BLOCK", "0")
+    with LocalSpine(flows(), db=durable_env) as again:
+        done = again.wait_for_execution(execution_id, 20)
+    assert done["output_data"] == {"finished": 42}
+    assert (tmp_path / "count.txt").read_text().splitlines() == ["prepare"]
+
+
+def test_a_resumed_run_keeps_its_timeout(durable_env: str) -> None:
+    from tests.local.durable_flow import flows
+
+    spine = LocalSpine(flows(), db=durable_env)
+    started = spine.execute_flow("durable", {"x": 1}, timeout=1)
+    spine.close(timeout=0)  # before the run can time out here
+    assert spine.get_execution(started["execution_id"])["status"] != "failed"
+    # Still blocking after the restart: the resumed run fails on its original timeout.
+    with LocalSpine(flows(), db=durable_env) as again:
+        with pytest.raises(ExecutionError, match=r"timed out after 1 s\b"):
+            again.wait_for_execution(started["execution_id"], 20)
+
+
+def test_a_store_written_before_timeouts_were_kept_is_upgraded(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from ai_spine import local
+
+    db = str(tmp_path / "old.sqlite")
+    old_schema = local._SCHEMA.replace(",\n    timeout REAL", "")
+    assert old_schema != local._SCHEMA
+    conn = sqlite3.connect(db)
+    conn.executescript(old_schema)
+    conn.close()
+    with LocalSpine({"echo": lambda: Graph(Echo("echo"))}, db=db) as spine:
+        done = finish(spine, "echo", {"new": 1})
+    with LocalSpine({"echo": lambda: Graph(Echo("echo"))}, db=db) as spine:
+        assert spine.get_execution(done["execution_id"])["output_data"] == {"new": 1}
 
 
 def test_metrics_time_a_cancelled_run_as_a_restart_does(

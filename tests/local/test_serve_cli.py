@@ -9,6 +9,8 @@ from typing import Any, Dict
 
 import pytest
 
+from ai_spine import AISpine
+from ai_spine.exceptions import ServerError
 from tests.local.http_util import call
 from tests.local.serve_process import ServeProcess
 
@@ -189,3 +191,38 @@ def test_serve_with_db_resumes_a_durable_run_killed_mid_way(tmp_path: Path) -> N
     assert (done["status"], done["output_data"]) == ("completed", {"finished": 42})
     # The committed first node did not run again.
     assert Path(env["SPINE_COUNT_FILE"]).read_text().splitlines() == ["prepare"]
+
+
+def wait_for(check: Any, what: str) -> None:
+    """Poll ``check()`` until it is true (a synchronisation, not a timing assertion)."""
+    deadline = time.monotonic() + 20
+    while not check():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_on_sigterm_reads_are_served_through_the_grace_period() -> None:
+    server = ServeProcess(
+        ["--flows", "tests.local.flows:served_flows", "--grace", "20"]
+    )
+    try:
+        with AISpine(base_url=server.url, max_retries=0, timeout=10) as client:
+            started = client.execute_flow("sleep", {"seconds": 1})
+            execution_id = started["execution_id"]
+            wait_for(
+                lambda: client.get_execution(execution_id)["status"] == "running",
+                "the run started",
+            )
+            server.proc.send_signal(signal.SIGTERM)
+            wait_for(lambda: client.health_check()["status"] == "stopping", "draining")
+            with pytest.raises(ServerError) as refused:
+                client.execute_flow("echo", {})
+            assert refused.value.status_code == 503
+            assert "shutting down" in str(refused.value)
+            # The client waiting on the run sees it finish, not a closed socket.
+            done = client.wait_for_execution(execution_id, 30, 0.05)
+        assert done["output_data"] == {"slept": 1}
+    finally:
+        code, _, err = server.stop()
+    assert code == 0, err
