@@ -351,6 +351,11 @@ class Graph:
         if backend.durable:
             self.state._reload()
         run = self._run_from_record(record)
+        # A node's previous output is its last one in this run (as resume_from restores
+        # from a checkpoint); a new process would otherwise start every node at None.
+        for node_id, output in run.outputs.items():
+            if node_id in self.nodes:
+                self.nodes[node_id].state.context_snapshot = output
         if record.get("status") == "completed":
             return run.result("completed")
         if backend.durable:

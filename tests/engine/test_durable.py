@@ -142,6 +142,32 @@ def test_failed_run_resumes_at_the_failed_node(tmp_path: Path) -> None:
     assert log == ["a", "b", "c"]
 
 
+def test_resume_in_a_new_process_gives_nodes_their_previous_output(
+    tmp_path: Path,
+) -> None:
+    def build_counter(seen: List[int]) -> Graph:
+        class Count(Node):
+            async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+                n = (context.state.context_snapshot or {"n": 0})["n"] + 1
+                seen.append(n)
+                if n == 2 and not await gstate(context).get("approved", False):
+                    raise RunPaused("wait before the second count")
+                return {"n": n}
+
+        count = Count(name="count")
+        count.on(expr="$.outputs.n < 3") >> count
+        return Graph(start=count, state_backend=SQLiteStateBackend(tmp_path / "c.db"))
+
+    first: List[int] = []
+    with pytest.raises(RunPaused):
+        build_counter(first).run_sync(run_id="c")
+    assert first == [1, 2]
+    SQLiteStateBackend(tmp_path / "c.db").save_state_keys({"approved": True})
+    again: List[int] = []
+    result = build_counter(again).resume_sync("c")  # new node objects
+    assert again == [2, 3] and result.content == {"n": 3}
+
+
 def test_resume_unknown_run() -> None:
     with pytest.raises(RunNotFoundError, match="nope"):
         arun(build([]).resume("nope"))
