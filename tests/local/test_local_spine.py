@@ -444,6 +444,22 @@ def test_a_resumed_run_keeps_its_timeout(durable_env: str) -> None:
             again.wait_for_execution(started["execution_id"], 20)
 
 
+def test_a_durable_run_that_never_started_is_started_at_the_next_start(
+    durable_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.local.durable_flow import flows
+
+    spine = LocalSpine(flows(), db=durable_env, max_concurrency=1)
+    spine.execute_flow("durable", {"x": 1})  # holds the only slot: it blocks
+    queued = spine.execute_flow("durable", {"x": 5})["execution_id"]
+    spine.close(timeout=0)
+    assert spine.get_execution(queued)["status"] == "pending"
+    monkeypatch.setenv("SPINE_BLOCK", "0")
+    with LocalSpine(flows(), db=durable_env) as again:
+        done = again.wait_for_execution(queued, 20)
+    assert done["output_data"] == {"finished": 10}
+
+
 def test_a_store_written_before_timeouts_were_kept_is_upgraded(
     tmp_path: Path,
 ) -> None:
