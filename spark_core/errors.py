@@ -86,6 +86,12 @@ class StateValidationError(SparkError, ValueError):
     """A graph-state write or a checkpoint does not match the schema or is not JSON data."""
 
 
+class StateBackendError(SparkError):
+    """The state backend failed to read or write (SQLite: disk full, database locked, not a
+    database, closed); the backend's own error is the ``__cause__``. A failed write wrote
+    nothing."""
+
+
 class StateLockError(SparkError, RuntimeError):
     """The graph-state lock was used from the wrong kind of code (``lock()`` is for async
     code on the run's event loop, ``lock_sync()`` for plain ``def`` nodes' threads)."""
@@ -141,6 +147,7 @@ __all__ = [
     "CircuitOpenError",
     "MaxStepsExceededError",
     "StateValidationError",
+    "StateBackendError",
     "StateLockError",
     "GraphDefinitionError",
     "ExpressionError",

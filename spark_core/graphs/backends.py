@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Any, Dict, Iterable, List, Optional, Union
 
-from spark_core.errors import StateValidationError
+from spark_core.errors import StateBackendError, StateValidationError
 
 RunRecord = Dict[str, Any]
 
@@ -286,7 +286,9 @@ class SQLiteStateBackend(StateBackend):
     Each completed step is committed in one transaction (the node's output, the new frontier
     and the state keys written since the last step), so ``graph.resume(run_id)`` continues
     a killed run without re-running committed nodes. Several processes may open the same
-    file; SQLite serialises their writes.
+    file; SQLite serialises their writes. When SQLite fails (disk full, database locked
+    past ``timeout``, not a database, closed), every method raises
+    :class:`~spark_core.errors.StateBackendError`; a failed write writes nothing.
     """
 
     durable = True
@@ -299,38 +301,62 @@ class SQLiteStateBackend(StateBackend):
         Args:
             path: The database file (``":memory:"`` for a private in-memory database).
             timeout: Seconds to wait for another process's write lock.
+
+        Raises:
+            StateBackendError: The file cannot be opened or is not a database.
         """
         self.path = os.fspath(path)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-        )
+        try:
+            self._conn = sqlite3.connect(
+                self.path,
+                timeout=timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(_SCHEMA)
-        except BaseException:  # e.g. not a database: do not leak the connection
+        except BaseException as exc:  # e.g. not a database: do not leak the connection
             self._conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._error(exc) from exc
             raise
 
     def __repr__(self) -> str:
         return f"SQLiteStateBackend({self.path!r})"
 
+    def _error(self, exc: sqlite3.Error) -> StateBackendError:
+        return StateBackendError(f"SQLite state backend {self.path!r}: {exc}")
+
     def _write(self, statements: List[Any]) -> None:
         """Run ``(sql, params)`` pairs in one transaction (all or nothing)."""
         with self._lock:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
             try:
-                for sql, params in statements:
-                    cur.execute(sql, params)
-                cur.execute("COMMIT")
-            except BaseException:
-                # Also when COMMIT itself fails (disk full, I/O error): a transaction left
-                # open would make every later write fail.
-                if self._conn.in_transaction:
-                    cur.execute("ROLLBACK")
-                raise
+                cur = self._conn.cursor()
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    for sql, params in statements:
+                        cur.execute(sql, params)
+                    cur.execute("COMMIT")
+                except BaseException:
+                    # Also when COMMIT itself fails (disk full, I/O error): a transaction
+                    # left open would make every later write fail.
+                    if self._conn.in_transaction:
+                        cur.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+
+    def _read(self, sql: str, params: Any = ()) -> List[Any]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
 
     @staticmethod
     def _state_rows(values: Optional[Dict[str, Any]]) -> List[Any]:
@@ -349,9 +375,15 @@ class SQLiteStateBackend(StateBackend):
         ]
 
     def load_state(self) -> Dict[str, Any]:
-        """Return the whole graph state."""
-        with self._lock:
-            rows = self._conn.execute("SELECT key, value FROM spark_state").fetchall()
+        """Return the whole graph state.
+
+        Returns:
+            Key -> value.
+
+        Raises:
+            StateBackendError: The database cannot be read.
+        """
+        rows = self._read("SELECT key, value FROM spark_state")
         return {key: json.loads(value) for key, value in rows}
 
     def save_state_keys(self, values: Dict[str, Any]) -> None:
@@ -362,6 +394,7 @@ class SQLiteStateBackend(StateBackend):
 
         Raises:
             StateValidationError: A value is not JSON-serialisable.
+            StateBackendError: SQLite failed (nothing is written).
         """
         rows = self._state_rows(values)
         if rows:
@@ -453,6 +486,7 @@ class SQLiteStateBackend(StateBackend):
 
         Raises:
             StateValidationError: Something is not JSON-serialisable (nothing is written).
+            StateBackendError: SQLite failed (nothing is written).
         """
         statements: List[Any] = [
             (
@@ -480,20 +514,26 @@ class SQLiteStateBackend(StateBackend):
 
         Args:
             run_id: The run.
+
+        Returns:
+            The record, or ``None``.
+
+        Raises:
+            StateBackendError: The database cannot be read.
         """
-        with self._lock:
-            row = self._conn.execute(
+        with self._lock:  # both reads see the same commits
+            rows = self._read(
                 "SELECT graph_id, status, inputs, frontier, joins, step, last_node, error "
                 "FROM spark_runs WHERE run_id = ?",
                 (run_id,),
-            ).fetchone()
-            if row is None:
+            )
+            if not rows:
                 return None
-            outputs = self._conn.execute(
+            outputs = self._read(
                 "SELECT node_id, output FROM spark_outputs WHERE run_id = ? ORDER BY step",
                 (run_id,),
-            ).fetchall()
-        record: RunRecord = dict(zip(_RUN_FIELDS, row))
+            )
+        record: RunRecord = dict(zip(_RUN_FIELDS, rows[0]))
         record["run_id"] = run_id
         for key in ("inputs", "frontier", "joins"):
             record[key] = json.loads(record[key]) if record[key] is not None else None
@@ -501,11 +541,17 @@ class SQLiteStateBackend(StateBackend):
         return record
 
     def list_runs(self) -> List[Dict[str, Any]]:
-        """Return a summary of every run, oldest first."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT run_id, graph_id, status, step FROM spark_runs ORDER BY created"
-            ).fetchall()
+        """Return a summary of every run, oldest first.
+
+        Returns:
+            ``{run_id, graph_id, status, step}`` per run.
+
+        Raises:
+            StateBackendError: The database cannot be read.
+        """
+        rows = self._read(
+            "SELECT run_id, graph_id, status, step FROM spark_runs ORDER BY created"
+        )
         return [
             dict(zip(("run_id", "graph_id", "status", "step"), row)) for row in rows
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
@@ -101,6 +102,27 @@ class Overlap:
 @pytest.fixture
 def recorder() -> Recorder:
     return Recorder()
+
+
+class FailingCommit:
+    """A connection whose next COMMIT fails (e.g. the disk is full)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.fail_next_commit = True
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
+    def cursor(self) -> "FailingCommit":
+        return self
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        if sql == "COMMIT" and self.fail_next_commit:
+            self.fail_next_commit = False
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.conn.execute(sql, params)
 
 
 def stored_run(graph: Graph, run_id: str) -> Dict[str, Any]:

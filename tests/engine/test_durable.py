@@ -14,6 +14,7 @@ from spark_core.errors import (
     NodeExecutionError,
     RunNotFoundError,
     RunPaused,
+    StateBackendError,
     StateValidationError,
 )
 from spark_core.graphs import (
@@ -25,7 +26,7 @@ from spark_core.graphs import (
 from spark_core.nodes import ExecutionContext, JoinNode, Node, NodeConfig
 from spark_core.nodes.capabilities import RetryCapability
 from spark_core.utils import arun
-from tests.engine.conftest import gstate, stored_run
+from tests.engine.conftest import FailingCommit, gstate, stored_run
 
 
 class Mark(Node):
@@ -368,8 +369,6 @@ def test_checkpoint_and_resume_from_continue_at_the_saved_frontier() -> None:
 
 
 def test_resume_from_replaces_the_state_in_one_transaction(tmp_path: Path) -> None:
-    import sqlite3
-
     graph = build([])
     with pytest.raises(RunPaused):
         graph.run_sync()
@@ -378,18 +377,12 @@ def test_resume_from_replaces_the_state_in_one_transaction(tmp_path: Path) -> No
     backend = SQLiteStateBackend(tmp_path / "r.db")
     backend.save_state_keys({"old": 1, "approved": False})
     restored = build([], backend)
-    real_write = backend._write
-
-    def full_disk(statements: List[Any]) -> None:
-        if any("INSERT" in sql for sql, _ in statements):
-            raise sqlite3.OperationalError("database or disk is full")
-        real_write(statements)
-
-    backend._write = full_disk  # type: ignore[method-assign]
-    with pytest.raises(sqlite3.OperationalError):
+    real = backend._conn
+    backend._conn = FailingCommit(real)  # type: ignore[assignment]
+    with pytest.raises(StateBackendError, match="disk is full"):
         arun(restored.resume_from(checkpoint))
+    backend._conn = real
     assert backend.load_state() == {"old": 1, "approved": False}  # not wiped
-    backend._write = real_write  # type: ignore[method-assign]
     assert arun(restored.resume_from(checkpoint)).content["path"] == ["a", "b", "c"]
     assert backend.load_state() == {"approved": True}
     backend.close()

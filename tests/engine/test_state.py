@@ -9,7 +9,11 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from spark_core.errors import NodeExecutionError, StateValidationError
+from spark_core.errors import (
+    NodeExecutionError,
+    StateBackendError,
+    StateValidationError,
+)
 from spark_core.graphs import (
     Graph,
     GraphState,
@@ -19,7 +23,7 @@ from spark_core.graphs import (
 )
 from spark_core.nodes import ExecutionContext, Node
 from spark_core.utils import arun
-from tests.engine.conftest import gstate
+from tests.engine.conftest import FailingCommit, gstate
 
 
 class MissionState(MissionStateModel):
@@ -376,36 +380,15 @@ def test_the_wrong_lock_for_the_code_is_a_clear_error() -> None:
         GraphState().lock()  # no event loop runs in this thread
 
 
-class _FailingCommit:
-    """A connection whose next COMMIT fails (e.g. the disk is full)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.fail_next_commit = True
-
-    @property
-    def in_transaction(self) -> bool:
-        return self.conn.in_transaction
-
-    def cursor(self) -> "_FailingCommit":
-        self.cur = self.conn.cursor()
-        return self
-
-    def execute(self, sql: str, params: Any = ()) -> Any:
-        if sql == "COMMIT" and self.fail_next_commit:
-            self.fail_next_commit = False
-            raise sqlite3.OperationalError("database or disk is full")
-        return self.cur.execute(sql, params)
-
-
 def test_sqlite_failed_commit_rolls_back_and_the_backend_stays_usable(
     tmp_path: Path,
 ) -> None:
     backend = SQLiteStateBackend(tmp_path / "s.db")
     real = backend._conn
-    backend._conn = _FailingCommit(real)  # type: ignore[assignment]
-    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+    backend._conn = FailingCommit(real)  # type: ignore[assignment]
+    with pytest.raises(StateBackendError, match="disk is full") as info:
         backend.save_state_keys({"a": 1})
+    assert isinstance(info.value.__cause__, sqlite3.OperationalError)
     assert not real.in_transaction
     backend.save_state_keys({"b": 2})
     backend._conn = real
@@ -429,7 +412,20 @@ def test_sqlite_backend_on_a_file_that_is_not_a_database_closes_its_connection(
         return opened[-1]
 
     monkeypatch.setattr(sqlite3, "connect", connect)
-    with pytest.raises(sqlite3.DatabaseError):
+    with pytest.raises(StateBackendError, match="not a database"):
         SQLiteStateBackend(path)
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         opened[0].execute("SELECT 1")
+
+
+def test_a_closed_sqlite_backend_raises_a_spark_error(tmp_path: Path) -> None:
+    backend = SQLiteStateBackend(tmp_path / "closed.db")
+    backend.close()
+    for call in (
+        backend.load_state,
+        backend.list_runs,
+        lambda: backend.load_run("r"),
+        lambda: backend.save_state_keys({"a": 1}),
+    ):
+        with pytest.raises(StateBackendError, match="closed"):
+            call()
