@@ -1,11 +1,18 @@
 """Keep credentials out of telemetry attributes, audit records and approval requests.
 
 :func:`redact` copies a mapping, replacing the value of every key that looks like a
-credential (``api_key``, ``Authorization``, ``password``, ``client_secret``, ``*_token``,
-``cookie``, ...) with ``"[REDACTED]"``, recursing into nested mappings and lists. String
-values that look like credentials whatever their key (``Bearer ...``, ``sk-...`` keys,
-JWTs) are redacted too, and long strings are truncated. Count-like keys such as
-``tokens`` or ``max_tokens`` are not secrets and are kept.
+credential with ``"[REDACTED]"``, recursing into nested mappings and lists. Names are
+compared in snake case (``accessToken`` and ``access-token`` read as ``access_token``):
+credential words anywhere (``password``, ``secret``, ``api_key``, ``private_key``,
+``access_key``, ``authorization``, ``cookie``, ...), names ending in ``_token``, ``_auth``,
+``_pwd``, ``_signature`` and names ending in ``_key`` (``openai_key``, ``ssh_key``) except
+lookup keys (``sort_key``, ``cache_key``, ``public_key``, ...; a bare ``key`` is kept too).
+Count-like names such as ``tokens``, ``max_tokens`` or ``token_count`` are not secrets.
+
+In text (string values, error messages, log lines) credential-looking parts are replaced
+whatever their key: ``Bearer ...``, ``sk-...`` style keys, JWTs, AWS key ids, the password
+of a URL (``postgres://user:[REDACTED]@db``) and the value of ``password=...``,
+``token: ...``, ``"api_key": "..."`` style pairs. Long strings are truncated.
 """
 
 from __future__ import annotations
@@ -40,12 +47,32 @@ _ANYWHERE = (
     "passphrase",
 )
 _SUFFIX_RE = re.compile(r"(?:^|_)(?:token|auth|pwd|signature|sig|key_id|bearer)$")
+# Words before "_key" that make it a lookup key rather than a credential.
+_LOOKUP_KEYS = frozenset(
+    "sort cache partition primary foreign public idempotency dedup dedupe routing lookup"
+    " group hash row dict map state node object index shard join unique composite message"
+    " event record item cluster".split()
+)
+# Word boundaries of camelCase / PascalCase names: accessToken, APIKey, XApiKey.
+_CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_NON_WORD_RE = re.compile(r"[^a-z0-9]+")
 _VALUE_RE = re.compile(
     r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"
     r"|\b(?:sk|pk|rk|ghp|gho|xox[abp])[-_][A-Za-z0-9_-]{12,}"
     r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}"
     r"|\bAKIA[0-9A-Z]{16}\b"
 )
+# The password of scheme://user:password@host (bounded: linear time on any text).
+_URL_PASSWORD_RE = re.compile(
+    r"(?i)(\b[a-z][a-z0-9+.-]{0,30}://[^\s:/?#@]{0,256}:)[^\s/?#@]{1,512}(?=@)"
+)
+# key=value / key: value / "key": "value" where the key names a credential.
+_PAIR_RE = re.compile(
+    r"(?i)((?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|access[_-]?key"
+    r"|private[_-]?key|credentials?|authorization)[\"']?\s*[:=]\s*[\"']?)"
+    r"(?:(?:basic|bearer|digest|token)\s+)?[^\s\"',;&]+"
+)
+
 _MAX_DEPTH = 8
 
 
@@ -58,14 +85,18 @@ def is_sensitive_key(key: Any, extra: Iterable[str] = ()) -> bool:
 
     Returns:
         True for names such as ``api_key``, ``Authorization``, ``db_password``,
-        ``refresh_token``; False for ``tokens``, ``max_tokens``, ``user_id``.
+        ``refreshToken``, ``openai_key``; False for ``tokens``, ``max_tokens``,
+        ``token_count``, ``user_id``, ``cache_key``.
     """
     if not isinstance(key, str):
         return False
-    norm = key.strip().lower().replace("-", "_").replace(" ", "_")
+    norm = _NON_WORD_RE.sub("_", _CAMEL_RE.sub("_", key.strip()).lower()).strip("_")
     if any(word in norm for word in _ANYWHERE):
         return True
     if any(word and word.lower() in norm for word in extra):
+        return True
+    words = norm.split("_")
+    if len(words) > 1 and words[-1] == "key" and words[-2] not in _LOOKUP_KEYS:
         return True
     return _SUFFIX_RE.search(norm) is not None
 
@@ -81,6 +112,8 @@ def scrub_text(text: str, max_length: Optional[int] = None) -> str:
         The cleaned text.
     """
     cleaned = _VALUE_RE.sub(REDACTED, text)
+    cleaned = _URL_PASSWORD_RE.sub(r"\1" + REDACTED, cleaned)
+    cleaned = _PAIR_RE.sub(r"\1" + REDACTED, cleaned)
     if max_length is not None and len(cleaned) > max_length:
         cleaned = cleaned[:max_length] + "...[truncated]"
     return cleaned

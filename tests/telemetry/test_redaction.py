@@ -30,6 +30,19 @@ from spark_core.telemetry.redaction import (
         "private_key",
         "aws_access_key_id",
         "token",
+        # camelCase and PascalCase read as snake case
+        "accessToken",
+        "refreshToken",
+        "authToken",
+        "apiToken",
+        "privateKey",
+        "accessKey",
+        "APIKey",
+        "XApiKey",
+        # names ending in _key that hold keys
+        "openai_key",
+        "ssh_key",
+        "signingKey",
     ],
 )
 def test_credential_names_are_sensitive(key: str) -> None:
@@ -47,6 +60,13 @@ def test_credential_names_are_sensitive(key: str) -> None:
         "node_id",
         "author",
         "keyboard",
+        "token_count",
+        "tokenCount",
+        "maxTokens",
+        "sort_key",
+        "cache_key",
+        "public_key",
+        "key",
     ],
 )
 def test_ordinary_names_are_not(key: str) -> None:
@@ -79,6 +99,37 @@ def test_secret_looking_values_are_scrubbed_whatever_the_key() -> None:
     )
     assert "abcdefghijkl0123" not in out["message"] and REDACTED in out["message"]
     assert "ABCDEFGHIJKLMNOP" not in out["cfg"]
+
+
+@pytest.mark.parametrize(
+    "text, secret, kept",
+    [
+        ("connect postgres://user:hunter2@db/app", "hunter2", "postgres://user:"),
+        ("redis://:hunter2@cache:6379", "hunter2", "@cache:6379"),
+        ("login failed: password=hunter2 for ana", "hunter2", "for ana"),
+        ('{"api_key": "abc123", "n": 1}', "abc123", '"n": 1'),
+        ("GET /cb?access_token=abc123&page=2", "abc123", "page=2"),
+        ("Authorization: Basic dXNlcjpwYXNz", "dXNlcjpwYXNz", "Authorization: "),
+        ("client_secret: s3cr3t", "s3cr3t", "client_secret: "),
+    ],
+)
+def test_credentials_inside_text_are_scrubbed(
+    text: str, secret: str, kept: str
+) -> None:
+    out = scrub_text(text)
+    assert secret not in out and REDACTED in out and kept in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "max_tokens=256 tokens=12 token_count=3",
+        "see http://host:8080/path",
+        "keyboard: qwerty",
+    ],
+)
+def test_text_without_credentials_is_kept(text: str) -> None:
+    assert scrub_text(text) == text
 
 
 def test_extra_keys_truncation_and_non_json_values() -> None:
