@@ -6,7 +6,8 @@ timeout apply to each attempt (the timeout really cancels an ``async`` node; a p
 node running in a worker thread is abandoned, not stopped, when it times out).
 
 A capability object that keeps state (the rate limiter and the circuit breaker) shares that
-state between every node configured with the same object.
+state between every node configured with the same object. A bad setting raises
+:class:`~spark_core.errors.GraphDefinitionError` (a ``ValueError``) naming it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,32 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Deque, Optional, Tuple, Type
 
+from spark_core.errors import GraphDefinitionError
+
 _STRATEGIES = ("exponential", "linear", "fixed")
+
+
+def _check(
+    owner: object,
+    name: str,
+    minimum: float,
+    *,
+    above: bool = False,
+    whole: bool = False,
+) -> None:
+    """Refuse ``owner.name`` unless it is a number (an int if ``whole``) >= (or >) minimum."""
+    value = getattr(owner, name)
+    kinds = (int,) if whole else (int, float)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, kinds)
+        or not (value > minimum if above else value >= minimum)  # also refuses NaN
+    ):
+        what = "an int" if whole else "a number"
+        bound = f"> {minimum:g}" if above else f">= {minimum:g}"
+        raise GraphDefinitionError(
+            f"{type(owner).__name__}.{name} must be {what} {bound}, got {value!r}"
+        )
 
 
 def _jitter(delay: float) -> float:
@@ -59,19 +85,24 @@ class RetryCapability:
     retry_on: Tuple[Type[BaseException], ...] = (Exception,)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise ValueError(
-                f"max_retries must be an int >= 0, got {self.max_retries!r}"
-            )
-        if self.backoff_factor < 1:
-            raise ValueError(
-                f"backoff_factor must be >= 1, got {self.backoff_factor!r}"
-            )
-        if self.initial_delay < 0 or self.max_delay < 0:
-            raise ValueError("initial_delay and max_delay must be >= 0")
+        _check(self, "max_retries", 0, whole=True)
+        _check(self, "backoff_factor", 1)
+        _check(self, "initial_delay", 0)
+        _check(self, "max_delay", 0)
         if self.strategy not in _STRATEGIES:
-            raise ValueError(
-                f"strategy must be one of {_STRATEGIES}, got {self.strategy!r}"
+            raise GraphDefinitionError(
+                f"RetryCapability.strategy must be one of {_STRATEGIES}, "
+                f"got {self.strategy!r}"
+            )
+        classes = (
+            self.retry_on if isinstance(self.retry_on, tuple) else (self.retry_on,)
+        )
+        if not all(
+            isinstance(c, type) and issubclass(c, BaseException) for c in classes
+        ):
+            raise GraphDefinitionError(
+                "RetryCapability.retry_on must be exception classes, "
+                f"got {self.retry_on!r}"
             )
 
     def delay(self, retry: int) -> float:
@@ -116,10 +147,7 @@ class TimeoutCapability:
     timeout_seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        if not self.timeout_seconds > 0:
-            raise ValueError(
-                f"timeout_seconds must be > 0, got {self.timeout_seconds!r}"
-            )
+        _check(self, "timeout_seconds", 0, above=True)
 
 
 @dataclass
@@ -143,10 +171,8 @@ class RateLimitCapability:
     )
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_calls, int) or self.max_calls < 1:
-            raise ValueError(f"max_calls must be an int >= 1, got {self.max_calls!r}")
-        if not self.period_seconds > 0:
-            raise ValueError(f"period_seconds must be > 0, got {self.period_seconds!r}")
+        _check(self, "max_calls", 1, whole=True)
+        _check(self, "period_seconds", 0, above=True)
 
     def _reserve(self) -> float:
         """Take a slot if one is free (returns 0) or return how long to wait for one."""
@@ -190,12 +216,8 @@ class CircuitBreakerCapability:
     )
 
     def __post_init__(self) -> None:
-        if not isinstance(self.failure_threshold, int) or self.failure_threshold < 1:
-            raise ValueError(
-                f"failure_threshold must be an int >= 1, got {self.failure_threshold!r}"
-            )
-        if self.reset_timeout < 0:
-            raise ValueError(f"reset_timeout must be >= 0, got {self.reset_timeout!r}")
+        _check(self, "failure_threshold", 1, whole=True)
+        _check(self, "reset_timeout", 0)
 
     @property
     def state(self) -> str:

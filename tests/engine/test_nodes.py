@@ -198,26 +198,39 @@ def test_retry_jitter_stays_within_bounds(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    "kwargs, field",
     [
-        {"max_retries": -1},
-        {"backoff_factor": 0.5},
-        {"strategy": "random"},
-        {"initial_delay": -1},
+        ({"max_retries": -1}, "max_retries"),
+        ({"max_retries": 1.5}, "max_retries"),
+        ({"backoff_factor": 0.5}, "backoff_factor"),
+        ({"backoff_factor": "2"}, "backoff_factor"),
+        ({"strategy": "random"}, "strategy"),
+        ({"initial_delay": -1}, "initial_delay"),
+        ({"max_delay": float("nan")}, "max_delay"),
+        ({"retry_on": ("ValueError",)}, "retry_on"),
     ],
 )
-def test_retry_rejects_bad_values(kwargs: Dict[str, Any]) -> None:
-    with pytest.raises(ValueError):
+def test_retry_rejects_bad_values(kwargs: Dict[str, Any], field: str) -> None:
+    with pytest.raises(GraphDefinitionError, match=f"RetryCapability.{field}"):
         RetryCapability(**kwargs)
 
 
-def test_capabilities_reject_bad_values() -> None:
-    with pytest.raises(ValueError):
-        TimeoutCapability(timeout_seconds=0)
-    with pytest.raises(ValueError):
-        RateLimitCapability(max_calls=0)
-    with pytest.raises(ValueError):
-        CircuitBreakerCapability(failure_threshold=0)
+@pytest.mark.parametrize(
+    "make, field",
+    [
+        (lambda: TimeoutCapability(timeout_seconds=0), "timeout_seconds"),
+        (lambda: TimeoutCapability(timeout_seconds="5"), "timeout_seconds"),
+        (lambda: RateLimitCapability(max_calls=0), "max_calls"),
+        (lambda: RateLimitCapability(period_seconds=None), "period_seconds"),
+        (lambda: CircuitBreakerCapability(failure_threshold=0), "failure_threshold"),
+        (lambda: CircuitBreakerCapability(reset_timeout=True), "reset_timeout"),
+    ],
+)
+def test_capabilities_reject_bad_values(make: Any, field: str) -> None:
+    # A SparkError naming the setting, and still a ValueError for older callers.
+    with pytest.raises(GraphDefinitionError, match=field) as info:
+        make()
+    assert isinstance(info.value, ValueError)
 
 
 def test_timeout_really_cancels_an_async_node() -> None:
