@@ -15,7 +15,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Dict, Mapping, Optional, Type
+from typing import Any, Dict, Mapping, Optional, Type, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -272,12 +272,13 @@ _WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 class _WatchedAdapter(HTTPAdapter):
     """An adapter whose connections let the deadline watchdog cut them."""
 
+    # Through Any: older types-requests (the last for Python 3.9) leave these untyped.
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
+        cast(Any, super()).init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager = cast(Any, super()).proxy_manager_for(proxy, **proxy_kwargs)
         # A SOCKS manager has pools of its own; leave those alone.
         if manager.pool_classes_by_scheme is poolmanager.pool_classes_by_scheme:
             manager.pool_classes_by_scheme = _WATCHED_POOLS
