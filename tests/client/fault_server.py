@@ -111,6 +111,7 @@ class Recorded:
     port: int = (
         0  # the client's port: equal ports mean a reused (kept-alive) connection
     )
+    headers_sent: bool = False  # drip_head: the last header byte went out
 
 
 class FaultServer:
@@ -284,6 +285,7 @@ def _make_handler(server: FaultServer) -> type:
                     item.answered = action.status
                 self.wfile.write(answer[i : i + 1])
                 self.wfile.flush()
+                item.headers_sent = i >= len(head) - 1
 
         do_GET = _handle
         do_POST = _handle

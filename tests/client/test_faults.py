@@ -170,7 +170,23 @@ def test_trickled_headers_cannot_outlast_the_deadline(
         with pytest.raises(TimeoutError, match="deadline of 0.5s exceeded"):
             c.health_check()
     (seen,) = server.seen("GET", HEALTH)  # the deadline also ended the retries
-    assert seen.answered is None  # the client left before the answer was complete
+    assert not seen.headers_sent  # the client left while they were still arriving
+
+
+def test_the_deadline_also_cuts_a_connection_through_a_proxy(
+    server: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fault server plays an HTTP proxy: requests sends it the absolute URL.
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    target = "http://backend.invalid"
+    server.plan("GET", target + HEALTH, then=drip_head(0.05, {"status": "healthy"}))
+    with AISpine(base_url=target, timeout=0.3, max_retries=0, deadline=0.5) as c:
+        with pytest.raises(TimeoutError, match="deadline of 0.5s exceeded"):
+            c.health_check()
+    (seen,) = server.seen("GET", target + HEALTH)
+    assert not seen.headers_sent  # the client left while they were still arriving
 
 
 def test_a_deadline_cut_connection_is_not_reused(server: FaultServer) -> None:
@@ -182,7 +198,7 @@ def test_a_deadline_cut_connection_is_not_reused(server: FaultServer) -> None:
         assert c.get_status() == {"ok": True}
     (cut,) = server.seen("GET", HEALTH)
     (after,) = server.seen("GET", "/status")
-    assert after.port != cut.port
+    assert not cut.headers_sent and after.port != cut.port
 
 
 def test_a_body_that_stalls_is_a_timeout_and_its_connection_dropped(
