@@ -19,7 +19,8 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
-from spark_core.spec.errors import SpecError
+from spark_core.spec._parse import ValidationIssue, join_path
+from spark_core.spec.errors import SpecError, SpecValidationError
 from spark_core.spec.models import (
     CircuitBreakerSpec,
     GraphSpec,
@@ -92,11 +93,56 @@ def _kwarg_name(key: str) -> bool:
 def _import(reference: str, alias: str) -> str:
     """``from module import name as alias`` for a validated ``module:name`` reference."""
     module, attr = reference.split(":", 1)
-    if any(keyword.iskeyword(part) for part in module.split(".") + [attr]):
-        raise SpecError(
-            f"reference {reference!r} holds a Python keyword: cannot import it"
-        )
     return f"from {module} import {attr} as {alias}"
+
+
+def _inexpressible(graph: GraphSpec, mission: Optional[MissionSpec]) -> None:
+    """Refuse what a valid spec may hold but generated Python cannot say.
+
+    Raises:
+        SpecValidationError: Naming each keyword reference, keyword state field name and
+            reserved node param (``name``/``config``, which the loader refuses too).
+    """
+    base = "graph" if mission is not None else ""
+    nodes, tools = join_path(base, "nodes"), join_path(base, "tools")
+    issues = []
+    references: List[Tuple[str, str, Optional[str]]] = [
+        (join_path(nodes, i), "type", n.type) for i, n in enumerate(graph.nodes)
+    ]
+    references += [
+        (join_path(tools, i), "reference", t.reference)
+        for i, t in enumerate(graph.tools)
+    ]
+    for where, key, ref in references:
+        parts = ref.replace(":", ".").split(".") if ref and ":" in ref else []
+        if any(keyword.iskeyword(part) for part in parts):
+            issues.append(
+                ValidationIssue(
+                    join_path(where, key), "holds a Python keyword: cannot import it"
+                )
+            )
+    for i, node in enumerate(graph.nodes):
+        for reserved in ("name", "config"):
+            if reserved in node.params:  # the loader refuses them too
+                issues.append(
+                    ValidationIssue(
+                        f"{join_path(nodes, i)}.params.{reserved}", "is reserved"
+                    )
+                )
+    schemas = [(join_path(base, "state_schema"), graph.state_schema)]
+    if mission is not None:
+        schemas.append(("state_schema", mission.state_schema))
+    for where, schema in schemas:
+        for name in schema.fields if schema is not None else ():
+            if not _kwarg_name(name):
+                issues.append(
+                    ValidationIssue(
+                        join_path(join_path(where, "fields"), name),
+                        "is a Python keyword: compiled code cannot declare it",
+                    )
+                )
+    if issues:
+        raise SpecValidationError(issues)
 
 
 def _unique(names: Dict[str, str], base: str) -> str:
@@ -195,10 +241,6 @@ def _schema_class(schema: MissionStateSchemaSpec) -> List[str]:
     lines.append('    """The declared graph state (from the spec\'s state schema)."""')
     lines.append("")
     for name, field in schema.fields.items():
-        if not _kwarg_name(name):
-            raise SpecError(
-                f"state field {name!r} cannot be a Python class attribute (a keyword?)"
-            )
         kind = _ANNOTATIONS.get(field.type, "Any")
         if field.default is None and kind != "Any":
             kind = f"Optional[{kind}]"
@@ -333,9 +375,6 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
         var = _unique(var_names, python_name(node.id))
         var_names[node.id] = var
         config = _config_parts(node.config, node.description)
-        for reserved in ("name", "config"):
-            if reserved in node.params:  # as the loader refuses them
-                raise SpecError(f"node {node.id!r}: param {reserved!r} is reserved")
         if ":" in node.type:
             args = [custom[node.type], repr(node.id)]
             if node.params:
@@ -592,10 +631,10 @@ def compile_spec(
         The files written.
 
     Raises:
-        SpecValidationError: The spec is invalid.
-        SpecError: Unknown style, a spec the generated code cannot express (a keyword as a
-            state field name, a reserved node param), an existing file (``overwrite``
-            False), or the files cannot be written.
+        SpecValidationError: The spec is invalid, or holds what generated code cannot
+            express (a keyword as a state field name or in a reference, a reserved param).
+        SpecError: Unknown style, an existing file (``overwrite`` False), or the files
+            cannot be written.
     """
     if style not in STYLES:
         raise SpecError(f"unknown style {style!r}; use one of {', '.join(STYLES)}")
@@ -605,6 +644,7 @@ def compile_spec(
         graph = mission.graph
     else:
         graph = ensure_valid_graph(spec.to_dict())
+    _inexpressible(graph, mission)
     base = python_name(
         (mission.mission_id if mission else graph.id).lower().replace(".", "_"),
         prefix="mission",

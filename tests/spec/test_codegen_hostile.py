@@ -29,7 +29,7 @@ from spark_core.spec import (
     MissionStateSchemaSpec,
     NodeSpec,
     SimulationToolOverrideSpec,
-    SpecError,
+    SpecValidationError,
     StateFieldSpec,
     ToolSpec,
 )
@@ -240,7 +240,9 @@ def test_state_field_named_like_a_keyword_is_refused(tmp_path: Path) -> None:
         graph=GraphSpec(id="g", start="a", nodes=[NodeSpec("a", "echo")]),
         state_schema=MissionStateSchemaSpec(fields={"class": StateFieldSpec()}),
     )
-    with pytest.raises(SpecError, match="state field 'class'"):
+    with pytest.raises(
+        SpecValidationError, match="state_schema.fields.class: is a Python"
+    ):
         compile_spec(mission, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
@@ -249,6 +251,24 @@ def test_reserved_node_param_is_refused(tmp_path: Path) -> None:
     graph = GraphSpec(
         id="g", start="a", nodes=[NodeSpec("a", "echo", params={"name": "x"})]
     )
-    with pytest.raises(SpecError, match="param 'name' is reserved"):
+    with pytest.raises(
+        SpecValidationError, match=r"nodes\[0\].params.name: is reserved"
+    ):
         compile_spec(graph, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_reference_holding_a_keyword_is_refused(tmp_path: Path) -> None:
+    graph = GraphSpec(
+        id="g",
+        start="a",
+        nodes=[NodeSpec("a", "my.class:Node")],
+        tools=[ToolSpec("t", reference="tools:import")],
+    )
+    with pytest.raises(SpecValidationError) as info:
+        compile_spec(graph, tmp_path)
+    assert [i.path for i in info.value.issues] == [
+        "nodes[0].type",
+        "tools[0].reference",
+    ]
+    assert list(tmp_path.iterdir()) == []
