@@ -1,8 +1,12 @@
 """``spark-spec``: generate, validate, simulate, compile, package and deploy mission specs.
 
 Run ``spark-spec --help`` (or ``python -m spark_core.cli --help``). Output is readable text;
-``--json`` gives machine-readable output. Errors are one line on stderr with exit status 2;
-``mission-validate`` and ``simulation-run`` exit 1 when the spec is invalid or the run fails.
+``--json`` gives machine-readable output. Errors are one line on stderr, never a traceback.
+
+Exit status: 0 success; 1 the spec is bad: a spec file given is invalid or does not load, a
+simulation fails or cannot run as specified, a mission is not ready to deploy, or
+``mission-diff --exit-code`` finds differences; 2 any other error: usage, a file that cannot be
+read or written or already exists, a server that cannot be reached or refuses the flow.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any, Dict, Iterator, NoReturn, Optional, Sequence, TextIO, Un
 
 from spark_core.errors import SparkError
 from spark_core.spec._parse import ValidationIssue
-from spark_core.spec.errors import SpecError, SpecValidationError
+from spark_core.spec.errors import SpecError, SpecLoadError, SpecValidationError
 from spark_core.spec.models import GraphSpec, MissionSpec
 from spark_core.spec.serde import (
     load_spec,
@@ -65,7 +69,8 @@ def _load(path: str) -> Union[GraphSpec, MissionSpec]:
 def _load_mission(path: str) -> MissionSpec:
     spec = _load(path)
     if not isinstance(spec, MissionSpec):
-        raise SpecError(f"{path}: is a graph spec, not a mission (no mission_id)")
+        issue = ValidationIssue("mission_id", "is required: this is a graph spec")
+        raise SpecValidationError([issue], source=path)
     return spec
 
 
@@ -357,9 +362,13 @@ def cmd_simulation_run(args: argparse.Namespace) -> int:
 
     spec = _load(args.file)
     inputs = _parse_input(args.input)
-    report = run_simulation(
-        spec, inputs, loader=_loader(args), allow_real_tools=args.allow_real_tools
-    )
+    try:
+        report = run_simulation(
+            spec, inputs, loader=_loader(args), allow_real_tools=args.allow_real_tools
+        )
+    except SpecError as exc:  # the spec cannot run as it is (no stand-in, disabled...)
+        _out(f"{PROG}: error: {args.file}: {_one_line(str(exc))}", sys.stderr)
+        return 1
     if args.json:
         _emit_json(report.to_dict())
         return 0 if report.ok else 1
@@ -691,7 +700,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         argv: Arguments (default: ``sys.argv[1:]``).
 
     Returns:
-        The exit status: 0 success, 1 invalid spec / failed run / not ready, 2 error.
+        The exit status: 0 success, 1 the spec is bad (invalid or not loading spec file,
+        failed simulation, not ready to deploy, differences with ``--exit-code``), 2 any
+        other error (usage, files, the server).
     """
     parser = build_parser()
     try:
@@ -701,16 +712,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     except SystemExit as exc:  # --help
         return int(exc.code or 0) if isinstance(exc.code, int) else 0
+    status = 2
     try:
-        status: int = args.func(args)
-        return status
+        result: int = args.func(args)
+        return result
     except UsageError as exc:
         message = f"{PROG}: error: {exc}"
     except SpecValidationError as exc:
         errors = [i for i in exc.issues if i.severity == "error"] or exc.issues
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        where = f"{exc.source}: " if exc.source else ""
+        source = exc.source or getattr(args, "file", None)
+        where = f"{source}: " if source else ""
         message = f"{PROG}: error: {where}invalid spec: {errors[0]}{more}"
+        # A spec file that is bad: 1. A spec built from the arguments (generate): usage.
+        status = 1 if source else 2
+    except SpecLoadError as exc:
+        where = f"{args.file}: " if getattr(args, "file", None) else ""
+        message = f"{PROG}: error: {where}{exc}"
+        status = 1 if where else 2
     except (SparkError, OSError, sqlite3.Error, ValueError) as exc:
         message = f"{PROG}: error: {exc}"
     except KeyboardInterrupt:
@@ -720,7 +739,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:  # never a traceback on the terminal
         message = f"{PROG}: internal error: {type(exc).__name__}: {exc}"
     _out(_one_line(message), sys.stderr)
-    return 2
+    return status
 
 
 if __name__ == "__main__":

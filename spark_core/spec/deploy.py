@@ -165,20 +165,21 @@ def deployment_readiness(
                 )
             )
     needed = server_modules(mission)
-    for kind, flag in (
-        ("modules", "--allow-module"),
-        ("tool_modules", "--allow-tool-module"),
-    ):
-        what = "node classes" if kind == "modules" else "tools"
-        for module in needed[kind]:
-            issues.append(
-                ValidationIssue(
-                    "graph",
-                    f"the server must allow {what} from module {module!r} "
-                    f"(ai-spine serve {flag} {module})",
-                    "warning",
-                )
+    for module in sorted(set(needed["modules"]) | set(needed["tool_modules"])):
+        what = " and ".join(
+            w
+            for w, kind in (("node classes", "modules"), ("tools", "tool_modules"))
+            if module in needed[kind]
+        )
+        # ai-spine serve's --allow-module covers node classes and tools alike.
+        issues.append(
+            ValidationIssue(
+                "graph",
+                f"the server must allow {what} from module {module!r} "
+                f"(ai-spine serve --allow-module {module})",
+                "warning",
             )
+        )
     if any(i.severity == "error" for i in issues):
         return issues
     from spark_core.kit.loader import SpecLoader

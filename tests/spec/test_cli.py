@@ -320,7 +320,7 @@ def test_simulation_run_failure_exits_1(tmp_path: Path, capsys: Any) -> None:
     )
     assert code == 1 and "failed" in out and "error:" in out
     code, _, err = run(capsys, "simulation-run", str(path), "--input", "{}")
-    assert code == 2 and "not allowed" in err
+    assert code == 1 and "not allowed" in err
 
 
 AGENT = "spark_core.agents.node:AgentNode"
@@ -399,7 +399,7 @@ def test_simulation_run_refuses_unscripted_models_and_bad_bindings(
     }
     path = agent_mission(tmp_path, simulation=sim)
     code, _, err = run(capsys, "simulation-run", str(path))
-    assert code == 2 and err.count("\n") == 1
+    assert code == 1 and err.count("\n") == 1
     assert "no scripted model for agent node(s) 'analyst'" in err
     # --allow-real-tools lets the real model run: it fails to connect, and says so.
     code, out, _ = run(capsys, "simulation-run", str(path), "--allow-real-tools")
@@ -409,7 +409,7 @@ def test_simulation_run_refuses_unscripted_models_and_bad_bindings(
     code, _, err = run(
         capsys, "simulation-run", str(agent_mission(tmp_path, simulation=wrong))
     )
-    assert code == 2 and "given for 'nobody', which are not agent nodes" in err
+    assert code == 1 and "given for 'nobody', which are not agent nodes" in err
     code, out, _ = run(capsys, "mission-validate", str(path), "--semantic")
     assert code == 1 and "simulation.models.nobody: unknown node 'nobody'" in out
 
@@ -424,11 +424,11 @@ def test_simulation_run_refuses_unscripted_models_and_bad_bindings(
     bindings = [{"target": "step1", "strategy": {"type": "react"}}]
     path = agent_mission(tmp_path, graph=graph, strategies=bindings)
     code, _, err = run(capsys, "simulation-run", str(path))
-    assert code == 2 and "'step1', which is not an agent node" in err
+    assert code == 1 and "'step1', which is not an agent node" in err
     bindings = [{"target": "analyst", "strategy": {"type": "guessing"}}]
     path = agent_mission(tmp_path, graph=graph, strategies=bindings)
     code, _, err = run(capsys, "simulation-run", str(path))
-    assert code == 2 and "guessing" in err
+    assert code == 1 and "guessing" in err
 
 
 # ---------------------------------------------------------------- compile
@@ -493,7 +493,7 @@ def test_compile_rejects_invalid_specs(tmp_path: Path, capsys: Any) -> None:
     code, _, err = run(
         capsys, "compile", str(tmp_path / "g.json"), "-o", str(tmp_path / "o")
     )
-    assert code == 2 and "start: unknown node 'zz'" in err
+    assert code == 1 and "start: unknown node 'zz'" in err
     assert not (tmp_path / "o").exists()
 
 
@@ -836,7 +836,7 @@ def test_package_refuses_tool_names_that_are_paths(tmp_path: Path, capsys: Any) 
     path.write_text(json.dumps(data), encoding="utf-8")
     target = tmp_path / "pkg.zip"
     code, _, err = run(capsys, "mission-package", str(path), "-o", str(target))
-    assert code == 2 and "invalid tool name '../../outside'" in err
+    assert code == 1 and "invalid tool name '../../outside'" in err
     assert not target.exists()
 
 
@@ -863,7 +863,7 @@ def test_package_refuses_invalid_missions(tmp_path: Path, capsys: Any) -> None:
         "-o",
         str(tmp_path / "p.zip"),
     )
-    assert code == 2 and "graph.start: unknown node 'nope'" in err
+    assert code == 1 and "graph.start: unknown node 'nope'" in err
     assert not (tmp_path / "p.zip").exists()
     save_graph_spec(tmp_path / "g.json", graph)
     code, _, err = run(
@@ -873,7 +873,7 @@ def test_package_refuses_invalid_missions(tmp_path: Path, capsys: Any) -> None:
         "-o",
         str(tmp_path / "p.zip"),
     )
-    assert code == 2 and "not a mission" in err
+    assert code == 1 and "mission_id: is required: this is a graph spec" in err
 
 
 # ---------------------------------------------------------------- mission-deploy
@@ -1132,10 +1132,10 @@ def test_deploy_readiness_names_the_modules_the_server_must_allow(
     }
     messages = {i["message"] for i in result["issues"] if i["severity"] == "warning"}
     assert (
-        "the server must allow node classes from module 'tests.spec.sample_graphs' "
-        "(ai-spine serve --allow-module tests.spec.sample_graphs)" in messages
+        "the server must allow node classes and tools from module "
+        "'tests.spec.sample_graphs' (ai-spine serve --allow-module tests.spec.sample_graphs)"
+        in messages
     )
-    assert any("--allow-tool-module tests.spec.sample_graphs" in m for m in messages)
 
 
 @pytest.mark.parametrize("timeout", ["-1", "0", "nan"])
@@ -1152,3 +1152,35 @@ def test_deploy_timeout_must_be_positive(
         timeout,
     )
     assert code == 2 and out == "" and f"--timeout must be > 0, got {timeout}" in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["mission-validate", "SPEC"],
+        ["compile", "SPEC", "-o", "OUT"],
+        ["simulation-run", "SPEC"],
+        ["mission-diff", "SPEC", "SPEC"],
+        ["mission-package", "SPEC", "-o", "OUT/p.zip"],
+        ["mission-deploy", "SPEC", "--target", "development", "--dry-run"],
+    ],
+)
+def test_exit_1_for_a_bad_spec_file_and_2_for_a_missing_one(
+    command: List[str], tmp_path: Path, capsys: Any
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        '{"mission_id": "m", "version": "one", "graph": {}}', encoding="utf-8"
+    )
+    (tmp_path / "OUT").mkdir()
+
+    def argv(spec: Path) -> List[str]:
+        swap = {"SPEC": str(spec), "OUT": str(tmp_path / "OUT")}
+        return [swap.get(a, a.replace("OUT", str(tmp_path / "OUT"))) for a in command]
+
+    code, out, err = run(capsys, *argv(bad))
+    assert code == 1, (out, err)
+    assert "version" in out + err and "Traceback" not in err
+    assert list((tmp_path / "OUT").iterdir()) == []  # nothing written
+    code, _, err = run(capsys, *argv(tmp_path / "missing.json"))
+    assert code == 2 and err.count("\n") == 1 and "missing.json" in err
