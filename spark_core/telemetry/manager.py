@@ -16,11 +16,12 @@
 ``TelemetryManager.get_instance(config)`` returns the process-wide manager;
 ``TelemetryManager(config)`` makes an independent one (tests, several graphs).
 
-Records are appended to an in-process buffer; every ``buffer_size`` records (or every
-``export_interval`` seconds for SQLite) a batch goes to the backend, on a background thread
-for SQLite. ``flush()`` writes everything now; the query methods flush first. Sampling is
-decided once per trace: spans and events of an unsampled trace cost almost nothing and are
-not stored. Attribute values are redacted (see :mod:`spark_core.telemetry.redaction`).
+Records are appended to an in-process buffer; every ``buffer_size`` records a batch goes to the
+backend. For SQLite that happens on a background thread, started with the first record, which
+also writes a partial batch within ``export_interval`` seconds. ``flush()`` writes everything
+now; the query methods flush first. Sampling is decided once per trace: spans and events of an
+unsampled trace cost almost nothing and are not stored. Attribute values are redacted (see
+:mod:`spark_core.telemetry.redaction`).
 """
 
 from __future__ import annotations
@@ -545,10 +546,18 @@ class TelemetryManager:
     def _push(self, record: Record) -> None:
         with self._lock:
             self._pending.append(record)
+            if self._writer is None and self.backend.blocking:
+                self._start_writer()  # so export_interval holds from the first record
             if len(self._pending) < self.config.buffer_size:
                 return
             batch, self._pending = self._pending, []
         self._dispatch(batch)
+
+    def _start_writer(self) -> _Writer:
+        """Start a writer thread (call with ``self._lock`` held)."""
+        self._writer = _Writer(self)
+        self._writer.start()
+        return self._writer
 
     def _take_pending(self) -> List[Record]:
         with self._lock:
@@ -562,10 +571,9 @@ class TelemetryManager:
         writer = self._writer
         if writer is None or not writer.is_alive():
             with self._lock:
-                if self._writer is None or not self._writer.is_alive():
-                    self._writer = _Writer(self)
-                    self._writer.start()
                 writer = self._writer
+                if writer is None or not writer.is_alive():
+                    writer = self._start_writer()
         writer.queue.put(batch)
 
     def flush_sync(self) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from pathlib import Path
-from typing import Any, List
+from typing import Any, Callable, List
 
 import pytest
 
@@ -182,6 +183,16 @@ def rows(path: Path, sql: str) -> List[Any]:
         return conn.execute(sql).fetchall()
 
 
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """Poll ``condition`` until it holds; False after a generous ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_sqlite_writes_in_batches_off_the_calling_thread(tmp_path: Path) -> None:
     path = tmp_path / "t.db"
     m = TelemetryManager(
@@ -220,18 +231,8 @@ def test_export_interval_writes_a_partial_batch(tmp_path: Path) -> None:
         )
     )
     try:
-        m._dispatch([])  # start the writer
-        m.record_event("late")
-        writer = m._writer
-        assert writer is not None
-        for _ in range(200):  # the writer drains on its own; wait on state, not on time
-            if not m._pending:
-                break
-            writer.queue.join()
-            import time
-
-            time.sleep(0.01)
-        assert m._pending == []
+        m.record_event("late")  # no full batch, no flush: only the interval writes it
+        assert wait_until(lambda: rows(path, "SELECT name FROM events") == [("late",)])
     finally:
         m.close()
     assert rows(path, "SELECT name FROM events") == [("late",)]
@@ -364,8 +365,9 @@ def test_flush_waits_for_a_partial_batch_the_writer_took_on_its_interval() -> No
         TelemetryConfig(buffer_size=1000, export_interval=0.01), backend=backend
     )
     try:
-        m._dispatch([])  # start the writer; its interval picks up the partial batch
-        m.record_event("late")
+        m.record_event(
+            "late"
+        )  # starts the writer; its interval picks up the partial batch
         assert backend.entered.wait(timeout=30)  # the writer is writing "late" now
         threading.Timer(0.05, backend.release.set).start()
         assert [e["name"] for e in m.query_events()] == ["late"]
