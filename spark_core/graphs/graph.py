@@ -106,9 +106,9 @@ class _Run:
 class Graph:
     """A graph of nodes reachable from ``start``, with shared state and observers.
 
-    Run one run at a time per ``Graph``: runs of one graph share its state, its nodes' own
-    state and its run bookkeeping (with a durable backend, a step would commit the other
-    run's state writes). For concurrent runs build one graph per run, or serialise them.
+    A ``Graph`` runs one run at a time (a second ``run``/``resume`` while one is in
+    progress raises ``SparkError``): runs of one graph share its state, its nodes' own
+    state and its run bookkeeping. For concurrent runs build one graph per run.
 
     Attributes:
         start: The start node.
@@ -293,8 +293,10 @@ class Graph:
             NodeExecutionError: A node failed (the run is saved as ``"failed"``).
             MaxStepsExceededError: The run made more than ``max_steps`` node executions.
             RunStopped: A node or observer stopped the run (``RunPaused``: paused).
-            SparkError: ``run_id`` is already used (use :meth:`resume`).
+            SparkError: ``run_id`` is already used (use :meth:`resume`), or the graph is
+                running another run.
         """
+        self._refuse_second_run()
         backend = self.state.backend
         if run_id is None:
             run_id = uuid.uuid4().hex
@@ -343,7 +345,9 @@ class Graph:
 
         Raises:
             RunNotFoundError: The backend has no such run.
+            SparkError: The graph is running another run.
         """
+        self._refuse_second_run()
         backend = self.state.backend
         record = backend.load_run(run_id)
         if record is None:
@@ -374,6 +378,16 @@ class Graph:
         from spark_core.utils import arun
 
         return arun(self.resume(run_id))
+
+    def _refuse_second_run(self) -> None:
+        # Runs of one graph share its state and bookkeeping: a second one at the same time
+        # would commit the first one's writes with its steps.
+        if self._current is not None:
+            raise SparkError(
+                f"graph {self.graph_id!r} is already running run "
+                f"{self._current.info.run_id!r}: a Graph runs one run at a time "
+                "(build one Graph per concurrent run)"
+            )
 
     def _run_from_record(self, record: Dict[str, Any]) -> _Run:
         info = RunInfo(
@@ -764,7 +778,9 @@ class Graph:
             StateValidationError: The checkpoint is malformed or its state fails the schema
                 (nothing is restored then).
             GraphDefinitionError: The checkpoint names nodes this graph does not have.
+            SparkError: The graph is running another run.
         """
+        self._refuse_second_run()
         record = self._check_checkpoint(checkpoint)
         state = self.state
         new_state = state._check(dict(checkpoint["state"]))

@@ -160,6 +160,30 @@ def test_run_id_cannot_be_reused() -> None:
         graph.run_sync(run_id="same")
 
 
+def test_a_second_run_while_one_is_in_progress_is_refused() -> None:
+    started = asyncio.Event()
+
+    class Wait(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            started.set()
+            await asyncio.sleep(0.01)
+            return {"done": True}
+
+    graph = Graph(start=Wait(name="wait"))
+
+    async def main() -> Any:
+        first = asyncio.ensure_future(graph.run(run_id="first"))
+        await started.wait()
+        for second in (graph.run(run_id="second"), graph.resume("first")):
+            with pytest.raises(SparkError, match="one run at a time"):
+                await second
+        return await first
+
+    assert arun(main()).content == {"done": True}
+    assert graph.state.backend.load_run("second") is None  # refused before anything
+    assert graph.run_sync(run_id="third").status == "completed"  # one after the other
+
+
 def test_observers_see_every_hook_in_order(recorder: Recorder) -> None:
     a, b = Add(name="a"), Add(name="b")
     a >> b
