@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import threading
-from typing import Iterator
+from pathlib import Path
+from typing import Dict, Iterator
 
 import pytest
 
@@ -11,13 +13,25 @@ from ai_spine import AISpine
 from ai_spine.local import LocalSpine
 from ai_spine.protocol import Spine
 from ai_spine.server import SpineServer
-from tests.local.flows import Hooks, make_flows
+from tests.local.flows import FileHooks, Hooks, make_flows
+from tests.local.serve_process import ServeProcess
+
+#: The API key of the contract suite's keyed ``ai-spine serve`` (a test value).
+CONTRACT_KEY = "contract-key"
+
+
+def _spine_param(request: pytest.FixtureRequest) -> str:
+    callspec = getattr(request.node, "callspec", None)
+    return str(callspec.params.get("spine", "local")) if callspec else "local"
 
 
 @pytest.fixture
-def hooks() -> Iterator[Hooks]:
-    """Events of the blocking test flow; released at teardown so no run lingers."""
-    h = Hooks()
+def hooks(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Hooks]:
+    """Events of the blocking test flow; released at teardown so no run lingers.
+
+    File-backed when the test's ``spine`` is a server in another process.
+    """
+    h = Hooks() if _spine_param(request) == "local" else FileHooks(tmp_path)
     yield h
     h.release.set()
 
@@ -33,26 +47,44 @@ def local_spine(hooks: Hooks) -> Iterator[LocalSpine]:
 
 @pytest.fixture
 def server(local_spine: LocalSpine) -> Iterator[SpineServer]:
-    """``local_spine`` served on a free loopback port."""
+    """``local_spine`` served on a free loopback port, in this process."""
     with SpineServer(local_spine) as srv:
         yield srv
 
 
+@pytest.fixture(scope="module")
+def served() -> Iterator[Dict[str, ServeProcess]]:
+    """Real ``ai-spine serve`` processes on free loopback ports, without and with a key.
+
+    Started once per test module (the suite stays fast) and stopped at its end.
+    """
+    args = ["--flows", "tests.local.flows:contract_flows", "--grace", "2"]
+    processes: Dict[str, ServeProcess] = {}
+    try:
+        processes["http"] = ServeProcess(args)
+        processes["http+auth"] = ServeProcess(args + ["--api-key", CONTRACT_KEY])
+        yield processes
+    finally:
+        for process in processes.values():
+            code, _, err = process.stop(signal.SIGTERM)
+            assert code == 0, err
+
+
 @pytest.fixture(params=["local", "http", "http+auth"])
-def spine(request: pytest.FixtureRequest, local_spine: LocalSpine) -> Iterator[Spine]:
-    """The contract subject: LocalSpine itself, or AISpine talking to it over HTTP.
+def spine(request: pytest.FixtureRequest) -> Iterator[Spine]:
+    """The contract subject: LocalSpine itself, or AISpine talking to ``ai-spine serve``.
 
     ``http+auth`` serves with an API key and gives the client that key.
     """
     if request.param == "local":
-        yield local_spine
+        yield request.getfixturevalue("local_spine")
         return
-    key = "contract-key" if request.param == "http+auth" else None
-    with SpineServer(local_spine, api_key=key) as srv:
-        with AISpine(
-            api_key=key, base_url=srv.url, max_retries=0, timeout=10
-        ) as client:
-            yield client
+    process = request.getfixturevalue("served")[request.param]
+    key = CONTRACT_KEY if request.param == "http+auth" else None
+    with AISpine(
+        api_key=key, base_url=process.url, max_retries=0, timeout=10
+    ) as client:
+        yield client
 
 
 @pytest.fixture(autouse=True)

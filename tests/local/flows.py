@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Callable, Dict
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Union
 
 from spark_core.graphs import Graph
 from spark_core.nodes import ExecutionContext, Node
@@ -14,9 +16,57 @@ class Hooks:
     """Events a blocking flow sets, so tests synchronise without sleeping."""
 
     def __init__(self) -> None:
-        self.started = threading.Event()
-        self.cancelled = threading.Event()
-        self.release = threading.Event()
+        self.started: Any = threading.Event()
+        self.cancelled: Any = threading.Event()
+        self.release: Any = threading.Event()
+
+    @property
+    def input(self) -> Dict[str, Any]:
+        """The ``input_data`` that makes the ``block`` flow use these hooks."""
+        return {}
+
+
+class FileEvent:
+    """A ``threading.Event`` look-alike shared between processes: set = the file exists."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def set(self) -> None:
+        """Set the event."""
+        self.path.touch()
+
+    def is_set(self) -> bool:
+        """Whether it is set."""
+        return self.path.exists()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Wait until it is set (or ``timeout`` passed); True when set."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+
+class FileHooks(Hooks):
+    """Hooks a ``block`` run in another process (``ai-spine serve``) uses via files.
+
+    Args:
+        directory: Where the event files live (one directory per test).
+    """
+
+    def __init__(self, directory: Union[str, Path]) -> None:
+        self.directory = Path(directory)
+        self.started = FileEvent(self.directory / "started")
+        self.cancelled = FileEvent(self.directory / "cancelled")
+        self.release = FileEvent(self.directory / "release")
+
+    @property
+    def input(self) -> Dict[str, Any]:
+        """The ``input_data`` that makes the ``block`` flow use these hooks."""
+        return {"hooks_dir": str(self.directory)}
 
 
 class Echo(Node):
@@ -55,12 +105,16 @@ class Block(Node):
         self.hooks = hooks
 
     async def process(self, context: ExecutionContext) -> Any:
-        self.hooks.started.set()
+        content = context.inputs.content
+        hooks = self.hooks
+        if isinstance(content, dict) and "hooks_dir" in content:
+            hooks = FileHooks(content["hooks_dir"])  # the test runs in another process
+        hooks.started.set()
         try:
-            while not self.hooks.release.is_set():
+            while not hooks.release.is_set():
                 await asyncio.sleep(0.005)
         except asyncio.CancelledError:
-            self.hooks.cancelled.set()
+            hooks.cancelled.set()
             raise
         return {"released": True}
 
@@ -96,6 +150,14 @@ def served_flows() -> Dict[str, Callable[[], Graph]]:
     }
     flows["sleep"] = lambda: Graph(Sleep("sleep"))
     return flows
+
+
+def contract_flows() -> Dict[str, Callable[[], Graph]]:
+    """What the contract suite's ``ai-spine serve`` serves: the ``make_flows`` set.
+
+    Its ``block`` runs are driven through :class:`FileHooks` (``input_data.hooks_dir``).
+    """
+    return make_flows(Hooks())
 
 
 def served_spine() -> Any:

@@ -1,4 +1,8 @@
-"""One contract, two implementations: every test runs on LocalSpine and on AISpine + server."""
+"""One contract, two implementations: every test runs on LocalSpine and on AISpine + server.
+
+The server is a real ``ai-spine serve`` process on a free loopback port (one without and one
+with an API key, started once for this module; see ``conftest.served``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import pytest
 from ai_spine import AISpine
 from ai_spine.constants import ZERO_UUID
 from ai_spine.exceptions import (
+    AuthenticationError,
     ExecutionError,
     FlowNotFoundError,
     NotFoundError,
@@ -22,6 +27,7 @@ from ai_spine.models import BatchResult
 from ai_spine.protocol import Spine
 from ai_spine.server import SpineServer
 from tests.local.flows import Hooks
+from tests.local.serve_process import ServeProcess
 
 FAST = 0.01  # polling interval for the HTTP client; LocalSpine does not poll
 CONTEXT_KEYS = {
@@ -118,7 +124,7 @@ def test_bad_arguments_are_validation_errors(spine: Spine) -> None:
 
 
 def test_cancel_really_stops_the_running_graph(spine: Spine, hooks: Hooks) -> None:
-    started = spine.execute_flow("block", {})
+    started = spine.execute_flow("block", hooks.input)
     assert hooks.started.wait(10)
     assert spine.get_execution(started["execution_id"])["status"] == "running"
     answer = spine.cancel_execution(started["execution_id"])
@@ -140,7 +146,7 @@ def test_cancelling_a_finished_execution_is_refused(spine: Spine) -> None:
 
 
 def test_wait_timeout_raises_the_sdk_timeout_error(spine: Spine, hooks: Hooks) -> None:
-    started = spine.execute_flow("block", {})
+    started = spine.execute_flow("block", hooks.input)
     assert hooks.started.wait(10)
     with pytest.raises(TimeoutError) as info:
         spine.wait_for_execution(started["execution_id"], 0.2, FAST)
@@ -166,9 +172,9 @@ def test_list_executions_newest_first_with_paging_and_filter(spine: Spine) -> No
         ids[2],
         ids[1],
     ]
-    assert [e["execution_id"] for e in spine.list_executions(status="failed")] == [
-        failed
-    ]
+    only_failed = spine.list_executions(status="failed", limit=1000)
+    assert only_failed[0]["execution_id"] == failed
+    assert {e["status"] for e in only_failed} == {"failed"}
     with pytest.raises(ValidationError):
         spine.list_executions(status="sleeping")
 
@@ -261,11 +267,15 @@ def test_execute_batch_keeps_order_and_isolates_failures(spine: Spine) -> None:
 
 
 def test_an_idempotency_key_returns_the_same_execution(spine: Spine) -> None:
-    first = spine.execute_flow("echo", {"a": 1}, idempotency_key="order-42")
-    again = spine.execute_flow("echo", {"a": 1}, idempotency_key="order-42")
+    key = (
+        f"order-{uuid.uuid4().hex}"  # a server outlives one test: keys must not repeat
+    )
+    first = spine.execute_flow("echo", {"a": 1}, idempotency_key=key)
+    again = spine.execute_flow("echo", {"a": 1}, idempotency_key=key)
     assert again["execution_id"] == first["execution_id"]
     with pytest.raises(ValidationError):
-        spine.execute_flow("echo", {"a": 2}, idempotency_key="order-42")
+        spine.execute_flow("echo", {"a": 2}, idempotency_key=key)
+    assert run_status(spine, first["execution_id"]) == "completed"
     run(spine, "echo", {})
     ids = [e["execution_id"] for e in spine.list_executions(limit=100)]
     assert ids.count(first["execution_id"]) == 1
@@ -280,7 +290,10 @@ def raised(call: Any) -> BaseException:
 def test_wait_raises_the_same_errors_locally_and_over_http(
     local_spine: LocalSpine, server: SpineServer, hooks: Hooks
 ) -> None:
-    """The same executions waited on through LocalSpine and through AISpine + server."""
+    """The same executions waited on through LocalSpine and through AISpine + server.
+
+    Both sides must see the same executions, so this one serves ``local_spine`` in-process.
+    """
     with AISpine(base_url=server.url, max_retries=0, timeout=10) as remote:
         waits = {
             "local": lambda i, t=10.0: local_spine.wait_for_execution(i, t, FAST),
@@ -351,3 +364,18 @@ def test_infinite_or_nan_waits_are_refused_on_both_sides(spine: Spine) -> None:
         with pytest.raises(ValidationError, match="timeout must be finite"):
             spine.wait_for_execution(started["execution_id"], bad, FAST)
     assert run_status(spine, started["execution_id"]) == "completed"
+
+
+def test_the_keyed_server_refuses_a_client_without_the_key(
+    served: Dict[str, ServeProcess],
+) -> None:
+    with AISpine(base_url=served["http+auth"].url, max_retries=0) as anonymous:
+        assert anonymous.health_check()["status"] == "healthy"  # /health stays public
+        with pytest.raises(AuthenticationError, match="Missing API key"):
+            anonymous.list_flows()
+    with AISpine(
+        api_key="wrong", base_url=served["http+auth"].url, max_retries=0
+    ) as wrong:
+        with pytest.raises(AuthenticationError, match="Invalid API key") as info:
+            wrong.execute_flow("echo", {})
+        assert "wrong" not in str(info.value)
