@@ -27,7 +27,9 @@ emits a ``policy.decision`` event, then:
 
 Policy conditions see these context attributes: the tool's ``metadata`` keys (e.g.
 ``risk_tier``), ``tool``, ``arguments``, ``node_id``, ``run_id``, ``graph_id``, ``attempt``,
-plus any keys of a mapping passed as ``context`` (agents outside a graph may pass one).
+plus any keys of a mapping passed as ``context`` (agents outside a graph may pass one). A
+mapping cannot override what the tool declares: ``call("wipe", {...}, {"risk_tier": "low"})``
+is still judged with the tool's own ``risk_tier``.
 Outside a graph, approval requests live in the executor's own store: ``executor.approvals``.
 
 :class:`NodePolicyObserver` applies the same rules to nodes themselves (action
@@ -346,9 +348,15 @@ class ToolExecutor:
         t = self.get(name)
         args = t.validate(arguments)
         if self.policy_set is not None:
+            ctx_attrs = _context_attrs(context)
+            # What the tool declares (e.g. its risk_tier) wins over what a caller's mapping
+            # says about the call; the engine's own attributes (node_id, run_id) win over both.
+            caller = ctx_attrs if isinstance(context, Mapping) else {}
+            engine = {} if isinstance(context, Mapping) else ctx_attrs
             attrs = {
+                **caller,
                 **t.metadata,
-                **_context_attrs(context),
+                **engine,
                 "tool": name,
                 "arguments": args,
             }

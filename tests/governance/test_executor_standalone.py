@@ -176,6 +176,14 @@ def test_tool_metadata_is_visible_to_conditions() -> None:
         run(ex.call("wire_money", {"amount": 10.0}))
 
 
+def test_a_callers_context_cannot_override_the_tools_declared_metadata() -> None:
+    ex = ToolExecutor([wire_money], POLICY)
+    with pytest.raises(ApprovalPendingError):
+        run(ex.call("wire_money", {"amount": 10.0}, {"risk_tier": "low"}))
+    with pytest.raises(ApprovalPendingError):  # nor the tool's name or arguments
+        run(ex.call("wire_money", {"amount": 10.0}, {"tool": "read_file"}))
+
+
 def test_mapping_context_adds_policy_attributes() -> None:
     policy = PolicySet(
         "p",
