@@ -6,9 +6,9 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, List, Tuple, Union
 
-from spark_core.spec._parse import ValidationIssue
+from spark_core.spec._parse import ValidationIssue, join_path
 from spark_core.spec.errors import SpecError, SpecValidationError
 from spark_core.spec.models import GraphSpec, MissionSpec
 
@@ -112,10 +112,22 @@ def parse_json(text: Union[str, bytes], *, source: str | None = None) -> Any:
         The parsed value.
 
     Raises:
-        SpecValidationError: The text is not valid JSON.
+        SpecValidationError: The text is not valid JSON, or an object in it has a key twice
+            (``json`` would keep the last silently; each is named by its path).
     """
+    seen_twice: List[bool] = []
+
+    def pairs_hook(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+        data = dict(pairs)
+        if len(data) == len(pairs):
+            return data
+        seen_twice.append(True)
+        return _Duplicated(pairs)
+
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(
+            text, parse_constant=_reject_constant, object_pairs_hook=pairs_hook
+        )
     except json.JSONDecodeError as exc:
         issue = ValidationIssue(
             "", f"invalid JSON at line {exc.lineno} column {exc.colno}: " f"{exc.msg}"
@@ -126,7 +138,43 @@ def parse_json(text: Union[str, bytes], *, source: str | None = None) -> Any:
         issue = ValidationIssue("", "invalid JSON: nested too deeply")
     except ValueError as exc:
         issue = ValidationIssue("", f"invalid JSON: {exc}")
+    else:
+        if not seen_twice:
+            return value
+        raise SpecValidationError(_duplicate_keys(value), source=source)
     raise SpecValidationError([issue], source=source)
+
+
+class _Duplicated(Dict[str, Any]):
+    """A parsed JSON object that had a key more than once (only to report it)."""
+
+    def __init__(self, pairs: List[Tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        counts: Dict[str, int] = {}
+        for key, _ in pairs:
+            counts[key] = counts.get(key, 0) + 1
+        self.twice = [key for key, count in counts.items() if count > 1]
+
+
+def _duplicate_keys(value: Any) -> List[ValidationIssue]:
+    issues = []
+    stack: List[Tuple[str, Any]] = [("", value)]
+    while stack:  # iterative: specs may nest deeply
+        path, item = stack.pop()
+        if isinstance(item, _Duplicated):
+            for key in item.twice:
+                issues.append(
+                    ValidationIssue(
+                        join_path(path, key), "duplicate key in a JSON object"
+                    )
+                )
+        if isinstance(item, dict):
+            stack.extend((join_path(path, k), v) for k, v in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend(
+                (join_path(path, i), v) for i, v in reversed(list(enumerate(item)))
+            )
+    return issues
 
 
 def _reject_constant(name: str) -> Any:

@@ -18,6 +18,8 @@ from spark_core.spec import (
     MissionSpec,
     SpecValidationError,
     ValidationIssue,
+    load_graph_spec,
+    load_mission_spec,
     load_spec,
     validate_graph,
     validate_mission,
@@ -129,16 +131,46 @@ def test_deeply_nested_json_is_a_clean_error() -> None:
     value: Any = []
     for _ in range(200):
         value = [value]
-    issues = validate_graph(
-        {
-            "id": "g",
-            "start": "a",
-            "nodes": [{"id": "a", "type": "echo"}],
-            "initial_state": {"x": value},
-        }
+    data = {
+        "id": "g",
+        "start": "a",
+        "nodes": [{"id": "a", "type": "echo"}],
+        "initial_state": {"x": value},
+    }
+    deepest = "initial_state.x" + "[0]" * 64
+    assert [i.path for i in validate_graph(data)] == [deepest]
+    with pytest.raises(
+        SpecValidationError
+    ) as info:  # from_dict refuses it the same way
+        GraphSpec.from_dict(data)
+    assert [i.path for i in info.value.issues] == [deepest]
+
+
+def test_duplicate_json_keys_are_refused_with_their_paths(tmp_path: Path) -> None:
+    text = (
+        '{"mission_id": "a", "version": "1.0.0", "mission_id": "b", "graph": {"id": "g",'
+        ' "start": "a", "nodes": [{"id": "a", "type": "echo", "params": {"k": 1, "k": 2}}]}}'
     )
-    assert [i.path for i in issues] == ["initial_state.x" + "[0]" * 64]
-    assert isinstance(GraphSpec, type)
+    path = tmp_path / "m.json"
+    path.write_text(text, encoding="utf-8")
+    for load in (load_mission_spec, load_spec):
+        with pytest.raises(SpecValidationError) as info:
+            load(path)
+        assert [str(i) for i in info.value.issues] == [
+            "mission_id: duplicate key in a JSON object",
+            "graph.nodes[0].params.k: duplicate key in a JSON object",
+        ]
+        assert info.value.source == str(path)
+    graph = tmp_path / "g.json"
+    graph.write_text(
+        '{"id": "g", "id": "h", "start": "a", "nodes": []}', encoding="utf-8"
+    )
+    with pytest.raises(SpecValidationError, match="id: duplicate key"):
+        load_graph_spec(graph)
+    assert parse_json('{"a": {"b": 1}, "c": [{"b": 1}]}') == {
+        "a": {"b": 1},
+        "c": [{"b": 1}],
+    }
 
 
 builtin_params = st.sampled_from(
