@@ -13,10 +13,15 @@ policies). Among rules of the strongest effect, the first one listed is reported
 
 Conditions map a context attribute (dotted paths reach into nested mappings, e.g.
 ``arguments.path``) to an expected value, or to a mapping of operators:
-``eq ne in not_in gt gte lt lte glob exists``. All conditions of a rule must hold. An
-attribute that is absent makes the condition false (except ``exists: False``). A
-comparison that cannot be made (``gt`` between a number and a string) fails closed: it
-counts as matched for DENY / REQUIRE_APPROVAL rules and as not matched for ALLOW rules.
+``eq ne in not_in gt gte lt lte glob exists``. All conditions of a rule must hold.
+
+A test that cannot be decided fails closed: it counts as matched for DENY /
+REQUIRE_APPROVAL rules and as not matched for ALLOW rules. That covers a comparison that
+cannot be made (``gt`` between a number and a string, ``glob`` on a number) and a negative
+test on an absent attribute (``ne`` / ``not_in``: an undeclared ``risk_tier`` may be anything,
+so ``DENY risk_tier not_in [low]`` denies it). A positive test (``eq in gt gte lt lte glob``)
+on an absent attribute is simply false, for every effect: ``REQUIRE_APPROVAL risk_tier in
+[high]`` does not ask about tools that declare no tier. ``exists`` tests presence itself.
 
 Stable API used by agents and the CLI: ``PolicySet.evaluate``, ``PolicyDecision`` fields
 (``effect``, ``rule``, ``reason``, ``action``, ``resource``, ``policy``) and
@@ -145,6 +150,8 @@ def _check(op: str, actual: Any, expected: Any) -> bool:
     if op == "exists":
         return (actual is not _MISSING) == bool(expected)
     if actual is _MISSING:
+        if op in ("ne", "not_in"):
+            raise _Incomparable(op)  # the unknown value may be the excluded one
         return False
     try:
         if op == "eq":
@@ -253,6 +260,13 @@ class PolicyRule:
             raise PolicyDefinitionError(
                 f"rule {self.name!r} description must be a string"
             )
+
+    def __hash__(self) -> int:
+        # The generated hash would hash ``conditions`` (a dict) and fail; equal rules still
+        # hash alike without it.
+        return hash(
+            (self.name, self.effect, self.actions, self.resources, self.description)
+        )
 
     def matches(self, action: str, resource: str, context: Any = None) -> bool:
         """Tell whether this rule applies to ``action`` on ``resource`` in ``context``.

@@ -190,6 +190,44 @@ def test_incomparable_condition_fails_closed() -> None:
     assert allow.evaluate("tool:execute", "tool://pay", {"amount": "lots"}).denied
 
 
+@pytest.mark.parametrize(
+    "ops, restrictive_matches",
+    [
+        ({"eq": "high"}, False),  # positive tests on an absent attribute are false
+        ({"in": ["high"]}, False),
+        ({"gt": 1}, False),
+        ({"glob": "/etc/*"}, False),
+        ({"ne": "low"}, True),  # negative tests cannot be decided: fail closed
+        ({"not_in": ["low"]}, True),
+        ({"exists": False}, True),
+        ({"exists": True}, False),
+    ],
+)
+def test_an_absent_attribute_fails_closed_only_where_undecidable(
+    ops: dict, restrictive_matches: bool
+) -> None:
+    for effect in (PolicyEffect.DENY, PolicyEffect.REQUIRE_APPROVAL):
+        policy = PolicySet("p", [rule("r", effect, ["*"], conditions={"tier": ops})])
+        decision = policy.evaluate("tool:execute", "tool://x", {})
+        assert (decision.effect is effect) is restrictive_matches
+    allow = PolicySet(
+        "p",
+        [rule("a", PolicyEffect.ALLOW, ["*"], conditions={"tier": ops})],
+        default_effect="deny",
+    )
+    # an ALLOW rule never matches an undecidable test
+    expected = ops == {"exists": False}
+    assert allow.evaluate("tool:execute", "tool://x", {}).allowed is expected
+
+
+def test_rules_with_conditions_are_hashable_and_equal_by_value() -> None:
+    a = rule("r", PolicyEffect.DENY, ["*"], conditions={"tier": {"in": ["x", "y"]}})
+    b = rule("r", PolicyEffect.DENY, ["*"], conditions={"tier": {"in": ["x", "y"]}})
+    c = rule("r", PolicyEffect.DENY, ["*"], conditions={"tier": "z"})
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert a != c and len({a, c}) == 2
+
+
 def test_conditions_read_object_attributes() -> None:
     class Ctx:
         risk_tier = "high"
