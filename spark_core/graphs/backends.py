@@ -116,6 +116,7 @@ class StateBackend:
         frontier: List[Any],
         joins: Optional[Dict[str, Any]],
         state_changes: Optional[Dict[str, Any]] = None,
+        last_node: Optional[str] = None,
     ) -> None:
         """Commit one completed step in one transaction.
 
@@ -126,8 +127,10 @@ class StateBackend:
             output: Its output.
             frontier: The pending ``[node_id, inputs]`` entries after this step.
             joins: The join buffers, or ``None`` when they did not change.
-            state_changes: State keys written since the last commit (a value of
-                ``DELETED`` removes the key).
+            state_changes: State keys written by this step (a value of ``DELETED``
+                removes the key).
+            last_node: The node whose output is the run's result so far (``None``:
+                unchanged).
         """
         raise NotImplementedError
 
@@ -215,6 +218,7 @@ class InMemoryStateBackend(StateBackend):
         frontier: List[Any],
         joins: Optional[Dict[str, Any]],
         state_changes: Optional[Dict[str, Any]] = None,
+        last_node: Optional[str] = None,
     ) -> None:
         """Record one step (used when the graph is asked to commit every step).
 
@@ -226,10 +230,13 @@ class InMemoryStateBackend(StateBackend):
             frontier: Pending entries.
             joins: Join buffers or ``None``.
             state_changes: State keys to upsert.
+            last_node: The run's result node so far (``None``: unchanged).
         """
         record = self._runs.setdefault(run_id, {"run_id": run_id, "outputs": {}})
         record["outputs"][node_id] = output
-        record.update(step=step, frontier=frontier, last_node=node_id, status="running")
+        record.update(step=step, frontier=frontier, status="running")
+        if last_node is not None:
+            record["last_node"] = last_node
         if joins is not None:
             record["joins"] = joins
         self._apply(state_changes)
@@ -472,6 +479,7 @@ class SQLiteStateBackend(StateBackend):
         frontier: List[Any],
         joins: Optional[Dict[str, Any]],
         state_changes: Optional[Dict[str, Any]] = None,
+        last_node: Optional[str] = None,
     ) -> None:
         """Commit one completed step in one transaction.
 
@@ -482,7 +490,8 @@ class SQLiteStateBackend(StateBackend):
             output: Its output.
             frontier: Pending ``[node_id, inputs]`` entries.
             joins: Join buffers, or ``None`` when unchanged.
-            state_changes: State keys written since the last commit.
+            state_changes: State keys written by this step.
+            last_node: The run's result node so far (``None``: unchanged).
 
         Raises:
             StateValidationError: Something is not JSON-serialisable (nothing is written).
@@ -502,9 +511,10 @@ class SQLiteStateBackend(StateBackend):
             params.append(_dumps(joins, "join buffers"))
         statements.append(
             (
-                f"UPDATE spark_runs SET {', '.join(sets)}, step=?, last_node=?, "
-                "status='running', updated=? WHERE run_id=?",
-                (*params, step, node_id, time.time(), run_id),
+                f"UPDATE spark_runs SET {', '.join(sets)}, step=?, "
+                "last_node=COALESCE(?, last_node), status='running', updated=? "
+                "WHERE run_id=?",
+                (*params, step, last_node, time.time(), run_id),
             )
         )
         self._write(statements + self._state_rows(state_changes))

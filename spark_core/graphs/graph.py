@@ -171,6 +171,8 @@ class Graph:
         self._out: Dict[str, List[Tuple[Edge, Node]]] = {}
         self._parents: Dict[str, List[str]] = {}
         self._discover()
+        # Graph order (breadth-first from start) picks the final output among end nodes.
+        self._rank = {node_id: i for i, node_id in enumerate(self.nodes)}
         self.max_steps: int = (
             max_steps if max_steps is not None else STEPS_PER_NODE * len(self.nodes)
         )
@@ -652,7 +654,11 @@ class Graph:
         run.step += 1
         run.info.step = run.step
         run.outputs[node_id] = output
-        run.last_node = node_id
+        if not targets and (  # a path ends here: the latest such node is the result
+            run.last_node is None
+            or self._rank[node_id] >= self._rank.get(run.last_node, -1)
+        ):
+            run.last_node = node_id
         for target in targets:
             if isinstance(target, JoinNode):
                 run.joins_dirty = True
@@ -677,6 +683,7 @@ class Graph:
                 frontier,
                 joins,
                 changes,
+                run.last_node,
             )
             previous_joins = run.committed[1] if run.committed is not None else {}
             run.committed = (

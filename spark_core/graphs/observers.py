@@ -44,7 +44,10 @@ class RunResult:
     Attributes:
         run_id: The run's id.
         status: ``"completed"``, ``"failed"``, ``"paused"`` or ``"cancelled"``.
-        content: Output of the last node that ran (the final output).
+        content: The final output: that of the node where the run ended (its completion
+            fired no edge). With several such end nodes (branches without a join), the
+            one latest in graph order (breadth-first from the start node, so for
+            ``start >> [a, b]`` it is ``b``); ``outputs`` holds every node's.
         outputs: Node id -> that node's last output.
         node_results: Node id -> :class:`NodeRunInfo`.
         steps: Node executions the run made (over all its resumptions).

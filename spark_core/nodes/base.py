@@ -388,9 +388,10 @@ class JoinNode(Node):
     """Waits for one message from each of its parents, then runs once.
 
     Its ``inputs.content`` is ``{parent id: parent output}``. When a parent can no longer
-    deliver (its branch was not taken and nothing else is running), the join runs with the
-    messages it has. The base implementation returns that mapping unchanged; subclass and
-    override ``process`` to combine the branches.
+    deliver (its branch was not taken) the join waits until nothing else can run, then runs
+    with the messages it has: the missing parents are absent from the mapping. The base
+    implementation returns that mapping unchanged; subclass and override ``process`` to
+    combine the branches.
     """
 
     def process(self, context: ExecutionContext) -> Any:

@@ -477,6 +477,32 @@ def test_sync_branches_run_concurrently_in_threads() -> None:
     assert {"s0", "s1", "s2"} <= set(result.outputs)
 
 
+@pytest.mark.parametrize("durable", [False, True])
+def test_content_is_the_end_node_latest_in_graph_order(
+    tmp_path: Any, durable: bool
+) -> None:
+    class Sleep(Tag):
+        def __init__(self, name: str, delay: float) -> None:
+            super().__init__(name=name)
+            self.delay = delay
+
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            await asyncio.sleep(self.delay)
+            return await super().process(context)
+
+    from spark_core.graphs import SQLiteStateBackend
+
+    start = Tag(name="start")
+    slow_end, fast = Sleep("slow_end", 0.05), Sleep("fast", 0.0)
+    start >> [slow_end, fast]
+    fast >> Tag(name="end")  # finishes first, but comes later in graph order
+    backend = SQLiteStateBackend(tmp_path / "c.db") if durable else None
+    graph = Graph(start=start, state_backend=backend)
+    result = graph.run_sync({}, run_id="c")
+    assert result.content == {"seen": ["start", "fast", "end"]}
+    assert graph.resume_sync("c").content == result.content  # the stored result too
+
+
 def test_join_waits_for_every_parent() -> None:
     class Slow(Node):
         def __init__(self, name: str, delay: float) -> None:
