@@ -23,7 +23,8 @@ emits a ``policy.decision`` event, then:
   given back (event ``approval.replayed``; results that are not JSON-serialisable cannot be
   kept, and that call is asked again). Once the node completes, a later execution of it
   (e.g. in a loop) asks again. This holds for the graph's own executor
-  (``context.call_tool``).
+  (``context.call_tool``) and for node approvals alike: an approved node that runs again
+  before it completes is not asked again.
 
 Policy conditions see these context attributes: the tool's ``metadata`` keys (e.g.
 ``risk_tier``), ``tool``, ``arguments``, ``node_id``, ``run_id``, ``graph_id``, ``attempt``,
@@ -262,6 +263,17 @@ class _ApprovalUse:
         self.all_ids.add(request_id)
 
 
+def _approval_use(meta: Dict[str, Any]) -> _ApprovalUse:
+    """The approvals this node execution (``meta``: its context metadata) used so far."""
+    attempt = meta.get("attempt")
+    entry = meta.get(_USED_KEY)
+    if entry is None:
+        entry = meta[_USED_KEY] = [attempt, [], set()]
+    elif entry[0] != attempt:  # a retry runs the node again from its start
+        entry[0], entry[1] = attempt, []
+    return _ApprovalUse(entry[1], entry[2])
+
+
 class ToolExecutor:
     """Runs tools by name through the policy set.
 
@@ -399,13 +411,7 @@ class ToolExecutor:
             or getattr(graph, "tool_executor", None) is not self
         ):
             return None
-        attempt = meta.get("attempt")
-        entry = meta.get(_USED_KEY)
-        if entry is None:
-            entry = meta[_USED_KEY] = [attempt, [], set()]
-        elif entry[0] != attempt:  # a retry runs the node again from its start
-            entry[0], entry[1] = attempt, []
-        return _ApprovalUse(entry[1], entry[2])
+        return _approval_use(meta)
 
     def __repr__(self) -> str:
         policy = self.policy_set.name if self.policy_set is not None else None
@@ -452,6 +458,8 @@ class NodePolicyObserver(GraphObserver):
         state = _context_state(context)
         if state is None:
             state = getattr(getattr(run, "graph", None), "state", None)
+        meta = getattr(context, "metadata", None)
+        use = _approval_use(meta) if isinstance(meta, dict) else None
         await enforce_policy(
             self.policy_set,
             "node:execute",
@@ -463,7 +471,12 @@ class NodePolicyObserver(GraphObserver):
             payload=None,
             audit_limit=self.audit_limit,
             audit_default_allow=self.audit_all,
+            approvals=use,
         )
+        if use is not None and use.taken is not None:
+            # Until the node completes, running it again (a later call of it paused the
+            # run, or it failed and the run is resumed) reuses this approval.
+            await ApprovalStore(state).record_result(use.taken, None)
 
     async def on_node_end(self, run: Any, node: Any, context: Any, output: Any) -> None:
         """The node completed: results of the approved calls it made are not given back

@@ -568,3 +568,62 @@ def test_each_loop_iteration_of_a_node_asks_again(tmp_path: Path) -> None:
 
     assert approve_until_done(make) == ["tick", "tick"]
     assert lines(out) == ["tick", "tick"]
+
+
+def approve_all(make: Any, max_rounds: int = 10) -> List[str]:
+    """Like approve_until_done, but return the resources each request was about."""
+
+    async def main() -> List[str]:
+        asked: List[str] = []
+        run_id = None
+        for _ in range(max_rounds):
+            graph = make()
+            try:
+                await (graph.run() if run_id is None else graph.resume(run_id))
+                return asked
+            except ApprovalPendingError as exc:
+                run_id = exc.run_id
+                asked.append(exc.request["resource"])
+                await graph.approvals.resolve(exc.request_id, "approved")
+        raise AssertionError(f"still asking after {max_rounds} rounds: {asked}")
+
+    return asyncio.run(main())
+
+
+def test_an_approved_node_is_not_asked_again_when_a_later_call_of_it_pauses(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.txt"
+    policy = PolicySet(
+        "p",
+        [
+            PolicyRule(
+                "ask_node",
+                PolicyEffect.REQUIRE_APPROVAL,
+                ["node:execute"],
+                ["node://loop"],
+            ),
+            *fs_app.FS_POLICY.rules,
+        ],
+    )
+
+    class Loop(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            n = (context.inputs.content or {}).get("n", 0) + 1
+            await context.call_tool("write_file", path=str(out), content=f"tick {n}")
+            return {"n": n}
+
+    def make() -> Graph:
+        node = Loop(name="loop")
+        node.on(lambda o: o["n"] < 2) >> node
+        return Graph(
+            node,
+            state_backend=SQLiteStateBackend(str(tmp_path / "m.sqlite")),
+            tools=[fs_app.write_file],
+            policy_set=policy,
+        )
+
+    # once per execution of the node (each loop iteration asks again), never twice
+    node, write = "node://loop", "tool://write_file"
+    assert approve_all(make) == [node, write, node, write]
+    assert lines(out) == ["tick 1", "tick 2"]
