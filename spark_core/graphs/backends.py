@@ -70,7 +70,11 @@ class StateBackend:
     durable = False
 
     def load_state(self) -> Dict[str, Any]:
-        """Return a copy of the whole graph state."""
+        """Return a copy of the whole graph state.
+
+        Returns:
+            Key -> value.
+        """
         raise NotImplementedError
 
     def save_state_keys(self, values: Dict[str, Any]) -> None:
@@ -139,11 +143,18 @@ class StateBackend:
 
         Args:
             run_id: The run.
+
+        Returns:
+            The record, or ``None``.
         """
         raise NotImplementedError
 
     def list_runs(self) -> List[Dict[str, Any]]:
-        """Return ``{run_id, graph_id, status, step}`` of every stored run, oldest first."""
+        """Return a summary of every stored run, oldest first.
+
+        Returns:
+            ``{run_id, graph_id, status, step}`` per run.
+        """
         raise NotImplementedError
 
     def delete_run(self, run_id: str) -> None:
@@ -173,7 +184,11 @@ class InMemoryStateBackend(StateBackend):
         self._runs: Dict[str, RunRecord] = {}
 
     def load_state(self) -> Dict[str, Any]:
-        """Return a shallow copy of the state."""
+        """Return a shallow copy of the state.
+
+        Returns:
+            Key -> value.
+        """
         return dict(self._state)
 
     def save_state_keys(self, values: Dict[str, Any]) -> None:
@@ -253,12 +268,19 @@ class InMemoryStateBackend(StateBackend):
 
         Args:
             run_id: The run.
+
+        Returns:
+            The record, or ``None``.
         """
         record = self._runs.get(run_id)
         return _copy_record(record) if record is not None else None
 
     def list_runs(self) -> List[Dict[str, Any]]:
-        """Return a summary of every run."""
+        """Return a summary of every run.
+
+        Returns:
+            ``{run_id, graph_id, status, step}`` per run.
+        """
         return [
             {k: r.get(k) for k in ("run_id", "graph_id", "status", "step")}
             for r in self._runs.values()

@@ -82,7 +82,11 @@ class Edge:
             ) from exc
 
     def label(self) -> str:
-        """A short human-readable label of the condition ('' for unconditional edges)."""
+        """Describe the condition in a few words (for diagrams).
+
+        Returns:
+            A short label, ``''`` for unconditional edges.
+        """
         if self.kind == "equals":
             return ", ".join(f"{k}={v!r}" for k, v in self.value.items())
         if self.kind == "expr":

@@ -865,7 +865,11 @@ class Graph:
 
     # --------------------------------------------------------------- rendering
     def to_mermaid(self) -> str:
-        """Return a Mermaid ``flowchart`` of the graph (conditions label the edges)."""
+        """Return a Mermaid ``flowchart`` of the graph (conditions label the edges).
+
+        Returns:
+            The diagram's text (the start node is rounded, joins are hexagons).
+        """
         alias = {node_id: f"n{i}" for i, node_id in enumerate(self.nodes)}
         lines = ["flowchart TD"]
         for node_id, node in self.nodes.items():

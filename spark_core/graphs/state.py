@@ -240,6 +240,9 @@ class GraphState:
         Args:
             key: The key.
             default: Returned when the key is not set.
+
+        Returns:
+            The stored value (also a running sibling's latest write), or ``default``.
         """
         return self._data.get(key, default)
 
@@ -281,6 +284,9 @@ class GraphState:
         Args:
             key: The key.
             default: Returned when the key is not set.
+
+        Returns:
+            The stored value, or ``default``.
         """
         return self._data.get(key, default)
 
@@ -393,15 +399,29 @@ class GraphState:
             )  # asyncio locks belong to their loop
 
     def transaction(self) -> _Transaction:
-        """Return an async context manager holding :meth:`lock` (``async with``)."""
+        """Return an async context manager holding :meth:`lock` (``async with``).
+
+        Returns:
+            The context manager (also awaitable, for ``async with await ...``).
+
+        Raises:
+            StateLockError: No event loop runs in this thread (use :meth:`lock_sync`).
+        """
         return _Transaction(self.lock())
 
     async def snapshot(self) -> Dict[str, Any]:
-        """Return an independent deep copy of the whole state."""
+        """Return an independent deep copy of the whole state.
+
+        Returns:
+            Key -> value.
+        """
         return json.loads(json.dumps(self._data))  # type: ignore[no-any-return]
 
     async def get_typed(self) -> Any:
         """Return the state as an instance of the schema.
+
+        Returns:
+            The schema instance.
 
         Raises:
             StateValidationError: The graph has no schema, or the state does not fit it.

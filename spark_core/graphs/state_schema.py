@@ -70,7 +70,11 @@ class MissionStateModel:
 
     @classmethod
     def field_types(cls) -> Dict[str, Any]:
-        """Return field name -> resolved type (``Any`` where it cannot be resolved)."""
+        """Return the declared fields' types.
+
+        Returns:
+            Field name -> resolved type (``Any`` where it cannot be resolved).
+        """
         hints = cls.__dict__.get("_spark_hints")
         if hints is None:
             hints = {}
@@ -85,7 +89,11 @@ class MissionStateModel:
 
     @classmethod
     def defaults(cls) -> Dict[str, Any]:
-        """Return the default value of every field that has one (fresh copies)."""
+        """Return the default value of every field that has one.
+
+        Returns:
+            Field name -> a fresh copy of its default.
+        """
         return {
             name: copy.deepcopy(default)
             for name, default in cls.__spark_fields__.items()
@@ -111,11 +119,19 @@ class MissionStateModel:
                 )
 
     def to_dict(self) -> Dict[str, Any]:
-        """Return the instance's fields (and extra attributes) as a dict."""
+        """Return the instance's fields (and extra attributes) as a dict.
+
+        Returns:
+            Field name -> value.
+        """
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
     def model_dump(self) -> Dict[str, Any]:
-        """Alias of :meth:`to_dict` (pydantic's spelling)."""
+        """Alias of :meth:`to_dict` (pydantic's spelling).
+
+        Returns:
+            Field name -> value.
+        """
         return self.to_dict()
 
     def __eq__(self, other: object) -> bool:

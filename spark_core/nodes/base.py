@@ -64,7 +64,11 @@ class NodeConfig:
     metadata: Dict[str, Any] = field(default_factory=dict)
 
     def has_capabilities(self) -> bool:
-        """True when any capability is set (the engine then takes its full path)."""
+        """Tell whether any capability is set (the engine then takes its full path).
+
+        Returns:
+            True when retry, timeout, rate limit or circuit breaker is set.
+        """
         return not (
             self.retry is None
             and self.timeout is None

@@ -234,6 +234,9 @@ class CircuitBreakerCapability:
         When half-open, the call that gets ``True`` is the trial: the circuit counts as open
         again for ``reset_timeout`` (so concurrent callers are refused) until the trial
         records a success or a failure.
+
+        Returns:
+            True when the call may go through (closed, or the half-open trial).
         """
         state = self.state
         if state == "half-open":
