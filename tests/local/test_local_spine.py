@@ -255,6 +255,36 @@ def test_wait_rejects_bad_timeouts() -> None:
         assert seen[-1] == "completed"
 
 
+def test_wait_wakes_on_completion_without_polling(
+    hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: List[Any] = []
+    real_wait = threading.Event.wait
+    me = threading.current_thread()
+
+    def spy(self: threading.Event, timeout: Any = None) -> bool:
+        if threading.current_thread() is me:
+            waits.append(timeout)
+        return real_wait(self, timeout)
+
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"wait_for_execution polled: time.sleep({seconds})")
+
+    with LocalSpine(make_flows(hooks)) as spine:
+        started = spine.execute_flow("block", {})
+        monkeypatch.setattr(threading.Event, "wait", spy)
+        monkeypatch.setattr(time, "sleep", no_sleep)
+        done = spine.wait_for_execution(
+            started["execution_id"],
+            timeout=3600,
+            interval=100,
+            on_progress=lambda e: hooks.release.set(),  # finishes once the wait began
+        )
+        monkeypatch.undo()
+    assert done["output_data"] == {"released": True}
+    assert waits == [3600]  # one wait, woken by the completion: no poll per interval
+
+
 def test_a_wait_longer_than_the_platform_timeout_is_accepted(hooks: Hooks) -> None:
     with LocalSpine(make_flows(hooks)) as spine:
         started = spine.execute_flow("block", {})

@@ -13,10 +13,10 @@ from ai_spine.exceptions import ExecutionError, FlowNotFoundError, ValidationErr
 from ai_spine.local import LocalSpine
 from ai_spine.nodes import LocalAgentNode, RemoteFlowNode
 from ai_spine.protocol import Spine
-from spark_core.errors import NodeExecutionError
+from spark_core.errors import NodeExecutionError, NodeTimeoutError
 from spark_core.graphs import Graph
 from spark_core.nodes import ExecutionContext, Node, NodeConfig
-from spark_core.nodes.capabilities import RetryCapability
+from spark_core.nodes.capabilities import RetryCapability, TimeoutCapability
 from tests.local.flows import Hooks
 
 
@@ -49,6 +49,23 @@ def test_remote_failures_fail_the_node(spine: Spine) -> None:
     with pytest.raises(NodeExecutionError) as missing:
         Graph(RemoteFlowNode("ghost", client=spine, interval=0.01)).run_sync({})
     assert isinstance(missing.value.cause, FlowNotFoundError)
+
+
+def test_a_timeout_capability_cancels_each_remote_attempt(
+    spine: Spine, hooks: Hooks
+) -> None:
+    config = NodeConfig(
+        timeout=TimeoutCapability(timeout_seconds=0.3),
+        retry=RetryCapability(max_retries=1, initial_delay=0),
+    )
+    node = RemoteFlowNode("block", client=spine, interval=0.01, config=config)
+    with pytest.raises(NodeTimeoutError) as info:
+        Graph(node).run_sync(hooks.input)  # the remote run blocks until released
+    assert info.value.node_id == node.id
+    assert hooks.cancelled.wait(10), "the remote graph was not cancelled"
+    # Two attempts, two remote executions, neither left running.
+    latest = spine.list_executions(limit=2)
+    assert [(e["flow_id"], e["status"]) for e in latest] == [("block", "cancelled")] * 2
 
 
 class Flaky(Node):
