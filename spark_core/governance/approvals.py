@@ -178,9 +178,13 @@ class ApprovalPendingError(RunPaused):
 
 
 class _BackendState:
-    """GraphState-like access to a state backend alone (another process, the CLI)."""
+    """GraphState-like access to a state backend alone (another process, the CLI).
 
-    def __init__(self, backend: Any) -> None:
+    ``cache``: the GraphState over the same backend, if any; its copy of a written key is
+    updated too, so ``graph.state.get`` agrees (without the write being committed again).
+    """
+
+    def __init__(self, backend: Any, cache: Any = None) -> None:
         for name in ("load_state", "save_state_keys"):
             if not callable(getattr(backend, name, None)):
                 raise ApprovalError(
@@ -188,6 +192,7 @@ class _BackendState:
                     "use a SQLiteStateBackend (or a GraphState)"
                 )
         self.backend = backend
+        self._cache = cache
         self._lock: Optional[asyncio.Lock] = None
 
     async def get(self, key: str, default: Any = None) -> Any:
@@ -200,6 +205,9 @@ class _BackendState:
         done = self.backend.save_state_keys({key: value})
         if inspect.isawaitable(done):
             await done
+        cached = getattr(self._cache, "_data", None)
+        if isinstance(cached, dict):
+            cached[key] = value
 
     def lock(self) -> Any:
         if self._lock is None:
@@ -270,20 +278,23 @@ class ApprovalStore:
 
     Args:
         state: A GraphState (async ``get``/``set`` and ``lock()``), or anything with the
-            same methods. Use :meth:`from_backend` / :meth:`open` for a backend alone. With
-            a durable backend the requests are read from and written to the backend
-            directly (not through the graph's step buffer), under a lock on the state file.
+            same methods. Use :meth:`from_backend` / :meth:`open` for a backend alone. The
+            requests of a GraphState are read from and written to its backend directly
+            (not through the graph's cache or step buffer; under a lock on the state file
+            when it is one), so a store over the backend alone and the graph's own store
+            always agree, whatever the backend.
     """
 
     def __init__(self, state: Any) -> None:
         backend = getattr(state, "backend", None)
-        if getattr(backend, "durable", False) and not isinstance(state, _BackendState):
-            # A durable graph state buffers writes until its step commits, but requests are
-            # shared with other processes (the CLI resolves them; another process may resume
-            # the run): read and write them on the backend at once, under the file lock, so
-            # an approval is marked used before the call runs and a resolution made by
-            # another process meanwhile is never overwritten by a step's commit.
-            state = _BackendState(backend)
+        if backend is not None and not isinstance(state, _BackendState):
+            # Requests are shared with whoever else opens the backend (the CLI, a store made
+            # with from_backend, another process resuming the run). A graph state caches
+            # what it loaded and, when durable, buffers writes until its step commits: read
+            # and write requests on the backend at once, so an approval is marked used
+            # before the call runs and a resolution made elsewhere is seen and never
+            # overwritten by a step's commit.
+            state = _BackendState(backend, cache=state)
         self.state = state
 
     @classmethod

@@ -627,3 +627,28 @@ def test_an_approved_node_is_not_asked_again_when_a_later_call_of_it_pauses(
     node, write = "node://loop", "tool://write_file"
     assert approve_all(make) == [node, write, node, write]
     assert lines(out) == ["tick 1", "tick 2"]
+
+
+def test_a_store_over_an_in_memory_backend_alone_agrees_with_the_graph(
+    tmp_path: Path,
+) -> None:
+    from spark_core.graphs import InMemoryStateBackend
+
+    out, backend = tmp_path / "out.txt", InMemoryStateBackend()
+    graph = fs_app.build(backend)
+
+    async def main() -> None:
+        with pytest.raises(ApprovalPendingError) as info:
+            await graph.run({"path": str(out)})
+        alone = ApprovalStore.from_backend(backend)
+        [pending] = await alone.list(status="pending")
+        await alone.resolve(pending.id, "approved", reviewer="ops")
+        assert [r.status for r in await graph.approvals.list()] == ["approved"]
+        result = await graph.resume(info.value.run_id)
+        assert result.status == "completed" and lines(out) == ["approved line"]
+        [used] = await alone.list()
+        assert used.consumed_at is not None
+        # graph.state agrees with what the graph's store wrote
+        assert (await graph.state.get("_spark_approvals"))[used.id]["consumed_at"]
+
+    asyncio.run(main())
