@@ -21,6 +21,8 @@ set) when the paused call runs; a consumed approval is never reused. With a dura
 it is stored as used *before* the call runs (under a lock file, ``<state file>.lock``), so two
 processes resuming one run cannot both run it, and a process that dies mid-call does not run
 it again on resume: the resumed run asks for a fresh approval (at most once, never twice).
+A rejection is final for its run: the call fails with ``PolicyViolationError`` each time the
+run is resumed, without a new request (a new run asks again).
 """
 
 from __future__ import annotations
@@ -419,10 +421,10 @@ class ApprovalStore:
             await self.state.set(APPROVALS_KEY, requests)
         return request
 
-    async def find_open(self, fingerprint_: str) -> Optional[ApprovalRequest]:
-        """Return the newest unconsumed request for a call fingerprint, if any."""
+    async def latest(self, fingerprint_: str) -> Optional[ApprovalRequest]:
+        """Return the newest request for a call fingerprint (used or not), if any."""
         for data in reversed(list((await self._load()).values())):
-            if data.get("fingerprint") == fingerprint_ and not data.get("consumed_at"):
+            if data.get("fingerprint") == fingerprint_:
                 return ApprovalRequest.from_dict(data)
         return None
 

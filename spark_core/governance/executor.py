@@ -17,7 +17,8 @@ emits a ``policy.decision`` event, then:
 * REQUIRE_APPROVAL -> stores an approval request (``_spark_approvals``) and raises
   :class:`ApprovalPendingError`, pausing the run. After the request is approved and the run
   resumed, the same call (same run, node, tool and arguments) runs exactly once; after a
-  rejection it raises :class:`PolicyViolationError`. A node runs again from its start when
+  rejection it raises :class:`PolicyViolationError`, again on every later resume of that run
+  (it is not asked again). A node runs again from its start when
   it resumes (after a later call of it paused the run), is retried, or its failed run is
   resumed: an approved call it already made is then not run again, its recorded result is
   given back (event ``approval.replayed``; results that are not JSON-serialisable cannot be
@@ -48,6 +49,7 @@ from spark_core.errors import SparkError
 from spark_core.governance.approvals import (
     APPROVED,
     PENDING,
+    REJECTED,
     ApprovalPendingError,
     ApprovalRequest,
     ApprovalStore,
@@ -176,12 +178,29 @@ async def enforce_policy(
                     context, "approval.replayed", {"request_id": again.id, **record}
                 )
                 return decision
-        request = await store.find_open(fp)
-        if request is not None and request.status != PENDING:
-            consumed = await store.consume(request.id)
+        request = await store.latest(fp)
+        if request is not None and request.status == REJECTED:
+            # Final for this run: every later attempt fails the same way, without asking.
+            await store.consume(request.id)
             record["approval_id"] = request.id
-            record["approval_status"] = request.status
-            if consumed and request.status == APPROVED:
+            record["approval_status"] = REJECTED
+            await _audit(state, record, audit_limit)
+            await _emit(
+                context, "approval.rejected", {"request_id": request.id, **record}
+            )
+            raise PolicyViolationError(
+                f"approval request {request.id!r} for {action} on {resource} was rejected"
+                f" by {request.reviewer or 'a reviewer'}"
+                + (f": {request.notes}" if request.notes else ""),
+                decision=decision,
+                request=request.to_dict(),
+            )
+        if request is not None and request.consumed_at:
+            request = None  # used up (e.g. its process died mid-call): ask again
+        if request is not None and request.status == APPROVED:
+            record["approval_id"] = request.id
+            record["approval_status"] = APPROVED
+            if await store.consume(request.id):
                 if approvals is not None:
                     approvals.use(request.id)
                     approvals.taken = request.id
@@ -190,18 +209,6 @@ async def enforce_policy(
                     context, "approval.used", {"request_id": request.id, **record}
                 )
                 return decision
-            if consumed:  # rejected
-                await _audit(state, record, audit_limit)
-                await _emit(
-                    context, "approval.rejected", {"request_id": request.id, **record}
-                )
-                raise PolicyViolationError(
-                    f"approval request {request.id!r} for {action} on {resource} was rejected"
-                    f" by {request.reviewer or 'a reviewer'}"
-                    + (f": {request.notes}" if request.notes else ""),
-                    decision=decision,
-                    request=request.to_dict(),
-                )
             request = None  # lost a race for this approval: ask again
         if request is None:
             request = ApprovalRequest(

@@ -123,6 +123,12 @@ def test_rejected_approval_fails_the_resumed_run(tmp_path: Path) -> None:
             await graph.resume(info.value.run_id)
         assert err.value.request["id"] == info.value.request_id
         assert lines(out) == []
+        # the rejection is final for this run: resuming fails again without asking again
+        with pytest.raises(PolicyViolationError, match="rejected by bo") as again:
+            await graph.resume(info.value.run_id)
+        assert again.value.request["id"] == info.value.request_id
+        [request] = await graph.approvals.list()
+        assert request.status == "rejected" and lines(out) == []
 
     asyncio.run(main())
 
