@@ -450,11 +450,10 @@ class APIClient:
             if attempt.response is not None and attempt.response.status_code < 400:
                 return self._decode(method, path, attempt.response)
             error = self._to_error(method, path, attempt, attempt_timeout)
-            if attempt.response is None and ends_at is not None:
-                if (
-                    _monotonic() >= ends_at
-                ):  # the attempt had only what was left, and used it
-                    raise TimeoutError(passed) from error
+            # A failure once the deadline passed: the attempt had what was left, and used it.
+            late = ends_at is not None and _monotonic() >= ends_at
+            if attempt.response is None and late:
+                raise TimeoutError(passed) from error
             retry_after = None
             status = None
             if isinstance(error, RateLimitError):

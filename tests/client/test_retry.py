@@ -336,6 +336,45 @@ def test_deadline_already_spent_is_a_timeout(
     assert len(mocked.calls) == 0
 
 
+def test_a_transport_failure_at_the_deadline_says_the_deadline_passed(
+    mocked: responses.RequestsMock,
+    monkeypatch: pytest.MonkeyPatch,
+    sleeps: List[float],
+) -> None:
+    now = [0.0]
+    monkeypatch.setattr(api, "_monotonic", lambda: now[0])
+
+    def answer(request: Any) -> Any:
+        now[0] = 10.0  # the attempt used all the time that was left
+        raise requests.exceptions.ReadTimeout("read timed out")
+
+    mocked.add_callback("GET", BASE + "/health", callback=answer)
+    with AISpine(base_url=BASE, deadline=5) as client:
+        # It said "no answer within 5s (ReadTimeout)", as if the timeout were 5 s.
+        with pytest.raises(TimeoutError, match="deadline of 5s exceeded") as info:
+            client.health_check()
+    assert isinstance(info.value.__cause__, TimeoutError)
+    assert len(mocked.calls) == 1 and sleeps == []
+
+
+def test_an_answer_the_deadline_cut_is_not_used(
+    mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A body cut by the watchdog can end early yet look whole (no error from the read).
+    class Fired:
+        def __init__(self, ends_at: float) -> None:
+            pass
+
+        def stop(self) -> bool:
+            return True
+
+    monkeypatch.setattr(api, "_Watchdog", Fired)
+    mocked.get(BASE + "/health", json={"status": "heal"})
+    with AISpine(base_url=BASE, deadline=5) as client:
+        with pytest.raises(TimeoutError, match="deadline of 5s exceeded"):
+            client.health_check()
+
+
 def _record_attempt_timeouts(
     client: AISpine, monkeypatch: pytest.MonkeyPatch
 ) -> List[Any]:
