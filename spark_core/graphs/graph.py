@@ -35,7 +35,14 @@ from spark_core.graphs.backends import DELETED, StateBackend
 from spark_core.graphs.edges import Edge
 from spark_core.graphs.observers import GraphObserver, NodeRunInfo, RunInfo, RunResult
 from spark_core.graphs.state import GraphState
-from spark_core.nodes.base import JoinNode, Node, _check_output, as_node, execute_node
+from spark_core.nodes.base import (
+    JoinNode,
+    Node,
+    NodeRef,
+    _check_output,
+    as_node,
+    execute_node,
+)
 from spark_core.nodes.context import NODE_WRITES, ExecutionContext, Inputs
 
 logger = logging.getLogger("spark_core.graph")
@@ -123,7 +130,7 @@ class Graph:
 
     def __init__(
         self,
-        start: Node,
+        start: NodeRef,
         *,
         state_backend: Optional[StateBackend] = None,
         state_schema: Any = None,
@@ -138,7 +145,8 @@ class Graph:
         """Build the graph from ``start`` by following its edges.
 
         Args:
-            start: The node every run starts at.
+            start: The node every run starts at (or an object with ``as_node()``, such
+                as an ``Agent``).
             state_backend: Where state and run records live (in memory by default).
             state_schema: A ``MissionStateModel`` subclass or pydantic model for the state.
             max_steps: Node executions one run may make (bounds loops); ``None``: 1,000

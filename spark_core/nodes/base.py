@@ -13,8 +13,10 @@ from typing import (
     Dict,
     List,
     Optional,
+    Protocol,
     Sequence,
     Tuple,
+    TypeVar,
     Union,
 )
 
@@ -40,7 +42,23 @@ if TYPE_CHECKING:  # pragma: no cover
 # A successor link kept on the source node: (target, kind, value). The graph turns these into
 # Edge objects once node ids are final.
 Link = Tuple["Node", str, Any]
-Target = Union["Node", Sequence["Node"]]
+
+
+class NodeLike(Protocol):
+    """Anything that stands for a node where the engine takes one: it has ``as_node()``.
+
+    An :class:`~spark_core.agents.Agent` is one: ``Graph(agent)``, ``a >> agent``.
+    """
+
+    def as_node(self) -> "Node":
+        """Return the node this object stands for (the same one every time)."""
+        ...  # pragma: no cover
+
+
+NodeRef = Union["Node", NodeLike]
+Target = Union[NodeRef, Sequence[NodeRef]]
+# ``a >> b`` returns ``b`` with its own type, so ``a >> agent >> c`` type-checks too.
+T = TypeVar("T", bound=Target)
 
 
 @dataclass
@@ -106,7 +124,7 @@ class _EdgeBuilder:
         self._kind = kind
         self._value = value
 
-    def __rshift__(self, target: Target) -> Target:
+    def __rshift__(self, target: T) -> T:
         for node in _as_nodes(target):
             self._source._add_link(node, self._kind, self._value)
         return target
@@ -223,7 +241,7 @@ class Node:
 
     # ----------------------------------------------------------------- edges
     def add_edge(
-        self, target: "Node", kind: str = "always", value: Any = None
+        self, target: NodeRef, kind: str = "always", value: Any = None
     ) -> "Node":
         """Add an edge ``self -> target`` with an explicit condition.
 
@@ -239,7 +257,7 @@ class Node:
                 ``"callable"``.
 
         Returns:
-            ``target``.
+            The target node (``target.as_node()`` for an object standing for one).
 
         Raises:
             GraphDefinitionError: ``target`` is not a node, or ``kind``/``value`` do not fit.
@@ -274,11 +292,12 @@ class Node:
                 return  # the same edge twice (e.g. `a >> b` repeated) is one edge
         self._links.append((target, kind, value))
 
-    def __rshift__(self, other: Target) -> Target:
+    def __rshift__(self, other: T) -> T:
         """Add an unconditional edge ``self -> other`` (or to each node of a list).
 
         Args:
-            other: The target node, or a list of nodes (fan-out).
+            other: The target node (or an object with ``as_node()``), or a list of them
+                (fan-out).
 
         Returns:
             ``other``, so ``a >> b >> c`` chains.
@@ -287,7 +306,7 @@ class Node:
             self._add_link(node, "always", None)
         return other
 
-    def __rrshift__(self, other: Sequence["Node"]) -> "Node":
+    def __rrshift__(self, other: Sequence[NodeRef]) -> "Node":
         """``[a, b] >> self`` adds an edge from each node of the list (fan-in).
 
         Args:
@@ -601,4 +620,4 @@ async def _execute_full(  # noqa: C901 - the attempt loop is clearer in one piec
         raise final  # its __cause__ is already final.cause (never final itself)
 
 
-__all__ = ["Node", "NodeConfig", "NodeResult", "JoinNode", "execute_node"]
+__all__ = ["Node", "NodeConfig", "NodeResult", "NodeLike", "JoinNode", "execute_node"]
