@@ -44,8 +44,13 @@ def run(capsys: Any, *args: str) -> Tuple[int, str, str]:
 
 def sh(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
+    command = list(args)
+    # The venv's console script, even when the venv is not on PATH.
+    script = Path(sys.executable).with_name("spark-spec")
+    if command[0] == "spark-spec" and script.exists():
+        command[0] = str(script)
     return subprocess.run(
-        list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120
     )
 
 
