@@ -91,7 +91,7 @@ def _check_output(path: Path, force: bool) -> None:
 
 
 # --------------------------------------------------------------------------- commands
-def cmd_mission_generate(args: argparse.Namespace) -> int:
+def _cmd_mission_generate(args: argparse.Namespace) -> int:
     """``mission-generate``: write a mission scaffold."""
     from spark_core.spec.generate import generate_mission
 
@@ -137,7 +137,7 @@ def cmd_mission_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_mission_validate(args: argparse.Namespace) -> int:
+def _cmd_mission_validate(args: argparse.Namespace) -> int:
     """``mission-validate``: check a spec; exit 1 when invalid."""
     from spark_core.spec.validation import validate_spec
 
@@ -185,7 +185,7 @@ def cmd_mission_validate(args: argparse.Namespace) -> int:
     return 0 if valid else 1
 
 
-def cmd_compile(args: argparse.Namespace) -> int:
+def _cmd_compile(args: argparse.Namespace) -> int:
     """``compile``: write Python source for a spec."""
     from spark_core.kit.loader import DEFAULT_ALLOWED_MODULES
     from spark_core.spec.codegen import compile_spec
@@ -208,7 +208,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def _cmd_export(args: argparse.Namespace) -> int:
     """``export MODULE:FACTORY``: describe a live graph as a spec."""
     from spark_core.graphs import Graph
     from spark_core.kit.loader import export_graph
@@ -307,7 +307,7 @@ def _approval_dict(request: Any) -> Dict[str, Any]:
     return data
 
 
-def cmd_approval_list(args: argparse.Namespace) -> int:
+def _cmd_approval_list(args: argparse.Namespace) -> int:
     """``approval-list``: show approval requests stored in a SQLite state file."""
     status = None if args.status == "all" else args.status
     with _approval_store(args) as store:
@@ -330,7 +330,7 @@ def cmd_approval_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_approval_resolve(args: argparse.Namespace) -> int:
+def _cmd_approval_resolve(args: argparse.Namespace) -> int:
     """``approval-resolve``: approve or reject one request."""
     with _approval_store(args) as store:
         request = store.resolve_sync(
@@ -356,7 +356,7 @@ def _parse_input(text: Optional[str]) -> Any:
         ) from None
 
 
-def cmd_simulation_run(args: argparse.Namespace) -> int:
+def _cmd_simulation_run(args: argparse.Namespace) -> int:
     """``simulation-run``: run a mission with simulated tools; exit 1 if the run fails."""
     from spark_core.spec.simulation import run_simulation
 
@@ -403,7 +403,7 @@ def cmd_simulation_run(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def cmd_mission_diff(args: argparse.Namespace) -> int:
+def _cmd_mission_diff(args: argparse.Namespace) -> int:
     """``mission-diff``: structural differences between two specs."""
     from spark_core.spec.diff import diff_specs, render_html, render_text
 
@@ -432,7 +432,7 @@ def cmd_mission_diff(args: argparse.Namespace) -> int:
     return 1 if (args.exit_code and changes) else 0
 
 
-def cmd_mission_package(args: argparse.Namespace) -> int:
+def _cmd_mission_package(args: argparse.Namespace) -> int:
     """``mission-package``: build the deployable zip."""
     from spark_core.spec.package import build_package
     from spark_core.spec.validation import ensure_valid_mission
@@ -451,7 +451,7 @@ def cmd_mission_package(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_mission_deploy(args: argparse.Namespace) -> int:
+def _cmd_mission_deploy(args: argparse.Namespace) -> int:
     """``mission-deploy``: readiness checks, then register the flow (unless --dry-run)."""
     from spark_core.spec.deploy import (
         deploy_mission,
@@ -558,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", metavar="FILE", help="write here (default: stdout)"
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
-    p.set_defaults(func=cmd_mission_generate)
+    p.set_defaults(func=_cmd_mission_generate)
 
     p = sub.add_parser("mission-validate", parents=[common], help="validate a spec")
     p.add_argument("file")
@@ -571,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--check-deployment", action="store_true", help="also check deployment"
     )
-    p.set_defaults(func=cmd_mission_validate)
+    p.set_defaults(func=_cmd_mission_validate)
 
     p = sub.add_parser("compile", parents=[common], help="compile a spec to Python")
     p.add_argument("file")
@@ -586,7 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force", action="store_true", help="overwrite files that already exist"
     )
-    p.set_defaults(func=cmd_compile)
+    p.set_defaults(func=_cmd_compile)
 
     p = sub.add_parser("export", parents=[common], help="export a live graph to a spec")
     p.add_argument(
@@ -597,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE")
     p.add_argument("--graph-id")
     p.add_argument("--force", action="store_true")
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=_cmd_export)
 
     for name, helptext in (
         ("approval-list", "list approval requests"),
@@ -623,12 +623,12 @@ def build_parser() -> argparse.ArgumentParser:
                 choices=["pending", "approved", "rejected", "all"],
             )
             p.add_argument("--run-id")
-            p.set_defaults(func=cmd_approval_list)
+            p.set_defaults(func=_cmd_approval_list)
         else:
             p.add_argument("--status", required=True, choices=["approved", "rejected"])
             p.add_argument("--note")
             p.add_argument("--reviewer", default=os.environ.get("USER") or "cli")
-            p.set_defaults(func=cmd_approval_resolve)
+            p.set_defaults(func=_cmd_approval_resolve)
 
     p = sub.add_parser(
         "simulation-run",
@@ -643,7 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="let tools without a simulated response, and agent models without a script, "
         "run for real",
     )
-    p.set_defaults(func=cmd_simulation_run)
+    p.set_defaults(func=_cmd_simulation_run)
 
     p = sub.add_parser("mission-diff", parents=[common], help="compare two specs")
     p.add_argument("a")
@@ -658,7 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--exit-code", action="store_true", help="exit 1 when the specs differ"
     )
-    p.set_defaults(func=cmd_mission_diff)
+    p.set_defaults(func=_cmd_mission_diff)
 
     p = sub.add_parser(
         "mission-package", parents=[common], help="build a deployable zip"
@@ -667,7 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="ZIP")
     p.add_argument("--include-deps", action="store_true")
     p.add_argument("--force", action="store_true")
-    p.set_defaults(func=cmd_mission_package)
+    p.set_defaults(func=_cmd_mission_package)
 
     p = sub.add_parser(
         "mission-deploy",
@@ -685,7 +685,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--url", help=f"server base URL (default $AI_SPINE_BASE_URL or {DEFAULT_URL})"
     )
     p.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
-    p.set_defaults(func=cmd_mission_deploy)
+    p.set_defaults(func=_cmd_mission_deploy)
     return parser
 
 

@@ -70,7 +70,11 @@ def _type_name(value: Any) -> str:
 
 
 class Parser:
-    """Reads fields out of JSON-shaped dicts and records every problem with its path."""
+    """Reads fields out of JSON-shaped dicts and records every problem with its path.
+
+    Attributes:
+        issues: Every error and warning recorded so far, in order.
+    """
 
     def __init__(self) -> None:
         """Start with no issues."""

@@ -82,7 +82,11 @@ def _require_dict(node_type: str, name: str, value: Any) -> Dict[str, Any]:
 
 
 class SpecNode(Node):
-    """Base of the built-in node types: a registry name and exportable params."""
+    """Base of the built-in node types: a registry name and exportable params.
+
+    Attributes:
+        spec_type: The type name specs use for the class (e.g. ``"echo"``).
+    """
 
     spec_type = ""
 

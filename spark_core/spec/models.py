@@ -173,7 +173,11 @@ class RetrySpec(_SpecBase):
 
 @dataclass
 class TimeoutSpec(_SpecBase):
-    """Fail a node attempt that runs longer than ``timeout_seconds``."""
+    """Fail a node attempt that runs too long (maps to ``TimeoutCapability``).
+
+    Attributes:
+        timeout_seconds: Longest an attempt may run, in seconds (> 0).
+    """
 
     timeout_seconds: float = 30.0
 
@@ -196,7 +200,12 @@ class TimeoutSpec(_SpecBase):
 
 @dataclass
 class RateLimitSpec(_SpecBase):
-    """Allow at most ``max_calls`` executions per ``period_seconds``."""
+    """Limit how often a node runs (maps to ``RateLimitCapability``).
+
+    Attributes:
+        max_calls: Executions allowed per period (>= 1).
+        period_seconds: Length of the period in seconds (> 0).
+    """
 
     max_calls: int = 10
     period_seconds: float = 1.0
@@ -221,7 +230,12 @@ class RateLimitSpec(_SpecBase):
 
 @dataclass
 class CircuitBreakerSpec(_SpecBase):
-    """Stop calling a node after ``failure_threshold`` consecutive failures."""
+    """Stop calling a failing node for a while (maps to ``CircuitBreakerCapability``).
+
+    Attributes:
+        failure_threshold: Consecutive failures that open the circuit (>= 1).
+        reset_timeout: Seconds the circuit stays open before a trial call (>= 0).
+    """
 
     failure_threshold: int = 5
     reset_timeout: float = 60.0
@@ -241,7 +255,14 @@ class CircuitBreakerSpec(_SpecBase):
 
 @dataclass
 class NodeConfigSpec(_SpecBase):
-    """A node's capabilities (each optional)."""
+    """A node's capabilities (each optional; None: not used).
+
+    Attributes:
+        retry: Retry a failing attempt.
+        timeout: Bound each attempt's duration.
+        rate_limit: Bound how often the node runs.
+        circuit_breaker: Stop calling the node after repeated failures.
+    """
 
     retry: Optional[RetrySpec] = None
     timeout: Optional[TimeoutSpec] = None
@@ -338,7 +359,14 @@ class EdgeConditionSpec(_SpecBase):
 
 @dataclass
 class EdgeSpec(_SpecBase):
-    """A directed edge; unconditional when ``condition`` is None."""
+    """A directed edge between two nodes of the graph.
+
+    Attributes:
+        source: Id of the node the edge leaves.
+        target: Id of the node it leads to.
+        condition: When the edge is followed (None: always).
+        description: Free text.
+    """
 
     source: str
     target: str
@@ -614,7 +642,13 @@ class MissionPlanSpec(_SpecBase):
 
 @dataclass
 class ReasoningStrategySpec(_SpecBase):
-    """A reasoning strategy by name (``react``, ``chain_of_thought``, ``plan_and_solve``...)."""
+    """A reasoning strategy for an agent, by name.
+
+    Attributes:
+        type: ``"react"``, ``"chain_of_thought"`` (or ``"cot"``) or ``"plan_and_solve"``.
+        config: The strategy's settings (``{"verbose", "mode"}`` for ReAct,
+            ``{"max_plan_steps"}`` for Plan-and-Solve, none for Chain-of-Thought).
+    """
 
     type: str
     config: Dict[str, Any] = field(default_factory=dict)
@@ -632,7 +666,14 @@ class ReasoningStrategySpec(_SpecBase):
 
 @dataclass
 class MissionStrategyBindingSpec(_SpecBase):
-    """Binds a reasoning strategy to a node (``target`` is a node id)."""
+    """Binds a reasoning strategy to an agent node of the graph.
+
+    Attributes:
+        target: Id of an agent node (``spark_core.agents.node:AgentNode``).
+        strategy: The strategy it uses (replacing the node's own).
+        reference: Free-form pointer to the target, e.g. ``"nodes.analyst"``
+            (informational).
+    """
 
     target: str
     strategy: ReasoningStrategySpec
@@ -659,7 +700,17 @@ class MissionStrategyBindingSpec(_SpecBase):
 
 @dataclass
 class MissionTelemetrySpec(_SpecBase):
-    """Telemetry settings for the mission."""
+    """Telemetry settings for the mission.
+
+    Attributes:
+        enabled: Whether to record traces and events.
+        backend: ``"memory"``, ``"sqlite"`` (spark_core provides these), ``"postgresql"``
+            or ``"otlp"``.
+        db_path: The SQLite file (sqlite backend).
+        sampling_rate: Share of runs recorded, from 0 to 1.
+        buffer_size: Records kept before a flush (>= 1).
+        export_interval: Seconds between flushes (> 0).
+    """
 
     enabled: bool = True
     backend: str = "memory"
@@ -694,7 +745,18 @@ class MissionTelemetrySpec(_SpecBase):
 
 @dataclass
 class MissionDeploymentSpec(_SpecBase):
-    """Where and how the mission is deployed."""
+    """Where and how the mission is deployed.
+
+    Attributes:
+        target: ``"development"``, ``"staging"`` or ``"production"``.
+        replicas: Instances to run (1 to 100 to deploy).
+        resources: Per instance: ``cpu`` (``"2"``, ``"500m"``), ``memory`` (``"512Mi"``),
+            ``gpu`` (a whole number).
+        health_check_interval: Seconds between health checks (>= 1).
+        restart_policy: ``"always"``, ``"on-failure"`` or ``"never"``.
+        environment: Environment variables (names only for secrets: set their values in
+            the target environment).
+    """
 
     target: str = "development"
     replicas: int = 1
