@@ -5,8 +5,12 @@
   ``completed``, ``blocked`` (waiting on dependencies) and ``failed``; ``render_text()``,
   ``snapshot()`` / ``MissionPlan.from_snapshot(...)``.
 * :class:`PlanManager` — a graph observer that advances the plan as nodes run (a step maps
-  to the node with the same id, or to ``PlanStep(nodes=[...])`` / ``step_nodes={...}``) and
-  keeps the plan snapshot in graph state (``mission_plan``), so it is persisted and resumed.
+  to the node with the same id, or to ``PlanStep(nodes=[...])`` / ``step_nodes={...}``;
+  a step named after no node is advanced by hand; ``attach`` refuses steps mapped to nodes
+  the graph lacks and step ids that look like misspelt node ids) and keeps the snapshot in
+  graph state (``mission_plan``), so it is persisted and resumed. A step completes when its
+  nodes have completed *and* its dependencies are completed: a step whose nodes finished
+  first stays ``blocked`` and completes as soon as its dependencies do.
 * :class:`Guardrails` / :class:`BudgetGuardrail` — limits on node executions, run time,
   reported cost (``context.report_cost(usd, tokens=...)``) and tokens. A breach stops the run
   with :class:`GuardrailBreachError` naming the limit, the measured value and the threshold.
@@ -21,6 +25,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import difflib
 import math
 import time
 from dataclasses import dataclass, field
@@ -415,10 +420,49 @@ class PlanManager(GraphObserver):
         self._done_nodes: Dict[str, Set[str]] = {}
 
     def attach(self, graph: Any) -> PlanManager:
-        """Register with ``graph`` (as an observer); returns self."""
+        """Register with ``graph`` (as an observer); returns self.
+
+        Raises:
+            PlanValidationError: See :meth:`check_graph`.
+        """
+        self.check_graph(graph)
         graph.add_observer(self)
         self._graph = graph
         return self
+
+    def check_graph(self, graph: Any) -> None:
+        """Check the plan's node mapping against ``graph``.
+
+        A step mapped explicitly (``PlanStep(nodes=[...])``, ``step_nodes``) must name nodes
+        of the graph. A step named after no node is one a person advances (``advance``),
+        unless its id looks like a misspelling of a node no step covers.
+
+        Raises:
+            PlanValidationError: A mapped node is missing, or a step id looks misspelt.
+        """
+        nodes = getattr(graph, "nodes", None)
+        if not isinstance(nodes, Mapping):
+            raise PlanValidationError(
+                f"PlanManager attaches to a Graph, got {type(graph).__name__}"
+            )
+        graph_id = getattr(graph, "graph_id", "?")
+        unmapped = sorted(set(nodes) - set(self._node_steps))
+        for sid, wanted in self._step_nodes.items():
+            missing = [nid for nid in wanted if nid not in nodes]
+            if not missing:
+                continue
+            if wanted != [sid]:
+                raise PlanValidationError(
+                    f"plan step {sid!r} maps to node(s) {missing} that graph {graph_id!r} "
+                    f"does not have (its nodes: {sorted(nodes)})"
+                )
+            close = difflib.get_close_matches(sid, unmapped, n=1, cutoff=0.8)
+            if close:
+                raise PlanValidationError(
+                    f"plan step {sid!r} names no node of graph {graph_id!r}: did you mean "
+                    f"{close[0]!r}? (map a step to other nodes with step_nodes or "
+                    "PlanStep(nodes=[...]))"
+                )
 
     def _snapshot(self) -> Dict[str, Any]:
         snap = self.plan.snapshot()
@@ -483,8 +527,27 @@ class PlanManager(GraphObserver):
             done = self._done_nodes.setdefault(sid, set())
             done.add(node.id)
             if done >= set(self._step_nodes[sid]):
-                self.plan.set_status(sid, COMPLETED)
+                # Its work is done, but it completes only after its dependencies.
+                deps = self.plan._steps[sid].depends_on
+                ready = all(self.plan._steps[d].status == COMPLETED for d in deps)
+                self.plan.set_status(sid, COMPLETED if ready else BLOCKED)
+        self._settle()
         await self._save(run)
+
+    def _settle(self) -> None:
+        """Complete every step whose nodes are done once its dependencies are completed."""
+        steps = self.plan._steps
+        changed = True
+        while changed:
+            changed = False
+            for sid, step in steps.items():
+                if (
+                    step.status in (PENDING, BLOCKED)
+                    and self._done_nodes.get(sid, set()) >= set(self._step_nodes[sid])
+                    and all(steps[d].status == COMPLETED for d in step.depends_on)
+                ):
+                    self.plan.set_status(sid, COMPLETED)
+                    changed = True
 
     async def on_node_error(
         self, run: RunInfo, node: Any, context: Any, error: Any
@@ -504,6 +567,7 @@ class PlanManager(GraphObserver):
             PlanValidationError: Unknown step or status.
         """
         step = self.plan.set_status(step_id, status)
+        self._settle()
         if self._graph is not None:  # with the run id, so a resumed run keeps it
             await self._graph.state.set(self.state_key, self._snapshot())
         return step
@@ -786,7 +850,14 @@ class MissionControl:
                 )
 
     def attach(self, graph: Any) -> MissionControl:
-        """Add the guardrails, then the plan manager, to ``graph``; returns self."""
+        """Add the guardrails, then the plan manager, to ``graph``; returns self.
+
+        Raises:
+            PlanValidationError: The plan does not fit the graph (see
+                :meth:`PlanManager.check_graph`); nothing is attached then.
+        """
+        if self.plan_manager is not None:
+            self.plan_manager.check_graph(graph)
         for g in self.guardrails:
             graph.add_observer(g)
         if self.plan_manager is not None:

@@ -28,6 +28,7 @@ from spark_core.graphs import (
     SQLiteStateBackend,
 )
 from spark_core.graphs.mission_control import Guardrails, PlanManager
+from spark_core.graphs.observers import GraphObserver
 from spark_core.nodes import ExecutionContext, Node, NodeConfig
 from spark_core.nodes.capabilities import RetryCapability
 
@@ -191,6 +192,74 @@ def test_seed_plan_manager_snippet_with_explicit_node_mapping() -> None:
     graph.run_sync()
     assert [s.status for s in plan] == ["completed", "completed"]
     assert "[x] validate" in plan.render_text()
+
+
+def test_attach_refuses_steps_mapped_to_nodes_the_graph_lacks() -> None:
+    from spark_core.graphs.mission_control import PlanValidationError
+
+    plan = MissionPlan([PlanStep("s1")])
+    with pytest.raises(PlanValidationError, match=r"'s1' maps to node\(s\) \['nope'\]"):
+        PlanManager(plan, step_nodes={"s1": "nope"}).attach(seed_graph())
+    with pytest.raises(PlanValidationError, match=r"\['nope'\].*its nodes: \['draft'"):
+        PlanManager(MissionPlan([PlanStep("s1", nodes=["research", "nope"])])).attach(
+            seed_graph()
+        )
+    graph = seed_graph()
+    budget = Guardrails(max_iterations=5)
+    mission = MissionControl(plan=plan, guardrails=[budget], step_nodes={"s1": "x"})
+    with pytest.raises(PlanValidationError):
+        mission.attach(graph)
+    assert graph.observers == []  # nothing attached, not even the guardrail
+
+
+def test_attach_refuses_a_misspelt_step_but_keeps_steps_done_by_hand() -> None:
+    from spark_core.graphs.mission_control import PlanValidationError
+
+    typo = MissionPlan([PlanStep("reseach"), PlanStep("draft", depends_on=["reseach"])])
+    with pytest.raises(PlanValidationError, match="did you mean 'research'"):
+        PlanManager(typo).attach(seed_graph())
+    by_hand = MissionPlan([PlanStep("research"), PlanStep("sign_off")])
+    PlanManager(by_hand).attach(seed_graph())  # no node: advanced by a person
+
+
+def test_a_step_completes_only_after_its_dependencies() -> None:
+    # the graph runs draft before research, against the plan's order
+    draft, research, publish = (
+        Work(name="draft"),
+        Work(name="research"),
+        Work(name="publish"),
+    )
+    draft >> research >> publish
+    graph = Graph(draft)
+    plan = MissionPlan(
+        [
+            PlanStep("research"),
+            PlanStep("draft", depends_on=["research"]),
+            PlanStep("sign_off", description="by a person"),
+            PlanStep("publish", depends_on=["sign_off"]),
+        ]
+    )
+    manager = PlanManager(plan).attach(graph)
+    seen: List[str] = []
+
+    class Probe(GraphObserver):  # called after the plan manager
+        async def on_node_end(self, run: Any, node: Any, ctx: Any, out: Any) -> None:
+            if node.id == "draft":
+                seen.append(plan.get("draft").status)
+
+    graph.add_observer(Probe())
+    graph.run_sync()
+    assert seen == ["blocked"]  # its work was done, its dependency was not
+    statuses = {s.id: s.status for s in plan}
+    assert statuses == {
+        "research": "completed",
+        "draft": "completed",  # completed as soon as research did
+        "sign_off": "pending",
+        "publish": "blocked",  # ran, but sign_off never happened
+    }
+    asyncio.run(manager.advance("sign_off"))
+    assert plan.get("publish").status == "completed"
+    assert plan.is_complete
 
 
 def test_failed_node_marks_its_step_failed() -> None:
