@@ -13,9 +13,11 @@
 
 A run whose trace is not sampled records nothing and costs a dictionary lookup per hook.
 
-Code running inside a node (e.g. an agent) opens child spans of the node attempt's span
-with :func:`node_span`; it yields None (and records nothing) outside a graph, without
-telemetry, or when the run is not sampled::
+The node attempt's span is the current span while the node runs, so
+``manager.start_span(name)`` (no ids) inside a node nests under it, in the run's trace, and
+``manager.record_event(name)`` lands on it. Code running inside a node (e.g. an agent) can
+also use :func:`node_span`, which yields None (and records nothing) outside a graph,
+without telemetry, or when the run is not sampled::
 
     async with node_span(context, "llm_call", {"model": "gpt-4o"}) as span:
         if span is not None:
@@ -27,6 +29,7 @@ telemetry, or when the run is not sampled::
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from typing import Any, AsyncIterator, Dict, Optional
 
 from spark_core.graphs.observers import GraphObserver, RunInfo, RunResult
@@ -37,6 +40,7 @@ __all__ = ["TelemetryObserver", "current_node_span", "node_span"]
 
 _TRACE = "spark.telemetry.trace"
 _SPANS = "spark.telemetry.spans"
+_TOKENS = "spark.telemetry.tokens"
 
 
 class TelemetryObserver(GraphObserver):
@@ -73,6 +77,7 @@ class TelemetryObserver(GraphObserver):
         if trace.sampled:
             run.attrs[_TRACE] = trace
             run.attrs[_SPANS] = {}
+            run.attrs[_TOKENS] = {}
         else:
             self.manager._traces.pop(trace.trace_id, None)
 
@@ -90,7 +95,11 @@ class TelemetryObserver(GraphObserver):
         )
         # Keyed by the execution's context: one node can run twice at once (two branches
         # reaching it), and each execution has its own context.
-        run.attrs[_SPANS][_span_key(node, context)] = span
+        key = _span_key(node, context)
+        run.attrs[_SPANS][key] = span
+        # Current for the node's task, so manager.start_span / record_event without ids
+        # inside the node nest under this attempt.
+        run.attrs[_TOKENS][key] = _current_span.set(span)
 
     async def on_attempt_end(
         self,
@@ -104,7 +113,9 @@ class TelemetryObserver(GraphObserver):
         spans: Optional[Dict[Any, Span]] = run.attrs.get(_SPANS)
         if spans is None:
             return
-        span = spans.pop(_span_key(node, context), None)
+        key = _span_key(node, context)
+        _restore(run.attrs[_TOKENS].pop(key, None))
+        span = spans.pop(key, None)
         if span is None:
             return
         if error is not None:
@@ -180,6 +191,8 @@ class TelemetryObserver(GraphObserver):
             status = self._record_stop(trace, error)
         elif result is not None and result.status != "completed":
             status = {"failed": "error"}.get(result.status, result.status)
+        for token in run.attrs.pop(_TOKENS, {}).values():
+            _restore(token)  # a stop skips on_attempt_end
         for span in run.attrs.pop(_SPANS, {}).values():  # attempts cut short by a stop
             span.end("paused" if status == "paused" else "cancelled")
         self.manager.end_trace(trace.trace_id, status)
@@ -225,6 +238,16 @@ class TelemetryObserver(GraphObserver):
 
 def _span_key(node: Any, context: Any) -> Any:
     return context if context is not None else node.id
+
+
+def _restore(token: Optional[contextvars.Token[Optional[Span]]]) -> None:
+    """Put back the current span an attempt replaced, if in that attempt's context."""
+    if token is None:
+        return
+    try:
+        _current_span.reset(token)
+    except (ValueError, RuntimeError):
+        pass  # set in another task's context (a branch), which ended with it
 
 
 def current_node_span(context: Any) -> Optional[Span]:

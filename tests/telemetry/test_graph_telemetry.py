@@ -417,3 +417,65 @@ def test_two_executions_of_one_node_at_once_get_a_span_each(
     inner = [s for s in spans if s["name"] == "inner"]
     assert sorted(s["attributes"]["via"] for s in inner) == ["left", "right"]
     assert {s["parent_id"] for s in inner} == set(both_spans)
+
+
+def test_manager_spans_and_events_opened_inside_a_node_nest_under_its_attempt(
+    memory_manager: TelemetryManager,
+) -> None:
+    class Manual(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            async with memory_manager.start_span("inner", attributes={"i": self.id}):
+                memory_manager.record_event("inside")
+            return {"from": self.id}
+
+    start = Manual(name="start")  # inline (one ready node), then three concurrent tasks
+    start >> [Manual(name=f"b{i}") for i in range(3)]
+    Graph(start, telemetry=memory_manager, graph_id="g").run_sync()
+    [trace] = memory_manager.query_traces()  # no separate trace per inner span
+    spans = memory_manager.query_spans()
+    assert {s["trace_id"] for s in spans} == {trace["trace_id"]}
+    by_id = {s["span_id"]: s for s in spans}
+    inner = [s for s in spans if s["name"] == "inner"]
+    assert sorted(by_id[s["parent_id"]]["name"] for s in inner) == [
+        "b0",
+        "b1",
+        "b2",
+        "start",
+    ]
+    assert all(by_id[s["parent_id"]]["name"] == s["attributes"]["i"] for s in inner)
+    events = memory_manager.query_events(name="inside")
+    assert {by_id[e["span_id"]]["name"] for e in events} == {"inner"}
+
+
+def test_the_current_span_is_put_back_after_a_run_even_a_paused_one(
+    memory_manager: TelemetryManager,
+) -> None:
+    @tool
+    def write(path: str) -> str:
+        """Write."""
+        return "ok"
+
+    class Writes(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            return {"r": await context.call_tool("write", path="p")}
+
+    ask = PolicySet(
+        "p", [PolicyRule("ask", PolicyEffect.REQUIRE_APPROVAL, ["tool:*"], ["*"])]
+    )
+    graph = Graph(
+        Writes(name="w"), tools=[write], policy_set=ask, telemetry=memory_manager
+    )
+
+    async def main() -> None:
+        await Graph(Echo(name="e"), telemetry=memory_manager).run()
+        with pytest.raises(ApprovalPendingError):
+            await graph.run()  # stops inside the node: its attempt never ends normally
+        async with memory_manager.start_span("after") as span:
+            assert span.parent_id is None
+
+    asyncio.run(main())
+    [after] = memory_manager.query_spans(name="after")
+    run_traces = {
+        t["trace_id"] for t in memory_manager.query_traces() if t["name"] != "after"
+    }
+    assert after["trace_id"] not in run_traces
