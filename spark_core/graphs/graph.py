@@ -468,7 +468,8 @@ class Graph:
             elif isinstance(
                 exc, (RunStopped, asyncio.CancelledError, KeyboardInterrupt)
             ):
-                status = "cancelled"
+                # A stop may say how the run ended (a policy violation: "failed").
+                status = getattr(exc, "run_status", "cancelled")
             else:
                 status = "failed"
             if isinstance(exc, SparkError):
