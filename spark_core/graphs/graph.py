@@ -178,6 +178,7 @@ class Graph:
         self.edges: List[Edge] = []
         self._out: Dict[str, List[Tuple[Edge, Node]]] = {}
         self._parents: Dict[str, List[str]] = {}
+        self._fixed: Dict[str, List[Node]] = {}  # targets of nodes without conditions
         self._discover()
         # Graph order (breadth-first from start) picks the final output among end nodes.
         self._rank = {node_id: i for i, node_id in enumerate(self.nodes)}
@@ -243,6 +244,8 @@ class Graph:
                 if node.id not in parents:
                     parents.append(node.id)
             self._out[node.id] = links
+            if all(edge.kind == "always" for edge, _ in links):  # no condition to check
+                self._fixed[node.id] = [target for _, target in links]
 
     def add_observer(self, observer: GraphObserver) -> None:
         """Add an observer; observers are called in the order they were added.
@@ -614,11 +617,9 @@ class Graph:
                 output = await execute_node(node, ctx, info, observers)
             # Every condition is evaluated before anything is recorded: one that raises
             # is this node's failure, and the run stays where it was.
-            targets = [
-                target
-                for edge, target in self._out[node_id]
-                if edge.kind == "always" or edge.matches(output)
-            ]
+            targets = self._fixed.get(node_id)
+            if targets is None:
+                targets = [t for edge, t in self._out[node_id] if edge.matches(output)]
         except BaseException as exc:
             node.state.context_snapshot = snapshot
             if isinstance(exc, RunPaused):
@@ -677,9 +678,10 @@ class Graph:
                         del run.joins[target.id]
             else:
                 ready.append(run.add(target.id, output))
-        backend = self.state.backend
+        state = self.state
+        backend = state.backend
         # The node's own writes are committed with its step, never with another's.
-        changes = self.state._take_changes(writes)
+        changes = state._take_changes(writes) if writes or state._run_writes else None
         if backend.durable:
             frontier = run.frontier()
             joins = run.joins if run.joins_dirty else None
