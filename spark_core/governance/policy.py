@@ -524,10 +524,14 @@ class PolicySet:
 class PolicyViolationError(RunStopped):
     """A policy denied an action (or a reviewer rejected it). Stops the run; never retried.
 
+    The stopped run is stored as ``failed`` (``run_status``), and resuming it fails again.
+
     Attributes:
         decision: The PolicyDecision that denied the action (stable, used by agents).
         request: The rejected approval request as a dict, when a reviewer rejected it.
     """
+
+    run_status = "failed"  # what Graph stores for the stopped run
 
     def __init__(
         self,

@@ -3,7 +3,8 @@
 ``Graph(..., telemetry=manager)`` attaches it. Per run it records:
 
 * one trace (name: the graph id; attributes ``run_id``, ``graph_id``, ``resumed``; status
-  ``ok``, ``error``, ``paused`` or ``stopped``);
+  ``ok``, ``error`` (also a policy violation, stored as a failed run), ``paused`` or
+  ``stopped``);
 * one span per node attempt (name: the node id, ``kind="node"``; attributes ``node_id``,
   ``attempt``, ``node_type``; status ``ok`` / ``error`` with the error text);
 * events: ``node.retry`` (attempt, delay, error type), ``node.failed``, every event nodes
@@ -231,6 +232,8 @@ class TelemetryObserver(GraphObserver):
             )
         if isinstance(error, RunPaused):
             return "paused"
+        if getattr(error, "run_status", None) == "failed":  # stored as a failed run
+            return "error"
         if isinstance(error, RunStopped):
             return "stopped"
         return "error"

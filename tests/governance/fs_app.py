@@ -1,9 +1,10 @@
 """A small governed graph used by the approval tests, in-process and as a subprocess.
 
-``python -m tests.governance.fs_app DB OUT run|resume|crash [RUN_ID]`` runs (or resumes, or
-resumes and dies inside the approved call) the graph on
-the SQLite state file DB; the ``write_file`` tool appends one line to OUT per call, so a test can
-count how many times the approved call really ran. The last stdout line is JSON.
+``python -m tests.governance.fs_app DB OUT run|resume|crash|deny|resume-deny [RUN_ID]`` runs
+(or resumes, or resumes and dies inside the approved call) the graph on the SQLite state file
+DB; the ``write_file`` tool appends one line to OUT per call, so a test can count how many
+times the approved call really ran. ``deny`` / ``resume-deny`` run the graph whose second node
+calls the denied ``delete_file``. The last stdout line is JSON.
 """
 
 from __future__ import annotations
@@ -112,13 +113,13 @@ def _write_then_die(path: str, content: str) -> str:
 
 
 async def _main(db: str, out: str, mode: str, run_id: Optional[str]) -> Dict[str, Any]:
-    graph = build(SQLiteStateBackend(db))
+    graph = build(SQLiteStateBackend(db), deleter=mode in ("deny", "resume-deny"))
     if mode == "crash":  # resume, but die inside the approved call
         graph.tool_executor.tools["write_file"] = Tool(
             _write_then_die, name="write_file"
         )
     try:
-        if mode == "run":
+        if mode in ("run", "deny"):
             result = await graph.run({"path": out})
         else:
             assert run_id is not None

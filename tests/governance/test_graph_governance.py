@@ -43,7 +43,7 @@ def test_denied_tool_stops_the_run_and_is_audited(tmp_path: Path) -> None:
     err, audit = asyncio.run(main())
     assert err.decision.rule_name == "block_delete"
     assert "denied tool:execute on tool://delete_file" in str(err)
-    assert graph.state.backend.load_run(err.run_id)["status"] == "cancelled"
+    assert graph.state.backend.load_run(err.run_id)["status"] == "failed"
     tool_records = [r for r in audit if r["action"] == "tool:execute"]
     assert [(r["effect"], r["rule"], r["node_id"]) for r in tool_records] == [
         ("deny", "block_delete", "Deleter")
@@ -127,6 +127,7 @@ def test_rejected_approval_fails_the_resumed_run(tmp_path: Path) -> None:
         with pytest.raises(PolicyViolationError, match="rejected by bo") as again:
             await graph.resume(info.value.run_id)
         assert again.value.request["id"] == info.value.request_id
+        assert graph.state.backend.load_run(info.value.run_id)["status"] == "failed"
         [request] = await graph.approvals.list()
         assert request.status == "rejected" and lines(out) == []
 
@@ -167,6 +168,30 @@ def test_approval_across_process_restarts_with_sqlite(tmp_path: Path) -> None:
     assert third["status"] == "completed" and lines(out) == ["approved line"]
 
 
+def test_deny_across_process_restarts_with_sqlite(tmp_path: Path) -> None:
+    db, target = str(tmp_path / "mission.sqlite"), tmp_path / "keep.txt"
+    target.write_text("precious\n")
+    first = run_app(db, str(target), "deny")
+    assert first["status"] == "violation" and "rule 'block_delete'" in first["message"]
+    # a new process resuming the run is denied again; the denied tool never ran
+    second = run_app(db, str(target), "resume-deny", first["run_id"])
+    assert second["status"] == "violation" and second["run_id"] == first["run_id"]
+    assert target.read_text() == "precious\n"
+    backend = SQLiteStateBackend(db)
+    try:
+        stored = backend.load_run(first["run_id"])
+        state = backend.load_state()
+    finally:
+        backend.close()
+    assert stored["status"] == "failed"
+    assert list(stored["outputs"]) == ["Prepare"]  # committed, not run again on resume
+    denials = [r for r in state["_spark_audit"] if r["action"] == "tool:execute"]
+    assert [(r["effect"], r["rule"], r["run_id"]) for r in denials] == [
+        ("deny", "block_delete", first["run_id"])
+    ] * 2
+    assert not state.get("_spark_approvals")  # a DENY never asks anyone
+
+
 def test_a_process_dying_inside_the_approved_call_does_not_run_it_again(
     tmp_path: Path,
 ) -> None:
@@ -194,7 +219,7 @@ def test_rejection_across_a_fresh_graph_on_the_same_file(tmp_path: Path) -> None
         fresh = fs_app.build(SQLiteStateBackend(db))
         with pytest.raises(PolicyViolationError, match="rejected by sec"):
             await fresh.resume(info.value.run_id)
-        assert fresh.state.backend.load_run(info.value.run_id)["status"] == "cancelled"
+        assert fresh.state.backend.load_run(info.value.run_id)["status"] == "failed"
         assert lines(out) == []
         audit = await fresh.state.get("_spark_audit")
         assert [

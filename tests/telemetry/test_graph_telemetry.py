@@ -217,7 +217,7 @@ def test_policy_decisions_and_approvals_are_recorded(
     assert (paused["status"], resumed["status"], denied["status"]) == (
         "paused",
         "ok",
-        "stopped",
+        "error",  # as the stored run: failed
     )
     assert resumed["attributes"]["resumed"] is True
     names = [e["name"] for e in m.query_events(trace_id=paused["trace_id"])]
