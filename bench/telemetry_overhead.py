@@ -47,7 +47,7 @@ class Case:
 
     def __init__(
         self, label: str, n: int, manager: Optional[TelemetryManager], flush: bool
-    ):
+    ) -> None:
         self.label, self.n, self.manager, self.flush = label, n, manager, flush
         self.graph = chain(n, manager)
         self.samples: List[float] = []
