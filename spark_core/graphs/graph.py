@@ -607,7 +607,7 @@ class Graph:
         try:
             if not observers and node._is_async and not node.config.has_capabilities():
                 # Fast path: no hooks, no capabilities, no extra coroutine frames.
-                token = NODE_WRITES.set(writes)
+                token = NODE_WRITES.set((self.state, writes))
                 try:
                     output = _check_output(node, await node.process(ctx))
                 finally:

@@ -138,7 +138,12 @@ class GraphState:
 
     def _write(self, values: Dict[str, Any], log: Any = _ABSENT) -> None:
         values = self._check(values)
-        self._apply(values, NODE_WRITES.get() if log is _ABSENT else log)
+        self._apply(values, self._node_log() if log is _ABSENT else log)
+
+    def _node_log(self) -> Optional[Dict[str, Any]]:
+        """The write log of this state's node running in this context, if any."""
+        current = NODE_WRITES.get()
+        return current[1] if current is not None and current[0] is self else None
 
     def _apply(self, values: Dict[str, Any], log: Optional[Dict[str, Any]]) -> None:
         """Write validated values (``DELETED`` removes a key) into the state."""
@@ -275,7 +280,7 @@ class GraphState:
         Args:
             key: The key.
         """
-        self._apply({key: DELETED}, NODE_WRITES.get())  # kept like a write
+        self._apply({key: DELETED}, self._node_log())  # kept like a write
 
     # Synchronous access for plain ``def`` nodes, which run in worker threads.
     def get_sync(self, key: str, default: Any = None) -> Any:
@@ -315,7 +320,7 @@ class GraphState:
             StateValidationError: A value is invalid (nothing is written).
         """
         values = _as_dict(values)
-        log = NODE_WRITES.get()  # the calling node's (copied into its worker thread)
+        log = self._node_log()  # the calling node's (copied into its worker thread)
         loop = self._loop
         if loop is not None and loop.is_running():
             try:

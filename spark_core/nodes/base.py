@@ -455,7 +455,7 @@ def _check_output(node: Node, output: Any) -> Any:
 async def _call(node: Node, ctx: ExecutionContext) -> Any:
     if ctx._writes is None:  # not in a graph run: no write log to record into
         return await _process(node, ctx)
-    token = NODE_WRITES.set(ctx._writes)
+    token = NODE_WRITES.set((ctx.graph_state, ctx._writes))
     try:
         return await _process(node, ctx)
     finally:

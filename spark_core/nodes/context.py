@@ -14,10 +14,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from spark_core.graphs.state import GraphState
     from spark_core.nodes.base import Node
 
-# The write log of the node execution running in this context: the engine sets it around
-# ``process`` (worker threads get a copy), and ``GraphState`` records the node's writes
-# there so they are committed with its step, or dropped if it fails. ``None`` elsewhere.
-NODE_WRITES: ContextVar[Optional[Dict[str, Any]]] = ContextVar(
+# (graph state, write log) of the node execution running in this context: the engine sets
+# it around ``process`` (worker threads get a copy), and that ``GraphState`` records the
+# node's writes in the log, so they are committed with its step or dropped if it fails.
+# ``None`` elsewhere; another graph's state (a graph run inside a node) ignores it.
+NODE_WRITES: ContextVar[Optional[Tuple[Any, Dict[str, Any]]]] = ContextVar(
     "spark_node_writes", default=None
 )
 

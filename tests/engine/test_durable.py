@@ -19,7 +19,9 @@ from spark_core.errors import (
 )
 from spark_core.graphs import (
     Graph,
+    GraphObserver,
     InMemoryStateBackend,
+    RunInfo,
     SQLiteStateBackend,
     StateBackend,
 )
@@ -311,6 +313,24 @@ def test_a_failed_nodes_writes_are_dropped_so_resume_does_not_repeat_them(
     assert arun(graph.state.get("charges")) is None
     assert graph.resume_sync("f").status == "completed"
     assert backend.load_state() == {"charges": 1, "_spark_tries": 2}
+
+
+def test_a_graph_run_inside_a_node_keeps_its_state_apart() -> None:
+    class Note(GraphObserver):
+        async def on_run_start(self, run: RunInfo) -> None:
+            await run.graph.state.set("inner_started", True)
+
+    inner = Graph(start=Node(name="inner"), observers=[Note()])
+
+    class Outer(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            await gstate(context).set("outer", 1)
+            return (await inner.run({})).content  # type: ignore[no-any-return]
+
+    outer = Graph(start=Outer(name="outer"))
+    outer.run_sync()
+    assert arun(inner.state.snapshot()) == {"inner_started": True}
+    assert arun(outer.state.snapshot()) == {"outer": 1}
 
 
 def test_a_retried_attempts_writes_are_undone_before_the_retry() -> None:
