@@ -109,7 +109,39 @@ INTERRUPTED_MESSAGE = (
 
 def _utcnow_iso() -> str:
     """Return the current UTC time as a naive ISO 8601 string, as the backend writes it."""
-    return datetime.now(timezone.utc).replace(tzinfo=None).isoformat()
+    # Cutting "+00:00" is cheaper than replace(tzinfo=None) (three calls per execution).
+    return datetime.now(timezone.utc).isoformat()[:-6]
+
+
+class _Done:
+    """A one-shot event, cheaper than ``threading.Event`` (one lock, no Condition).
+
+    The lock is held until :meth:`set` releases it; each waiter takes it and hands it on.
+    ``set`` runs under the owning LocalSpine's ``_changed`` lock, so it releases only once.
+    """
+
+    __slots__ = ("_lock", "_set")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._set = False
+
+    def set(self) -> None:
+        """Mark it done and wake every waiter."""
+        if not self._set:
+            self._set = True
+            self._lock.release()
+
+    def is_set(self) -> bool:
+        """Whether it is done."""
+        return self._set
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for it to be done; True when it is."""
+        if not self._set and self._lock.acquire(timeout=timeout):
+            self._lock.release()
+        return self._set
 
 
 class _Record:
@@ -161,7 +193,7 @@ class _Record:
         self.completed_at: Optional[str] = None
         self.execution_time: Optional[float] = None
         self.started = 0.0
-        self.done = threading.Event()
+        self.done = _Done()
         self.task: Any = None
         self.node_results: Dict[str, Any] = {}
         self.idempotency_key: Optional[str] = None  # forgotten with the record
@@ -422,9 +454,22 @@ def _id_problem(value: Any, name: str, loc: str) -> Optional[Dict[str, Any]]:
     return None
 
 
-def _json_copy(value: Any) -> Any:
-    """Deep-copy checked JSON data, so callers and the store never share mutable objects."""
-    return json.loads(json.dumps(value))
+def _json_copy(value: Any, name: str) -> Dict[str, Any]:
+    """Check a JSON object argument and deep-copy it, so callers and runs share nothing.
+
+    One encoding does both (on the hot path of every execute); anything it refuses gets
+    ``validate_json_object``'s error, the same as AISpine raises.
+    """
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        try:
+            copied: Dict[str, Any] = json.loads(json.dumps(value, allow_nan=False))
+            return copied
+        except (TypeError, ValueError):
+            pass
+    validate_json_object(value, name)  # raises the precise error
+    raise ValidationError(
+        f"{name} is not a JSON object"
+    )  # pragma: no cover - unreachable
 
 
 def validate_execute_request(body: Any) -> List[Dict[str, Any]]:
@@ -922,10 +967,8 @@ class LocalSpine:
             FlowNotFoundError: No flow has this id (as AISpine raises for the backend's answer).
         """
         validate_id(flow_id, "flow_id")
-        data = _json_copy(validate_json_object(input_data, "input_data"))
-        meta = (
-            _json_copy(validate_json_object(metadata, "metadata")) if metadata else {}
-        )
+        data = _json_copy(input_data, "input_data")
+        meta = _json_copy(metadata, "metadata") if metadata is not None else {}
         fingerprint = ""
         if idempotency_key is not None:
             validate_id(idempotency_key, "idempotency_key")

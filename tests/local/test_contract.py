@@ -121,6 +121,11 @@ def test_bad_arguments_are_validation_errors(spine: Spine) -> None:
         spine.execute_flow("", {})
     with pytest.raises(ValidationError):
         spine.execute_flow("echo", {}, priority=11)
+    for metadata in ([], "x", {1: "a"}, {"n": float("nan")}):
+        with pytest.raises(ValidationError, match="metadata"):
+            spine.execute_flow("echo", {}, metadata)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="input_data keys must all be strings"):
+        spine.execute_flow("echo", {1: "a"})  # type: ignore[dict-item]
 
 
 def test_cancel_really_stops_the_running_graph(spine: Spine, hooks: Hooks) -> None:

@@ -258,31 +258,51 @@ def test_wait_rejects_bad_timeouts() -> None:
 def test_wait_wakes_on_completion_without_polling(
     hooks: Hooks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    waits: List[Any] = []
-    real_wait = threading.Event.wait
-    me = threading.current_thread()
+    seen: List[str] = []
 
-    def spy(self: threading.Event, timeout: Any = None) -> bool:
-        if threading.current_thread() is me:
-            waits.append(timeout)
-        return real_wait(self, timeout)
+    def progress(execution: Any) -> None:
+        seen.append(execution["status"])
+        hooks.release.set()  # the run finishes once the wait has begun
 
     def no_sleep(seconds: float) -> None:
         raise AssertionError(f"wait_for_execution polled: time.sleep({seconds})")
 
     with LocalSpine(make_flows(hooks)) as spine:
         started = spine.execute_flow("block", {})
-        monkeypatch.setattr(threading.Event, "wait", spy)
         monkeypatch.setattr(time, "sleep", no_sleep)
         done = spine.wait_for_execution(
-            started["execution_id"],
-            timeout=3600,
-            interval=100,
-            on_progress=lambda e: hooks.release.set(),  # finishes once the wait began
+            started["execution_id"], timeout=3600, interval=100, on_progress=progress
         )
         monkeypatch.undo()
     assert done["output_data"] == {"released": True}
-    assert waits == [3600]  # one wait, woken by the completion: no poll per interval
+    # Told once when the wait began and once when it woke: no look per interval.
+    assert len(seen) == 2 and seen[0] in ("pending", "running")
+    assert seen[1] == "completed"
+
+
+def test_every_waiter_of_an_execution_wakes(hooks: Hooks) -> None:
+    arrived = threading.Semaphore(0)
+    statuses: List[str] = []
+
+    def waiter(execution_id: str) -> None:
+        done = spine.wait_for_execution(
+            execution_id, 30, on_progress=lambda e: arrived.release()
+        )
+        statuses.append(done["status"])
+
+    with LocalSpine(make_flows(hooks)) as spine:
+        execution_id = spine.execute_flow("block", {})["execution_id"]
+        threads = [
+            threading.Thread(target=waiter, args=(execution_id,)) for _ in range(3)
+        ]
+        for thread in threads:
+            thread.start()
+        for _ in threads:  # each waiter has begun its wait
+            assert arrived.acquire(timeout=10)
+        hooks.release.set()
+        for thread in threads:
+            thread.join(30)
+    assert statuses == ["completed"] * 3
 
 
 def test_a_wait_longer_than_the_platform_timeout_is_accepted(hooks: Hooks) -> None:
