@@ -1558,7 +1558,7 @@ class LocalSpine:
         }
 
     # ----------------------------------------------------------------- lifecycle
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float = 5.0) -> int:
         """Stop: let running executions finish for up to ``timeout`` s, then cancel them.
 
         Executions cut short are marked ``failed`` with a message saying why, except, with
@@ -1568,10 +1568,14 @@ class LocalSpine:
 
         Args:
             timeout: Seconds to let running executions finish.
+
+        Returns:
+            How many executions were pending or running when it was called (0 when it was
+            closed already).
         """
         with self._lock:
             if self._closed:
-                return
+                return 0
             self._closed = True
             pending = [
                 r for r in self._executions.values() if r.status not in FINAL_STATUSES
@@ -1594,6 +1598,7 @@ class LocalSpine:
             thread.join(timeout=5.0)
         if self._journal is not None:
             self._journal.close()
+        return len(pending)
 
     def __enter__(self) -> "LocalSpine":
         return self

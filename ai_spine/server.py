@@ -747,9 +747,8 @@ class SpineServer:
         """
         if close_spine:
             self._httpd.draining = True
-            busy = self.spine.get_metrics()["active_executions"] > 0
-            self.spine.close(timeout=grace)
-            if busy and self._serving.is_set():
+            unfinished = self.spine.close(timeout=grace)
+            if unfinished and self._serving.is_set():
                 # A waiting AISpine polls every DEFAULT_POLL_INTERVAL s by default.
                 time.sleep(min(DEFAULT_POLL_INTERVAL, max(0.0, grace)))
         if self._serving.is_set() or self._thread is not None:

@@ -234,13 +234,13 @@ def test_close_lets_running_work_finish_then_marks_the_rest(hooks: Hooks) -> Non
     spine = LocalSpine(make_flows(hooks))
     started = spine.execute_flow("block", {})
     assert hooks.started.wait(10)
-    spine.close(timeout=0.05)
+    assert spine.close(timeout=0.05) == 1  # one execution was still running
     execution = spine.get_execution(started["execution_id"])
     assert execution["status"] == "failed"
     assert "closed" in str(execution["error_message"])
     with pytest.raises(AISpineError, match="closed"):
         spine.execute_flow("echo", {})
-    spine.close()  # twice is fine
+    assert spine.close() == 0  # twice is fine
 
 
 def test_wait_rejects_bad_timeouts() -> None:

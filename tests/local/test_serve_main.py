@@ -30,9 +30,9 @@ class RecordingSpine(LocalSpine):
         self.closed = False
         RecordingSpine.made.append(self)
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float = 5.0) -> int:
         self.closed = True
-        super().close(timeout)
+        return super().close(timeout)
 
 
 @pytest.fixture
