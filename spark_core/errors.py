@@ -128,8 +128,11 @@ class RunStopped(SparkError):
     """Stop the run now (raised by a node or an observer: guardrails, policies).
 
     Never retried and never wrapped: it propagates out of ``graph.run`` as is. The run is
-    saved with status ``"cancelled"``.
+    saved with the status in ``run_status`` (``"cancelled"`` unless a subclass says
+    otherwise: a policy violation is ``"failed"``).
     """
+
+    run_status: str = "cancelled"
 
 
 class RunPaused(RunStopped):

@@ -531,7 +531,7 @@ class PolicyViolationError(RunStopped):
         request: The rejected approval request as a dict, when a reviewer rejected it.
     """
 
-    run_status = "failed"  # what Graph stores for the stopped run
+    run_status = "failed"
 
     def __init__(
         self,

@@ -471,8 +471,8 @@ class Graph:
             elif isinstance(
                 exc, (RunStopped, asyncio.CancelledError, KeyboardInterrupt)
             ):
-                # A stop may say how the run ended (a policy violation: "failed").
-                status = getattr(exc, "run_status", "cancelled")
+                # A stop says how the run ended (a policy violation: "failed").
+                status = exc.run_status if isinstance(exc, RunStopped) else "cancelled"
             else:
                 status = "failed"
             if isinstance(exc, SparkError):

@@ -90,7 +90,8 @@ class SimulationReport:
         graph_id: The graph's id.
         mission_id: The mission's id (None for a bare graph).
         run_id: The run's id.
-        status: ``completed``, ``failed``, ``paused`` or ``cancelled``.
+        status: ``completed``, ``failed`` (also a policy violation), ``paused`` or
+            ``cancelled`` (a guardrail or another stop).
         output: The final output.
         outputs: Node id → last output.
         tool_calls: Simulated tool name → number of calls (0 for unused tools).
@@ -291,7 +292,8 @@ async def run_simulation_async(
     except RunPaused as exc:
         report.status, report.error, report.run_id = "paused", str(exc), exc.run_id
     except RunStopped as exc:
-        report.status, report.error, report.run_id = "cancelled", str(exc), exc.run_id
+        report.status, report.error = exc.run_status, str(exc)
+        report.run_id = exc.run_id
     except SparkError as exc:
         report.status, report.error, report.run_id = "failed", str(exc), exc.run_id
     report.tool_calls = {name: len(tool.calls) for name, tool in stand_ins.items()}

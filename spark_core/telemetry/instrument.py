@@ -232,10 +232,10 @@ class TelemetryObserver(GraphObserver):
             )
         if isinstance(error, RunPaused):
             return "paused"
-        if getattr(error, "run_status", None) == "failed":  # stored as a failed run
-            return "error"
-        if isinstance(error, RunStopped):
-            return "stopped"
+        if isinstance(
+            error, RunStopped
+        ):  # a policy violation is stored as a failed run
+            return "error" if error.run_status == "failed" else "stopped"
         return "error"
 
 

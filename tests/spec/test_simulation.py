@@ -7,6 +7,8 @@ from typing import Any, Dict
 
 import pytest
 
+from spark_core.governance import PolicyViolationError
+from spark_core.graphs.mission_control import GuardrailBreachError
 from spark_core.kit.loader import SpecLoader
 from spark_core.spec import (
     EdgeSpec,
@@ -162,6 +164,25 @@ def test_a_failing_run_is_reported() -> None:
     assert "boom" in (report.error or "")
     assert report.tool_calls == {"email": 0, "web": 1}
     assert report.plan is not None
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (PolicyViolationError("denied by a reviewer"), "failed"),
+        (GuardrailBreachError("max_cost", 2.0, 1.0), "cancelled"),
+    ],
+)
+def test_a_stopped_run_is_reported_with_the_status_it_is_stored_with(
+    error: Exception, status: str
+) -> None:
+    def stop(**arguments: Any) -> Any:
+        raise error
+
+    spec = mission(SimulationToolOverrideSpec("email", static_response="x"))
+    report = run_simulation(spec, {"query": "q"}, overrides={"web": stop})
+    assert report.status == status and not report.ok
+    assert str(error) in (report.error or "")
 
 
 def test_bare_graphs_can_be_simulated_too() -> None:
