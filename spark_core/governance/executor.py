@@ -41,9 +41,11 @@ attaches it.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import logging
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Set
+import weakref
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 from spark_core.errors import SparkError
 from spark_core.governance.approvals import (
@@ -108,8 +110,24 @@ async def _emit(context: Any, name: str, data: Dict[str, Any]) -> None:
         await emit(name, **data)
 
 
+# The audit trail has a lock of its own, per state and event loop: a node may hold the
+# state's lock() around a tool call (a read-modify-write that uses a tool), and the call's
+# audit record must not wait for that node to let go.
+_AUDIT_LOCKS: weakref.WeakKeyDictionary[
+    Any, Tuple[asyncio.AbstractEventLoop, asyncio.Lock]
+] = weakref.WeakKeyDictionary()
+
+
+def _audit_lock(state: Any) -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    held = _AUDIT_LOCKS.get(state)
+    if held is None or held[0] is not loop:
+        held = _AUDIT_LOCKS[state] = (loop, asyncio.Lock())
+    return held[1]
+
+
 async def _audit(state: Any, record: Dict[str, Any], limit: int) -> None:
-    async with state.lock():
+    async with _audit_lock(state):
         trail = list(await state.get(AUDIT_KEY, None) or [])
         trail.append(record)
         if len(trail) > limit:

@@ -683,3 +683,42 @@ def test_a_store_over_an_in_memory_backend_alone_agrees_with_the_graph(
         assert (await graph.state.get("_spark_approvals"))[used.id]["consumed_at"]
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("effect", "outcome"),
+    [(PolicyEffect.ALLOW, "completed"), (PolicyEffect.REQUIRE_APPROVAL, "paused")],
+)
+def test_a_tool_call_inside_the_state_lock_does_not_deadlock(
+    effect: PolicyEffect, outcome: str
+) -> None:
+    from spark_core.governance import tool
+
+    @tool
+    def bump(value: int) -> int:
+        """Add one."""
+        return value + 1
+
+    class Counter(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            async with context.graph_state.lock():  # a read-modify-write through a tool
+                value = await context.graph_state.get("value", 0)
+                value = await context.call_tool("bump", value=value)
+                await context.graph_state.set("value", value)
+            return {"value": value}
+
+    policy = PolicySet("p", [PolicyRule("r", effect, ["tool:execute"], ["tool://*"])])
+    graph = Graph(Counter(), tools=[bump], policy_set=policy)
+
+    async def main() -> str:
+        try:  # the audit record used to wait for the lock the node holds, forever
+            await asyncio.wait_for(graph.run(), timeout=10)
+        except ApprovalPendingError:
+            return "paused"
+        return "completed"
+
+    assert asyncio.run(main()) == outcome
+    audit = graph.state.get_sync("_spark_audit")
+    assert [r["effect"] for r in audit if r["action"] == "tool:execute"] == [
+        effect.value
+    ]
