@@ -124,7 +124,12 @@ def validate_positive_number(
     if isinstance(value, bool) or not isinstance(value, kinds):
         expected = "an int" if integer else "a number"
         raise ValidationError(f"{name} must be {expected}, got {value!r}")
-    number = float(value)
+    try:
+        number = float(value)
+    except (
+        OverflowError
+    ):  # an int beyond float range (its digits would flood the message)
+        raise ValidationError(f"{name} must be finite, got an int too large") from None
     if math.isnan(number) or math.isinf(number):
         raise ValidationError(f"{name} must be finite, got {value!r}")
     if number < 0 or (number == 0 and not allow_zero):

@@ -101,6 +101,10 @@ def test_validate_helpers() -> None:
     assert validate_positive_number(0, "offset", allow_zero=True) == 0.0
     with pytest.raises(ValidationError, match="must be finite"):
         validate_positive_number(float("inf"), "timeout")
+    with pytest.raises(
+        ValidationError, match="timeout must be finite, got an int too large"
+    ):
+        validate_positive_number(10**400, "timeout")
     with pytest.raises(ValidationError, match="agent_config must not be empty"):
         validate_json_object({}, "agent_config", allow_empty=False)
 
