@@ -153,14 +153,17 @@ class Graph:
                 per node of the graph, so only a loop can reach it.
             tools: Tools for ``context.call_tool`` (run through the governance executor).
             policy_set: A governance ``PolicySet``; also checks ``node:execute`` per node.
-            telemetry: A ``TelemetryManager``; adds its observer.
+            telemetry: A ``TelemetryManager``, a ``TelemetryConfig`` or ``True`` (the shared
+                manager) adds its observer; ``None`` or ``False``: no telemetry.
             observers: Observers, called in order after the telemetry and policy ones.
             graph_id: The graph's id (defaults to the start node's id).
             initial_state: State values for keys the backend does not hold yet.
 
         Raises:
-            GraphDefinitionError: ``start`` is not a node, ids collide, or ``max_steps`` < 1.
+            GraphDefinitionError: ``start`` is not a node, ids collide, ``max_steps`` < 1,
+                or ``state_backend`` / ``tools`` / ``observers`` are not what they must be.
             StateValidationError: The schema or initial state is invalid.
+            TelemetryConfigError: ``telemetry`` is not one of the accepted values.
         """
         start = as_node(start)  # an Agent stands for its node
         if not isinstance(start, Node):
@@ -173,6 +176,21 @@ class Graph:
             raise GraphDefinitionError(
                 f"max_steps must be an int >= 1, got {max_steps!r}"
             )
+        if state_backend is not None and not isinstance(state_backend, StateBackend):
+            raise GraphDefinitionError(
+                f"state_backend must be a StateBackend, got {type(state_backend).__name__}"
+            )
+        for i, observer in enumerate(observers):
+            if not isinstance(observer, GraphObserver):
+                raise GraphDefinitionError(
+                    f"observers[{i}] must be a GraphObserver, got {type(observer).__name__}"
+                )
+        if tools is not None:
+            for i, item in enumerate(tools):
+                if not callable(item):  # a Tool is callable too
+                    raise GraphDefinitionError(
+                        f"tools[{i}] must be a Tool or a callable, got {type(item).__name__}"
+                    )
         self.start = start
         self.nodes: Dict[str, Node] = {}
         self.edges: List[Edge] = []
@@ -195,7 +213,7 @@ class Graph:
         self._current: Optional[_Run] = None
         self._last: Optional[_Run] = None
         self.last_run_id: Optional[str] = None
-        if telemetry is not None:
+        if telemetry is not None and telemetry is not False:
             from spark_core.telemetry.instrument import TelemetryObserver
 
             self.add_observer(TelemetryObserver(telemetry))

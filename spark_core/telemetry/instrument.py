@@ -34,7 +34,7 @@ import contextvars
 from typing import Any, AsyncIterator, Dict, Optional
 
 from spark_core.graphs.observers import GraphObserver, RunInfo, RunResult
-from spark_core.telemetry.config import TelemetryConfig
+from spark_core.telemetry.config import TelemetryConfig, TelemetryConfigError
 from spark_core.telemetry.manager import Span, TelemetryManager, Trace, _current_span
 
 __all__ = ["TelemetryObserver", "current_node_span", "node_span"]
@@ -52,7 +52,7 @@ class TelemetryObserver(GraphObserver):
             made from it); or None / True for ``TelemetryManager.get_instance()``.
 
     Raises:
-        TypeError: ``manager`` is none of those.
+        TelemetryConfigError: ``manager`` is none of those.
     """
 
     def __init__(self, manager: Any = None) -> None:
@@ -61,7 +61,7 @@ class TelemetryObserver(GraphObserver):
         elif isinstance(manager, TelemetryConfig):
             manager = TelemetryManager(manager)
         if not isinstance(manager, TelemetryManager):
-            raise TypeError(
+            raise TelemetryConfigError(
                 "telemetry must be a TelemetryManager, a TelemetryConfig or True, "
                 f"got {type(manager).__name__}"
             )

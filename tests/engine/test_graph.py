@@ -97,6 +97,16 @@ def test_graph_rejects_bad_arguments() -> None:
         Graph(start="not a node")  # type: ignore[arg-type]
     with pytest.raises(GraphDefinitionError):
         Graph(start=Add(), max_steps=0)
+    with pytest.raises(
+        GraphDefinitionError, match="state_backend must be a StateBackend"
+    ):
+        Graph(start=Add(), state_backend="state.db")  # type: ignore[arg-type]
+    with pytest.raises(GraphDefinitionError, match=r"tools\[1\] must be a Tool"):
+        Graph(start=Add(), tools=[len, "write_file"])
+    with pytest.raises(
+        GraphDefinitionError, match=r"observers\[0\] must be a GraphObserver"
+    ):
+        Graph(start=Add(), observers=[print])  # type: ignore[list-item]
 
 
 def test_failure_ends_run_with_node_execution_error_carrying_run_id() -> None:

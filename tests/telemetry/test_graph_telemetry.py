@@ -21,6 +21,7 @@ from spark_core.graphs.mission_control import Guardrails
 from spark_core.nodes import ExecutionContext, JoinNode, Node, NodeConfig
 from spark_core.nodes.capabilities import RetryCapability
 from spark_core.telemetry import TelemetryConfig, TelemetryManager
+from spark_core.telemetry.config import TelemetryConfigError
 
 
 class Echo(Node):
@@ -288,8 +289,11 @@ def test_graph_accepts_a_config_or_true_for_telemetry() -> None:
         assert TelemetryObserver(True).manager is TelemetryManager.get_instance()
     finally:
         TelemetryManager.reset_instance()
-    with pytest.raises(TypeError, match="TelemetryManager, a TelemetryConfig or True"):
-        TelemetryObserver("yes")
+    with pytest.raises(
+        TelemetryConfigError, match="TelemetryManager, a TelemetryConfig or True"
+    ):
+        Graph(Echo(name="one"), telemetry="yes")
+    assert Graph(Echo(name="one"), telemetry=False).observers == []  # off, like None
 
 
 def test_code_inside_a_node_can_open_child_spans(
