@@ -39,7 +39,7 @@ def chain(n: int, telemetry: Optional[TelemetryManager]) -> Graph:
     nodes = [Step(name=f"n{i}") for i in range(n)]
     for a, b in zip(nodes, nodes[1:]):
         a >> b
-    return Graph(nodes[0], telemetry=telemetry, max_steps=n + 1)
+    return Graph(nodes[0], telemetry=telemetry)
 
 
 class Case:
