@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.mypy_check import mypy_strict
+
 pytest.importorskip("mypy")
 
 CHECKED = Path(__file__).with_name("typing_check.py")
-ROOT = Path(__file__).resolve().parents[2]
 
 # Something that is neither a node nor stands for one: mypy must refuse it, which shows the
 # check of typing_check.py is not vacuous.
@@ -37,26 +35,7 @@ def build() -> Graph:
 def test_mypy_accepts_node_like_objects_and_refuses_others(tmp_path: Path) -> None:
     broken = tmp_path / "broken_graph.py"
     broken.write_text(BROKEN)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COV_CORE")}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--strict",
-            "--no-error-summary",
-            "--show-error-codes",
-            "--cache-dir",
-            str(tmp_path / "mypy-cache"),
-            str(CHECKED),
-            str(broken),
-        ],
-        cwd=str(ROOT),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    done = mypy_strict(tmp_path, CHECKED, broken)
     errors = done.stdout.splitlines()
     assert not [line for line in errors if "typing_check.py" in line], done.stdout
     refused = [

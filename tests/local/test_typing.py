@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.mypy_check import mypy_strict
+
 pytest.importorskip("mypy")
 
 CHECKED = Path(__file__).with_name("typing_check.py")
-ROOT = Path(__file__).resolve().parents[2]
 
 # A look-alike whose wait_for_execution lacks the ``interval`` parameter: mypy must refuse it,
 # which shows the check above is not vacuous.
@@ -37,27 +35,7 @@ def check() -> Spine:
 def test_both_clients_satisfy_spine_and_a_mismatch_is_caught(tmp_path: Path) -> None:
     broken = tmp_path / "broken_spine.py"
     broken.write_text(BROKEN)
-    # A plain subprocess (no coverage tracing) with its own cache.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COV_CORE")}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--strict",
-            "--no-error-summary",
-            "--show-error-codes",
-            "--cache-dir",
-            str(tmp_path / "mypy-cache"),
-            str(CHECKED),
-            str(broken),
-        ],
-        cwd=str(ROOT),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    done = mypy_strict(tmp_path, CHECKED, broken)
     output = done.stdout + done.stderr
     lines = [line for line in done.stdout.splitlines() if ": error:" in line]
     assert lines, output
