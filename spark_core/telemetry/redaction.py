@@ -7,12 +7,15 @@ credential words anywhere (``password``, ``secret``, ``api_key``, ``private_key`
 ``access_key``, ``authorization``, ``cookie``, ...), names ending in ``_token``, ``_auth``,
 ``_pwd``, ``_signature`` and names ending in ``_key`` (``openai_key``, ``ssh_key``) except
 lookup keys (``sort_key``, ``cache_key``, ``public_key``, ...; a bare ``key`` is kept too).
-Count-like names such as ``tokens``, ``max_tokens`` or ``token_count`` are not secrets.
+Count-like names such as ``tokens``, ``max_tokens``, ``max_token`` or ``token_count`` are not
+secrets.
 
 In text (string values, error messages, log lines) credential-looking parts are replaced
 whatever their key: ``Bearer ...``, ``sk-...`` style keys, JWTs, AWS key ids, the password
 of a URL (``postgres://user:[REDACTED]@db``) and the value of ``password=...``,
-``token: ...``, ``"api_key": "..."`` style pairs. Long strings are truncated.
+``token: ...``, ``"api_key": "..."`` style pairs whose name :func:`is_sensitive_key` calls
+sensitive (a quoted value whole; not prose such as ``invalid token: ...``). Long strings
+are truncated.
 """
 
 from __future__ import annotations
@@ -53,24 +56,35 @@ _LOOKUP_KEYS = frozenset(
     " group hash row dict map state node object index shard join unique composite message"
     " event record item cluster".split()
 )
+# Words before "_token" that make it a count, like max_tokens: max_token=5 is no secret.
+_COUNT_WORDS = frozenset("max min num total".split())
 # Word boundaries of camelCase / PascalCase names: accessToken, APIKey, XApiKey.
 _CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _NON_WORD_RE = re.compile(r"[^a-z0-9]+")
 _VALUE_RE = re.compile(
     r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"
     r"|\b(?:sk|pk|rk|ghp|gho|xox[abp])[-_][A-Za-z0-9_-]{12,}"
-    r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}"
+    r"|(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}"
     r"|\bAKIA[0-9A-Z]{16}\b"
 )
-# The password of scheme://user:password@host (bounded: linear time on any text).
+# The password of scheme://user:password@host, up to the last "@" before the host (a
+# password may contain "@"). Bounded, and without nested quantifiers: linear on any text.
 _URL_PASSWORD_RE = re.compile(
-    r"(?i)(\b[a-z][a-z0-9+.-]{0,30}://[^\s:/?#@]{0,256}:)[^\s/?#@]{1,512}(?=@)"
+    r"(?i)(\b[a-z][a-z0-9+.-]{0,30}://[^\s:/?#@]{0,256}:)[^\s/?#]{1,512}(?=@)"
 )
-# key=value / key: value / "key": "value" where the key names a credential.
-_PAIR_RE = re.compile(
-    r"(?i)((?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|access[_-]?key"
-    r"|private[_-]?key|credentials?|authorization)[\"']?\s*[:=]\s*[\"']?)"
-    r"(?:(?:basic|bearer|digest|token)\s+)?[^\s\"',;&]+"
+# A name followed by ":" or "=" (``password=``, ``"api_key": ``, ``token: ``); the name is
+# judged by is_sensitive_key, as in mappings.
+_NAME_RE = re.compile(r"(?<![\w.-])(\w[\w.-]{0,63})([\"']?)\s{0,16}([:=])\s{0,16}")
+# The value after a credential's name: a quoted string (bounded, backslash escapes kept
+# inside; an unclosed quote runs to the end of the line) or one word, after an optional
+# auth scheme (``Bearer ...``).
+_SECRET_RE = re.compile(
+    r"(?i)(\")(?:[^\"\\\r\n]|\\.){1,512}(\")?|(')(?:[^'\\\r\n]|\\.){1,512}(')?"
+    r"|(?:(?:basic|bearer|digest|token)\s{1,16})?[^\s\"',;&]+"
+)
+# "invalid token: ..." is prose about a credential, not a credential.
+_PROSE_RE = re.compile(
+    r"(?i)\b(?:invalid|missing|expired|bad|wrong|malformed|unknown|incorrect|no)\s{1,4}$"
 )
 
 _MAX_DEPTH = 8
@@ -98,6 +112,8 @@ def is_sensitive_key(key: Any, extra: Iterable[str] = ()) -> bool:
     words = norm.split("_")
     if len(words) > 1 and words[-1] == "key" and words[-2] not in _LOOKUP_KEYS:
         return True
+    if len(words) > 1 and words[-1] == "token" and words[-2] in _COUNT_WORDS:
+        return False
     return _SUFFIX_RE.search(norm) is not None
 
 
@@ -113,10 +129,34 @@ def scrub_text(text: str, max_length: Optional[int] = None) -> str:
     """
     cleaned = _VALUE_RE.sub(REDACTED, text)
     cleaned = _URL_PASSWORD_RE.sub(r"\1" + REDACTED, cleaned)
-    cleaned = _PAIR_RE.sub(r"\1" + REDACTED, cleaned)
+    cleaned = _scrub_pairs(cleaned)
     if max_length is not None and len(cleaned) > max_length:
         cleaned = cleaned[:max_length] + "...[truncated]"
     return cleaned
+
+
+def _scrub_pairs(text: str) -> str:
+    """Replace the value of every ``name=value`` / ``name: value`` whose name is sensitive."""
+    parts, done, pos = [], 0, 0
+    while True:
+        name = _NAME_RE.search(text, pos)
+        if name is None:
+            break
+        pos = name.end()
+        if not is_sensitive_key(name.group(1)) or (
+            name.group(3) == ":"
+            and not name.group(2)
+            and _PROSE_RE.search(text, max(0, name.start() - 16), name.start())
+        ):
+            continue
+        value = _SECRET_RE.match(text, pos)
+        if value is None:
+            continue
+        quote = value.group(1) or value.group(3) or ""
+        closed = value.group(2) or value.group(4) or ""
+        parts += [text[done:pos], quote, REDACTED, closed]
+        done = pos = value.end()
+    return "".join(parts) + text[done:] if parts else text
 
 
 def redact_value(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from spark_core.telemetry.redaction import (
@@ -62,6 +64,7 @@ def test_credential_names_are_sensitive(key: str) -> None:
         "keyboard",
         "token_count",
         "tokenCount",
+        "max_token",
         "maxTokens",
         "sort_key",
         "cache_key",
@@ -111,6 +114,9 @@ def test_secret_looking_values_are_scrubbed_whatever_the_key() -> None:
         ("GET /cb?access_token=abc123&page=2", "abc123", "page=2"),
         ("Authorization: Basic dXNlcjpwYXNz", "dXNlcjpwYXNz", "Authorization: "),
         ("client_secret: s3cr3t", "s3cr3t", "client_secret: "),
+        # a password may contain "@": the host follows the last one
+        ("postgres://admin:p@ssw0rd@db/app", "ssw0rd", "@db/app"),
+        ("mysql://u:a@b@c@db:3306/x", "a@b@c", "u:[REDACTED]@db:3306/x"),
     ],
 )
 def test_credentials_inside_text_are_scrubbed(
@@ -121,9 +127,28 @@ def test_credentials_inside_text_are_scrubbed(
 
 
 @pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            'log password="correct horse battery staple" ok',
+            'log password="[REDACTED]" ok',
+        ),
+        ("cfg {'secret': 'two words', 'n': 1}", "cfg {'secret': '[REDACTED]', 'n': 1}"),
+        ('{"token": "a\\"b c", "n": 1}', '{"token": "[REDACTED]", "n": 1}'),
+        ('password="never closed', 'password="[REDACTED]'),
+    ],
+)
+def test_a_quoted_secret_is_redacted_whole(text: str, expected: str) -> None:
+    assert scrub_text(text) == expected
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "max_tokens=256 tokens=12 token_count=3",
+        "limits: max_token=5 token_count=3 mytoken=7",
+        "invalid token: a string was given",
+        "error: missing password: ask the user",
         "see http://host:8080/path",
         "keyboard: qwerty",
     ],
@@ -132,7 +157,39 @@ def test_text_without_credentials_is_kept(text: str) -> None:
     assert scrub_text(text) == text
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a:" * 50_000,  # many pairs whose names are not sensitive
+        "a://" + "b:" * 50_000,  # a URL whose password never reaches an "@"
+        "password:" * 11_000,
+        'token="' * 15_000,
+        "password" + " " * 100_000,
+        "invalid token: " * 7000,
+    ],
+)
+def test_adversarial_text_is_read_a_bounded_number_of_times(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Steps: the characters the value pattern reads after names. Linear time means at most
+    # a bounded number of reads per input character, whatever the input.
+    from spark_core.telemetry import redaction
+
+    pattern, read = redaction._SECRET_RE, [0]
+
+    class Counting:
+        def match(self, string: str, pos: int) -> Any:
+            found = pattern.match(string, pos)
+            read[0] += found.end() - pos if found is not None else 1
+            return found
+
+    monkeypatch.setattr(redaction, "_SECRET_RE", Counting())
+    scrub_text(text)
+    assert read[0] <= len(text)
+
+
 def test_extra_keys_truncation_and_non_json_values() -> None:
+
     out = redact(
         {"tenant_pin": "1234", "blob": "x" * 50, "obj": object()},
         extra=["pin"],
