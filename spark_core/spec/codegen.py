@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import keyword
 import re
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -145,6 +146,17 @@ def _inexpressible(graph: GraphSpec, mission: Optional[MissionSpec]) -> None:
         raise SpecValidationError(issues)
 
 
+def _prefixed(prefix: str, text: str) -> str:
+    """``python_name(text)`` starting with ``prefix``.
+
+    Generated names carry a prefix no name of the module itself has (node variables
+    ``n_``, custom classes ``C_``, tools ``tool_``), so no id can shadow an import or
+    another generated name.
+    """
+    name = python_name(text)
+    return name if name.startswith(prefix) else prefix + name
+
+
 def _unique(names: Dict[str, str], base: str) -> str:
     taken = set(names.values())
     candidate, counter = base, 2
@@ -207,8 +219,11 @@ def _assign(var: str, func: str, args: List[str], config: List[str]) -> List[str
 
 _MAKE_HELPER = '''
 
-def _make(cls: Any, node_id: str, config: Optional[NodeConfig] = None, **params: Any) -> Node:
+def _make(
+    cls: Any, node_id: str, params: Dict[str, Any], config: Optional[NodeConfig] = None
+) -> Node:
     """Create a node of a custom class and give it the spec's id and config."""
+    params = dict(params)
     accepted = inspect.signature(cls.__init__).parameters
     open_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     if "name" in accepted or open_kw:
@@ -259,7 +274,7 @@ def _tools_code(
     tool_names: Dict[str, str] = {}
     imports: List[str] = []
     for tool in graph.tools:
-        fname = _unique(tool_names, "tool_" + python_name(tool.name, prefix="t"))
+        fname = _unique(tool_names, _prefixed("tool_", tool.name))
         tool_names[tool.name] = fname
         if tool.reference:
             imports.append(_import(tool.reference, fname))
@@ -291,7 +306,7 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
     custom_imports: List[str] = []
     for node in graph.nodes:
         if ":" in node.type and node.type not in custom:
-            alias = _unique(custom, python_name(node.type.split(":")[1], prefix="C"))
+            alias = _unique(custom, _prefixed("C_", node.type.split(":")[1]))
             custom[node.type] = alias
             custom_imports.append(_import(node.type, alias))
     caps: set[str] = set()
@@ -309,7 +324,7 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
         )
     if custom:
         imports.add("inspect")
-        typing_names.add("Optional")
+        typing_names.update({"Dict", "Optional"})
     tool_names, stub_lines, tool_imports = _tools_code(graph, mission)
     custom_imports.extend(tool_imports)
     state = graph.state_schema or (mission.state_schema if mission else None)
@@ -372,13 +387,11 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
     lines.append('    """Build the graph described by the spec."""')
     var_names: Dict[str, str] = {}
     for node in graph.nodes:
-        var = _unique(var_names, python_name(node.id))
+        var = _unique(var_names, _prefixed("n_", node.id))
         var_names[node.id] = var
         config = _config_parts(node.config, node.description)
         if ":" in node.type:
-            args = [custom[node.type], repr(node.id)]
-            if node.params:
-                args.append(f"**{node.params!r}")
+            args = [custom[node.type], repr(node.id), repr(node.params)]
             lines.extend(_assign(var, "_make", args, config))
         else:
             args = [f"name={node.id!r}"]
@@ -607,6 +620,25 @@ def _referenced(base: Tuple[str, ...], references: List[str]) -> Tuple[str, ...]
     return tuple(out)
 
 
+def _module_name(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
+    """The module (simple) or package (production) name, from the mission or graph id.
+
+    Never the name of a module the compiled code imports: ``json.py`` run as a script would
+    be what ``import json`` finds.
+    """
+    base = python_name(
+        (mission.mission_id if mission else graph.id).lower().replace(".", "_"),
+        prefix="mission",
+    )
+    taken = {"spark_core", *sys.builtin_module_names}
+    taken.update(
+        getattr(sys, "stdlib_module_names", ("json", "sys", "inspect", "typing"))
+    )
+    references = [n.type for n in graph.nodes] + _tool_references(graph, mission)
+    taken.update(ref.split(".")[0].split(":")[0] for ref in references if ":" in ref)
+    return f"mission_{base}" if base in taken else base
+
+
 def compile_spec(
     spec: Union[GraphSpec, MissionSpec],
     out_dir: PathLike,
@@ -645,10 +677,7 @@ def compile_spec(
     else:
         graph = ensure_valid_graph(spec.to_dict())
     _inexpressible(graph, mission)
-    base = python_name(
-        (mission.mission_id if mission else graph.id).lower().replace(".", "_"),
-        prefix="mission",
-    )
+    base = _module_name(graph, mission)
     folder = Path(out_dir)
     # Every text is built before anything is written: a spec codegen refuses leaves no files.
     if style == "simple":

@@ -133,6 +133,23 @@ def test_compiled_mission_applies_strategy_bindings(style: str, tmp_path: Path) 
     assert json.loads(proc.stdout)["output"]["plan"]
 
 
+@pytest.mark.parametrize("style", ["simple", "production"])
+def test_compiled_code_is_never_named_like_a_module_it_imports(
+    style: str, tmp_path: Path
+) -> None:
+    # json.py run as a script would be what its own "import json" finds.
+    graph = GraphSpec(id="json", start="a", nodes=[NodeSpec("a", "echo")])
+    files = compile_spec(graph, tmp_path, style=style)
+    if style == "simple":
+        assert files[0].name == "mission_json.py"
+        proc = run_py(str(files[0]), '{"x": 1}', cwd=tmp_path)
+    else:
+        assert files[0].parent.name == "mission_json"
+        proc = run_py("-m", "mission_json", "--input", '{"x": 1}', cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["output"] == {"x": 1}
+
+
 def test_compile_rejects_unknown_style(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="unknown style"):
         compile_spec(odd_graph(), tmp_path, style="fancy")

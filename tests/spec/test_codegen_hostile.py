@@ -34,6 +34,7 @@ from spark_core.spec import (
     ToolSpec,
 )
 from spark_core.spec.codegen import compile_spec
+from tests.spec.clashing_nodes import NAMES
 
 # Pieces that end literals, comments or lines, or start escapes and format fields; the
 # payloads would create a file named PWNED in the working folder if they ever ran.
@@ -72,15 +73,24 @@ hostile = (
     .filter(str.strip)
 )
 _ids = itertools.count()
+# Names the compiled module defines or imports: ids, classes and params must not clash.
+clashing = st.sampled_from(NAMES)
+# _make's own argument names, and text (the loader sets name and config itself).
+param_names = st.sampled_from(["cls", "node_id", "params"]) | hostile.filter(
+    lambda key: key not in ("name", "config")
+)
 
 
 @st.composite
 def hostile_missions(draw: Any) -> MissionSpec:
-    """A valid mission whose every free-text field is hostile."""
-    ids = draw(st.lists(hostile, min_size=3, max_size=3, unique=True))
+    """A valid mission whose every free-text field is hostile, whose ids, custom class
+    and params may be named like the compiled module's own names."""
+    ids = draw(st.lists(hostile | clashing, min_size=4, max_size=4, unique=True))
     tool = draw(
-        st.from_regex(r"[a-z][a-z0-9_.-]{0,8}", fullmatch=True)
+        st.sampled_from(["t", "sys", "json"])
+        | st.from_regex(r"[a-z][a-z0-9_.-]{0,8}", fullmatch=True)
     )  # the engine's rule
+    params = draw(st.dictionaries(param_names, hostile, min_size=1, max_size=3))
     graph = GraphSpec(
         id=draw(hostile),
         start=ids[0],
@@ -95,9 +105,13 @@ def hostile_missions(draw: Any) -> MissionSpec:
                 ids[1], "merge", params={"values": {draw(hostile): draw(hostile)}}
             ),
             NodeSpec(ids[2], "tool_call", params={"tool": tool}),
+            NodeSpec(
+                ids[3], f"tests.spec.clashing_nodes:{draw(clashing)}", params=params
+            ),
         ],
         edges=[
-            EdgeSpec(ids[0], ids[1], description=draw(hostile)),
+            EdgeSpec(ids[0], ids[3], description=draw(hostile)),
+            EdgeSpec(ids[3], ids[1]),
             EdgeSpec(
                 ids[1],
                 ids[2],
@@ -119,7 +133,7 @@ def hostile_missions(draw: Any) -> MissionSpec:
         ),
         state_schema=MissionStateSchemaSpec(
             fields={
-                "note": StateFieldSpec(
+                draw(clashing): StateFieldSpec(
                     type="str", default=draw(hostile), description=draw(hostile)
                 )
             }
@@ -158,8 +172,11 @@ def _check_simple(tree: ast.Module) -> None:
         names.append(stmt.name)
         if stmt.name.startswith("tool_"):
             _check_stub(stmt)
+        elif stmt.name == "_make":  # a constant helper: it holds nothing from the spec
+            assert "Create a node of a custom class" in ast.unparse(stmt)
     stubs = [n for n in names if n.startswith("tool_")]
-    assert len(stubs) == 1 and sorted(names) == sorted(["build_graph", "main", *stubs])
+    assert len(stubs) == 1
+    assert sorted(names) == sorted(["_make", "build_graph", "main", *stubs])
 
 
 def _check_stub(func: ast.FunctionDef) -> None:
@@ -222,10 +239,28 @@ def test_hostile_spec_strings_stay_data_in_compiled_code(mission: MissionSpec) -
         _check_init(trees["__init__.py"])
         before = _listing(folder)
         package = written[0].parent.name
+        custom = mission.graph.nodes[3]
         with _inside(folder), contextlib.redirect_stdout(io.StringIO()) as out:
             namespace = runpy.run_path(str(simple), run_name="compiled")
-            assert namespace["main"]([]) == 0
-            importlib.import_module(package).build_graph().run_sync({})
+            assert namespace["build_graph"]().nodes[custom.id].received == {
+                "cls": None,
+                "node_id": None,
+                "params": None,
+                **custom.params,
+            }
+            old_argv = sys.argv
+            sys.argv = [str(simple)]
+            try:  # as a script: main() through sys.exit
+                with pytest.raises(SystemExit) as stopped:
+                    runpy.run_path(str(simple), run_name="__main__")
+            finally:
+                sys.argv = old_argv
+            assert stopped.value.code == 0
+            graph = importlib.import_module(package).build_graph()
+            assert graph.nodes[custom.id].received["params"] == custom.params.get(
+                "params"
+            )
+            graph.run_sync({})
         for name in [m for m in sys.modules if m.split(".")[0] == package]:
             del sys.modules[name]
         assert '"status": "completed"' in out.getvalue()
