@@ -546,18 +546,21 @@ class TelemetryManager:
     def _push(self, record: Record) -> None:
         with self._lock:
             self._pending.append(record)
-            if self._writer is None and self.backend.blocking:
-                self._start_writer()  # so export_interval holds from the first record
+            if len(self._pending) == 1 and self.backend.blocking:
+                self._live_writer()  # it writes this new batch within export_interval
             if len(self._pending) < self.config.buffer_size:
                 return
             batch, self._pending = self._pending, []
         self._dispatch(batch)
 
-    def _start_writer(self) -> _Writer:
-        """Start a writer thread (call with ``self._lock`` held)."""
-        self._writer = _Writer(self)
-        self._writer.start()
-        return self._writer
+    def _live_writer(self) -> _Writer:
+        """The running writer thread, started anew if there is none or it ended (call with
+        ``self._lock`` held)."""
+        writer = self._writer
+        if writer is None or not writer.is_alive():
+            writer = self._writer = _Writer(self)
+            writer.start()
+        return writer
 
     def _take_pending(self) -> List[Record]:
         with self._lock:
@@ -568,12 +571,8 @@ class TelemetryManager:
         if not self.backend.blocking:
             self.backend.write(batch)
             return
-        writer = self._writer
-        if writer is None or not writer.is_alive():
-            with self._lock:
-                writer = self._writer
-                if writer is None or not writer.is_alive():
-                    writer = self._start_writer()
+        with self._lock:
+            writer = self._live_writer()
         writer.queue.put(batch)
 
     def flush_sync(self) -> None:

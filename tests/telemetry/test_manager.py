@@ -374,3 +374,42 @@ def test_flush_waits_for_a_partial_batch_the_writer_took_on_its_interval() -> No
     finally:
         backend.release.set()
         m.close()
+
+
+def test_a_writer_that_ended_is_started_again_by_the_next_record() -> None:
+    import threading
+
+    from spark_core.telemetry import MemoryTelemetryBackend
+
+    class Backend(MemoryTelemetryBackend):
+        blocking = True  # written on the writer thread, like SQLite
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.wrote = threading.Event()
+
+        def write(self, batch: Any) -> None:
+            super().write(batch)
+            if batch:
+                self.wrote.set()
+
+    backend = Backend()
+    m = TelemetryManager(
+        TelemetryConfig(buffer_size=1000, export_interval=0.01), backend=backend
+    )
+    try:
+        m.record_event("first")
+        assert backend.wrote.wait(timeout=30)
+        ended = m._writer
+        assert ended is not None
+        ended.queue.put(None)  # the writer thread ends
+        ended.join(timeout=30)
+        backend.wrote.clear()
+        m.record_event(
+            "second"
+        )  # a partial batch: only a live writer's interval writes it
+        assert backend.wrote.wait(timeout=30)
+        names = [e["name"] for e in backend.query("events", {}, None)]
+        assert names == ["first", "second"]
+    finally:
+        m.close()
