@@ -53,7 +53,12 @@ from spark_core.spec.models import (
     TimeoutSpec,
     ToolSpec,
 )
-from spark_core.spec.validation import ensure_valid_graph, is_reference
+from spark_core.spec.validation import (
+    RESERVED_NODE_PARAMS,
+    ensure_valid_graph,
+    is_reference,
+    state_field_problem,
+)
 
 __all__ = ["SpecLoader", "export_graph", "DEFAULT_ALLOWED_MODULES"]
 
@@ -287,7 +292,7 @@ class SpecLoader:
         takes_any = any(
             p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()
         )
-        for reserved in ("name", "config"):
+        for reserved in RESERVED_NODE_PARAMS:
             if reserved in params:
                 raise SpecLoadError(f"node {spec.id!r}: param {reserved!r} is reserved")
             if reserved in accepted or takes_any:
@@ -374,12 +379,9 @@ class SpecLoader:
             "__module__": __name__,
         }
         for name, field in spec.fields.items():
-            if (
-                not name.isidentifier()
-                or name.startswith("_")
-                or hasattr(MissionStateModel, name)
-            ):
-                raise SpecLoadError(f"state field name {name!r} cannot be used")
+            problem = state_field_problem(name)
+            if problem is not None:
+                raise SpecLoadError(f"state field name {name!r}: {problem}")
             kind = _STATE_TYPES.get(field.type, Any)
             annotations[name] = (
                 kind if field.default is not None or kind is Any else Optional[kind]

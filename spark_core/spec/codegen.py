@@ -101,8 +101,7 @@ def _inexpressible(graph: GraphSpec, mission: Optional[MissionSpec]) -> None:
     """Refuse what a valid spec may hold but generated Python cannot say.
 
     Raises:
-        SpecValidationError: Naming each keyword reference, keyword state field name and
-            reserved node param (``name``/``config``, which the loader refuses too).
+        SpecValidationError: Naming each keyword reference and keyword state field name.
     """
     base = "graph" if mission is not None else ""
     nodes, tools = join_path(base, "nodes"), join_path(base, "tools")
@@ -122,20 +121,12 @@ def _inexpressible(graph: GraphSpec, mission: Optional[MissionSpec]) -> None:
                     join_path(where, key), "holds a Python keyword: cannot import it"
                 )
             )
-    for i, node in enumerate(graph.nodes):
-        for reserved in ("name", "config"):
-            if reserved in node.params:  # the loader refuses them too
-                issues.append(
-                    ValidationIssue(
-                        f"{join_path(nodes, i)}.params.{reserved}", "is reserved"
-                    )
-                )
     schemas = [(join_path(base, "state_schema"), graph.state_schema)]
     if mission is not None:
         schemas.append(("state_schema", mission.state_schema))
     for where, schema in schemas:
         for name in schema.fields if schema is not None else ():
-            if not _kwarg_name(name):
+            if keyword.iskeyword(name):  # validation checked the rest
                 issues.append(
                     ValidationIssue(
                         join_path(join_path(where, "fields"), name),
@@ -664,7 +655,7 @@ def compile_spec(
 
     Raises:
         SpecValidationError: The spec is invalid, or holds what generated code cannot
-            express (a keyword as a state field name or in a reference, a reserved param).
+            express (a keyword as a state field name or in a reference).
         SpecError: Unknown style, an existing file (``overwrite`` False), or the files
             cannot be written.
     """

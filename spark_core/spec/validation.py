@@ -33,6 +33,8 @@ __all__ = [
     "ensure_valid_graph",
     "ensure_valid_mission",
     "is_reference",
+    "state_field_problem",
+    "RESERVED_NODE_PARAMS",
 ]
 
 #: Node types every loader knows by name (see :mod:`spark_core.spec.builtin_nodes`).
@@ -73,6 +75,9 @@ _TYPE_CHECKS: Dict[str, Tuple[type, ...]] = {
 
 SpecLike = Union[MissionSpec, GraphSpec, Dict[str, Any]]
 
+#: Node params a spec cannot set: the loader passes the node's id and config as them.
+RESERVED_NODE_PARAMS = ("name", "config")
+
 
 def is_reference(text: str) -> bool:
     """Tell whether ``text`` looks like ``"package.module:Name"``.
@@ -84,6 +89,27 @@ def is_reference(text: str) -> bool:
         Whether it has that shape (nothing is imported).
     """
     return bool(_REFERENCE.fullmatch(text))  # match() let "a:B\n" through
+
+
+def state_field_problem(name: str) -> Optional[str]:
+    """Tell why ``name`` cannot be a declared state field (validation, loader and codegen
+    share this rule).
+
+    Args:
+        name: The field name.
+
+    Returns:
+        What is wrong with it, or None when it can be used.
+    """
+    if name.startswith("_spark_"):
+        return "names starting with '_spark_' are reserved"
+    if not _FIELD_NAME.fullmatch(name):
+        return "must be an identifier (letters, digits, '_'; not starting with '_')"
+    from spark_core.graphs.state_schema import MissionStateModel
+
+    if hasattr(MissionStateModel, name):
+        return f"clashes with MissionStateModel.{name} (the schema's base class)"
+    return None
 
 
 def _structural(cls: Any, data: Any) -> Tuple[Any, List[ValidationIssue]]:
@@ -119,6 +145,13 @@ def _graph_issues(
                 join_path(where, "type"),
                 f"unknown node type {node.type!r} (use a registered type or 'module:Class')",
             )
+        for reserved in RESERVED_NODE_PARAMS:
+            if reserved in node.params:
+                p.error(
+                    join_path(where, f"params.{reserved}"),
+                    "is reserved (the loader sets it from the node's "
+                    + ("id)" if reserved == "name" else "config)"),
+                )
         if node.type == "tool_call":
             tool = node.params.get("tool")
             if not isinstance(tool, str) or not tool:
@@ -233,13 +266,9 @@ def _schema_issues(p: Parser, schema: MissionStateSchemaSpec, base: str) -> None
         )
     for name, spec in schema.fields.items():
         where = join_path(join_path(base, "fields"), name)
-        if name.startswith("_spark_"):
-            p.error(where, "names starting with '_spark_' are reserved")
-        elif not _FIELD_NAME.fullmatch(name):
-            p.error(
-                where,
-                "must be an identifier (letters, digits, '_'; not starting with '_')",
-            )
+        problem = state_field_problem(name)
+        if problem is not None:
+            p.error(where, problem)
         if spec.default is not None and not _fits(spec, spec.default):
             p.error(join_path(where, "default"), f"does not match type {spec.type!r}")
 

@@ -282,6 +282,20 @@ def test_state_field_named_like_a_keyword_is_refused(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_state_field_the_loader_refuses_is_refused(tmp_path: Path) -> None:
+    mission = MissionSpec(
+        mission_id="m",
+        version="1.0.0",
+        graph=GraphSpec(id="g", start="a", nodes=[NodeSpec("a", "echo")]),
+        state_schema=MissionStateSchemaSpec(fields={"validate": StateFieldSpec()}),
+    )
+    with pytest.raises(
+        SpecValidationError, match="state_schema.fields.validate: clashes with"
+    ):
+        compile_spec(mission, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_reserved_node_param_is_refused(tmp_path: Path) -> None:
     graph = GraphSpec(
         id="g", start="a", nodes=[NodeSpec("a", "echo", params={"name": "x"})]

@@ -320,3 +320,24 @@ def test_strategy_binding_to_a_custom_node_that_is_not_an_agent() -> None:
     }
     # myapp is never imported by validation: loading decides, and the warning says so.
     assert "loading checks" in by_path(issues, "warning")["strategies[1].target"]
+
+
+@pytest.mark.parametrize("name", ["validate", "defaults", "field_types"])
+def test_state_fields_the_loader_refuses_are_invalid(name: str) -> None:
+    m = mission(graph(nodes="a"))
+    m.state_schema = MissionStateSchemaSpec(fields={name: StateFieldSpec("str")})
+    assert by_path(validate_mission(m)) == {
+        f"state_schema.fields.{name}": f"clashes with MissionStateModel.{name} "
+        "(the schema's base class)"
+    }
+
+
+def test_node_params_the_loader_sets_are_invalid() -> None:
+    g = graph(nodes="ab")
+    g.nodes[0].params = {"name": "x"}
+    g.nodes[1].params = {"config": {}}
+    assert by_path(validate_mission(mission(g))) == {
+        "graph.nodes[0].params.name": "is reserved (the loader sets it from the node's id)",
+        "graph.nodes[1].params.config": "is reserved (the loader sets it from the node's "
+        "config)",
+    }
