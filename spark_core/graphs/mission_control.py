@@ -526,11 +526,12 @@ class PlanManager(GraphObserver):
         for sid in steps:
             done = self._done_nodes.setdefault(sid, set())
             done.add(node.id)
-            if done >= set(self._step_nodes[sid]):
-                # Its work is done, but it completes only after its dependencies.
-                deps = self.plan._steps[sid].depends_on
-                ready = all(self.plan._steps[d].status == COMPLETED for d in deps)
-                self.plan.set_status(sid, COMPLETED if ready else BLOCKED)
+            if (
+                done >= set(self._step_nodes[sid])
+                and self.plan._steps[sid].status != COMPLETED
+            ):
+                # Its work is done: it waits for its dependencies, and _settle completes it.
+                self.plan.set_status(sid, BLOCKED)
         self._settle()
         await self._save(run)
 

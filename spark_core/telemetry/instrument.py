@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Any, AsyncIterator, Dict, Optional
+from typing import Any, AsyncIterator, Dict, Optional, Tuple
 
 from spark_core.graphs.observers import GraphObserver, RunInfo, RunResult
 from spark_core.telemetry.config import TelemetryConfig, TelemetryConfigError
@@ -40,8 +40,9 @@ from spark_core.telemetry.manager import Span, TelemetryManager, Trace, _current
 __all__ = ["TelemetryObserver", "current_node_span", "node_span"]
 
 _TRACE = "spark.telemetry.trace"
+# Running attempts: context key -> (span, token to put back the current span it replaced).
 _SPANS = "spark.telemetry.spans"
-_TOKENS = "spark.telemetry.tokens"
+_Running = Tuple[Span, "contextvars.Token[Optional[Span]]"]
 
 
 class TelemetryObserver(GraphObserver):
@@ -78,7 +79,6 @@ class TelemetryObserver(GraphObserver):
         if trace.sampled:
             run.attrs[_TRACE] = trace
             run.attrs[_SPANS] = {}
-            run.attrs[_TOKENS] = {}
         else:
             self.manager._traces.pop(trace.trace_id, None)
 
@@ -96,11 +96,9 @@ class TelemetryObserver(GraphObserver):
         )
         # Keyed by the execution's context: one node can run twice at once (two branches
         # reaching it), and each execution has its own context.
-        key = _span_key(node, context)
-        run.attrs[_SPANS][key] = span
         # Current for the node's task, so manager.start_span / record_event without ids
         # inside the node nest under this attempt.
-        run.attrs[_TOKENS][key] = _current_span.set(span)
+        run.attrs[_SPANS][_span_key(node, context)] = (span, _current_span.set(span))
 
     async def on_attempt_end(
         self,
@@ -111,14 +109,12 @@ class TelemetryObserver(GraphObserver):
         error: Optional[BaseException],
     ) -> None:
         """Close the attempt's span with its status."""
-        spans: Optional[Dict[Any, Span]] = run.attrs.get(_SPANS)
-        if spans is None:
+        spans: Optional[Dict[Any, _Running]] = run.attrs.get(_SPANS)
+        running = spans.pop(_span_key(node, context), None) if spans else None
+        if running is None:
             return
-        key = _span_key(node, context)
-        _restore(run.attrs[_TOKENS].pop(key, None))
-        span = spans.pop(key, None)
-        if span is None:
-            return
+        span, token = running
+        _restore(token)
         if error is not None:
             span.record_error(error)
         span.end()
@@ -170,7 +166,9 @@ class TelemetryObserver(GraphObserver):
             return
         node_id = getattr(node, "id", None)
         # Events carry no context: any running attempt of the node is their span.
-        span = next((s for s in run.attrs[_SPANS].values() if s.name == node_id), None)
+        span = next(
+            (s for s, _ in run.attrs[_SPANS].values() if s.name == node_id), None
+        )
         attributes = dict(data)
         attributes.setdefault("node_id", node_id)
         self.manager.record_event(
@@ -192,9 +190,9 @@ class TelemetryObserver(GraphObserver):
             status = self._record_stop(trace, error)
         elif result is not None and result.status != "completed":
             status = {"failed": "error"}.get(result.status, result.status)
-        for token in run.attrs.pop(_TOKENS, {}).values():
-            _restore(token)  # a stop skips on_attempt_end
-        for span in run.attrs.pop(_SPANS, {}).values():  # attempts cut short by a stop
+        # Attempts cut short by a stop (which skips on_attempt_end).
+        for span, token in run.attrs.pop(_SPANS, {}).values():
+            _restore(token)
             span.end("paused" if status == "paused" else "cancelled")
         self.manager.end_trace(trace.trace_id, status)
 
@@ -268,7 +266,8 @@ def current_node_span(context: Any) -> Optional[Span]:
     if not isinstance(attrs, dict):
         return None
     spans = attrs.get(_SPANS)
-    span = spans.get(context) if isinstance(spans, dict) else None
+    running = spans.get(context) if isinstance(spans, dict) else None
+    span = running[0] if running is not None else None
     return span if isinstance(span, Span) and span.recording else None
 
 
