@@ -29,7 +29,6 @@ from typing import (
     TYPE_CHECKING,
     Any,
     Dict,
-    Iterable,
     List,
     Mapping,
     Optional,
@@ -69,7 +68,9 @@ logger = logging.getLogger("spark_core.agents")
 #: Graph-state key prefix of a paused agent's transcript
 #: (``_spark_agent:<node id>:<run id>``; set back to None when the run goes on).
 CHECKPOINT_KEY_PREFIX = "_spark_agent:"
-_CHECKPOINT_FORMAT = "spark_core.agent/1"
+_CHECKPOINT_FORMAT = "spark_core.agent/2"
+# /1 files do not name the policy set of a paused run: restored, but not a paused run.
+_OLD_CHECKPOINT_FORMATS = ("spark_core.agent/1",)
 _FENCE_RE = re.compile(r"^```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```$", re.S)
 
 
@@ -783,7 +784,9 @@ class Agent:
         The saved strategy is restored when the agent's config sets none; a config that sets
         another one keeps it, unless a paused run needs the saved one. Approval requests are
         restored too. A run paused for an approval is only restored into an agent with the
-        policy set that asked for it, so a tool that needed approval never runs without one.
+        policy set that paused it (the checkpoint names it), so a tool that needed approval
+        never runs without one; ``spark_core.agent/1`` checkpoints do not name it, so their
+        paused run is refused (the rest restores).
 
         Args:
             data: Checkpoint data.
@@ -794,7 +797,10 @@ class Agent:
         """
         from spark_core.governance.approvals import APPROVALS_KEY, ApprovalRequest
 
-        if not isinstance(data, Mapping) or data.get("format") != _CHECKPOINT_FORMAT:
+        if not isinstance(data, Mapping) or data.get("format") not in (
+            _CHECKPOINT_FORMAT,
+            *_OLD_CHECKPOINT_FORMATS,
+        ):
             raise AgentCheckpointError(
                 f"not an agent checkpoint (expected format {_CHECKPOINT_FORMAT!r})"
             )
@@ -814,7 +820,7 @@ class Agent:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise AgentCheckpointError(f"invalid agent checkpoint: {exc!r}") from None
         if paused is not None:
-            self._check_paused_policy(str(paused["run_id"]), approvals.values())
+            self._check_paused_policy(paused)
         self.history, self.interactions = history, interactions
         self.total_usage, self.total_cost = usage, cost
         self.strategy = strategy
@@ -920,22 +926,26 @@ class Agent:
                 "AgentConfig.reasoning_strategy"
             ) from None
 
-    def _check_paused_policy(
-        self, run_id: str, approvals: Iterable[Dict[str, Any]]
-    ) -> None:
-        """Refuse a paused run whose approvals this agent's policy set would not check."""
+    def _check_paused_policy(self, paused: Mapping[str, Any]) -> None:
+        """Refuse a paused run unless this agent has the policy set that paused it."""
+        saved = paused.get("policy_set")
         policy = getattr(self.config.policy_set, "name", None)
-        for request in approvals:
-            if request.get("run_id") != run_id or request.get("consumed_at"):
-                continue
-            if request.get("policy") != policy:
-                raise AgentCheckpointError(
-                    f"checkpoint of agent {self.name!r} holds a run paused for approval "
-                    f"request {request.get('id')!r} of policy set {request.get('policy')!r}, "
-                    f"but this agent has "
-                    + (f"policy set {policy!r}" if policy else "no policy set")
-                    + "; restore it into an agent with that policy set"
-                )
+        if (
+            not saved
+        ):  # every pause comes from a policy set: the file does not say which
+            raise AgentCheckpointError(
+                f"checkpoint of agent {self.name!r} holds a run paused for approval but not "
+                f"the policy set that paused it (format {_OLD_CHECKPOINT_FORMATS[0]!r} "
+                "files do not record it), so it cannot resume safely; resume it with the "
+                "version that wrote it, or remove 'paused' from the file to drop the run"
+            )
+        if saved != policy:
+            raise AgentCheckpointError(
+                f"checkpoint of agent {self.name!r} holds a run paused for approval under "
+                f"policy set {saved!r}, but this agent has "
+                + (f"policy set {policy!r}" if policy else "no policy set")
+                + "; restore it into an agent with that policy set"
+            )
 
     def _local_approvals(self) -> Dict[str, Any]:
         """The state where the approvals of runs outside a graph live (a plain dict)."""
@@ -1096,6 +1106,8 @@ class Agent:
         state = session.to_state()
         key = self._checkpoint_key(session.context)
         if key is None:
+            # Named so that a restored run resumes only under the policy set that paused it.
+            state["policy_set"] = getattr(self.config.policy_set, "name", None)
             self._paused = state
         else:
             context = session.context

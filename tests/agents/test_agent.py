@@ -617,13 +617,44 @@ def test_a_paused_run_never_runs_its_tool_without_the_policy_that_paused_it(
     agent = Agent(
         model=ScriptedModel(WRITE_SCRIPT[1:]), tools=[write_file], policy_set=policy_set
     )
+    data = json.loads(path.read_text())
+    assert data["paused"]["policy_set"] == "fs_safety"
+    del data[
+        "approvals"
+    ]  # the approvals do not decide: the paused run names its policy
+    path.write_text(json.dumps(data))
     with pytest.raises(AgentCheckpointError) as info:
         agent.load_checkpoint(path)
-    assert request_id in str(info.value) and "'fs_safety'" in str(info.value)
+    assert "paused for approval under policy set 'fs_safety'" in str(info.value)
     assert not agent.paused  # left unchanged
     with pytest.raises(AgentError, match="no paused run"):
         run(agent.resume())
-    assert calls_to("write_file") == []
+    assert calls_to("write_file") == [] and request_id
+
+
+@pytest.mark.parametrize("policy", [None, "fs_safety"])
+def test_a_paused_run_from_a_format_1_checkpoint_is_refused(
+    tmp_path: Path, policy: Any
+) -> None:
+    # /1 files (some without approvals) do not say which policy set paused the run.
+    path = tmp_path / "paused.json"
+    paused_checkpoint(path)
+    data = json.loads(path.read_text())
+    assert data["format"] == "spark_core.agent/2"
+    data["format"] = "spark_core.agent/1"
+    del data["paused"]["policy_set"], data["approvals"]
+    path.write_text(json.dumps(data))
+    policy_set = None if policy is None else fs_policy()
+    agent = Agent(
+        model=ScriptedModel(WRITE_SCRIPT[1:]), tools=[write_file], policy_set=policy_set
+    )
+    with pytest.raises(AgentCheckpointError, match="not the policy set that paused it"):
+        agent.load_checkpoint(path)
+    assert not agent.paused and calls_to("write_file") == []
+    # Without its paused run, a /1 file restores (history, totals).
+    data["paused"], data["interactions"] = None, 3
+    path.write_text(json.dumps(data))
+    assert agent.load_checkpoint(path).interactions == 3 and not agent.paused
 
 
 def test_load_checkpoint_from_the_class_or_into_an_agent(tmp_path: Path) -> None:
