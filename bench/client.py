@@ -3,7 +3,8 @@
 Measured side by side in one run on loopback:
 
 1. ``AISpine.get_execution`` vs a raw ``requests.Session`` GET of the same URL against
-   ``ai-spine serve`` running in another process (target: <= 1.10x).
+   ``ai-spine serve`` running in another process (target: <= 1.10x), and the same call
+   bounded by a deadline, as every poll of ``wait_for_execution`` is.
 2. ``import ai_spine`` vs ``import requests`` in fresh interpreters with bytecode caches,
    as after ``pip install`` (target: <= requests + 30 ms), and that ``import ai_spine``
    loads neither ``spark_core`` nor the server.
@@ -74,6 +75,8 @@ def per_call(fn: Callable[[], object], n: int) -> float:
 def bench_overhead(url: str, rounds: int, n: int) -> None:
     """AISpine.get_execution vs a raw requests.Session GET, interleaved in rounds."""
     client = AISpine(base_url=url, max_retries=0)
+    # What wait_for_execution's polls pay: every call bounded by a deadline.
+    bounded = AISpine(base_url=url, max_retries=0, deadline=30)
     started = client.execute_flow("echo", {"bench": True})
     execution_id = started["execution_id"]
     client.wait_for_execution(execution_id, 10, 0.01)
@@ -89,19 +92,30 @@ def bench_overhead(url: str, rounds: int, n: int) -> None:
     def sdk() -> object:
         return client.get_execution(execution_id)
 
+    def sdk_bounded() -> object:
+        return bounded.get_execution(execution_id)
+
     per_call(raw, 200)
     per_call(sdk, 200)
+    per_call(sdk_bounded, 200)
     raw_times: List[float] = []
     sdk_times: List[float] = []
-    for _ in range(rounds):  # interleaved, so load changes hit both alike
+    bounded_times: List[float] = []
+    for _ in range(rounds):  # interleaved, so load changes hit all alike
         raw_times.append(per_call(raw, n))
         sdk_times.append(per_call(sdk, n))
+        bounded_times.append(per_call(sdk_bounded, n))
     raw_med, sdk_med = statistics.median(raw_times), statistics.median(sdk_times)
     raw_min, sdk_min = min(raw_times), min(sdk_times)
     print(f"1. get_execution per call ({rounds} interleaved rounds of {n} calls)")
     for label, med, best in (
         ("raw requests.Session GET", raw_med, raw_min),
         ("AISpine.get_execution   ", sdk_med, sdk_min),
+        (
+            "  ... with deadline=30  ",
+            statistics.median(bounded_times),
+            min(bounded_times),
+        ),
     ):
         print(f"   {label} : median {med * 1e6:7.1f} us, best {best * 1e6:7.1f} us")
     print(
@@ -109,6 +123,7 @@ def bench_overhead(url: str, rounds: int, n: int) -> None:
         f"best {sdk_min / raw_min:7.3f}x   (target <= 1.10x)"
     )
     client.close()
+    bounded.close()
     session.close()
 
 
