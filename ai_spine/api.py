@@ -8,14 +8,16 @@ neither does ``json.JSONDecodeError``.
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
+import os
 import re
 import socket
 import sys
 import threading
 import time
-from typing import Any, Dict, Mapping, Optional, Type, cast
+from typing import Any, Dict, List, Mapping, Optional, Type, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -178,72 +180,164 @@ class _DeadlinePassed(Exception):
     """The call's deadline passed during an attempt (the transport raises TimeoutError)."""
 
 
-class _Watchdog:
-    """Shuts the attempt's socket down when the call's deadline passes.
+class _Watch:
+    """One attempt's entry in the watchdog's heap: when to cut, and the socket to cut.
 
-    The connection classes below hand it their socket when they wait for the answer, through
-    the thread-local ``_current``; the read blocked on that socket then ends at once.
+    Every field is guarded by the watchdog's lock.
     """
 
-    def __init__(self, ends_at: float) -> None:
-        self._lock = threading.Lock()
-        self._sock: Optional[socket.socket] = None
-        self._fired = False
-        self._stopped = False
-        self._timer = threading.Timer(max(0.0, ends_at - _monotonic()), self._fire)
-        self._timer.name = "ai-spine-deadline"
-        self._timer.daemon = True
-        self._timer.start()
+    __slots__ = ("ends_at", "sock", "fired", "dead")
 
-    def watch(self, sock: Any) -> None:
-        """Cut this socket at the deadline (at once if it has passed already).
+    def __init__(self, ends_at: float) -> None:
+        self.ends_at = ends_at  # on time.monotonic's clock
+        self.sock: Optional[socket.socket] = None
+        self.fired = False
+        self.dead = False  # disarmed, or popped off the heap
+
+    def __lt__(self, other: "_Watch") -> bool:
+        return self.ends_at < other.ends_at
+
+
+class _Watchdog:
+    """Shuts an attempt's socket down when its call's deadline passes.
+
+    One daemon thread, started at the first deadline, serves every attempt: arming pushes an
+    entry on a heap (no thread per attempt), disarming marks it dead. The connection classes
+    below hand it their socket when they wait for the answer, through the thread-local
+    ``_current``; the read blocked on that socket then ends at once. A connection going back
+    to the pool is let go first, so a deadline can never cut it under another thread.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: List[_Watch] = []
+        self._dead = 0  # dead entries still in the heap
+        self._thread: Optional[threading.Thread] = None
+
+    def arm(self, seconds: float) -> _Watch:
+        """Watch an attempt that must end within ``seconds``.
 
         Args:
+            seconds: Time left before the call's deadline.
+
+        Returns:
+            The attempt's entry, for :meth:`watch`, :meth:`release` and :meth:`disarm`.
+        """
+        # time.monotonic, not _monotonic: the thread waits on the real clock.
+        entry = _Watch(time.monotonic() + seconds)
+        with self._cond:
+            heapq.heappush(self._heap, entry)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="ai-spine-deadline", daemon=True
+                )
+                self._thread.start()
+            elif self._heap[0] is entry:  # sooner than what the thread waits for
+                self._cond.notify()
+        return entry
+
+    def watch(self, entry: _Watch, sock: Any) -> None:
+        """Cut this socket at the entry's deadline (at once if it has passed already).
+
+        Args:
+            entry: The attempt's entry.
             sock: The attempt's connected socket.
         """
-        with self._lock:
+        with self._cond:
             # Anything else (urllib3's TLS-in-TLS wrapper) is left to the per-read timeout.
-            self._sock = sock if isinstance(sock, socket.socket) else None
-            if self._fired:
-                self._cut()
+            entry.sock = sock if isinstance(sock, socket.socket) else None
+            if entry.fired:
+                _cut(entry.sock)
 
-    def _fire(self) -> None:
-        with self._lock:
-            if not self._stopped:
-                self._fired = True
-                self._cut()
+    def release(self, entry: _Watch, connection: HTTPConnection) -> None:
+        """Let go of a connection going back to the pool; close it if the deadline cut it.
 
-    def _cut(self) -> None:
-        if self._sock is not None:
-            try:
-                # socket.socket's shutdown, not SSLSocket's, which would drop the TLS state
-                # under the reading thread's feet.
-                socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
-            except OSError:  # closed already
-                pass
+        Args:
+            entry: The attempt's entry.
+            connection: The connection being returned.
+        """
+        with self._cond:
+            if entry.sock is None or entry.sock is not connection.sock:
+                return
+            entry.sock = None  # from now on, another thread may use it
+            cut = entry.fired
+        if cut:
+            connection.close()  # shut down: the pool must not hand it out again
 
-    def stop(self) -> bool:
-        """Disarm the watchdog.
+    def disarm(self, entry: _Watch) -> bool:
+        """Stop watching an attempt.
+
+        Args:
+            entry: The attempt's entry.
 
         Returns:
             Whether the deadline passed first (the answer, if any, is then unusable).
         """
-        with self._lock:
-            self._stopped = True
-        self._timer.cancel()
-        self._timer.join()  # at once once cancelled; no timer thread outlives its call
-        return self._fired
+        with self._cond:
+            entry.sock = None
+            if not entry.dead:
+                entry.dead = True
+                self._dead += 1
+                if self._dead > 64 and 2 * self._dead > len(self._heap):
+                    # Calls much shorter than their deadlines leave mostly dead entries.
+                    self._heap[:] = [e for e in self._heap if not e.dead]
+                    heapq.heapify(self._heap)
+                    self._dead = 0
+            return entry.fired
+
+    def _fire(self, entry: _Watch) -> None:
+        # Caller holds the lock.
+        entry.fired = True
+        _cut(entry.sock)
+
+    def _run(self) -> None:
+        heap = self._heap
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                while heap and (heap[0].dead or heap[0].ends_at <= now):
+                    entry = heapq.heappop(heap)
+                    if entry.dead:
+                        self._dead -= 1
+                    else:
+                        entry.dead = (
+                            True  # out of the heap: disarm has nothing to count
+                        )
+                        self._fire(entry)
+                wait = (
+                    min(heap[0].ends_at - now, threading.TIMEOUT_MAX) if heap else None
+                )
+                self._cond.wait(wait)
 
 
-_current = (
-    threading.local()
-)  # .watchdog: the _Watchdog of this thread's attempt, or None
+def _cut(sock: Optional[socket.socket]) -> None:
+    if sock is not None:
+        try:
+            # socket.socket's shutdown, not SSLSocket's, which would drop the TLS state
+            # under the reading thread's feet.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:  # closed already
+            pass
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _new_watchdog() -> None:
+    global _WATCHDOG
+    _WATCHDOG = _Watchdog()
+
+
+if hasattr(os, "register_at_fork"):  # a forked child has the heap but not the thread
+    os.register_at_fork(after_in_child=_new_watchdog)
+
+_current = threading.local()  # .watch: the _Watch of this thread's attempt, or None
 
 
 def _watch(connection: HTTPConnection) -> None:
-    watchdog: Optional[_Watchdog] = getattr(_current, "watchdog", None)
-    if watchdog is not None:
-        watchdog.watch(connection.sock)
+    entry: Optional[_Watch] = getattr(_current, "watch", None)
+    if entry is not None:
+        _WATCHDOG.watch(entry, connection.sock)
 
 
 class _WatchedHTTPConnection(HTTPConnection):
@@ -258,12 +352,26 @@ class _WatchedHTTPSConnection(HTTPSConnection):
         return super().getresponse(*args, **kwargs)
 
 
+def _release(connection: Optional[Any]) -> None:
+    entry: Optional[_Watch] = getattr(_current, "watch", None)
+    if entry is not None and connection is not None:
+        _WATCHDOG.release(entry, connection)
+
+
 class _WatchedHTTPPool(HTTPConnectionPool):
     ConnectionCls = _WatchedHTTPConnection
+
+    def _put_conn(self, conn: Any) -> None:
+        _release(conn)
+        super()._put_conn(conn)
 
 
 class _WatchedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
+
+    def _put_conn(self, conn: Any) -> None:
+        _release(conn)
+        super()._put_conn(conn)
 
 
 _WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
@@ -521,10 +629,10 @@ class APIClient:
         started = _monotonic()
         # A socket timeout bounds each read, not their sum: on the SDK's own session the
         # watchdog cuts the connection at the deadline, however slowly the headers come.
-        watchdog = None
+        watch = None
         if ends_at is not None and self._owns_session:
-            watchdog = _Watchdog(ends_at)
-        _current.watchdog = watchdog
+            watch = _WATCHDOG.arm(ends_at - _monotonic())
+        _current.watch = watch
         try:
             # stream=True: the body is read below in pieces, so a server trickling it cannot
             # hold the call past its deadline, whatever session is used.
@@ -539,7 +647,7 @@ class APIClient:
             )
             _read_body(response, ends_at)
         except Exception as exc:
-            if watchdog is not None and watchdog.stop():
+            if watch is not None and _WATCHDOG.disarm(watch):
                 raise _DeadlinePassed() from None  # whatever the cut socket raised
             if isinstance(exc, _LOCAL_ERRORS):
                 raise ValidationError(
@@ -552,8 +660,8 @@ class APIClient:
             logger.debug("<- %s %s: %s (%s)", method, url, type(exc).__name__, kind)
             return _Attempt(error=exc, kind=kind)
         finally:
-            _current.watchdog = None
-        if watchdog is not None and watchdog.stop():
+            _current.watch = None
+        if watch is not None and _WATCHDOG.disarm(watch):
             response.close()  # cut during the body: it may look whole but be truncated
             raise _DeadlinePassed()
         if logger.isEnabledFor(logging.DEBUG):

@@ -283,9 +283,11 @@ def _make_handler(server: FaultServer) -> type:
                     return
                 if i == len(answer) - 1:
                     item.answered = action.status
+                # Set before the byte goes out, as above: else a client holding the headers
+                # could look before the flag was set.
+                item.headers_sent = i >= len(head) - 1
                 self.wfile.write(answer[i : i + 1])
                 self.wfile.flush()
-                item.headers_sent = i >= len(head) - 1
 
         do_GET = _handle
         do_POST = _handle

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import email.utils
 import json
-from typing import Iterator
+import threading
+import time
+from typing import Any, Dict, Iterator, List
 
 import pytest
 import requests
+import responses
 
 from ai_spine import (
     AISpine,
@@ -23,7 +26,9 @@ from ai_spine import (
     ServerError,
     TimeoutError,
     ValidationError,
+    api,
 )
+from tests.client.conftest import BASE
 from tests.client.fault_server import (
     EXECUTE,
     FaultServer,
@@ -199,6 +204,95 @@ def test_a_deadline_cut_connection_is_not_reused(server: FaultServer) -> None:
     (cut,) = server.seen("GET", HEALTH)
     (after,) = server.seen("GET", "/status")
     assert not cut.headers_sent and after.port != cut.port
+
+
+def test_a_deadline_passing_after_release_cannot_cut_another_threads_request(
+    server: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The calls share one session (as execute_batch's threads do). Call A has read its
+    # answer and handed its connection back to the pool; call B takes that connection;
+    # then A's deadline passes. It used to shut down B's socket mid-request.
+    server.plan("GET", HEALTH, then=reply(200, {"status": "healthy"}))
+    server.plan("GET", "/status", then=slow(0.3, reply(200, {"ok": True})))
+    read_body = api._read_body
+    other: Dict[str, Any] = {}
+
+    with AISpine(base_url=server.url, timeout=5, max_retries=0) as c:
+
+        def call_b() -> None:
+            try:
+                other["answer"] = c._api.request("GET", "/status")  # no deadline
+            except Exception as exc:  # the assertion below shows it
+                other["error"] = exc
+
+        def read_then_b_then_deadline(response: Any, ends_at: Any) -> None:
+            read_body(response, ends_at)  # A's connection is back in the pool
+            entry = api._current.watch
+            thread = threading.Thread(target=call_b)
+            thread.start()
+            for _ in range(500):  # until B's request (on A's old connection) is in
+                if server.count("GET", "/status"):
+                    break
+                time.sleep(0.01)
+            with api._WATCHDOG._cond:
+                api._WATCHDOG._fire(entry)  # A's deadline passes now
+            other["thread"] = thread
+
+        monkeypatch.setattr(api, "_read_body", read_then_b_then_deadline)
+        with pytest.raises(TimeoutError, match="deadline"):
+            c._api.request("GET", HEALTH, deadline=30)
+        monkeypatch.undo()
+        other["thread"].join(10)
+    assert other.get("answer") == {"ok": True}, other.get("error")
+    (b,) = server.seen("GET", "/status")
+    assert b.port == server.seen("GET", HEALTH)[0].port  # B did reuse A's connection
+
+
+def test_deadlines_share_one_watchdog_thread(
+    mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mocked.get(f"{BASE}/health", json={"status": "healthy"})
+    monkeypatch.setattr(api, "_WATCHDOG", api._Watchdog())
+    started: List[str] = []
+    start = threading.Thread.start
+
+    def record(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", record)
+    with AISpine(base_url=BASE, deadline=30) as c:
+        for _ in range(5):
+            c.health_check()
+        c._api.request("GET", "/health", deadline=10)
+    assert started == ["ai-spine-deadline"]  # once, not once per call
+
+
+def test_disarmed_deadlines_do_not_pile_up_in_the_watchdog() -> None:
+    watchdog = api._Watchdog()
+    for _ in range(1000):  # calls much shorter than their deadlines
+        assert watchdog.disarm(watchdog.arm(60)) is False
+    assert len(watchdog._heap) <= 130  # dead entries are dropped, not kept for 60 s
+
+
+def test_a_sooner_deadline_is_cut_while_the_watchdog_waits_for_a_later_one(
+    server: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api, "_WATCHDOG", api._Watchdog())
+    later = api._WATCHDOG.arm(20)
+    for _ in range(500):  # until the thread waits 20 s for it
+        if api._WATCHDOG._cond._waiters:  # type: ignore[attr-defined]
+            break
+        time.sleep(0.01)
+    server.plan("GET", HEALTH, then=drip_head(0.05, {"status": "healthy"}))
+    try:
+        with AISpine(base_url=server.url, timeout=5, deadline=0.5) as c:
+            with pytest.raises(TimeoutError, match="deadline of 0.5s exceeded"):
+                c.health_check()
+    finally:
+        api._WATCHDOG.disarm(later)
+    (seen,) = server.seen("GET", HEALTH)
+    assert not seen.headers_sent  # cut at 0.5 s, not when the headers were done (~10 s)
 
 
 def test_a_body_that_stalls_is_a_timeout_and_its_connection_dropped(

@@ -361,14 +361,7 @@ def test_an_answer_the_deadline_cut_is_not_used(
     mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A body cut by the watchdog can end early yet look whole (no error from the read).
-    class Fired:
-        def __init__(self, ends_at: float) -> None:
-            pass
-
-        def stop(self) -> bool:
-            return True
-
-    monkeypatch.setattr(api, "_Watchdog", Fired)
+    monkeypatch.setattr(api._WATCHDOG, "disarm", lambda entry: True)
     mocked.get(BASE + "/health", json={"status": "heal"})
     with AISpine(base_url=BASE, deadline=5) as client:
         with pytest.raises(TimeoutError, match="deadline of 5s exceeded"):
