@@ -16,9 +16,11 @@ import contextlib
 import importlib
 import inspect
 import json
+import math
 import os
 import sqlite3
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Dict, Iterator, NoReturn, Optional, Sequence, TextIO, Union
 
@@ -344,16 +346,17 @@ def _cmd_approval_resolve(args: argparse.Namespace) -> int:
 
 
 def _parse_input(text: Optional[str]) -> Any:
+    """The ``--input`` value: JSON text or ``@file``; bad JSON is a usage error (2)."""
     if text is None:
         return None
-    if text.startswith("@"):
-        return read_json_file(text[1:])
+    path = text[1:] if text.startswith("@") else None
     try:
+        if path is not None:
+            return read_json_file(path)
         return parse_json(text, source="--input")
     except SpecValidationError as exc:
-        raise UsageError(
-            f"--input is not valid JSON: {exc.issues[0].message}"
-        ) from None
+        what = "--input" if path is None else f"--input file {path}"
+        raise UsageError(f"{what} is not valid JSON: {exc.issues[0]}") from None
 
 
 def _cmd_simulation_run(args: argparse.Namespace) -> int:
@@ -362,9 +365,10 @@ def _cmd_simulation_run(args: argparse.Namespace) -> int:
 
     spec = _load(args.file)
     inputs = _parse_input(args.input)
+    loader = _loader(args)  # a bad --allow-module is usage (2), not the spec
     try:
         report = run_simulation(
-            spec, inputs, loader=_loader(args), allow_real_tools=args.allow_real_tools
+            spec, inputs, loader=loader, allow_real_tools=args.allow_real_tools
         )
     except SpecError as exc:  # the spec cannot run as it is (no stand-in, disabled...)
         _out(f"{PROG}: error: {args.file}: {_one_line(str(exc))}", sys.stderr)
@@ -460,8 +464,10 @@ def _cmd_mission_deploy(args: argparse.Namespace) -> int:
         server_modules,
     )
 
-    if not args.timeout > 0:  # also refuses nan
-        raise UsageError(f"mission-deploy: --timeout must be > 0, got {args.timeout}")
+    if not 0 < args.timeout < math.inf:  # also refuses nan
+        raise UsageError(
+            f"mission-deploy: --timeout must be > 0 and finite, got {args.timeout}"
+        )
     mission = _load_mission(args.file)
     issues = deployment_readiness(mission, args.target, loader=_loader(args))
     errors = [i for i in issues if i.severity == "error"]
@@ -483,7 +489,9 @@ def _cmd_mission_deploy(args: argparse.Namespace) -> int:
             mission,
             url,
             api_key=os.environ.get("AI_SPINE_API_KEY") or None,
-            timeout=args.timeout,
+            timeout=min(
+                args.timeout, threading.TIMEOUT_MAX
+            ),  # 1e300 overflows a socket
         )
         result.update(deployed=True, url=url, flow=flow)
     if args.json:

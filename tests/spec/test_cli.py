@@ -300,6 +300,27 @@ def test_simulation_run_input_from_file_and_bad_input(
     assert code == 0 and json.loads(out)["output"]["batch"] == 1
     code, _, err = run(capsys, "simulation-run", str(mission_file), "--input", "{oops")
     assert code == 2 and "--input is not valid JSON" in err and err.count("\n") == 1
+    # A bad input file is usage (2), not a bad spec (1).
+    for name, text in (("dup.json", '{"a": 1, "a": 2}'), ("bad.json", "not json")):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        code, out, err = run(
+            capsys,
+            "simulation-run",
+            str(mission_file),
+            "--input",
+            "@" + str(tmp_path / name),
+        )
+        assert code == 2 and out == "" and err.count("\n") == 1
+        assert f"--input file {tmp_path / name} is not valid JSON" in err
+
+
+def test_simulation_run_with_a_bad_allow_module_is_usage(
+    mission_file: Path, capsys: Any
+) -> None:
+    code, out, err = run(
+        capsys, "simulation-run", str(mission_file), "--allow-module", ""
+    )
+    assert code == 2 and out == "" and "invalid allowed module prefix ''" in err
 
 
 def test_simulation_run_failure_exits_1(tmp_path: Path, capsys: Any) -> None:
@@ -1143,8 +1164,8 @@ def test_deploy_readiness_names_the_modules_the_server_must_allow(
     )
 
 
-@pytest.mark.parametrize("timeout", ["-1", "0", "nan"])
-def test_deploy_timeout_must_be_positive(
+@pytest.mark.parametrize("timeout", ["-1", "0", "nan", "inf"])
+def test_deploy_timeout_must_be_positive_and_finite(
     mission_file: Path, capsys: Any, timeout: str
 ) -> None:
     code, out, err = run(
@@ -1156,7 +1177,25 @@ def test_deploy_timeout_must_be_positive(
         "--timeout",
         timeout,
     )
-    assert code == 2 and out == "" and f"--timeout must be > 0, got {timeout}" in err
+    assert code == 2 and out == ""
+    assert f"--timeout must be > 0 and finite, got {timeout}" in err
+
+
+def test_deploy_with_a_huge_timeout_waits_as_long_as_a_socket_can(
+    mission_file: Path, capsys: Any, flow_server: FlowServer
+) -> None:
+    code, out, err = run(
+        capsys,
+        "mission-deploy",
+        str(mission_file),
+        "--target",
+        "development",
+        "--url",
+        flow_server.url,
+        "--timeout",
+        "1e300",
+    )
+    assert (code, err) == (0, "") and "registered flow" in out
 
 
 @pytest.mark.parametrize(
