@@ -17,6 +17,7 @@ from spark_core.governance import (
     PolicySet,
     PolicyViolationError,
     ToolArgumentError,
+    ToolError,
     ToolNotFoundError,
     tool,
 )
@@ -232,7 +233,7 @@ def test_executor_without_policy_just_runs_and_lists_schemas() -> None:
     ex = ToolExecutor([read_file, lambda_tool()])
     assert run(ex.call("read_file", {"path": "z"})) == "contents of z"
     assert [s["name"] for s in ex.schemas()] == ["read_file", "shout"]
-    with pytest.raises(Exception, match="duplicate tool name"):
+    with pytest.raises(ToolError, match="duplicate tool name"):
         ex.register(read_file)
 
 

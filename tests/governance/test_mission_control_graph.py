@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
+from spark_core.errors import NodeExecutionError
 from spark_core.governance import (
     ApprovalPendingError,
     PolicyEffect,
@@ -278,7 +279,7 @@ def test_failed_node_marks_its_step_failed() -> None:
         ]
     )
     PlanManager(plan).attach(graph)
-    with pytest.raises(Exception, match="boom"):
+    with pytest.raises(NodeExecutionError, match="boom"):
         graph.run_sync()
     assert [s.status for s in plan] == ["completed", "failed", "blocked"]
 

@@ -262,7 +262,7 @@ def test_conditions_read_object_attributes() -> None:
 def test_invalid_rules_raise_clear_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(PolicyDefinitionError, match=message) as info:
         PolicyRule(**kwargs)
-    assert isinstance(info.value, (SparkError, ValueError))
+    assert isinstance(info.value, SparkError) and isinstance(info.value, ValueError)
 
 
 def test_duplicate_rule_names_are_rejected() -> None:

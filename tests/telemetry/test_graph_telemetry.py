@@ -8,6 +8,7 @@ from typing import Any, Dict, List
 
 import pytest
 
+from spark_core.errors import NodeExecutionError
 from spark_core.governance import (
     ApprovalPendingError,
     PolicyEffect,
@@ -107,7 +108,7 @@ def test_failed_run_is_an_error_trace(memory_manager: TelemetryManager) -> None:
         async def process(self, context: ExecutionContext) -> Dict[str, Any]:
             raise ValueError("bad")
 
-    with pytest.raises(Exception):
+    with pytest.raises(NodeExecutionError, match="ValueError: bad"):
         Graph(Broken(name="broken"), telemetry=memory_manager).run_sync()
     [trace] = memory_manager.query_traces()
     assert trace["status"] == "error"
