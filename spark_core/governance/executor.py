@@ -42,7 +42,6 @@ attaches it.
 from __future__ import annotations
 
 import asyncio
-import datetime as _dt
 import logging
 import weakref
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
@@ -56,6 +55,7 @@ from spark_core.governance.approvals import (
     ApprovalRequest,
     ApprovalStore,
     _DictState,
+    _now,
     fingerprint,
     new_request_id,
 )
@@ -76,10 +76,6 @@ AUDIT_KEY = "_spark_audit"
 _USED_KEY = "_spark_approvals_used"
 DEFAULT_AUDIT_LIMIT = 500
 _log = logging.getLogger("spark_core.governance")
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _context_state(context: Any) -> Any:
