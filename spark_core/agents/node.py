@@ -48,7 +48,8 @@ class AgentNode(Node):
         prompt_key: Input key holding the prompt.
         prompt_template: A template whose ``{key}`` placeholders are filled with the
             input's keys (only plain names, as in the spec ``template`` node: no attribute
-            access or format specs, which a spec could abuse).
+            access or format specs, which a spec could abuse); ``{{`` and ``}}`` are
+            literal braces, as in ``str.format``.
         **agent_params: The agent's params when ``agent`` is not given.
     """
 
@@ -132,7 +133,9 @@ class AgentNode(Node):
                 from spark_core.spec.builtin_nodes import fill_template
 
                 try:
-                    return fill_template(self.prompt_template, content, strict=True)
+                    return fill_template(
+                        self.prompt_template, content, strict=True, escapes=True
+                    )
                 except KeyError as exc:
                     raise AgentError(
                         f"AgentNode {self.id!r}: prompt_template needs input key {exc}, "

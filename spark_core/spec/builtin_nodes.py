@@ -28,10 +28,15 @@ __all__ = [
 ]
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PLACEHOLDER_OR_ESCAPE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def fill_template(
-    template: str, values: Mapping[str, Any], *, strict: bool = False
+    template: str,
+    values: Mapping[str, Any],
+    *,
+    strict: bool = False,
+    escapes: bool = False,
 ) -> str:
     """Replace plain ``{name}`` placeholders with ``values[name]``; leave all else as is.
 
@@ -43,6 +48,9 @@ def fill_template(
         template: The text.
         values: Placeholder values (non-strings are written with ``str``).
         strict: Raise on a placeholder without a value instead of writing ``""``.
+        escapes: Read ``{{`` and ``}}`` as literal braces, as ``str.format`` does
+            (``{{"a": 1}}`` gives ``{"a": 1}``, ``{{name}}`` gives ``{name}``); the
+            ``template`` node keeps them as written.
 
     Returns:
         The filled text.
@@ -53,6 +61,8 @@ def fill_template(
 
     def fill(match: "re.Match[str]") -> str:
         name = match.group(1)
+        if name is None:  # an escaped brace
+            return match.group()[0]
         if name not in values:
             if strict:
                 raise KeyError(name)
@@ -60,7 +70,7 @@ def fill_template(
         value = values[name]
         return value if isinstance(value, str) else str(value)
 
-    return _PLACEHOLDER.sub(fill, template)
+    return (_PLACEHOLDER_OR_ESCAPE if escapes else _PLACEHOLDER).sub(fill, template)
 
 
 def _as_dict(content: Any) -> Dict[str, Any]:

@@ -32,3 +32,21 @@ def test_agent_prompt_template_is_sandboxed_like_the_template_node() -> None:
     assert prompt == "Summarise the news. " + HOSTILE
     with pytest.raises(AgentError, match="prompt_template needs input key 'text'"):
         node.prompt_for({"prompt": "p"})
+
+
+def test_agent_prompt_template_reads_doubled_braces_as_str_format_does() -> None:
+    template = 'Reply as {{"a": 1}} about {topic}; write {{topic}} as is. {{{topic}}}'
+    node = AgentNode(name="a", model={"provider": "echo"}, prompt_template=template)
+    expected = 'Reply as {"a": 1} about x; write {topic} as is. {x}'
+    assert template.format(topic="x") == expected  # what it meant before
+    assert node.prompt_for({"topic": "x"}) == expected
+    assert node.prompt_for({"topic": "x", "prompt": "p"}) == expected
+    # Still no attribute access, index or format spec behind the escapes.
+    assert fill_template("{{" + HOSTILE + "}}", {"prompt": "p"}, escapes=True) == (
+        "{" + HOSTILE + "}"
+    )
+
+
+def test_the_template_node_keeps_doubled_braces_as_written() -> None:
+    # Its documented rule: only {name} is replaced, everything else stays literal.
+    assert fill_template("{{topic}} {{", {"topic": "x"}) == "{x} {{"
