@@ -40,8 +40,6 @@ _SECRET_PATTERNS = (
     ),
     re.compile(r"(?i)(bearer\s+)[^\s'\",;]+"),
 )
-# The user:password@ part of a URL (up to the last @ before the path, as urlsplit reads it).
-_USERINFO = re.compile(r"(//)[^/?#]*@")
 
 
 def validate_id(value: Any, name: str) -> str:
@@ -300,15 +298,22 @@ def redact_json(value: Any, secrets: Iterable[str] = ()) -> Any:
 def hide_userinfo(url: str) -> str:
     """Replace the ``user:password@`` part of a URL with ``***@``, for reprs and messages.
 
-    Works on malformed URLs too, since it is also used on those that validation refuses.
+    Everything from ``//`` (or the start, without one) to the last ``@`` is hidden: a password
+    may hold ``#``, ``?``, ``/`` or ``@``, where a URL parser would end the authority early,
+    so this also works on the malformed URLs validation refuses. An ``@`` later in the URL
+    hides more than the credentials, never less.
 
     Args:
         url: Any URL text.
 
     Returns:
-        The URL without its credentials (unchanged when it has none).
+        The URL without its credentials (unchanged when it has no ``@``).
     """
-    return _USERINFO.sub(r"\1***@", url, count=1)
+    scheme, slashes, rest = url.partition("//")
+    if not slashes:
+        scheme, rest = "", url
+    userinfo, at, host = rest.rpartition("@")
+    return f"{scheme}{slashes}***@{host}" if at else url
 
 
 def redact_headers(headers: Mapping[str, Any]) -> Dict[str, Any]:

@@ -355,6 +355,23 @@ def test_base_url_credentials_are_sent_but_never_shown(
         assert password not in output
 
 
+@pytest.mark.parametrize(
+    "password", ["s3cr#t99", "s3cr?t99", "s3cr/t99", "s3cr@t99", "123/t99", "s3cr\nt99"]
+)
+def test_a_password_a_url_parser_would_end_early_is_still_hidden(password: str) -> None:
+    # "#", "?" and "/" end the authority for a URL parser, so the URL is refused (or, for
+    # "123/...", read as host "bob" port 123); "@" makes the first one part of the userinfo.
+    url = f"https://bob:{password}@api.example.com"
+    try:
+        with AISpine(base_url=url, max_retries=0) as client:
+            shown = [repr(client), client.base_url]
+    except ValidationError as exc:
+        shown = [str(exc), repr(exc)]
+    for output in shown:
+        assert "t99" not in output, output
+        assert "***@api.example.com" in output
+
+
 def test_redaction_filter_covers_any_ai_spine_log_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
