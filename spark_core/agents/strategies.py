@@ -11,8 +11,8 @@ Each strategy is a real prompting and parsing loop over an agent session:
   carries it out with tools and ends with ``Final Answer: ...``.
 
 Markers (``Final Answer:``, ``Action:``, ``Observation:``, ``Thought:``, plan steps) count
-only at the start of a line; the first ``Final Answer:`` wins and the rest of the reply is
-the answer.
+only at the start of a line (``Final Answer:`` also after a Markdown heading ``##`` or quote
+``>``, and in bold); the first ``Final Answer:`` wins and the rest of the reply is the answer.
 
 Specs bind strategies by name: :func:`strategy_from_spec` builds one from
 ``("react" | "chain_of_thought" | "plan_and_solve", config)``.
@@ -45,10 +45,11 @@ __all__ = [
 
 logger = logging.getLogger("spark_core.agents.strategies")
 
-# Only at a line start (Markdown bold tolerated): "the final answer: once I look it up" in a
-# thought, or inside a JSON answer's string, is prose, not the marker.
+# Only at a line start (after a Markdown heading or quote mark, bold tolerated): "the final
+# answer: once I look it up" in a thought, or inside a JSON answer's string, is prose.
 _FINAL_RE = re.compile(
-    r"^[ \t]*[*_]{0,2}final[ \t]+answer[*_]{0,2}[ \t]*:[*_]{0,2}", re.I | re.M
+    r"^[ \t]*(?:(?:#{1,6}|>)[ \t]*)?[*_]{0,2}final[ \t]+answer[*_]{0,2}[ \t]*:[*_]{0,2}",
+    re.I | re.M,
 )
 _ACTION_RE = re.compile(
     r"^[ \t]*action[ \t]*:[ \t]*([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*", re.I | re.M
@@ -69,7 +70,8 @@ FINAL_ANSWER_HINT = (
 def extract_final_answer(text: Optional[str]) -> Optional[str]:
     """Return what follows the first ``Final Answer:`` marker, or None if there is none.
 
-    The marker counts only at the start of a line (``**Final Answer:**`` too).
+    The marker counts only at the start of a line, also after a Markdown heading or quote
+    mark and in bold (``## Final Answer:``, ``> Final Answer:``, ``**Final Answer:**``).
 
     Args:
         text: A model reply.
@@ -77,10 +79,15 @@ def extract_final_answer(text: Optional[str]) -> Optional[str]:
     Returns:
         The answer text (stripped; may span lines), or None.
     """
-    if not text:
-        return None
+    return _split_final(text or "")[1]
+
+
+def _split_final(text: str) -> Tuple[str, Optional[str]]:
+    """``text`` before the first ``Final Answer:`` marker, and the answer (None: no marker)."""
     match = _FINAL_RE.search(text)
-    return None if match is None else text[match.end() :].strip()
+    if match is None:
+        return text, None
+    return text[: match.start()], text[match.end() :].strip()
 
 
 def parse_text_actions(text: Optional[str], id_prefix: str = "act") -> List[ToolCall]:
@@ -149,7 +156,8 @@ def parse_plan(text: Optional[str]) -> List[str]:
     """
     if not text:
         return []
-    return [m.group(2) for m in _PLAN_RE.finditer(text)]
+    steps = (m.group(2).strip() for m in _PLAN_RE.finditer(text))
+    return [step for step in steps if step]  # "1. x\r\n" is "x", not "x\r"
 
 
 class ReasoningStrategy:
@@ -243,12 +251,10 @@ class ReasoningStrategy:
             if response.tool_calls:
                 await session.act(response.tool_calls, "native")
                 continue
-            marker = _FINAL_RE.search(text)
-            answer = text[marker.end() :].strip() if marker else None
+            before, answer = _split_final(text)
             if text_actions:
                 # An action written before the marker runs first: an answer given before
                 # its observation came back is a guess.
-                before = text[: marker.start()] if marker else text
                 calls = parse_text_actions(before, id_prefix=f"act{session.steps}")
                 if calls:
                     await session.act(calls, "text")

@@ -483,6 +483,13 @@ def test_chain_of_thought_marker_only_at_a_line_start() -> None:
     assert run(agent.run("17*3+4?")).answer == "55 (the final answer: checked)"
 
 
+@pytest.mark.parametrize("marker", ["## Final Answer:", "> Final Answer:"])
+def test_a_markdown_final_answer_line_ends_the_run(marker: str) -> None:
+    model = ScriptedModel([f"17*3+4 = 55\n{marker} 55", "Final Answer: asked again"])
+    agent = Agent(model=model, reasoning_strategy=ChainOfThoughtStrategy())
+    assert run(agent.run("17*3+4?")).answer == "55" and model.calls == 1
+
+
 def test_strategy_from_spec() -> None:
     assert strategy_from_spec("react", {"verbose": True}) == ReActStrategy(verbose=True)
     assert isinstance(strategy_from_spec("Chain-Of-Thought"), ChainOfThoughtStrategy)

@@ -51,7 +51,9 @@ def test_parsers_never_crash_on_model_text(text: str) -> None:
     for call in parse_text_actions(text):
         assert isinstance(call.arguments, dict)
     extract_final_answer(text)
-    parse_plan(text)
+    # Steps are what a plan line says, without the whitespace around it (a CRLF reply's
+    # "\r" included): never empty, never padded.
+    assert all(step and step == step.strip() for step in parse_plan(text))
 
 
 # One line of text: no line breaks of any kind (str.splitlines' set).
@@ -61,9 +63,12 @@ line = st.text(max_size=40).filter(
 
 
 @settings(max_examples=60, deadline=None)
-@given(steps=st.lists(line.map(str.strip).filter(bool), min_size=1, max_size=6))
-def test_a_numbered_plan_reads_back(steps: Any) -> None:
-    text = "Here is the plan:\n" + "\n".join(
+@given(
+    steps=st.lists(line.map(str.strip).filter(bool), min_size=1, max_size=6),
+    newline=st.sampled_from(["\n", "\r\n"]),
+)
+def test_a_numbered_plan_reads_back(steps: Any, newline: str) -> None:
+    text = f"Here is the plan:{newline}" + newline.join(
         f"{i}. {step}" for i, step in enumerate(steps, 1)
     )
     assert parse_plan(text) == steps
@@ -73,13 +78,17 @@ def test_a_numbered_plan_reads_back(steps: Any) -> None:
 @given(
     prose=st.text(alphabet=st.characters(blacklist_characters=":"), max_size=60),
     answer=st.text(max_size=40),
+    markup=st.sampled_from(["", "## ", "###### ", "> ", ">", "**", "### **", "> **"]),
 )
 def test_the_answer_is_what_follows_the_first_line_start_marker(
-    prose: str, answer: str
+    prose: str, answer: str, markup: str
 ) -> None:
-    # Without a colon the prose holds no marker, even "final answer" in mid-line.
-    assert extract_final_answer(prose + " final answer") is None
-    text = f"{prose}\nFinal Answer: {answer}"
+    # Mid-line, "final answer:" is prose (the prose itself has no colon, so no marker).
+    assert extract_final_answer(prose + " the final answer: x") is None
+    assert extract_final_answer(f"{prose}\n{markup}see the Final Answer: x") is None
+    # At a line start, after a Markdown heading, quote or bold, it is the marker.
+    close = "**" if markup.endswith("**") else ""
+    text = f"{prose}\n{markup}Final Answer:{close} {answer}"
     assert extract_final_answer(text) == answer.strip()
 
 
