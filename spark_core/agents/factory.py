@@ -107,8 +107,6 @@ def model_from_spec(spec: Any) -> Any:
         _check_keys("openai model spec", data, _OPENAI_KEYS)
         if "model_id" not in data:
             raise AgentConfigError("openai model spec: model_id is required")
-        if "pricing" in data and data["pricing"] is not None:
-            data["pricing"] = tuple(data["pricing"])
         if (
             data.get("base_url")
             and str(data["base_url"]).rstrip("/") != _env_base_url()

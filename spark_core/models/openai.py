@@ -31,7 +31,7 @@ from spark_core.models.base import (
     Usage,
     coerce_messages,
 )
-from spark_core.models.pricing import Pricing, estimate_cost
+from spark_core.models.pricing import as_pricing, estimate_cost
 from spark_core.models.retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
 
 __all__ = ["OpenAIModel", "DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "DEFAULT_MAX_RETRIES"]
@@ -56,17 +56,6 @@ def _display_url(url: str) -> str:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def _pricing(pricing: Optional[Tuple[float, float]]) -> Optional[Pricing]:
-    """``(input, output)`` USD per million tokens as a Pricing (ValueError when not)."""
-    if pricing is None:
-        return None
-    if not isinstance(pricing, (tuple, list)) or len(pricing) != 2:
-        raise ValueError(
-            f"pricing must be (input, output) USD per million tokens, got {pricing!r}"
-        )
-    return Pricing(*pricing)
 
 
 class _Transient(Exception):
@@ -153,7 +142,7 @@ class OpenAIModel:
                 backoff_factor=backoff_factor,
                 max_retry_after=max_retry_after,
             )
-            self.pricing = _pricing(pricing)
+            self.pricing = as_pricing(pricing)
         except ValueError as exc:
             raise ModelConfigError(str(exc)) from None
         for name, mapping in (

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 from spark_core.models.base import Usage
 
-__all__ = ["Pricing", "register_pricing", "get_pricing", "estimate_cost"]
+__all__ = ["Pricing", "as_pricing", "register_pricing", "get_pricing", "estimate_cost"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,27 @@ class Pricing:
             usage.prompt_tokens * self.input_per_million
             + usage.completion_tokens * self.output_per_million
         ) / 1_000_000
+
+
+def as_pricing(value: Any) -> Optional[Pricing]:
+    """Read a model's ``pricing=`` argument: ``(input, output)`` USD per million tokens.
+
+    Args:
+        value: A pair of prices (tuple or list), a :class:`Pricing`, or None.
+
+    Returns:
+        The pricing, or None for None.
+
+    Raises:
+        ValueError: ``value`` is not a pair of numbers >= 0.
+    """
+    if value is None or isinstance(value, Pricing):
+        return value
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ValueError(
+            f"pricing must be (input, output) USD per million tokens, got {value!r}"
+        )
+    return Pricing(*value)
 
 
 # Public list prices at the time of writing; override with register_pricing().

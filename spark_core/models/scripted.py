@@ -18,7 +18,7 @@ from spark_core.models.base import (
     Usage,
     coerce_messages,
 )
-from spark_core.models.pricing import Pricing
+from spark_core.models.pricing import as_pricing
 
 __all__ = ["EchoModel", "ScriptedModel", "ScriptStep", "estimate_tokens"]
 
@@ -165,7 +165,7 @@ class ScriptedModel(_RecordingModel):
         pricing: Optional[Tuple[float, float]] = None,
     ) -> None:
         super().__init__()
-        self.pricing = Pricing(*pricing) if pricing is not None else None
+        self.pricing = as_pricing(pricing)
         self.script: List[ScriptStep] = list(script)
         for index, step in enumerate(self.script):
             if not isinstance(step, (str, Mapping, ModelResponse)) and not callable(

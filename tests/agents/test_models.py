@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any, List
 
 import pytest
@@ -159,6 +160,7 @@ def test_no_key_sends_no_authorization(fake_openai: FakeOpenAIServer) -> None:
         ({"backoff_factor": "0.5"}, "backoff_factor must be a number >= 0"),
         ({"max_retry_after": -1}, "max_retry_after"),
         ({"pricing": (1.0,)}, r"pricing must be \(input, output\)"),
+        ({"pricing": 5}, r"pricing must be \(input, output\)"),
         ({"pricing": ("a", "b")}, "token prices must be numbers >= 0"),
         ({"default_options": ["temperature"]}, "default_options must be a mapping"),
         ({"headers": "X-Key: 1"}, "headers must be a mapping"),
@@ -432,6 +434,23 @@ def test_pricing() -> None:
     assert (
         OpenAIModel("x", pricing=(0.0, 1.0)).estimate_cost(Usage(5, 1_000_000)) == 1.0
     )
+
+
+@pytest.mark.parametrize("pricing", [5, (1.0,), (1, 2, 3), ("a", "b"), (-1, 0)])
+def test_every_model_reads_pricing_alike(pricing: Any) -> None:
+    from spark_core.agents.factory import model_from_spec
+
+    with pytest.raises(
+        ValueError, match="pricing must be|token prices must be"
+    ) as info:
+        ScriptedModel([], pricing=pricing)
+    with pytest.raises(ModelConfigError, match=re.escape(str(info.value))):
+        OpenAIModel("m", pricing=pricing)
+    spec = {"provider": "openai", "model_id": "m", "pricing": pricing}
+    with pytest.raises(ModelConfigError):
+        model_from_spec(spec)
+    # A JSON list is a pair too.
+    assert ScriptedModel([], pricing=[1, 2]).estimate_cost(Usage(10**6, 0)) == 1.0
 
 
 # --------------------------------------------------------------------------- offline models
