@@ -91,12 +91,15 @@ def spine(request: pytest.FixtureRequest) -> Iterator[Spine]:
 def no_leaked_threads() -> Iterator[None]:
     """Every ai_spine thread a test starts (loop, server, connections, batch) ends with it.
 
-    Process-wide pools of other libraries (the engine's worker threads) are not counted.
+    Process-wide threads are not counted: other libraries' pools (the engine's worker
+    threads) and the client's one deadline watchdog, started at the first deadline.
     """
     before = set(threading.enumerate())
     yield
     leaked = []
     for thread in set(threading.enumerate()) - before:
+        if thread.name == "ai-spine-deadline":
+            continue
         if thread.name.startswith("ai-spine") or "process_request" in thread.name:
             thread.join(5)
             if thread.is_alive():
