@@ -59,6 +59,7 @@ from ai_spine.exceptions import (
     ExecutionError,
     FlowNotFoundError,
     NotFoundError,
+    ServerError,
     TimeoutError,
     ValidationError,
 )
@@ -965,6 +966,7 @@ class LocalSpine:
         Raises:
             ValidationError: Bad arguments, or an idempotency key reused for another request.
             FlowNotFoundError: No flow has this id (as AISpine raises for the backend's answer).
+            ServerError: The LocalSpine is closed (status 503, as served over HTTP).
         """
         validate_id(flow_id, "flow_id")
         data = _json_copy(input_data, "input_data")
@@ -1025,7 +1027,7 @@ class LocalSpine:
                     if known is not None:
                         return cast(ExecutionResponse, known.response())
             if self._closed:
-                raise AISpineError("LocalSpine is closed")
+                raise _closed_error()
             rec = _Record(str(uuid.uuid4()), flow_id, data, meta, now)
             rec.timeout, rec.durable = timeout, flow.durable
             self._executions[rec.execution_id] = rec
@@ -1700,7 +1702,7 @@ class LocalSpine:
     def _start_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._closed:
-                raise AISpineError("LocalSpine is closed")
+                raise _closed_error()
             if self._loop is not None:
                 return self._loop
             loop = asyncio.new_event_loop()
@@ -1854,6 +1856,12 @@ class LocalSpine:
         self._save(rec)
         self._retire(rec)
         self._set_done(rec)
+
+
+def _closed_error() -> ServerError:
+    """What a closed LocalSpine raises for new work: 503, as a server shutting down answers."""
+    msg = "LocalSpine is closed (shutting down): no new executions"
+    return ServerError(msg, status_code=503, body={"detail": msg})
 
 
 def _wait_timeout(execution_id: str, timeout: float, status: str) -> TimeoutError:

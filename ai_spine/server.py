@@ -409,8 +409,6 @@ class _Handler(BaseHTTPRequestHandler):
         return 200, self.spine.get_status()
 
     def _h_execute(self, p: Dict[str, str], q: Any, body: Any) -> Tuple[int, Any]:
-        if self.server.draining:
-            raise _HTTPError(503, "Server is shutting down: no new executions")
         errors = validate_execute_request(body)
         if errors:
             raise _HTTPError(422, errors)
@@ -621,7 +619,6 @@ class _Server(ThreadingHTTPServer):
     api_key: Optional[str]
     max_body: int
     body_timeout: float
-    draining: bool  # shutting down: reads are answered, new executions are not
 
     def __init__(self, address: Tuple[str, int], handler: Any) -> None:
         super().__init__(address, handler)
@@ -692,7 +689,6 @@ class SpineServer:
         self._httpd.api_key = api_key
         self._httpd.max_body = max_body
         self._httpd.body_timeout = body_timeout
-        self._httpd.draining = False
         self._thread: Optional[threading.Thread] = None
         self._serving = threading.Event()
 
@@ -746,7 +742,6 @@ class SpineServer:
             grace: Seconds running executions may take to finish.
         """
         if close_spine:
-            self._httpd.draining = True
             unfinished = self.spine.close(timeout=grace)
             if unfinished and self._serving.is_set():
                 # A waiting AISpine polls every DEFAULT_POLL_INTERVAL s by default.

@@ -19,6 +19,7 @@ from ai_spine.exceptions import (
     AISpineError,
     ExecutionError,
     NotFoundError,
+    ServerError,
     ValidationError,
 )
 from ai_spine.local import LocalSpine
@@ -238,8 +239,9 @@ def test_close_lets_running_work_finish_then_marks_the_rest(hooks: Hooks) -> Non
     execution = spine.get_execution(started["execution_id"])
     assert execution["status"] == "failed"
     assert "closed" in str(execution["error_message"])
-    with pytest.raises(AISpineError, match="closed"):
+    with pytest.raises(ServerError, match="closed") as refused:
         spine.execute_flow("echo", {})
+    assert refused.value.status_code == 503  # what a server shutting down answers
     assert spine.close() == 0  # twice is fine
 
 

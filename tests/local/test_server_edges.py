@@ -237,6 +237,26 @@ def test_serve_forever_in_the_callers_thread_and_shutdown_closing_the_spine() ->
     assert spine.health_check()["status"] == "stopping"
 
 
+def test_an_execute_that_races_shutdown_gets_503() -> None:
+    # shutdown(close_spine=True) closes the spine while reads are still served; an execute
+    # that got past routing meanwhile is refused by the closed spine itself.
+    spine = LocalSpine(make_flows(Hooks()))
+    with SpineServer(spine) as srv:
+        spine.close()
+        conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
+        body = json.dumps({"flow_id": "echo", "input_data": {}}).encode()
+        status, _, answer = exchange(
+            conn,
+            "POST",
+            "/api/v1/flows/execute",
+            body,
+            {"Content-Type": "application/json"},
+        )
+        conn.close()
+    assert status == 503
+    assert "LocalSpine is closed (shutting down)" in answer["detail"]
+
+
 def test_shutdown_ends_idle_keep_alive_connections() -> None:
     import threading
 
