@@ -37,6 +37,7 @@ __all__ = [
     "ChainOfThoughtStrategy",
     "PlanAndSolveStrategy",
     "strategy_from_spec",
+    "strategy_class",
     "STRATEGY_TYPES",
     "extract_final_answer",
     "parse_text_actions",
@@ -484,6 +485,28 @@ _ALLOWED_CONFIG: Dict[Type[ReasoningStrategy], Tuple[str, ...]] = {
 }
 
 
+def strategy_class(type: str) -> Type[ReasoningStrategy]:
+    """Return the strategy class a spec type name stands for.
+
+    Args:
+        type: ``"react"``, ``"chain_of_thought"`` (or ``"cot"``) or ``"plan_and_solve"``;
+            case-insensitive, ``-`` accepted for ``_``.
+
+    Returns:
+        The class (its ``type_name`` is the canonical name).
+
+    Raises:
+        AgentConfigError: On an unknown type, listing the known ones.
+    """
+    cls = STRATEGY_TYPES.get(str(type).strip().lower().replace("-", "_"))
+    if cls is None:
+        known = ", ".join(sorted(STRATEGY_TYPES))
+        raise AgentConfigError(
+            f"unknown reasoning strategy type {type!r} (known: {known})"
+        )
+    return cls
+
+
 def strategy_from_spec(
     type: str, config: Optional[Mapping[str, Any]] = None
 ) -> ReasoningStrategy:
@@ -501,13 +524,8 @@ def strategy_from_spec(
     Raises:
         AgentConfigError: On an unknown type or an unknown/invalid config key, naming it.
     """
-    key = str(type).strip().lower().replace("-", "_")
-    cls = STRATEGY_TYPES.get(key)
-    if cls is None:
-        known = ", ".join(sorted(STRATEGY_TYPES))
-        raise AgentConfigError(
-            f"unknown reasoning strategy type {type!r} (known: {known})"
-        )
+    cls = strategy_class(type)
+    key = cls.type_name
     settings = dict(config or {})
     allowed = _ALLOWED_CONFIG[cls]
     unknown = sorted(k for k in settings if k not in allowed)

@@ -23,12 +23,10 @@ from spark_core.spec.models import (
     StateFieldSpec,
 )
 
-__all__ = ["DEFAULT_PLAN", "KNOWN_STRATEGIES", "generate_mission", "slugify"]
+__all__ = ["DEFAULT_PLAN", "generate_mission", "slugify"]
 
 #: Plan used when the caller gives none.
 DEFAULT_PLAN = ("prepare", "execute", "report")
-#: Strategy names the agents layer knows.
-KNOWN_STRATEGIES = ("react", "chain_of_thought", "plan_and_solve")
 #: Node type of an agent in a spec (what strategy bindings target).
 _AGENT_NODE_TYPE = "spark_core.agents.node:AgentNode"
 
@@ -163,10 +161,14 @@ def generate_mission(
             )
         )
     slug = slugify(description)
-    if strategy is not None and strategy not in KNOWN_STRATEGIES:
-        raise SpecError(
-            f"unknown strategy {strategy!r}; known: {', '.join(KNOWN_STRATEGIES)}"
-        )
+    if strategy is not None:
+        from spark_core.agents.errors import AgentConfigError
+        from spark_core.agents.strategies import strategy_class
+
+        try:  # the names specs accept (cot is chain_of_thought), written canonically
+            strategy = strategy_class(strategy).type_name
+        except AgentConfigError as exc:
+            raise SpecError(str(exc)) from None
     scaffold_agent = None
     if graph is None and strategy is not None:
         scaffold_agent = "agent"

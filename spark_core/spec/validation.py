@@ -402,10 +402,10 @@ def _binding_target(
 def _strategy_issues(p: Parser, path: str, strategy: ReasoningStrategySpec) -> None:
     """Check the strategy with the agents' own factory (its names and config keys)."""
     from spark_core.agents.errors import AgentConfigError
-    from spark_core.agents.strategies import strategy_from_spec
+    from spark_core.agents.strategies import strategy_class, strategy_from_spec
 
     try:
-        strategy_from_spec(strategy.type)
+        strategy_class(strategy.type)
     except AgentConfigError as exc:
         p.error(join_path(path, "type"), str(exc))
         return

@@ -193,9 +193,25 @@ def test_generate_with_a_strategy_scaffolds_an_agent_that_simulates(
     ]
 
 
+def test_generate_accepts_every_strategy_name_a_spec_accepts(
+    tmp_path: Path, capsys: Any
+) -> None:
+    path = tmp_path / "mission.json"
+    code, _, err = run(
+        capsys, "mission-generate", "x", "--strategy", "cot", "-o", str(path)
+    )
+    assert code == 0, err
+    mission = load_mission_spec(path)
+    assert [b.strategy.type for b in mission.strategies] == ["chain_of_thought"]
+    code, out, err = run(capsys, "simulation-run", str(path), "--json")
+    assert code == 0, err
+    assert json.loads(out)["model_calls"] == {"agent": 1}  # its scripted reply fits
+
+
 def test_generate_rejects_bad_input(tmp_path: Path, capsys: Any) -> None:
     code, _, err = run(capsys, "mission-generate", "x", "--strategy", "guessing")
-    assert code == 2 and err.count("\n") == 1 and "unknown strategy 'guessing'" in err
+    assert code == 2 and err.count("\n") == 1
+    assert "unknown reasoning strategy type 'guessing'" in err
     graph = tmp_path / "graph.json"
     save_graph_spec(graph, GraphSpec(id="g", start="a", nodes=[NodeSpec("a", "echo")]))
     code, _, err = run(

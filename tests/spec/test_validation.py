@@ -341,3 +341,21 @@ def test_node_params_the_loader_sets_are_invalid() -> None:
         "graph.nodes[1].params.config": "is reserved (the loader sets it from the node's "
         "config)",
     }
+
+
+def test_each_strategy_binding_is_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spark_core.agents.strategies import PlanAndSolveStrategy
+
+    built: List[int] = []
+    real_init = PlanAndSolveStrategy.__init__
+
+    def counting_init(self: PlanAndSolveStrategy, max_plan_steps: int = 8) -> None:
+        built.append(max_plan_steps)
+        real_init(self, max_plan_steps)
+
+    monkeypatch.setattr(PlanAndSolveStrategy, "__init__", counting_init)
+    m = mission(graph(nodes="a"))
+    m.graph.nodes[0].type = "spark_core.agents.node:AgentNode"
+    strategy = ReasoningStrategySpec("plan_and_solve", {"max_plan_steps": 3})
+    m.strategies = [MissionStrategyBindingSpec("a", strategy)]
+    assert validate_mission(m) == [] and built == [3]
