@@ -78,11 +78,20 @@ _STATE_TYPES: Dict[str, Any] = {
 
 
 def _normalise(prefixes: Iterable[str]) -> Tuple[str, ...]:
+    if isinstance(prefixes, str):  # would be read one character at a time
+        raise SpecError(
+            f"allowed module prefixes must be a list, not a str ({prefixes!r})"
+        )
     out = []
     for prefix in prefixes:
-        if not isinstance(prefix, str) or not prefix.strip(". "):
-            raise SpecError(f"invalid allowed module prefix {prefix!r}")
-        out.append(prefix.strip().rstrip("."))
+        name = prefix.strip().rstrip(".") if isinstance(prefix, str) else ""
+        # A prefix no module name can match ("a..b", "my app") is a typo, not a rule.
+        if not name or not all(part.isidentifier() for part in name.split(".")):
+            raise SpecError(
+                f"invalid allowed module prefix {prefix!r}: not a dotted module name "
+                "like 'myapp.nodes'"
+            )
+        out.append(name)
     return tuple(out)
 
 
