@@ -14,12 +14,14 @@ Telemetry, guardrails and policies plug in as observers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import threading
 import time
 import uuid
 from collections import deque
-from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from spark_core.errors import (
     GraphDefinitionError,
@@ -210,6 +212,8 @@ class Graph:
         self._policy_set = policy_set
         self._tool_executor: Any = None
         self._approvals: Any = None
+        # Held from a run's start until its state is settled (after on_run_end).
+        self._running = threading.Lock()
         self._current: Optional[_Run] = None
         self._last: Optional[_Run] = None
         self.last_run_id: Optional[str] = None
@@ -327,26 +331,28 @@ class Graph:
             SparkError: ``run_id`` is already used (use :meth:`resume`), or the graph is
                 running another run.
         """
-        self._refuse_second_run()
-        backend = self.state.backend
-        if run_id is None:
-            run_id = uuid.uuid4().hex
-        elif not isinstance(run_id, str) or not run_id:
-            raise SparkError(f"run_id must be a non-empty string, got {run_id!r}")
-        elif backend.load_run(run_id) is not None:
-            raise SparkError(
-                f"run {run_id!r} already exists: use graph.resume({run_id!r})"
+        with self._claim():
+            backend = self.state.backend
+            if run_id is None:
+                run_id = uuid.uuid4().hex
+            elif not isinstance(run_id, str) or not run_id:
+                raise SparkError(f"run_id must be a non-empty string, got {run_id!r}")
+            elif backend.load_run(run_id) is not None:
+                raise SparkError(
+                    f"run {run_id!r} already exists: use graph.resume({run_id!r})"
+                )
+            if backend.durable:
+                self.state._reload()
+            run = _Run(
+                RunInfo(
+                    run_id=run_id, graph=self, started_at=time.time(), inputs=inputs
+                )
             )
-        if backend.durable:
-            self.state._reload()
-        run = _Run(
-            RunInfo(run_id=run_id, graph=self, started_at=time.time(), inputs=inputs)
-        )
-        run.add(self.start.id, inputs)
-        if backend.durable:
-            backend.save_run(self._record(run, "running"))
-            run.committed = (run.frontier(), {})
-        return await self._drive(run)
+            run.add(self.start.id, inputs)
+            if backend.durable:
+                backend.save_run(self._record(run, "running"))
+                run.committed = (run.frontier(), {})
+            return await self._drive(run)
 
     def run_sync(self, inputs: Any = None, **kwargs: Any) -> RunResult:
         """Run the graph from synchronous code (also inside a notebook's running loop).
@@ -378,24 +384,24 @@ class Graph:
             RunNotFoundError: The backend has no such run.
             SparkError: The graph is running another run.
         """
-        self._refuse_second_run()
-        backend = self.state.backend
-        record = backend.load_run(run_id)
-        if record is None:
-            raise RunNotFoundError(run_id)
-        if backend.durable:
-            self.state._reload()
-        run = self._run_from_record(record)
-        # A node's previous output is its last one in this run (as resume_from restores
-        # from a checkpoint); a new process would otherwise start every node at None.
-        for node_id, output in run.outputs.items():
-            if node_id in self.nodes:
-                self.nodes[node_id].state.context_snapshot = output
-        if record.get("status") == "completed":
-            return run.result("completed")
-        if backend.durable:
-            run.committed = (run.frontier(), dict(run.joins))
-        return await self._drive(run)
+        with self._claim():
+            backend = self.state.backend
+            record = backend.load_run(run_id)
+            if record is None:
+                raise RunNotFoundError(run_id)
+            if backend.durable:
+                self.state._reload()
+            run = self._run_from_record(record)
+            # A node's previous output is its last one in this run (as resume_from restores
+            # from a checkpoint); a new process would otherwise start every node at None.
+            for node_id, output in run.outputs.items():
+                if node_id in self.nodes:
+                    self.nodes[node_id].state.context_snapshot = output
+            if record.get("status") == "completed":
+                return run.result("completed")
+            if backend.durable:
+                run.committed = (run.frontier(), dict(run.joins))
+            return await self._drive(run)
 
     def resume_sync(self, run_id: str) -> RunResult:
         """Synchronous :meth:`resume` (notebook-safe).
@@ -410,15 +416,24 @@ class Graph:
 
         return arun(self.resume(run_id))
 
-    def _refuse_second_run(self) -> None:
+    @contextlib.contextmanager
+    def _claim(self) -> Iterator[None]:
+        """Hold the graph for one run (or resumption) until its state is settled."""
         # Runs of one graph share its state and bookkeeping: a second one at the same time
-        # would commit the first one's writes with its steps.
-        if self._current is not None:
+        # would commit the first one's writes with its steps. The lock is checked and taken
+        # in one step (two threads cannot both pass) and let go after the run's last state
+        # write, when on_run_end has returned.
+        if not self._running.acquire(blocking=False):
+            current = self._current
+            what = f"run {current.info.run_id!r}" if current is not None else "a run"
             raise SparkError(
-                f"graph {self.graph_id!r} is already running run "
-                f"{self._current.info.run_id!r}: a Graph runs one run at a time "
-                "(build one Graph per concurrent run)"
+                f"graph {self.graph_id!r} is already running {what}: a Graph runs one "
+                "run at a time (build one Graph per concurrent run)"
             )
+        try:
+            yield
+        finally:
+            self._running.release()
 
     def _run_from_record(self, record: Dict[str, Any]) -> _Run:
         info = RunInfo(
@@ -816,28 +831,30 @@ class Graph:
             GraphDefinitionError: The checkpoint names nodes this graph does not have.
             SparkError: The graph is running another run.
         """
-        self._refuse_second_run()
-        record = self._check_checkpoint(checkpoint)
-        state = self.state
-        new_state = state._check(dict(checkpoint["state"]))
-        backend = state.backend
-        # One transaction: a crash leaves the old state or the new one, never none.
-        changes = {key: DELETED for key in backend.load_state() if key not in new_state}
-        changes.update(new_state)
-        backend.save_state_keys(changes)
-        state._reload()
-        for node_id, snapshot in (checkpoint.get("node_snapshots") or {}).items():
-            if node_id in self.nodes:
-                self.nodes[node_id].state.context_snapshot = snapshot
-        run = self._run_from_record(record)
-        if not run.pending and not run.joins:
-            run.info.step = run.step
-            self._last = run
-            return run.result("completed")
-        backend.save_run({**self._record(run, "running"), "outputs": run.outputs})
-        if backend.durable:
-            run.committed = (run.frontier(), dict(run.joins))
-        return await self._drive(run)
+        with self._claim():
+            record = self._check_checkpoint(checkpoint)
+            state = self.state
+            new_state = state._check(dict(checkpoint["state"]))
+            backend = state.backend
+            # One transaction: a crash leaves the old state or the new one, never none.
+            changes = {
+                key: DELETED for key in backend.load_state() if key not in new_state
+            }
+            changes.update(new_state)
+            backend.save_state_keys(changes)
+            state._reload()
+            for node_id, snapshot in (checkpoint.get("node_snapshots") or {}).items():
+                if node_id in self.nodes:
+                    self.nodes[node_id].state.context_snapshot = snapshot
+            run = self._run_from_record(record)
+            if not run.pending and not run.joins:
+                run.info.step = run.step
+                self._last = run
+                return run.result("completed")
+            backend.save_run({**self._record(run, "running"), "outputs": run.outputs})
+            if backend.durable:
+                run.committed = (run.frontier(), dict(run.joins))
+            return await self._drive(run)
 
     def _check_checkpoint(self, checkpoint: Any) -> Dict[str, Any]:
         if not isinstance(checkpoint, dict):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Dict, List
+import threading
+from typing import Any, Dict, List, Optional
 
 import pytest
 
@@ -16,7 +17,7 @@ from spark_core.errors import (
     RunStopped,
     SparkError,
 )
-from spark_core.graphs import Edge, Graph, GraphObserver, RunInfo
+from spark_core.graphs import Edge, Graph, GraphObserver, InMemoryStateBackend, RunInfo
 from spark_core.nodes import ExecutionContext, JoinNode, Node, NodeConfig
 from spark_core.nodes.capabilities import RetryCapability
 from spark_core.utils import arun
@@ -192,6 +193,72 @@ def test_a_second_run_while_one_is_in_progress_is_refused() -> None:
     assert arun(main()).content == {"done": True}
     assert graph.state.backend.load_run("second") is None  # refused before anything
     assert graph.run_sync(run_id="third").status == "completed"  # one after the other
+
+
+def test_a_run_holds_the_graph_until_its_on_run_end_hooks_returned() -> None:
+    ending, release = asyncio.Event(), asyncio.Event()
+
+    class SlowEnd(GraphObserver):
+        async def on_run_end(self, run: RunInfo, result: Any, error: Any) -> None:
+            if not ending.is_set():  # the first run's hook waits
+                ending.set()
+                await release.wait()
+
+    class Write(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            value = context.inputs.content["v"]
+            await gstate(context).set("k", value)
+            if value == 2:
+                raise RuntimeError("boom")
+            return {"v": value}
+
+    graph = Graph(start=Write(name="w"), observers=[SlowEnd()])
+
+    async def main() -> None:
+        first = asyncio.ensure_future(graph.run({"v": 1}))
+        await ending.wait()  # the first run is saved; its on_run_end is still running
+        try:
+            with pytest.raises(SparkError, match="one run at a time"):
+                await graph.run({"v": 2})
+        finally:
+            release.set()
+            await first
+
+    arun(main())
+    assert graph.state.get_sync("k") == 1
+    with pytest.raises(NodeExecutionError, match="boom"):  # once settled, it may run
+        graph.run_sync({"v": 2})
+    assert graph.state.get_sync("k") == 1  # the failed node's write is dropped
+
+
+def test_two_threads_cannot_both_start_a_run_of_one_graph() -> None:
+    class Gate(InMemoryStateBackend):
+        """Holds the first run inside its run-id check until told to go on."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inside, self.go = threading.Event(), threading.Event()
+
+        def load_run(self, run_id: str) -> Optional[Dict[str, Any]]:
+            if run_id == "a":
+                self.inside.set()
+                self.go.wait(10)
+            return super().load_run(run_id)
+
+    backend = Gate()
+    graph = Graph(start=Add(name="n"), state_backend=backend)
+    results: List[Any] = []
+    first = threading.Thread(target=lambda: results.append(graph.run_sync(run_id="a")))
+    first.start()
+    try:
+        assert backend.inside.wait(10)
+        with pytest.raises(SparkError, match="one run at a time"):
+            graph.run_sync(run_id="b")
+    finally:
+        backend.go.set()
+        first.join(10)
+    assert [r.status for r in results] == ["completed"]
+    assert backend.load_run("b") is None
 
 
 def test_observers_see_every_hook_in_order(recorder: Recorder) -> None:
