@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import inspect
 import json
 import math
 import os
@@ -258,23 +257,7 @@ def _call_factory(reference: str, factory: Any) -> Any:
 
     if isinstance(factory, (Graph, GraphSpec, MissionSpec)):
         return factory
-    try:
-        signature = inspect.signature(factory)
-    except (TypeError, ValueError):
-        signature = None  # some builtins have none: calling them tells
-    if signature is not None:
-        required = [
-            name
-            for name, p in signature.parameters.items()
-            if p.default is p.empty
-            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-        if required:
-            raise SpecError(
-                f"{reference} is not a graph factory: it needs argument(s) "
-                f"{', '.join(required)} (export calls it without any)"
-            )
-    try:
+    try:  # one that needs arguments fails before its body runs (a TypeError)
         return factory()
     except (
         Exception
@@ -489,9 +472,8 @@ def _cmd_mission_deploy(args: argparse.Namespace) -> int:
             mission,
             url,
             api_key=os.environ.get("AI_SPINE_API_KEY") or None,
-            timeout=min(
-                args.timeout, threading.TIMEOUT_MAX
-            ),  # 1e300 overflows a socket
+            # A finite timeout beyond TIMEOUT_MAX (1e300) overflows the socket's.
+            timeout=min(args.timeout, threading.TIMEOUT_MAX),
         )
         result.update(deployed=True, url=url, flow=flow)
     if args.json:
@@ -553,7 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mission-id")
     p.add_argument(
         "--strategy",
-        help="react, chain_of_thought or plan_and_solve, bound to the graph's agent nodes",
+        help="react, chain_of_thought (cot) or plan_and_solve, bound to the graph's "
+        "agent nodes",
     )
     p.add_argument(
         "--graph", metavar="FILE", help="use this graph (or mission) spec's graph"

@@ -28,12 +28,13 @@ from dataclasses import dataclass
 from typing import (
     TYPE_CHECKING,
     Any,
+    Callable,
     Dict,
     List,
     Mapping,
     Optional,
-    Protocol,
     Type,
+    Union,
     overload,
 )
 
@@ -517,35 +518,31 @@ def parse_json_answer(text: str) -> Any:
         raise ValueError(f"it is not JSON ({exc})") from None
 
 
-class _BuildFromCheckpoint(Protocol):
-    def __call__(
-        self, path: "os.PathLike[str] | str", config: AgentConfig
-    ) -> Agent: ...
-
-
-class _RestoreFromCheckpoint(Protocol):
-    def __call__(self, path: "os.PathLike[str] | str") -> Agent: ...
+_CheckpointPath = Union["os.PathLike[str]", str]
 
 
 class _LoadCheckpoint:
-    """``Agent.load_checkpoint(path, config)`` builds an agent from a checkpoint file (as
-    :meth:`Agent.from_checkpoint`); ``agent.load_checkpoint(path)`` restores the file into an
-    existing agent. Both return the agent and raise :class:`AgentCheckpointError`."""
+    """``Agent.load_checkpoint`` is :meth:`Agent.from_checkpoint`; ``agent.load_checkpoint``
+    restores a file into ``agent`` (the one name has two documented forms)."""
 
     @overload
-    def __get__(self, agent: None, owner: Type[Agent]) -> _BuildFromCheckpoint: ...
+    def __get__(
+        self, agent: None, owner: Type[Agent]
+    ) -> Callable[[_CheckpointPath, AgentConfig], Agent]: ...
 
     @overload
     def __get__(
         self, agent: Agent, owner: Optional[Type[Agent]] = None
-    ) -> _RestoreFromCheckpoint: ...
+    ) -> Callable[[_CheckpointPath], Agent]: ...
 
     def __get__(
         self, agent: Optional[Agent], owner: Optional[Type[Agent]] = None
     ) -> Any:
-        if agent is None:
-            return (owner or Agent).from_checkpoint
-        return agent._load_checkpoint_file
+        return (
+            (owner or Agent).from_checkpoint
+            if agent is None
+            else agent._load_checkpoint_file
+        )
 
 
 class Agent:

@@ -603,7 +603,7 @@ def test_export_errors(capsys: Any) -> None:
         ("tests.spec.nowhere:f", "cannot import 'tests.spec.nowhere'"),
         ("tests.spec.sample_graphs:nope", "has no 'nope'"),
         ("tests.spec.sample_graphs:not_a_graph", "gave int, not a Graph"),
-        ("os:system", "os:system is not a graph factory: it needs argument(s) command"),
+        ("os:system", "os:system is not a graph factory: calling it failed: TypeError"),
         (
             "tests.spec.sample_graphs:broken_factory",
             "calling it failed: RuntimeError: no config",
@@ -611,7 +611,8 @@ def test_export_errors(capsys: Any) -> None:
         ("tests.spec.sample_graphs:Doubler", "gave Doubler, not a Graph"),
         (
             "tests.spec.sample_graphs:search",
-            "search is not a graph factory: it needs argument(s) query",
+            "search is not a graph factory: calling it failed: TypeError: search() "
+            "missing 1 required positional argument: 'query'",
         ),
     ):
         code, _, err = run(capsys, "export", ref)
