@@ -109,7 +109,9 @@ class EdgeConditionError(SparkError):
     """Evaluating an edge condition raised an error at run time.
 
     In a run it is the ``__cause__`` of the source node's :class:`NodeExecutionError`: the
-    node counts as failed and the run stays where it was (nothing of that step is recorded).
+    conditions are evaluated as part of the node's execution, so the node counts as failed
+    everywhere (observers see its attempt fail, its circuit breaker counts a failure, it is
+    not retried) and the run stays where it was (nothing of that step is recorded).
     """
 
 

@@ -21,12 +21,21 @@ import threading
 import time
 import uuid
 from collections import deque
-from typing import Any, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 from spark_core.errors import (
     GraphDefinitionError,
     MaxStepsExceededError,
-    NodeExecutionError,
     RunNotFoundError,
     RunPaused,
     RunStopped,
@@ -37,15 +46,8 @@ from spark_core.graphs.backends import DELETED, StateBackend
 from spark_core.graphs.edges import Edge
 from spark_core.graphs.observers import GraphObserver, NodeRunInfo, RunInfo, RunResult
 from spark_core.graphs.state import GraphState
-from spark_core.nodes.base import (
-    JoinNode,
-    Node,
-    NodeRef,
-    _check_output,
-    as_node,
-    execute_node,
-)
-from spark_core.nodes.context import NODE_WRITES, ExecutionContext, Inputs
+from spark_core.nodes.base import JoinNode, Node, NodeRef, as_node, execute_node
+from spark_core.nodes.context import ExecutionContext, Inputs
 
 logger = logging.getLogger("spark_core.graph")
 
@@ -196,9 +198,9 @@ class Graph:
         self.start = start
         self.nodes: Dict[str, Node] = {}
         self.edges: List[Edge] = []
-        self._out: Dict[str, List[Tuple[Edge, Node]]] = {}
         self._parents: Dict[str, List[str]] = {}
-        self._fixed: Dict[str, List[Node]] = {}  # targets of nodes without conditions
+        # node id -> output -> targets of the edges that fire (see _router)
+        self._routes: Dict[str, Callable[[Any], List[Node]]] = {}
         self._discover()
         # Graph order (breadth-first from start) picks the final output among end nodes.
         self._rank = {node_id: i for i, node_id in enumerate(self.nodes)}
@@ -265,9 +267,7 @@ class Graph:
                 parents = self._parents.setdefault(target.id, [])
                 if node.id not in parents:
                     parents.append(node.id)
-            self._out[node.id] = links
-            if all(edge.kind == "always" for edge, _ in links):  # no condition to check
-                self._fixed[node.id] = [target for _, target in links]
+            self._routes[node.id] = _router(links)
 
     def add_observer(self, observer: GraphObserver) -> None:
         """Add an observer; observers are called in the order they were added.
@@ -635,24 +635,13 @@ class Graph:
             self._observers,
         )
         writes = ctx._writes = {}
-        observers = self._observers
         started = time.perf_counter()
         try:
-            if not observers and node._is_async and not node.config.has_capabilities():
-                # Fast path: no hooks, no capabilities, no extra coroutine frames.
-                token = NODE_WRITES.set((self.state, writes))
-                try:
-                    output = _check_output(node, await node.process(ctx))
-                finally:
-                    NODE_WRITES.reset(token)
-                node.state.context_snapshot = output
-            else:
-                output = await execute_node(node, ctx, info, observers)
-            # Every condition is evaluated before anything is recorded: one that raises
-            # is this node's failure, and the run stays where it was.
-            targets = self._fixed.get(node_id)
-            if targets is None:
-                targets = [t for edge, t in self._out[node_id] if edge.matches(output)]
+            # The node's edge conditions are part of its execution: one that raises fails
+            # the node before it is reported done, and the run stays where it was.
+            output, targets = await execute_node(
+                node, ctx, info, self._observers, self._routes[node_id]
+            )
         except BaseException as exc:
             node.state.context_snapshot = snapshot
             if isinstance(exc, RunPaused):
@@ -662,7 +651,7 @@ class Graph:
                 # Cancellation, KeyboardInterrupt, SystemExit: propagate as they are.
                 status = "cancelled"
             else:
-                status = "failed"
+                status = "failed"  # a NodeExecutionError of this node
             previous = run.node_results.get(node_id)
             run.node_results[node_id] = [
                 status,
@@ -671,12 +660,6 @@ class Graph:
                 None if status != "failed" else str(exc),
                 previous[4] if previous is not None else 0,
             ]
-            if status == "failed" and not (
-                # Already this node's error; one from a node run inside it gets wrapped.
-                isinstance(exc, NodeExecutionError)
-                and exc.node_id == node_id
-            ):
-                raise NodeExecutionError(node_id, exc) from exc
             raise
         previous = run.node_results.get(node_id)
         run.node_results[node_id] = [
@@ -955,6 +938,14 @@ class Graph:
             "text/markdown": f"```mermaid\n{mermaid}\n```",
             "text/plain": f"{self!r}\n{mermaid}",
         }
+
+
+def _router(links: List[Tuple[Edge, Node]]) -> Callable[[Any], List[Node]]:
+    """Return the function from a node's output to the targets of its edges that fire."""
+    if all(edge.kind == "always" for edge, _ in links):  # no condition to check
+        targets = [target for _, target in links]
+        return lambda output: targets
+    return lambda output: [target for edge, target in links if edge.matches(output)]
 
 
 def _mermaid_text(text: str) -> str:

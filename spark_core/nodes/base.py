@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import (
     TYPE_CHECKING,
     Any,
+    Awaitable,
     Callable,
     Dict,
     List,
@@ -22,6 +23,7 @@ from typing import (
 
 from spark_core.errors import (
     CircuitOpenError,
+    EdgeConditionError,
     GraphDefinitionError,
     NodeExecutionError,
     NodeTimeoutError,
@@ -59,6 +61,7 @@ NodeRef = Union["Node", NodeLike]
 Target = Union[NodeRef, Sequence[NodeRef]]
 # ``a >> b`` returns ``b`` with its own type, so ``a >> agent >> c`` type-checks too.
 T = TypeVar("T", bound=Target)
+R = TypeVar("R")
 
 
 @dataclass
@@ -398,7 +401,7 @@ class Node:
             metadata={"node_id": self.id, "attempt": 1, "step": 1},
         )
         started = time.perf_counter()
-        output = await execute_node(self, ctx, None, ())
+        output, _ = await execute_node(self, ctx, None, (), _no_route)
         return NodeResult(
             content=output,
             node_id=self.id,
@@ -453,6 +456,7 @@ def _check_output(node: Node, output: Any) -> Any:
 
 
 async def _call(node: Node, ctx: ExecutionContext) -> Any:
+    """Run ``process`` once, recording graph-state writes in the execution's write log."""
     if ctx._writes is None:  # not in a graph run: no write log to record into
         return await _process(node, ctx)
     token = NODE_WRITES.set((ctx.graph_state, ctx._writes))
@@ -462,9 +466,13 @@ async def _call(node: Node, ctx: ExecutionContext) -> Any:
         NODE_WRITES.reset(token)
 
 
-async def _process(node: Node, ctx: ExecutionContext) -> Any:
+def _process(node: Node, ctx: ExecutionContext) -> Awaitable[Any]:
     if node._is_async:
-        return await node.process(ctx)
+        return node.process(ctx)  # type: ignore[no-any-return]
+    return _process_sync(node, ctx)
+
+
+async def _process_sync(node: Node, ctx: ExecutionContext) -> Any:
     if node._inline:
         return node.process(ctx)
     output = await run_in_worker(node.process, ctx)
@@ -473,12 +481,24 @@ async def _process(node: Node, ctx: ExecutionContext) -> Any:
     return output
 
 
+def _failure(node: Node, error: BaseException) -> NodeExecutionError:
+    """``error`` as the node's failure (a ``NodeExecutionError`` of this node as it is)."""
+    if isinstance(error, NodeExecutionError) and error.node_id == node.id:
+        return error
+    return NodeExecutionError(node.id, error)
+
+
+def _no_route(output: Any) -> None:
+    return None
+
+
 async def execute_node(
     node: Node,
     ctx: ExecutionContext,
     run: Optional["RunInfo"],
     observers: Sequence["GraphObserver"],
-) -> Any:
+    route: Callable[[Any], R],
+) -> Tuple[Any, R]:
     """Run one node execution: observers, circuit breaker, retries, rate limit, timeout.
 
     Args:
@@ -486,26 +506,29 @@ async def execute_node(
         ctx: Its execution context (``metadata["attempt"]`` is updated per attempt).
         run: The run, for observer hooks (``None`` when running alone).
         observers: Observers to call (empty: no hooks, the fast path).
+        route: Called with an attempt's output before the attempt counts as a success
+            (the graph evaluates the node's edge conditions there); when it raises
+            ``EdgeConditionError`` the attempt failed, and it is not retried.
 
     Returns:
-        The node's output (a dict or ``None``).
+        The node's output (a dict or ``None``) and what ``route`` returned for it.
 
     Raises:
         NodeExecutionError: The node failed for good (``NodeTimeoutError``,
             ``CircuitOpenError`` for those causes).
         RunStopped: The node or an observer stopped (or paused) the run.
     """
-    config = node.config
-    if not observers and not config.has_capabilities():
+    if not observers and not node.config.has_capabilities():
         try:
             output = _check_output(node, await _call(node, ctx))
+            routed = route(output)
         except RunStopped:
             raise
         except Exception as exc:
-            raise NodeExecutionError(node.id, exc) from exc
+            raise _failure(node, exc)  # its __cause__ is exc (or it is exc)
         node.state.context_snapshot = output
-        return output
-    return await _execute_full(node, ctx, run, observers)
+        return output, routed
+    return await _execute_full(node, ctx, run, observers, route)
 
 
 async def _execute_full(  # noqa: C901 - the attempt loop is clearer in one piece
@@ -513,7 +536,8 @@ async def _execute_full(  # noqa: C901 - the attempt loop is clearer in one piec
     ctx: ExecutionContext,
     run: Optional["RunInfo"],
     observers: Sequence["GraphObserver"],
-) -> Any:
+    route: Callable[[Any], R],
+) -> Tuple[Any, R]:
     config = node.config
     retry, timeout = config.retry, config.timeout
     limiter, breaker = config.rate_limit, config.circuit_breaker
@@ -562,12 +586,14 @@ async def _execute_full(  # noqa: C901 - the attempt loop is clearer in one piec
             else:
                 output = await _call(node, ctx)
             output = _check_output(node, output)
+            routed = route(output)  # a condition that raises fails this attempt
         except RunStopped:
             raise
         except CircuitOpenError as exc:
             error = exc
         except Exception as exc:
             error = exc
+            output = None
             if breaker is not None:
                 breaker.record_failure()
             if (
@@ -593,12 +619,13 @@ async def _execute_full(  # noqa: C901 - the attempt loop is clearer in one piec
             if run is not None:
                 for observer in observers:
                     await observer.on_node_end(run, node, ctx, output)
-            return output
+            return output, routed
         cause = error.cause if isinstance(error, NodeTimeoutError) else error
         if (
             retry is not None
-            and not isinstance(error, CircuitOpenError)
-            and not isinstance(error, _BadOutputError)
+            and not isinstance(
+                error, (CircuitOpenError, _BadOutputError, EdgeConditionError)
+            )
             and retry.should_retry(cause if cause is not None else error, attempt)
         ):
             if ctx._writes and ctx.graph_state is not None:
@@ -609,11 +636,7 @@ async def _execute_full(  # noqa: C901 - the attempt loop is clearer in one piec
                     await observer.on_retry(run, node, ctx, error, delay)
             await asyncio.sleep(delay)
             continue
-        final = (
-            error
-            if isinstance(error, NodeExecutionError) and error.node_id == node.id
-            else NodeExecutionError(node.id, error)
-        )
+        final = _failure(node, error)
         if run is not None:
             for observer in observers:
                 await observer.on_node_error(run, node, ctx, final)

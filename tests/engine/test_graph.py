@@ -19,7 +19,7 @@ from spark_core.errors import (
 )
 from spark_core.graphs import Edge, Graph, GraphObserver, InMemoryStateBackend, RunInfo
 from spark_core.nodes import ExecutionContext, JoinNode, Node, NodeConfig
-from spark_core.nodes.capabilities import RetryCapability
+from spark_core.nodes.capabilities import CircuitBreakerCapability, RetryCapability
 from spark_core.utils import arun
 from tests.engine.conftest import Add, Overlap, Recorder, SyncAdd, gstate, stored_run
 
@@ -470,6 +470,71 @@ def test_failing_condition_is_the_source_nodes_failure() -> None:
         Graph(start=src).run_sync()
     assert info.value.node_id == "src"
     assert isinstance(info.value.__cause__, EdgeConditionError)
+
+
+def test_a_raising_condition_is_reported_as_the_nodes_failure(
+    recorder: Recorder,
+) -> None:
+    breaker = CircuitBreakerCapability(failure_threshold=1, reset_timeout=3600)
+    config = NodeConfig(retry=RetryCapability(max_retries=2), circuit_breaker=breaker)
+    src = Emit({"ok": True}, "src")
+    src.config = config
+    src.on(lambda out: out["missing"]) >> Tag(name="t")
+    with pytest.raises(NodeExecutionError, match="src -> t") as info:
+        Graph(start=src, observers=[recorder]).run_sync()
+    assert isinstance(info.value.__cause__, EdgeConditionError)
+    node_calls = [c for c in recorder.calls if c[0] not in ("run_start", "run_end")]
+    assert node_calls == [  # never reported done, not retried
+        ("node_start", "src"),
+        ("attempt_start", "src", 1),
+        ("attempt_end", "src", "EdgeConditionError"),
+        ("node_error", "src", "NodeExecutionError"),
+    ]
+    assert not breaker.allow()  # the breaker counted a failure
+
+
+def test_an_approved_call_is_reused_when_a_condition_failed_its_node() -> None:
+    from spark_core.governance import (
+        ApprovalPendingError,
+        PolicyEffect,
+        PolicyRule,
+        PolicySet,
+    )
+
+    sent: List[str] = []
+    broken = {"on": True}
+
+    def send(msg: str) -> str:
+        """Send a message."""
+        sent.append(msg)
+        return "sent"
+
+    def condition(output: Any) -> bool:
+        if broken["on"]:
+            raise KeyError("score")
+        return True
+
+    class Notify(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            return {"reply": await context.call_tool("send", msg="hi")}
+
+    notify = Notify(name="notify")
+    notify.on(condition) >> Node(name="after")
+    rule = PolicyRule(
+        "ask", PolicyEffect.REQUIRE_APPROVAL, ["tool:execute"], ["tool://send"]
+    )
+    graph = Graph(start=notify, tools=[send], policy_set=PolicySet("p", [rule]))
+    with pytest.raises(ApprovalPendingError) as pending:
+        graph.run_sync(run_id="r")
+    arun(graph.approvals.resolve(pending.value.request_id, "approved"))
+    with pytest.raises(NodeExecutionError, match="notify -> after"):
+        graph.resume_sync("r")  # the call is made, then the condition fails the node
+    broken["on"] = False
+    result = graph.resume_sync(
+        "r"
+    )  # the node runs again: the approved result is reused
+    assert result.outputs["notify"] == {"reply": "sent"}
+    assert sent == ["hi"]
 
 
 def test_bounded_loop() -> None:
