@@ -82,6 +82,7 @@ from ai_spine.utils import (
 # spark_core is imported when first used; this import is for type checkers only.
 if TYPE_CHECKING:  # pragma: no cover
     from spark_core.graphs import Graph
+    from spark_core.kit.loader import SpecLoader
 
 __all__ = ["LocalSpine", "FlowSource"]
 
@@ -542,7 +543,7 @@ class _Flow:
         source: Any,
         name: Optional[str],
         description: Optional[str],
-        allow_modules: Tuple[str, ...] = (),
+        specs: SpecLoader,
     ) -> None:
         self.flow_id = flow_id
         self.name = name or flow_id
@@ -554,13 +555,20 @@ class _Flow:
         self.spec: Optional[Dict[str, Any]] = None
         if isinstance(source, Mapping):
             self.kind = "spec"
-            self.spec = dict(
-                validate_json_object(dict(source), "spec", allow_empty=False)
-            )
-            self.factory = _spec_factory(self.spec, allow_modules)
+            try:
+                self.spec = dict(
+                    validate_json_object(dict(source), "spec", allow_empty=False)
+                )
+                self.factory = _spec_factory(self.spec, specs)
+                sample = self.factory()
+            except ValidationError as exc:  # the spec's error does not say which flow
+                raise ValidationError(
+                    f"flow {flow_id!r}: {exc.message}",
+                    status_code=exc.status_code,
+                    body=exc.body,
+                ) from None
             if description is None and isinstance(self.spec.get("description"), str):
                 self.description = self.spec["description"]
-            sample = self.factory()
         elif _is_graph(source):
             self.kind = "graph"
             self.graph = sample = source
@@ -629,25 +637,12 @@ def _is_graph(obj: Any) -> bool:
     )
 
 
-def _spec_factory(
-    spec: Dict[str, Any], allow_modules: Tuple[str, ...] = ()
-) -> Callable[[], Any]:
-    """Return a factory building a Graph from a GraphSpec dict (spark_core's spec loader).
-
-    Node classes may come from ``spark_core`` and ``allow_modules``; tools only from
-    ``allow_modules`` (none by default, so a spec cannot make the server import code).
-    """
-    try:
-        from spark_core.kit.loader import DEFAULT_ALLOWED_MODULES, SpecLoader
-    except ImportError as exc:  # pragma: no cover - depends on the installed spark_core
-        raise ValidationError(f"cannot load GraphSpec dicts: {exc}") from None
-    nodes = DEFAULT_ALLOWED_MODULES + allow_modules
+def _spec_factory(spec: Dict[str, Any], specs: SpecLoader) -> Callable[[], Any]:
+    """Return a factory building a Graph from a GraphSpec dict with the spine's SpecLoader."""
 
     def build() -> Any:
         try:
-            return SpecLoader(nodes, allowed_tool_modules=allow_modules).load_graph(
-                spec
-            )
+            return specs.load_graph(spec)
         except AISpineError:
             raise
         except Exception as exc:  # the spec layer raises its own typed errors
@@ -692,23 +687,6 @@ def _describe_nodes(graph: Any) -> List[Dict[str, Any]]:
     return described
 
 
-def _module_prefixes(prefixes: Iterable[str]) -> Tuple[str, ...]:
-    """Check ``allow_modules``: dotted module names, no wildcards or relative names."""
-    if isinstance(prefixes, str):
-        raise ValidationError(
-            "allow_modules must be a list of module prefixes, not a str"
-        )
-    checked = tuple(prefixes)
-    for prefix in checked:
-        if not isinstance(prefix, str) or not all(
-            part.isidentifier() for part in prefix.split(".")
-        ):
-            raise ValidationError(
-                f"module prefix {prefix!r} is not a dotted module name like 'myapp.nodes'"
-            )
-    return checked
-
-
 class _Agent:
     def __init__(
         self, info: Dict[str, Any], handler: Optional[Callable[..., Any]]
@@ -751,7 +729,17 @@ class LocalSpine:
         max_executions: Optional[int] = DEFAULT_MAX_EXECUTIONS,
         allow_modules: Iterable[str] = (),
     ) -> None:
-        self.allow_modules = _module_prefixes(allow_modules)
+        from spark_core.kit.loader import SpecLoader
+        from spark_core.spec.errors import SpecError
+
+        try:  # one loader for every spec flow; it checks the prefixes
+            self._specs = SpecLoader(allowed_tool_modules=allow_modules)
+        except SpecError as exc:
+            raise ValidationError(f"allow_modules: {exc}") from None
+        # Node classes may come from spark_core and allow_modules; tools only from
+        # allow_modules (none by default, so a spec cannot make the server import code).
+        self.allow_modules: Tuple[str, ...] = self._specs.allowed_tool_modules
+        self._specs.allowed_modules += self.allow_modules
         for name, value in (
             ("max_concurrency", max_concurrency),
             ("max_executions", max_executions),
@@ -802,18 +790,7 @@ class LocalSpine:
                     self._finished_ids.append(rec.execution_id)
         try:
             for flow_id, source in (flows or {}).items():
-                try:
-                    self.register_flow(flow_id, source)
-                except (
-                    ValidationError
-                ) as exc:  # say which flow (a spec's error does not)
-                    if exc.message.startswith(f"flow {flow_id!r}"):
-                        raise
-                    raise ValidationError(
-                        f"flow {flow_id!r}: {exc.message}",
-                        status_code=exc.status_code,
-                        body=exc.body,
-                    ) from None
+                self.register_flow(flow_id, source)
         except BaseException:
             if self._journal is not None:  # nobody else can close it
                 self._journal.close()
@@ -855,7 +832,7 @@ class LocalSpine:
         problem = _id_problem(flow_id, "flow_id", "body")
         if problem is not None:
             raise _invalid([problem])
-        entry = _Flow(flow_id, flow, name, description, self.allow_modules)
+        entry = _Flow(flow_id, flow, name, description, self._specs)
         with self._lock:
             if flow_id in self._flows and not replace:
                 raise ValidationError(
@@ -903,7 +880,7 @@ class LocalSpine:
                     )
                 ]
             )
-        entry = _Flow(flow_id, spec, name, description, self.allow_modules)
+        entry = _Flow(flow_id, spec, name, description, self._specs)
         with self._lock:
             old = self._flows.get(flow_id)
             if old is None:

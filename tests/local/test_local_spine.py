@@ -119,6 +119,40 @@ def test_a_graph_spec_dict_is_loaded_and_run() -> None:
     assert done["output_data"]["text"] == "Hello, Ada!"
 
 
+def test_spec_flows_share_the_spines_one_spec_loader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from spark_core.kit import loader
+
+    built: List[Any] = []
+    init = loader.SpecLoader.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        built.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(loader.SpecLoader, "__init__", counting)
+    with LocalSpine() as spine:
+        spine.register_flow("greet", GREET_SPEC)
+        spine.register_flow("again", GREET_SPEC)
+        for name in ("Ada", "Bob", "Cy"):
+            assert finish(spine, "greet", {"name": name})["status"] == "completed"
+    assert len(built) == 1  # built with the spine, not per flow or per execution
+
+
+def test_a_bad_spec_names_its_flow_however_it_is_registered() -> None:
+    bad = {"id": "x", "start": "x", "nodes": []}
+    with pytest.raises(ValidationError, match=r"^flow 'bad': .*at least one node"):
+        LocalSpine({"bad": bad})
+    with LocalSpine() as spine:
+        for register in (spine.register_flow, spine.update_flow):
+            with pytest.raises(ValidationError) as info:
+                register("bad", bad)
+            assert info.value.message.startswith("flow 'bad': ")
+            assert info.value.message.count("flow 'bad'") == 1
+            assert info.value.body["detail"][0]["loc"] == ["body", "spec"]
+
+
 TOOL_NODE = {
     "id": "find",
     "type": "tool_call",

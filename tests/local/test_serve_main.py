@@ -126,9 +126,7 @@ def test_a_bad_module_prefix_is_a_usage_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert serve_main(["--port", "0", "--allow-module", "my app"]) == 2
-    assert "module prefix 'my app' is not a dotted module name" in (
-        capsys.readouterr().err
-    )
+    assert "prefix 'my app': not a dotted module name" in (capsys.readouterr().err)
 
 
 @pytest.mark.parametrize(
@@ -159,6 +157,18 @@ def test_a_flow_that_cannot_be_registered_is_a_usage_error(
     monkeypatch.setattr(flows, "bad_flows", {"bad": 42}, raising=False)
     assert serve_main(["--port", "0", "--flows", "tests.local.flows:bad_flows"]) == 2
     assert "flow 'bad'" in capsys.readouterr().err
+
+
+def test_a_bad_spec_added_to_a_given_local_spine_names_its_flow(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tests.local.flows as flows
+
+    bad = {"bad": {"id": "x", "start": "x", "nodes": []}}
+    monkeypatch.setattr(flows, "bad_specs", bad, raising=False)
+    argv = ["--port", "0", "--flows", "tests.local.flows:served_spine"]
+    assert serve_main(argv + ["--flows", "tests.local.flows:bad_specs"]) == 2
+    assert "error: flow 'bad': spec: invalid spec" in capsys.readouterr().err
 
 
 def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
