@@ -534,6 +534,30 @@ def validate_execute_request(body: Any) -> List[Dict[str, Any]]:
     return errors
 
 
+def validate_page_request(limit: Any, offset: Any) -> List[Dict[str, Any]]:
+    """Check a page's ``limit`` (1-1000) and ``offset`` (0 or more), as the server does too.
+
+    Returns:
+        FastAPI-style error entries (``loc``, ``msg``, ``type``); empty when both are fine.
+    """
+    errors = []
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+        errors.append(
+            _detail(
+                ("query", "limit"),
+                "limit must be an integer from 1 to 1000",
+                "int_type",
+            )
+        )
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        errors.append(
+            _detail(
+                ("query", "offset"), "offset must be a non-negative integer", "int_type"
+            )
+        )
+    return errors
+
+
 class _Flow:
     """A registered flow: how to get a graph for one execution, and its FlowDefinition."""
 
@@ -1167,27 +1191,7 @@ class LocalSpine:
     def _page(
         self, limit: Any, offset: Any, status: Any
     ) -> Tuple[List[Dict[str, Any]], int]:
-        errors = []
-        if (
-            not isinstance(limit, int)
-            or isinstance(limit, bool)
-            or not 1 <= limit <= 1000
-        ):
-            errors.append(
-                _detail(
-                    ("query", "limit"),
-                    "limit must be an integer from 1 to 1000",
-                    "int_type",
-                )
-            )
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-            errors.append(
-                _detail(
-                    ("query", "offset"),
-                    "offset must be a non-negative integer",
-                    "int_type",
-                )
-            )
+        errors = validate_page_request(limit, offset)
         if status is not None and status not in _STATUSES:
             errors.append(
                 _detail(

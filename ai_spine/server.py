@@ -46,6 +46,7 @@ from ai_spine.local import (
     DEFAULT_MAX_EXECUTIONS,
     LocalSpine,
     validate_execute_request,
+    validate_page_request,
 )
 
 __all__ = ["SpineServer", "serve_main", "DEFAULT_MAX_BODY"]
@@ -506,18 +507,9 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> Tuple[int, Any]:
         limit = _query_int(q, "limit", 100)
         offset = _query_int(q, "offset", 0)
-        if limit < 1 or offset < 0:
-            name = "limit" if limit < 1 else "offset"
-            raise _HTTPError(
-                422,
-                [
-                    {
-                        "loc": ["query", name],
-                        "msg": f"{name} must be {'>= 1' if limit < 1 else '>= 0'}",
-                        "type": "greater_than_equal",
-                    }
-                ],
-            )
+        errors = validate_page_request(limit, offset)
+        if errors:
+            raise _HTTPError(422, errors)
         results = self.spine.get_execution_results(p["execution_id"])
         # Local runs keep no inter-agent messages: each node's outcome is one message.
         messages = [

@@ -257,6 +257,22 @@ def test_execution_messages_are_its_node_outcomes(server: SpineServer) -> None:
     assert call("GET", unknown)[0] == 404
 
 
+def test_both_paged_routes_refuse_a_bad_page_alike(server: SpineServer) -> None:
+    done = server.spine.wait_for_execution(
+        server.spine.execute_flow("echo", {})["execution_id"], 10
+    )
+    details = []
+    for route in (
+        "/api/v1/executions",
+        f"/api/v1/executions/{done['execution_id']}/messages",
+    ):
+        status, _, body = call("GET", f"{server.url}{route}?limit=0&offset=-1")
+        assert status == 422
+        details.append(body["detail"])
+    assert details[0] == details[1]
+    assert [d["loc"] for d in details[0]] == [["query", "limit"], ["query", "offset"]]
+
+
 def test_head_and_options_answer_405_as_fastapi_does(server: SpineServer) -> None:
     status, headers, body = call("HEAD", server.url + "/health")
     assert (status, headers["Allow"], body) == (405, "GET", None)  # HEAD: no body
