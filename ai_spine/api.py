@@ -557,21 +557,19 @@ class APIClient:
                 raise TimeoutError(passed) from None
             if attempt.response is not None and attempt.response.status_code < 400:
                 return self._decode(method, path, attempt.response)
-            error = self._to_error(method, path, attempt, attempt_timeout)
+            status = retry_after = None
+            if attempt.response is not None:
+                status = attempt.response.status_code
+                retry_after = parse_retry_after(
+                    attempt.response.headers.get("Retry-After")
+                )
+            error = self._to_error(method, path, attempt, attempt_timeout, retry_after)
             # A failure once the deadline passed: the attempt had what was left, and used it.
             late = ends_at is not None and _monotonic() >= ends_at
             if attempt.response is None and late:
                 raise TimeoutError(passed) from error
-            retry_after = None
-            status = None
             if isinstance(error, RateLimitError):
                 retry_after = error.retry_after  # the header's, else the body's
-            if attempt.response is not None:
-                status = attempt.response.status_code
-                if retry_after is None:
-                    retry_after = parse_retry_after(
-                        attempt.response.headers.get("Retry-After")
-                    )
             if not retry.is_retryable(
                 method,
                 status=status,
@@ -695,7 +693,12 @@ class APIClient:
             ) from None
 
     def _to_error(
-        self, method: str, path: str, attempt: _Attempt, timeout: float
+        self,
+        method: str,
+        path: str,
+        attempt: _Attempt,
+        timeout: float,
+        retry_after: Optional[float],
     ) -> AISpineError:
         response = attempt.response
         if response is None:
@@ -733,7 +736,6 @@ class APIClient:
         }
         cls = _status_error_class(status)
         if cls is RateLimitError:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if retry_after is None and isinstance(body, dict):
                 retry_after = _body_retry_after(body)
             return RateLimitError(message, retry_after=retry_after, **kwargs)

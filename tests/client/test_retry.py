@@ -195,6 +195,28 @@ def test_retry_after_given_only_in_a_429_body_is_waited_for(
     assert sleeps == [7.0] and info.value.retry_after == 7200
 
 
+def test_retry_after_is_read_once_per_answer(
+    client: AISpine,
+    mocked: responses.RequestsMock,
+    sleeps: List[float],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    read: List[Optional[str]] = []
+
+    def spy(value: Optional[str], **kwargs: Any) -> Optional[float]:
+        read.append(value)
+        return parse_retry_after(value, **kwargs)
+
+    monkeypatch.setattr(api, "parse_retry_after", spy)
+    mocked.get(BASE + "/health", status=429, json={"detail": "slow"})
+    mocked.get(BASE + "/health", status=503, headers={"Retry-After": "1"})
+    mocked.get(BASE + "/health", status=429, headers={"Retry-After": "2"})
+    mocked.get(BASE + "/health", json={"status": "healthy"})
+    client.health_check()
+    assert read == [None, "1", "2"]  # each error answer's header, once
+    assert sleeps[1:] == [1.0, 2.0]
+
+
 def test_http_date_retry_after_is_honoured(
     client: AISpine, mocked: responses.RequestsMock, sleeps: List[float]
 ) -> None:
