@@ -87,9 +87,9 @@ class _Run:
         self.node_results: Dict[str, List[Any]] = {}
         self.last_node: Optional[str] = None
         self.step = 0
-        # Last frontier/joins that reached a durable backend (saved again if a later
-        # write fails, so a stored run never points past what was committed).
-        self.committed: Optional[Tuple[List[Any], Dict[str, Any]]] = None
+        # The position (frontier, joins, step, last_node) a durable backend last stored:
+        # the run record is saved with it, so it never points past what was committed.
+        self.committed: Optional[Tuple[List[Any], Dict[str, Any], int, Any]] = None
         self.joins_dirty = False  # join buffers changed since the last commit
 
     def add(self, node_id: str, inputs: Any) -> int:
@@ -99,6 +99,18 @@ class _Run:
 
     def frontier(self) -> List[Any]:
         return [[node_id, inputs] for node_id, inputs in self.pending.values()]
+
+    def stored(self, frontier: List[Any], joins_changed: bool = True) -> None:
+        """Remember the position a durable backend now holds (see ``committed``)."""
+        joins = (
+            {
+                join_id: [dict(r) for r in rounds]
+                for join_id, rounds in self.joins.items()
+            }
+            if joins_changed or self.committed is None
+            else self.committed[1]
+        )
+        self.committed = (frontier, joins, self.step, self.last_node)
 
     def result(self, status: str) -> RunResult:
         content = (
@@ -351,7 +363,7 @@ class Graph:
             run.add(self.start.id, inputs)
             if backend.durable:
                 backend.save_run(self._record(run, "running"))
-                run.committed = (run.frontier(), {})
+                run.stored(run.frontier())
             return await self._drive(run)
 
     def run_sync(self, inputs: Any = None, **kwargs: Any) -> RunResult:
@@ -400,7 +412,7 @@ class Graph:
             if record.get("status") == "completed":
                 return run.result("completed")
             if backend.durable:
-                run.committed = (run.frontier(), dict(run.joins))
+                run.stored(run.frontier())
             return await self._drive(run)
 
     def resume_sync(self, run_id: str) -> RunResult:
@@ -526,20 +538,17 @@ class Graph:
     def _finish(self, run: _Run, status: str, error: Optional[BaseException]) -> None:
         self._current = None
         self._last = run
-        backend = self.state.backend
+        state = self.state
         record = self._record(run, status, error)
-        changes = self.state._take_changes()  # writes outside nodes, of paused nodes
-        if not backend.durable:
+        if run.committed is not None:  # durable: the stored position, not one past it
+            position = zip(("frontier", "joins", "step", "last_node"), run.committed)
+            record.update(position)
+        else:
             record["outputs"] = run.outputs
-            backend.save_run(record, changes)
-            return
-        try:
-            backend.save_run(record, changes)
-        except StateValidationError:
-            # Something of this run cannot be stored: keep the last committed position.
-            if run.committed is not None:
-                record["frontier"], record["joins"] = run.committed
-            backend.save_run(record, changes)
+        changes = state._take_changes()  # writes outside nodes
+        state.backend.save_run(record, changes)
+        if changes:
+            state._stored()
 
     async def _loop(
         self, run: _Run
@@ -700,25 +709,22 @@ class Graph:
         changes = state._take_changes(writes) if writes or state._run_writes else None
         if backend.durable:
             frontier = run.frontier()
-            joins = run.joins if run.joins_dirty else None
-            run.joins_dirty = False
+            joins_changed, run.joins_dirty = run.joins_dirty, False
             backend.commit_step(
                 run.info.run_id,
                 run.step,
                 node_id,
                 output,
                 frontier,
-                joins,
+                run.joins if joins_changed else None,
                 changes,
                 run.last_node,
             )
-            previous_joins = run.committed[1] if run.committed is not None else {}
-            run.committed = (
-                frontier,
-                run.joins if joins is not None else previous_joins,
-            )
+            run.stored(frontier, joins_changed)
         elif changes:
             backend.save_state_keys(changes)
+        if changes:
+            state._stored()
         if run.step >= self.max_steps and run.pending:
             busiest = max(run.node_results, key=lambda nid: run.node_results[nid][4])
             raise MaxStepsExceededError(
@@ -836,7 +842,7 @@ class Graph:
                 return run.result("completed")
             backend.save_run({**self._record(run, "running"), "outputs": run.outputs})
             if backend.durable:
-                run.committed = (run.frontier(), dict(run.joins))
+                run.stored(run.frontier())
             return await self._drive(run)
 
     def _check_checkpoint(self, checkpoint: Any) -> Dict[str, Any]:

@@ -98,6 +98,7 @@ class GraphState:
         self._seq = 0  # numbers every write of a run, to commit only the newest value
         self._latest: Dict[str, int] = {}  # key -> seq of its newest write
         self._committed: Dict[str, int] = {}  # key -> seq of its newest committed write
+        self._taken: Dict[str, int] = {}  # key -> seq, of the last _take_changes
         self._lock: Optional[Tuple[Any, asyncio.Lock]] = None
         self._thread_lock = threading.Lock()  # lock_sync() when no run is in progress
         self._loop: Optional[asyncio.AbstractEventLoop] = (
@@ -181,7 +182,12 @@ class GraphState:
     def _take_changes(
         self, log: Optional[Dict[str, Any]] = None
     ) -> Optional[Dict[str, Any]]:
-        """Return what to commit now: run-level writes plus ``log`` (a completed node's)."""
+        """Return what to commit now: run-level writes plus ``log`` (a completed node's).
+
+        They count as committed once :meth:`_stored` is called: a commit that fails (disk
+        full, a node output that is not JSON) leaves them to a later commit.
+        """
+        taken = self._taken = {}
         run_writes = self._run_writes
         if not log and not run_writes:
             return None
@@ -189,12 +195,18 @@ class GraphState:
         committed = self._committed
         for writes in (run_writes, log):
             for key, entry in (writes or {}).items():
-                if entry[0] > committed.get(key, 0):  # newer than what is stored
-                    changes[key] = entry[1]
-                    committed[key] = entry[0]
-        if run_writes:
-            run_writes.clear()
+                seq = entry[0]
+                if seq > committed.get(key, 0) and seq > taken.get(key, 0):
+                    changes[key] = entry[1]  # newer than what is stored
+                    taken[key] = seq
         return changes or None
+
+    def _stored(self) -> None:
+        """The backend stored what :meth:`_take_changes` returned last."""
+        self._committed.update(self._taken)
+        self._taken = {}
+        if self._run_writes:
+            self._run_writes.clear()
 
     def _keep(self, log: Optional[Dict[str, Any]]) -> None:
         """Commit ``log`` with the next commit whatever happens (a node that paused)."""
@@ -218,11 +230,14 @@ class GraphState:
 
     def _end_run(self) -> None:
         """Store the remaining run-level writes, then drop what no completed step kept."""
-        changes = self._take_changes()
-        self._run_writes = None
-        if changes:
-            self.backend.save_state_keys(changes)
-        self._reload()
+        try:
+            changes = self._take_changes()
+            if changes:
+                self.backend.save_state_keys(changes)
+                self._stored()
+        finally:
+            self._run_writes = None
+            self._reload()
 
     def _settled(self) -> Dict[str, Any]:
         """The state without the writes of nodes still running (for checkpoints)."""

@@ -241,6 +241,54 @@ def test_a_failing_edge_condition_leaves_the_stored_run_untouched(
     assert sorted(log) == ["q", "q", "t1", "t2"]
 
 
+@pytest.mark.parametrize("failure", ["disk full", "output not JSON"])
+def test_a_failed_commit_keeps_writes_outside_nodes_and_the_committed_position(
+    tmp_path: Path, failure: str
+) -> None:
+    backend = SQLiteStateBackend(tmp_path / "c.db")
+    real = backend._conn
+    log: List[str] = []
+
+    class Seen(GraphObserver):
+        async def on_node_start(self, run: RunInfo, node: Node, context: Any) -> None:
+            await run.graph.state.set(f"_spark_seen_{node.id}", True)  # outside nodes
+
+    class Write(Mark):
+        fail = True
+
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            output = await super().process(context)
+            await gstate(context).set(self.id, True)
+            if self.id == "b" and Write.fail:
+                Write.fail = False
+                if failure == "disk full":  # this step's COMMIT fails
+                    backend._conn = FailingCommit(real)  # type: ignore[assignment]
+                else:
+                    output["obj"] = object()
+            return output
+
+    a, b, c = Write("a", log), Write("b", log), Write("c", log)
+    a >> b >> c
+    graph = Graph(start=a, state_backend=backend, observers=[Seen()])
+    with pytest.raises((StateBackendError, StateValidationError)):
+        graph.run_sync(run_id="c")
+    backend._conn = real
+    record = stored_run(graph, "c")
+    assert (record["status"], record["step"]) == ("failed", 1)
+    assert record["frontier"] == [["b", {"path": ["a"]}]]  # b's step was not committed
+    kept = {"_spark_seen_a": True, "a": True, "_spark_seen_b": True}
+    assert backend.load_state() == kept
+    assert arun(graph.state.snapshot()) == kept
+    assert graph.resume_sync("c").content == {"path": ["a", "b", "c"]}
+    assert log == ["a", "b", "b", "c"]
+    assert backend.load_state() == {
+        **kept,
+        "b": True,
+        "_spark_seen_c": True,
+        "c": True,
+    }
+
+
 # ------------------------------------------------------- state writes and their steps
 def test_a_running_nodes_writes_are_not_committed_with_a_siblings_step(
     tmp_path: Path,
