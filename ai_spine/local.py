@@ -1553,8 +1553,10 @@ class LocalSpine:
             timeout: Seconds to let running executions finish.
 
         Returns:
-            How many executions were pending or running when it was called (0 when it was
-            closed already).
+            How many of the executions pending or running when it was called have ended
+            (finished in time, or failed as cut short): those whose waiters elsewhere (HTTP
+            pollers) have an ending to see. Durable runs left to resume are not counted;
+            0 when it was closed already.
         """
         with self._lock:
             if self._closed:
@@ -1581,7 +1583,7 @@ class LocalSpine:
             thread.join(timeout=5.0)
         if self._journal is not None:
             self._journal.close()
-        return len(pending)
+        return sum(1 for rec in pending if not rec.kept)
 
     def __enter__(self) -> "LocalSpine":
         return self

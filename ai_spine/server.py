@@ -437,7 +437,7 @@ class _Handler(BaseHTTPRequestHandler):
         return 200, {"flows": flows, "count": len(flows)}
 
     def _h_create_flow(self, p: Dict[str, str], q: Any, body: Any) -> Tuple[int, Any]:
-        _check_flow_body(body, "flow_id")
+        _check_flow_body(body, require_id=True)
         # A taken id is register_flow's 409 (checked under the spine's lock, so no race).
         definition = self.spine.register_flow(
             body["flow_id"],
@@ -448,7 +448,7 @@ class _Handler(BaseHTTPRequestHandler):
         return 201, definition
 
     def _h_update_flow(self, p: Dict[str, str], q: Any, body: Any) -> Tuple[int, Any]:
-        _check_flow_body(body, None)
+        _check_flow_body(body, require_id=False)
         if body.get("flow_id", p["flow_id"]) != p["flow_id"]:
             raise _HTTPError(
                 422,
@@ -562,8 +562,8 @@ class _Handler(BaseHTTPRequestHandler):
         }
 
 
-def _check_flow_body(body: Any, required_id: Optional[str]) -> None:
-    """Check a create/update flow body (``flow_id`` required when ``required_id`` names it)."""
+def _check_flow_body(body: Any, require_id: bool) -> None:
+    """Check a create/update flow body (``flow_id`` required when ``require_id``)."""
     if not isinstance(body, dict):
         raise _HTTPError(
             422,
@@ -576,7 +576,7 @@ def _check_flow_body(body: Any, required_id: Optional[str]) -> None:
             ],
         )
     errors = []
-    for key in ("flow_id", "spec") if required_id else ("spec",):
+    for key in ("flow_id", "spec") if require_id else ("spec",):
         if key not in body:
             errors.append(
                 {"loc": ["body", key], "msg": "Field required", "type": "missing"}
@@ -724,8 +724,8 @@ class SpineServer:
 
         With ``close_spine`` the spine is closed first while reads are still answered: new
         executions get 503, running ones get ``grace`` seconds to finish, and clients
-        waiting on them can read how they ended (for one more poll interval) before the
-        HTTP side stops. Then requests being answered finish; idle keep-alive connections
+        waiting on them can read how they ended (for one more poll interval, when any did:
+        durable runs left to resume have no ending to see) before the HTTP side stops. Then requests being answered finish; idle keep-alive connections
         are closed. Stops :meth:`start`'s thread or a :meth:`serve_forever` running in
         another thread.
 
@@ -734,8 +734,8 @@ class SpineServer:
             grace: Seconds running executions may take to finish.
         """
         if close_spine:
-            unfinished = self.spine.close(timeout=grace)
-            if unfinished and self._serving.is_set():
+            ended = self.spine.close(timeout=grace)
+            if ended and self._serving.is_set():
                 # A waiting AISpine polls every DEFAULT_POLL_INTERVAL s by default.
                 time.sleep(min(DEFAULT_POLL_INTERVAL, max(0.0, grace)))
         if self._serving.is_set() or self._thread is not None:

@@ -504,7 +504,7 @@ def test_close_leaves_a_durable_run_to_resume_at_the_next_start(
     while "blocked" not in out:  # the second node runs: the first one is committed
         out += capsys.readouterr().out
         time.sleep(0.01)
-    spine.close(timeout=0.05)
+    assert spine.close(timeout=0.05) == 0  # no execution ended: nothing for waiters to see
     kept = spine.get_execution(execution_id)
     assert kept["status"] == "running"  # not failed: it is not over
     assert "resumes when a LocalSpine opens this db again" in kept["error_message"]
@@ -515,6 +515,32 @@ def test_close_leaves_a_durable_run_to_resume_at_the_next_start(
         done = again.wait_for_execution(execution_id, 20)
     assert done["output_data"] == {"finished": 42}
     assert (tmp_path / "count.txt").read_text().splitlines() == ["prepare"]
+
+
+def test_shutdown_does_not_linger_when_every_unfinished_run_is_kept(
+    durable_env: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from types import SimpleNamespace
+
+    from ai_spine import server as server_module
+    from ai_spine.server import SpineServer
+    from tests.local.durable_flow import flows
+
+    spine = LocalSpine(flows(), db=durable_env)
+    srv = SpineServer(spine).start()
+    spine.execute_flow("durable", {"x": 1})
+    out = ""
+    while "blocked" not in out:  # running, its first node committed
+        out += capsys.readouterr().out
+        time.sleep(0.01)
+    slept: List[float] = []
+    fake_time = SimpleNamespace(sleep=slept.append, monotonic=time.monotonic)
+    monkeypatch.setattr(server_module, "time", fake_time)
+    srv.shutdown(close_spine=True, grace=0.05)
+    # Pollers would only see it still running: no poll interval to wait for them.
+    assert slept == []
 
 
 def test_a_resumed_run_keeps_its_timeout(durable_env: str) -> None:
