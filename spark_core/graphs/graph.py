@@ -652,10 +652,12 @@ class Graph:
                 node, ctx, info, self._observers, self._routes[node_id]
             )
         except BaseException as exc:
+            # Whatever stopped the node, it runs again from its start on resume (a paused
+            # one too): what it wrote is taken back, so it is not applied twice.
             node.state.context_snapshot = snapshot
+            self.state._undo(writes)
             if isinstance(exc, RunPaused):
                 status = "paused"
-                self.state._keep(writes)  # it runs again on resume: its writes stay
             elif isinstance(exc, RunStopped) or not isinstance(exc, Exception):
                 # Cancellation, KeyboardInterrupt, SystemExit: propagate as they are.
                 status = "cancelled"

@@ -58,9 +58,9 @@ class GraphState:
 
     During a run, a node's writes are kept only if the node completes: they are committed
     together with its step (with a durable backend, in the step's transaction), a failed
-    attempt's writes are undone before a retry, and when the run fails or is cancelled
-    the state goes back to what completed steps committed. A node that pauses the run
-    keeps its writes. Reads see every write at once, also the writes of siblings still
+    attempt's writes are undone before a retry, and when the run fails, is cancelled or
+    pauses the state goes back to what completed steps committed (a paused node runs
+    again from its start on resume, so its writes are undone too). Reads see every write at once, also the writes of siblings still
     running (so ``async with state.lock():`` read-modify-writes across branches add up);
     a value that a still-running sibling wrote is committed by the node that builds on it.
     Reserved ``_spark_`` keys and writes made outside nodes (observers) are committed with
@@ -208,17 +208,9 @@ class GraphState:
         if self._run_writes:
             self._run_writes.clear()
 
-    def _keep(self, log: Optional[Dict[str, Any]]) -> None:
-        """Commit ``log`` with the next commit whatever happens (a node that paused)."""
-        if log and self._run_writes is not None:
-            for key, entry in log.items():
-                current = self._run_writes.get(key)
-                if current is None or current[0] < entry[0]:
-                    self._run_writes[key] = entry[:2]
-            log.clear()
-
     def _undo(self, log: Dict[str, Any]) -> None:
-        """Take back a failed attempt's writes (those nobody overwrote since)."""
+        """Take back the writes of an attempt that did not complete (those nobody
+        overwrote since)."""
         for key, (seq, _, before, before_seq) in log.items():
             if self._latest.get(key) == seq:
                 if before is _ABSENT:

@@ -75,9 +75,8 @@ def test_pause_then_resume_reruns_only_the_paused_node(
     record = stored_run(graph, "r")
     assert record["status"] == "paused"
     assert record["frontier"] == [["b", {"path": ["a"]}]]
-    assert (
-        arun(graph.state.get("asked")) is True
-    )  # state written before the pause is kept
+    # The paused node runs again from its start on resume: its writes are undone.
+    assert arun(graph.state.get("asked")) is None
     arun(graph.state.set("approved", True))
     result = graph.resume_sync("r")
     assert result.status == "completed"
@@ -363,6 +362,49 @@ def test_a_failed_nodes_writes_are_dropped_so_resume_does_not_repeat_them(
     assert backend.load_state() == {"charges": 1, "_spark_tries": 2}
 
 
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_paused_nodes_writes_are_undone_so_resume_does_not_repeat_them(
+    tmp_path: Path, durable: bool
+) -> None:
+    from spark_core.governance import (
+        ApprovalPendingError,
+        PolicyEffect,
+        PolicyRule,
+        PolicySet,
+    )
+
+    def send(msg: str) -> str:
+        """Send a message."""
+        return "sent"
+
+    class Pay(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            state = gstate(context)
+            await state.set("charges", await state.get("charges", 0) + 1)
+            return {"reply": await context.call_tool("send", msg="paid")}
+
+    backend: StateBackend = (
+        SQLiteStateBackend(tmp_path / "p.db") if durable else InMemoryStateBackend()
+    )
+    rule = PolicyRule(
+        "ask", PolicyEffect.REQUIRE_APPROVAL, ["tool:execute"], ["tool://send"]
+    )
+    graph = Graph(
+        start=Pay(name="pay"),
+        tools=[send],
+        policy_set=PolicySet("p", [rule]),
+        state_backend=backend,
+    )
+    with pytest.raises(ApprovalPendingError) as pending:
+        graph.run_sync(run_id="p")
+    assert "charges" not in backend.load_state()
+    assert "_spark_approvals" in backend.load_state()  # the library's own keys stay
+    arun(graph.approvals.resolve(pending.value.request_id, "approved"))
+    assert graph.resume_sync("p").content == {"reply": "sent"}
+    assert arun(graph.state.get("charges")) == 1  # one completed execution
+    assert backend.load_state()["charges"] == 1
+
+
 def test_a_graph_run_inside_a_node_keeps_its_state_apart() -> None:
     class Note(GraphObserver):
         async def on_run_start(self, run: RunInfo) -> None:
@@ -425,6 +467,7 @@ def test_checkpoint_and_resume_from_continue_at_the_saved_frontier() -> None:
     checkpoint = arun(graph.checkpoint_state())
     text = json.dumps(checkpoint)  # JSON-serialisable
     assert checkpoint["frontier"] == [["b", {"path": ["a"]}]]
+    assert checkpoint["state"] == {}  # the paused node's write is undone
     # ... the application restarts: a new graph, a new in-memory backend ...
     new_log: List[str] = []
     restored = build(new_log)
@@ -433,7 +476,7 @@ def test_checkpoint_and_resume_from_continue_at_the_saved_frontier() -> None:
     result = arun(restored.resume_from(checkpoint))
     assert result.content == {"path": ["a", "b", "c"]}
     assert new_log == ["b", "c"]  # not from the start node
-    assert arun(restored.state.get("asked")) is True
+    assert arun(restored.state.get("approved")) is True
 
 
 def test_resume_from_replaces_the_state_in_one_transaction(tmp_path: Path) -> None:
