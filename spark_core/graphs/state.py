@@ -60,9 +60,10 @@ class GraphState:
     together with its step (with a durable backend, in the step's transaction), a failed
     attempt's writes are undone before a retry, and when the run fails, is cancelled or
     pauses the state goes back to what completed steps committed (a paused node runs
-    again from its start on resume, so its writes are undone too). Reads see every write at once, also the writes of siblings still
-    running (so ``async with state.lock():`` read-modify-writes across branches add up);
-    a value that a still-running sibling wrote is committed by the node that builds on it.
+    again from its start on resume, so its writes are undone too). Reads see every write
+    at once, also the writes of siblings still running (so ``async with state.lock():``
+    read-modify-writes across branches add up); a value that a still-running sibling
+    wrote is committed by the node that builds on it.
     Reserved ``_spark_`` keys and writes made outside nodes (observers) are committed with
     the next step whatever happens to the node.
 
