@@ -725,9 +725,9 @@ class SpineServer:
         With ``close_spine`` the spine is closed first while reads are still answered: new
         executions get 503, running ones get ``grace`` seconds to finish, and clients
         waiting on them can read how they ended (for one more poll interval, when any did:
-        durable runs left to resume have no ending to see) before the HTTP side stops. Then requests being answered finish; idle keep-alive connections
-        are closed. Stops :meth:`start`'s thread or a :meth:`serve_forever` running in
-        another thread.
+        durable runs left to resume have no ending to see) before the HTTP side stops.
+        Then requests being answered finish; idle keep-alive connections are closed.
+        Stops :meth:`start`'s thread or a :meth:`serve_forever` running in another thread.
 
         Args:
             close_spine: Also close the spine (running executions get ``grace`` seconds).

@@ -504,7 +504,8 @@ def test_close_leaves_a_durable_run_to_resume_at_the_next_start(
     while "blocked" not in out:  # the second node runs: the first one is committed
         out += capsys.readouterr().out
         time.sleep(0.01)
-    assert spine.close(timeout=0.05) == 0  # no execution ended: nothing for waiters to see
+    # No execution ended, so waiters elsewhere have no ending to see.
+    assert spine.close(timeout=0.05) == 0
     kept = spine.get_execution(execution_id)
     assert kept["status"] == "running"  # not failed: it is not over
     assert "resumes when a LocalSpine opens this db again" in kept["error_message"]
