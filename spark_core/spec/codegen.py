@@ -413,7 +413,8 @@ def _simple_module(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
     lines.append("    graph = Graph(")
     lines.append(f"        {var_names[graph.start]},")
     lines.append(f"        graph_id={graph.id!r},")
-    lines.append(f"        max_steps={graph.max_steps!r},")
+    if graph.max_steps is not None:  # else the Graph's default
+        lines.append(f"        max_steps={graph.max_steps!r},")
     if graph.tools:
         lines.append(f"        tools=[{tools}],")
     if state is not None and state.fields:

@@ -511,7 +511,8 @@ class GraphSpec(_SpecBase):
         tools: Tools available to nodes.
         state_schema: Declared state fields.
         initial_state: State values set before the run.
-        max_steps: Upper bound on node executions per run.
+        max_steps: Upper bound on node executions per run; None (the default) leaves it
+            to ``Graph``'s own default (see ``Graph(max_steps=...)``).
         description: Free text.
     """
 
@@ -522,7 +523,7 @@ class GraphSpec(_SpecBase):
     tools: List[ToolSpec] = field(default_factory=list)
     state_schema: Optional[MissionStateSchemaSpec] = None
     initial_state: Dict[str, Any] = field(default_factory=dict)
-    max_steps: int = 1000
+    max_steps: Optional[int] = None
     description: str = ""
 
     @classmethod
@@ -540,7 +541,7 @@ class GraphSpec(_SpecBase):
                 p, d, "state_schema", path, MissionStateSchemaSpec._parse
             ),
             initial_state=p.json_object(d, "initial_state", path),
-            max_steps=p.integer(d, "max_steps", path, default=1000, minimum=1),
+            max_steps=p.integer(d, "max_steps", path, default=None, minimum=1),
             description=p.string(d, "description", path),
         )
         raw_nodes = d.get("nodes")

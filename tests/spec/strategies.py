@@ -127,7 +127,7 @@ def graphs(draw: Any) -> GraphSpec:
         tools=tools,
         state_schema=draw(st.none() | schema),
         initial_state=draw(json_objects),
-        max_steps=draw(st.integers(1, 10_000)),
+        max_steps=draw(st.none() | st.integers(1, 10_000)),
         description=draw(text),
     )
 

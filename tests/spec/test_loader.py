@@ -338,3 +338,10 @@ def test_mission_telemetry_is_opt_in(tmp_path: Path) -> None:
         with pytest.raises(SpecLoadError, match=message):
             SpecLoader.build_telemetry(bad)
     assert SpecLoader.build_telemetry(MissionTelemetrySpec(enabled=False)) is None
+
+
+def test_a_spec_without_max_steps_gets_the_graphs_default() -> None:
+    nodes = [NodeSpec(i, "echo") for i in "abc"]
+    loaded = SpecLoader().load_graph(chain(*nodes))
+    assert loaded.max_steps == Graph(loaded.start).max_steps  # whatever the engine says
+    assert SpecLoader().load_graph(chain(*nodes, max_steps=7)).max_steps == 7

@@ -91,7 +91,7 @@ def test_defaults_fill_optional_fields() -> None:
         }
     )
     assert spec.spark_version == "2.0"
-    assert spec.graph.max_steps == 1000
+    assert spec.graph.max_steps is None  # the Graph's default
     assert spec.graph.nodes[0].config == NodeConfigSpec()
     assert spec.plan is None and spec.strategies == []
 
