@@ -144,8 +144,8 @@ class GraphState:
 
     def _node_log(self) -> Optional[Dict[str, Any]]:
         """The write log of this state's node running in this context, if any."""
-        current = NODE_WRITES.get()
-        return current[1] if current is not None and current[0] is self else None
+        logs = NODE_WRITES.get()
+        return logs.get(self) if logs is not None else None
 
     def _apply(self, values: Dict[str, Any], log: Optional[Dict[str, Any]]) -> None:
         """Write validated values (``DELETED`` removes a key) into the state."""

@@ -459,7 +459,12 @@ async def _call(node: Node, ctx: ExecutionContext) -> Any:
     """Run ``process`` once, recording graph-state writes in the execution's write log."""
     if ctx._writes is None:  # not in a graph run: no write log to record into
         return await _process(node, ctx)
-    token = NODE_WRITES.set((ctx.graph_state, ctx._writes))
+    logs = NODE_WRITES.get()
+    token = NODE_WRITES.set(
+        {ctx.graph_state: ctx._writes}
+        if logs is None
+        else {**logs, ctx.graph_state: ctx._writes}
+    )
     try:
         return await _process(node, ctx)
     finally:

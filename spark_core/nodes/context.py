@@ -14,11 +14,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from spark_core.graphs.state import GraphState
     from spark_core.nodes.base import Node
 
-# (graph state, write log) of the node execution running in this context: the engine sets
-# it around ``process`` (worker threads get a copy), and that ``GraphState`` records the
-# node's writes in the log, so they are committed with its step or dropped if it fails.
-# ``None`` elsewhere; another graph's state (a graph run inside a node) ignores it.
-NODE_WRITES: ContextVar[Optional[Tuple[Any, Dict[str, Any]]]] = ContextVar(
+# Graph state -> write log of the node execution of that state's graph running in this
+# context: the engine adds its entry around ``process`` (worker threads get a copy), and a
+# ``GraphState`` records the writes in its own log, so they are committed with that node's
+# step or dropped if it fails. A graph run inside a node adds the inner state's entry and
+# keeps the outer one: a write to the outer state from an inner node is the outer node's.
+# ``None`` outside nodes.
+NODE_WRITES: ContextVar[Optional[Dict[Any, Dict[str, Any]]]] = ContextVar(
     "spark_node_writes", default=None
 )
 

@@ -423,6 +423,40 @@ def test_a_graph_run_inside_a_node_keeps_its_state_apart() -> None:
     assert arun(outer.state.snapshot()) == {"outer": 1}
 
 
+@pytest.mark.parametrize("node_kind", ["async", "def"])
+def test_an_inner_nodes_write_to_the_outer_state_is_the_outer_nodes(
+    node_kind: str,
+) -> None:
+    holder: Dict[str, Graph] = {}
+
+    class AsyncInner(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            await holder["outer"].state.set("from_inner", 1)
+            await gstate(context).set("inner_own", 1)
+            return {}
+
+    class SyncInner(Node):
+        def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            holder["outer"].state.set_sync("from_inner", 1)
+            gstate(context).set_sync("inner_own", 1)
+            return {}
+
+    inner = Graph(start=(AsyncInner if node_kind == "async" else SyncInner)(name="i"))
+
+    class Outer(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            await inner.run({})
+            raise RuntimeError("the outer node fails")
+
+    outer = Graph(start=Outer(name="o"))
+    holder["outer"] = outer
+    with pytest.raises(NodeExecutionError, match="outer node fails"):
+        outer.run_sync()
+    assert arun(outer.state.snapshot()) == {}  # dropped with the failed outer node
+    assert outer.state.backend.load_state() == {}
+    assert arun(inner.state.snapshot()) == {"inner_own": 1}  # the inner node completed
+
+
 def test_a_retried_attempts_writes_are_undone_before_the_retry() -> None:
     Charge.fail_next = True
     node = Charge(
