@@ -123,7 +123,8 @@ def deployment_readiness(
     the loader's allowed modules, every tool has a reference under its allowed tool
     modules); tools without simulation overrides are warnings, and so is each module the
     server must allow (:func:`server_modules`): the server needs the same allowances as
-    ``loader``.
+    ``loader``; so is, for ``production``, an agent node with an offline stand-in model
+    (``echo``/``scripted``, as the ``mission-generate --strategy`` scaffold has).
 
     Args:
         mission: The mission.
@@ -164,6 +165,8 @@ def deployment_readiness(
                     "warning",
                 )
             )
+    if target == "production":
+        issues.extend(_placeholder_models(mission))
     needed = server_modules(mission)
     for module in sorted(set(needed["modules"]) | set(needed["tool_modules"])):
         what = " and ".join(
@@ -190,6 +193,25 @@ def deployment_readiness(
         loader.load_graph(flow_payload(candidate)["spec"])
     except SpecError as exc:
         issues.append(ValidationIssue("graph", f"does not load: {exc}", "error"))
+    return issues
+
+
+def _placeholder_models(mission: MissionSpec) -> List[ValidationIssue]:
+    """Agent nodes whose model is an offline stand-in (echo, scripted), as warnings."""
+    issues = []
+    for index, node in enumerate(mission.graph.nodes):
+        model = node.params.get("model")
+        provider = str(model.get("provider")).lower() if isinstance(model, dict) else ""
+        if node.type.endswith(":AgentNode") and provider in ("echo", "scripted"):
+            issues.append(
+                ValidationIssue(
+                    f"graph.nodes[{index}].params.model",
+                    f"agent node {node.id!r} would run the placeholder {provider!r} "
+                    "model in production: give it a real one, e.g. "
+                    '{"provider": "openai", "model_id": "gpt-4o-mini"}',
+                    "warning",
+                )
+            )
     return issues
 
 

@@ -208,6 +208,35 @@ def test_generate_accepts_every_strategy_name_a_spec_accepts(
     assert json.loads(out)["model_calls"] == {"agent": 1}  # its scripted reply fits
 
 
+def test_production_readiness_warns_about_the_scaffolds_placeholder_model(
+    tmp_path: Path, capsys: Any
+) -> None:
+    path = tmp_path / "mission.json"
+    code, _, err = run(
+        capsys, "mission-generate", "x", "--strategy", "react", "-o", str(path)
+    )
+    assert code == 0, err
+    warnings = {}
+    for target in ("staging", "production"):
+        code, out, err = run(
+            capsys,
+            "mission-deploy",
+            str(path),
+            "--target",
+            target,
+            "--dry-run",
+            "--json",
+        )
+        assert code == 0, err
+        issues = json.loads(out)["issues"]
+        warnings[target] = [i["message"] for i in issues if "params.model" in i["path"]]
+    assert warnings["staging"] == []
+    assert warnings["production"] == [
+        "agent node 'agent' would run the placeholder 'echo' model in production: give "
+        'it a real one, e.g. {"provider": "openai", "model_id": "gpt-4o-mini"}'
+    ]
+
+
 def test_generate_rejects_bad_input(tmp_path: Path, capsys: Any) -> None:
     code, _, err = run(capsys, "mission-generate", "x", "--strategy", "guessing")
     assert code == 2 and err.count("\n") == 1
