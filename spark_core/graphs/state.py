@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import threading
 from typing import Any, Dict, Iterator, Optional, Tuple
 
@@ -19,6 +18,7 @@ from spark_core.graphs.state_schema import (
     validate_values,
 )
 from spark_core.nodes.context import NODE_WRITES
+from spark_core.utils import PLAIN_JSON, json_copy
 
 
 class _Transaction:
@@ -42,7 +42,6 @@ class _Transaction:
         self._lock.release()
 
 
-_SCALARS = (str, int, float, bool, type(None))  # stored as they are
 # A node's write log (NODE_WRITES) maps key -> (seq, value, value before, seq before).
 _ABSENT: Any = object()  # "the key was not set" in a log entry
 
@@ -127,15 +126,14 @@ class GraphState:
         for key, value in values.items():
             if not isinstance(key, str):
                 raise StateValidationError(f"state keys must be strings, got {key!r}")
+            # What a durable backend would give back: a tuple becomes a list, and later
+            # changes to the caller's object do not leak into the state.
             try:
-                text = json.dumps(value, allow_nan=False)
-            except (TypeError, ValueError) as exc:
+                stored[key] = value if type(value) in PLAIN_JSON else json_copy(value)
+            except (TypeError, ValueError, RecursionError) as exc:
                 raise StateValidationError(
                     f"state key {key!r}: value is not JSON-serialisable ({exc})"
                 ) from None
-            # What a durable backend would give back: a tuple becomes a list, and later
-            # changes to the caller's object do not leak into the state.
-            stored[key] = value if type(value) in _SCALARS else json.loads(text)
         return validate_values(self.schema, self._data, stored)
 
     def _write(self, values: Dict[str, Any], log: Any = _ABSENT) -> None:
@@ -428,7 +426,7 @@ class GraphState:
         Returns:
             Key -> value.
         """
-        return json.loads(json.dumps(self._data))  # type: ignore[no-any-return]
+        return json_copy(self._data)  # type: ignore[no-any-return]
 
     async def get_typed(self) -> Any:
         """Return the state as an instance of the schema.

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import enum
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from spark_core.errors import (
     NodeExecutionError,
@@ -22,7 +27,7 @@ from spark_core.graphs import (
     SQLiteStateBackend,
 )
 from spark_core.nodes import ExecutionContext, Node
-from spark_core.utils import arun
+from spark_core.utils import arun, json_copy
 from tests.engine.conftest import FailingCommit, gstate
 
 
@@ -183,6 +188,60 @@ def test_stored_values_are_json_copies_of_what_was_written(tmp_path: Path) -> No
 
         arun(main())
         assert backend.load_state()["notes"] == ["a"]
+
+
+_KEYS = st.one_of(
+    st.text(max_size=5),
+    st.integers(),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+_JSON_LIKE = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.lists(inner, max_size=4).map(tuple)
+    | st.dictionaries(_KEYS, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+class Color(str, enum.Enum):
+    RED = "red"
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+@given(_JSON_LIKE)
+def test_json_copy_gives_what_the_json_round_trip_gives(value: Any) -> None:
+    expected = json.loads(json.dumps(value, allow_nan=False))
+    assert repr(json_copy(value)) == repr(expected)  # the same types, not only equal
+
+
+def test_json_copy_of_subclasses_and_of_what_json_refuses() -> None:
+    point = collections.namedtuple("point", "x y")
+    value = {
+        Level.HIGH: [Color.RED, Level.HIGH, point(1, 2.5)],
+        "nested": collections.OrderedDict(a=collections.defaultdict(list)),
+    }
+    expected = json.loads(json.dumps(value, allow_nan=False))
+    assert repr(json_copy(value)) == repr(expected)
+    loop: List[Any] = []
+    loop.append(loop)
+    bad = [object(), {1, 2}, float("nan"), [float("inf")], {(1, 2): 3}, loop, b"x"]
+    for item in bad:
+        with pytest.raises((TypeError, ValueError)):
+            json.dumps(item, allow_nan=False)
+        with pytest.raises((TypeError, ValueError, RecursionError)):
+            json_copy(item)
+        with pytest.raises(StateValidationError, match="JSON"):
+            arun(GraphState().set("k", item))
 
 
 def test_lock_serialises_read_modify_write() -> None:
