@@ -14,8 +14,8 @@ running ones always); with ``db="file.sqlite"`` every execution is also journale
 back from there once it has left memory, and listed again after a restart. Executions that were
 still running when the process died are resumed when their flow (passed to the constructor)
 keeps runs in a durable state backend (``SQLiteStateBackend``: committed nodes are not run
-again, and the run keeps its ``timeout``), and marked ``failed`` otherwise. ``close()`` leaves
-such durable runs unfinished in the file too, so the next start resumes them.
+again, and the run gets what is left of its ``timeout``), and marked ``failed`` otherwise.
+``close()`` leaves such durable runs unfinished in the file too, so the next start resumes them.
 """
 
 from __future__ import annotations
@@ -109,6 +109,9 @@ INTERRUPTED_MESSAGE = (
 )
 
 
+_wall = time.time  # the clock of execution timeouts (tests move it)
+
+
 def _utcnow_iso() -> str:
     """Return the current UTC time as a naive ISO 8601 string, as the backend writes it."""
     # Cutting "+00:00" is cheaper than replace(tzinfo=None) (three calls per execution).
@@ -171,6 +174,7 @@ class _Record:
         "node_results",
         "idempotency_key",
         "timeout",
+        "timeout_at",
         "durable",
         "kept",
     )
@@ -199,9 +203,10 @@ class _Record:
         self.task: Any = None
         self.node_results: Dict[str, Any] = {}
         self.idempotency_key: Optional[str] = None  # forgotten with the record
-        self.timeout: Optional[float] = (
-            None  # seconds the run may take (also if resumed)
-        )
+        self.timeout: Optional[float] = None  # seconds the run may take
+        # When it runs out (time.time()), fixed when the run first starts: a resumed run
+        # gets what is left, and time the process was down counts.
+        self.timeout_at: Optional[float] = None
         self.durable = False  # its flow keeps runs in a durable state backend
         self.kept = False  # left unfinished by close() for the next start to resume
 
@@ -245,6 +250,7 @@ class _Record:
             self.execution_time,
             json.dumps(self.node_results),
             self.timeout,
+            self.timeout_at,
         )
 
     @classmethod
@@ -258,7 +264,7 @@ class _Record:
         rec.completed_at = row[9]
         rec.execution_time = row[10]
         rec.node_results = json.loads(row[11] or "{}")
-        rec.timeout = row[12]
+        rec.timeout, rec.timeout_at = row[12], row[13]
         if rec.status in FINAL_STATUSES:
             rec.done.set()
         return rec
@@ -279,7 +285,8 @@ CREATE TABLE IF NOT EXISTS executions (
     completed_at TEXT,
     execution_time REAL,
     node_results TEXT,
-    timeout REAL
+    timeout REAL,
+    timeout_at REAL
 );
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     key TEXT PRIMARY KEY,
@@ -291,17 +298,19 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 _SELECT = (
     "SELECT execution_id, flow_id, status, input_data, output_data, error_message,"
     " metadata, created_at, updated_at, completed_at, execution_time, node_results,"
-    " timeout FROM executions"
+    " timeout, timeout_at FROM executions"
 )
 
 _UPSERT = """
 INSERT INTO executions (execution_id, flow_id, status, input_data, output_data, error_message,
-    metadata, created_at, updated_at, completed_at, execution_time, node_results, timeout)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    metadata, created_at, updated_at, completed_at, execution_time, node_results, timeout,
+    timeout_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(execution_id) DO UPDATE SET status = excluded.status,
     output_data = excluded.output_data, error_message = excluded.error_message,
     updated_at = excluded.updated_at, completed_at = excluded.completed_at,
-    execution_time = excluded.execution_time, node_results = excluded.node_results
+    execution_time = excluded.execution_time, node_results = excluded.node_results,
+    timeout_at = excluded.timeout_at
 """
 
 
@@ -322,8 +331,12 @@ class _Journal:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
         columns = {r[1] for r in self._conn.execute("PRAGMA table_info(executions)")}
-        if "timeout" not in columns:  # a store written before timeouts were kept
-            self._conn.execute("ALTER TABLE executions ADD COLUMN timeout REAL")
+        for column in (
+            "timeout",
+            "timeout_at",
+        ):  # a store written before they were kept
+            if column not in columns:
+                self._conn.execute(f"ALTER TABLE executions ADD COLUMN {column} REAL")
 
     def load(self, keep: Optional[int]) -> Tuple[List[_Record], "Counter[str]", Any]:
         """Read what a LocalSpine keeps in memory, and totals over every row.
@@ -958,7 +971,8 @@ class LocalSpine:
             metadata: Free JSON data stored with the execution.
             idempotency_key: Same key and same request -> the same execution, not a new one.
             priority: 0-10, accepted for compatibility (executions start in arrival order).
-            timeout: Seconds after which a still running execution fails.
+            timeout: Seconds after which a still running execution fails, counted from when
+                it starts running; a run resumed after a restart gets what is left.
 
         Returns:
             The backend's ExecutionResponse: ``execution_id``, ``status``, ``result``,
@@ -1767,6 +1781,8 @@ class LocalSpine:
                 rec.status = "running"
                 rec.updated_at = _utcnow_iso()
                 rec.started = time.perf_counter()
+                if rec.timeout is not None and rec.timeout_at is None:
+                    rec.timeout_at = _wall() + rec.timeout
             self._save(rec)
             try:
                 if flow.lock is None and flow.factory is None:
@@ -1794,9 +1810,13 @@ class LocalSpine:
             coro = graph.resume(rec.execution_id)
         else:
             coro = graph.run(rec.input_data, run_id=rec.execution_id)
-        if rec.timeout is None:
+        if rec.timeout_at is None:
             return await coro
-        return await asyncio.wait_for(coro, rec.timeout)
+        left = rec.timeout_at - _wall()
+        if left <= 0:  # ran out while the process was down
+            coro.close()
+            raise asyncio.TimeoutError()
+        return await asyncio.wait_for(coro, left)
 
     def _finish_result(self, rec: _Record, result: Any) -> None:
         rec.node_results = _node_results(result)

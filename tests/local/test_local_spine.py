@@ -22,7 +22,7 @@ from ai_spine.exceptions import (
     ServerError,
     ValidationError,
 )
-from ai_spine.local import LocalSpine
+from ai_spine.local import LocalSpine, _Done
 from spark_core.graphs import Graph
 from spark_core.nodes import ExecutionContext, Node
 from tests.local.flows import Echo, Hooks, make_flows
@@ -303,14 +303,23 @@ def test_wait_wakes_on_completion_without_polling(
     def no_sleep(seconds: float) -> None:
         raise AssertionError(f"wait_for_execution polled: time.sleep({seconds})")
 
+    waits: List[float] = []
+    wait = _Done.wait
+
+    def one_wait(self: _Done, timeout: float) -> bool:
+        waits.append(timeout)
+        return wait(self, timeout)
+
     with LocalSpine(make_flows(hooks)) as spine:
         started = spine.execute_flow("block", {})
         monkeypatch.setattr(time, "sleep", no_sleep)
+        monkeypatch.setattr(_Done, "wait", one_wait)
         done = spine.wait_for_execution(
             started["execution_id"], timeout=3600, interval=100, on_progress=progress
         )
         monkeypatch.undo()
     assert done["output_data"] == {"released": True}
+    assert waits == [3600]  # one wait for the whole timeout, not one per interval
     # Told once when the wait began and once when it woke: no look per interval.
     assert len(seen) == 2 and seen[0] in ("pending", "running")
     assert seen[1] == "completed"
@@ -544,17 +553,30 @@ def test_shutdown_does_not_linger_when_every_unfinished_run_is_kept(
     assert slept == []
 
 
-def test_a_resumed_run_keeps_its_timeout(durable_env: str) -> None:
+def test_a_resumed_run_gets_what_is_left_of_its_timeout(
+    durable_env: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # "timeout" is a deadline fixed when the run starts: a resumed run gets the time that
+    # is left (time the process was down counts), not its full timeout over again.
+    from ai_spine import local
     from tests.local.durable_flow import flows
 
     spine = LocalSpine(flows(), db=durable_env)
-    started = spine.execute_flow("durable", {"x": 1}, timeout=1)
-    spine.close(timeout=0)  # before the run can time out here
-    assert spine.get_execution(started["execution_id"])["status"] != "failed"
-    # Still blocking after the restart: the resumed run fails on its original timeout.
+    started = spine.execute_flow("durable", {"x": 1}, timeout=3600)
+    out = ""
+    while "blocked" not in out:  # running: its hour started
+        out += capsys.readouterr().out
+        time.sleep(0.01)
+    spine.close(timeout=0)
+    assert spine.get_execution(started["execution_id"])["status"] == "running"
+    later = time.time() + 3599  # restarted 59 min 59 s later
+    monkeypatch.setattr(local, "_wall", lambda: later)
+    # Still blocking after the restart: about a second of its hour is left, not an hour.
     with LocalSpine(flows(), db=durable_env) as again:
-        with pytest.raises(ExecutionError, match=r"timed out after 1 s\b"):
-            again.wait_for_execution(started["execution_id"], 20)
+        with pytest.raises(ExecutionError, match=r"timed out after 3600 s\b"):
+            again.wait_for_execution(started["execution_id"], 30)
 
 
 def test_a_durable_run_that_never_started_is_started_at_the_next_start(
@@ -581,7 +603,7 @@ def test_a_store_written_before_timeouts_were_kept_is_upgraded(
     from ai_spine import local
 
     db = str(tmp_path / "old.sqlite")
-    old_schema = local._SCHEMA.replace(",\n    timeout REAL", "")
+    old_schema = local._SCHEMA.replace(",\n    timeout REAL,\n    timeout_at REAL", "")
     assert old_schema != local._SCHEMA
     conn = sqlite3.connect(db)
     conn.executescript(old_schema)
