@@ -7,7 +7,8 @@ in one SQLite file (WAL mode) and commits each completed step in ONE transaction
 killed at any moment resumes exactly where its last committed step left it.
 
 The public methods are synchronous and cheap, so other processes (e.g. a CLI resolving
-approvals) can open the same SQLite file and use ``load_state`` / ``save_state_keys``.
+approvals) can open the same SQLite file and use ``load_state`` / ``load_keys`` /
+``save_state_keys``.
 """
 
 from __future__ import annotations
@@ -76,6 +77,21 @@ class StateBackend:
             Key -> value.
         """
         raise NotImplementedError
+
+    def load_keys(self, keys: Iterable[str]) -> Dict[str, Any]:
+        """Return the values of ``keys`` (a key that is not set is left out).
+
+        The default reads the whole state with :meth:`load_state`; backends that can read
+        single keys override it.
+
+        Args:
+            keys: The keys to read.
+
+        Returns:
+            Key -> value, for the keys that are set.
+        """
+        state = self.load_state()
+        return {key: state[key] for key in keys if key in state}
 
     def save_state_keys(self, values: Dict[str, Any]) -> None:
         """Upsert ``values`` into the graph state in one transaction.
@@ -191,6 +207,18 @@ class InMemoryStateBackend(StateBackend):
         """
         return dict(self._state)
 
+    def load_keys(self, keys: Iterable[str]) -> Dict[str, Any]:
+        """Return the values of ``keys`` that are set.
+
+        Args:
+            keys: The keys to read.
+
+        Returns:
+            Key -> value.
+        """
+        state = self._state
+        return {key: state[key] for key in keys if key in state}
+
     def save_state_keys(self, values: Dict[str, Any]) -> None:
         """Upsert ``values``.
 
@@ -295,6 +323,7 @@ class InMemoryStateBackend(StateBackend):
         self._runs.pop(run_id, None)
 
 
+_KEYS_PER_QUERY = 500  # SQLite before 3.32 allows 999 parameters per statement
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spark_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS spark_runs (
@@ -413,6 +442,29 @@ class SQLiteStateBackend(StateBackend):
             StateBackendError: The database cannot be read.
         """
         rows = self._read("SELECT key, value FROM spark_state")
+        return {key: json.loads(value) for key, value in rows}
+
+    def load_keys(self, keys: Iterable[str]) -> Dict[str, Any]:
+        """Return the values of ``keys`` that are set, reading only those rows.
+
+        Args:
+            keys: The keys to read.
+
+        Returns:
+            Key -> value.
+
+        Raises:
+            StateBackendError: The database cannot be read.
+        """
+        wanted = list(dict.fromkeys(keys))
+        rows: List[Any] = []
+        for start in range(0, len(wanted), _KEYS_PER_QUERY):
+            chunk = wanted[start : start + _KEYS_PER_QUERY]
+            rows += self._read(
+                "SELECT key, value FROM spark_state WHERE key IN "
+                f"({', '.join('?' * len(chunk))})",
+                chunk,
+            )
         return {key: json.loads(value) for key, value in rows}
 
     def save_state_keys(self, values: Dict[str, Any]) -> None:

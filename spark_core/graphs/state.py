@@ -228,7 +228,19 @@ class GraphState:
                 self._stored()
         finally:
             self._run_writes = None
-            self._reload()
+            self._drop_uncommitted()
+
+    def _drop_uncommitted(self) -> None:
+        """Put back the stored value of every key whose newest write was not committed."""
+        committed = self._committed
+        dropped = [k for k, seq in self._latest.items() if seq > committed.get(k, 0)]
+        if dropped:
+            stored = self.backend.load_keys(dropped)
+            for key in dropped:
+                if key in stored:
+                    self._data[key] = stored[key]
+                else:
+                    self._data.pop(key, None)
 
     def _settled(self) -> Dict[str, Any]:
         """The state without the writes of nodes still running (for checkpoints)."""

@@ -25,6 +25,7 @@ from spark_core.graphs import (
     InMemoryStateBackend,
     MissionStateModel,
     SQLiteStateBackend,
+    StateBackend,
 )
 from spark_core.nodes import ExecutionContext, Node
 from spark_core.utils import arun, json_copy
@@ -286,6 +287,70 @@ def test_sqlite_backend_public_methods_for_other_processes(tmp_path: Path) -> No
     other.delete_state_keys(["_spark_approvals"])
     assert "_spark_approvals" not in other.load_state()
     assert [r["status"] for r in other.list_runs()] == ["completed", "completed"]
+
+
+def test_backends_read_single_keys(tmp_path: Path) -> None:
+    class OnlyWhole(StateBackend):
+        """A backend that implements load_state only: load_keys builds on it."""
+
+        def load_state(self) -> Dict[str, Any]:
+            return {"a": 1, "b": [2]}
+
+    sqlite = SQLiteStateBackend(tmp_path / "k.db")
+    many = {f"k{i}": i for i in range(1200)}  # more keys than one query may name
+    for backend in (InMemoryStateBackend(), sqlite):
+        backend.save_state_keys({"a": 1, "b": [2], **many})
+        assert backend.load_keys(["b", "missing", "a", "b"]) == {"a": 1, "b": [2]}
+        assert backend.load_keys(list(many) + ["missing"]) == many
+        assert backend.load_keys([]) == {}
+    assert OnlyWhole().load_keys(["b", "c"]) == {"b": [2]}
+    sqlite.close()
+
+
+def test_a_run_reads_back_only_the_keys_whose_writes_it_dropped() -> None:
+    class Counting(InMemoryStateBackend):
+        def __init__(self) -> None:
+            super().__init__({"kept": 0, "dropped": 0})
+            self.reads: List[Any] = []
+
+        def load_state(self) -> Dict[str, Any]:
+            self.reads.append("all")
+            return super().load_state()
+
+        def load_keys(self, keys: Any) -> Dict[str, Any]:
+            self.reads.append(sorted(keys))
+            return super().load_keys(keys)
+
+    class Write(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            await gstate(context).set("kept", 1)
+            return {}
+
+    class WriteThenFail(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            await gstate(context).set("dropped", 1)
+            await asyncio.sleep(0)  # the sibling overwrites it meanwhile
+            raise RuntimeError("boom")
+
+    class OverwriteAndWait(Node):
+        async def process(self, context: ExecutionContext) -> Dict[str, Any]:
+            await gstate(context).set("dropped", 2)
+            await asyncio.Event().wait()  # until the failing sibling cancels it
+            return {}
+
+    backend = Counting()
+    graph = Graph(start=Write(name="w"), state_backend=backend)
+    backend.reads.clear()
+    graph.run_sync()
+    assert backend.reads == []  # every write was committed: nothing to read back
+    start = Write(name="start")
+    start >> [WriteThenFail(name="x"), OverwriteAndWait(name="y")]
+    graph = Graph(start=start, state_backend=backend)
+    backend.reads.clear()
+    with pytest.raises(NodeExecutionError):
+        graph.run_sync()
+    assert backend.reads == [["dropped"]]
+    assert arun(graph.state.snapshot()) == {"kept": 1, "dropped": 0}
 
 
 def test_sqlite_uses_wal(tmp_path: Path) -> None:
