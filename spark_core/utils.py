@@ -1,4 +1,5 @@
-"""Small helpers: running spark_core's async API from synchronous code, copying JSON data."""
+"""Small helpers: running spark_core's async API from synchronous code, a lock per event
+loop, copying JSON data."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import contextvars
 import math
 import threading
-from typing import Any, Awaitable, Coroutine, Optional, TypeVar, Union
+from typing import Any, Awaitable, Coroutine, Optional, Tuple, TypeVar, Union
 
 T = TypeVar("T")
 # Types of JSON values that are immutable: a value of one of these is its own copy.
@@ -58,6 +59,37 @@ def arun(awaitable: Union[Awaitable[T], Coroutine[Any, Any, T]]) -> T:
     if "error" in box:
         raise box["error"]
     return box["value"]  # type: ignore[no-any-return]
+
+
+class LoopLock:
+    """An ``asyncio.Lock`` per running event loop, for an object that outlives its loops.
+
+    An asyncio lock belongs to the loop it is first used on, and an object may see several
+    loops in its life (each ``run_sync`` / ``arun`` call starts a fresh one): ``current()``
+    gives the lock of the loop running now, made on first use in that loop (a new loop
+    replaces the previous loop's lock).
+    """
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        """Create the holder; no lock is made before :meth:`current` is called."""
+        self._held: Optional[Tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = None
+
+    def current(self) -> asyncio.Lock:
+        """Return the lock of the event loop running in this thread.
+
+        Returns:
+            The lock (the same one for every call in that loop).
+
+        Raises:
+            RuntimeError: No event loop runs in this thread.
+        """
+        loop = asyncio.get_running_loop()
+        held = self._held
+        if held is None or held[0] is not loop:
+            held = self._held = (loop, asyncio.Lock())
+        return held[1]
 
 
 def json_copy(value: Any) -> Any:
@@ -125,4 +157,4 @@ def _json_key(key: Any) -> str:
     )
 
 
-__all__ = ["arun", "json_copy"]
+__all__ = ["arun", "LoopLock", "json_copy"]

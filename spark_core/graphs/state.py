@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional
 
 from spark_core.errors import StateLockError, StateValidationError
 from spark_core.graphs.backends import DELETED, InMemoryStateBackend, StateBackend
@@ -18,7 +18,7 @@ from spark_core.graphs.state_schema import (
     validate_values,
 )
 from spark_core.nodes.context import NODE_WRITES
-from spark_core.utils import PLAIN_JSON, json_copy
+from spark_core.utils import PLAIN_JSON, LoopLock, json_copy
 
 
 class _Transaction:
@@ -99,7 +99,7 @@ class GraphState:
         self._latest: Dict[str, int] = {}  # key -> seq of its newest write
         self._committed: Dict[str, int] = {}  # key -> seq of its newest committed write
         self._taken: Dict[str, int] = {}  # key -> seq, of the last _take_changes
-        self._lock: Optional[Tuple[Any, asyncio.Lock]] = None
+        self._lock = LoopLock()
         self._thread_lock = threading.Lock()  # lock_sync() when no run is in progress
         self._loop: Optional[asyncio.AbstractEventLoop] = (
             None  # the loop of the last run
@@ -369,15 +369,12 @@ class GraphState:
                 thread: use :meth:`lock_sync`).
         """
         try:
-            loop = asyncio.get_running_loop()
+            return self._lock.current()
         except RuntimeError:
             raise StateLockError(
                 "graph_state.lock() is an asyncio lock and needs a running event loop: "
                 "in a plain def node use `with graph_state.lock_sync():`"
             ) from None
-        if self._lock is None or self._lock[0] is not loop:
-            self._lock = (loop, asyncio.Lock())
-        return self._lock[1]
 
     @contextlib.contextmanager
     def lock_sync(self) -> Iterator[None]:

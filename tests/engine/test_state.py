@@ -28,7 +28,7 @@ from spark_core.graphs import (
     StateBackend,
 )
 from spark_core.nodes import ExecutionContext, Node
-from spark_core.utils import arun, json_copy
+from spark_core.utils import LoopLock, arun, json_copy
 from tests.engine.conftest import FailingCommit, gstate
 
 
@@ -270,6 +270,21 @@ def test_lock_works_across_event_loops() -> None:
     arun(many())
     arun(many())  # a new loop: the lock must not be bound to the first one
     assert arun(state.get("n")) == 10
+
+
+def test_a_loop_lock_is_one_lock_per_running_event_loop() -> None:
+    holder = LoopLock()
+
+    async def twice() -> asyncio.Lock:
+        first = holder.current()
+        assert holder.current() is first
+        async with first:  # usable in this loop
+            return first
+
+    one, other = arun(twice()), arun(twice())
+    assert one is not other  # a fresh loop gets a fresh lock
+    with pytest.raises(RuntimeError):
+        holder.current()  # no loop runs here
 
 
 def test_sqlite_backend_public_methods_for_other_processes(tmp_path: Path) -> None:
