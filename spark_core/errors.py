@@ -56,30 +56,41 @@ class CircuitOpenError(NodeExecutionError):
 
 
 class MaxStepsExceededError(SparkError):
-    """A run executed more node steps than the graph's ``max_steps``.
+    """A run made more node executions than its graph allows.
+
+    That is more than the graph's ``max_steps`` in total or, when ``max_steps`` is ``None``
+    (the default), a node was about to complete more than 1,000 times in one run.
 
     Attributes:
-        max_steps: The limit.
+        max_steps: The total limit, or ``None`` when the per-node limit stopped the run.
         node_id: The node that ran most often, when known.
         runs: How many times it ran.
     """
 
     def __init__(
-        self, max_steps: int, node_id: Optional[str] = None, runs: int = 0
+        self, max_steps: Optional[int], node_id: Optional[str] = None, runs: int = 0
     ) -> None:
         self.max_steps = max_steps
         self.node_id = node_id
         self.runs = runs
-        # Only a node that ran again points to a loop; otherwise the graph is just big.
-        why = (
-            f": node {node_id!r} ran {runs} times, a loop that did not terminate?"
-            if runs > 1
-            else ""
-        )
-        super().__init__(
-            f"run exceeded max_steps={max_steps} node executions{why} "
-            "(raise max_steps if the graph really needs more steps)"
-        )
+        if max_steps is None:
+            message = (
+                f"node {node_id!r} ran {runs} times in this run, the most one node may: "
+                "a loop that did not terminate? (pass Graph(max_steps=...) to bound the "
+                "run's node executions in total instead)"
+            )
+        else:
+            # Only a node that ran again points to a loop; otherwise the graph is just big.
+            why = (
+                f": node {node_id!r} ran {runs} times, a loop that did not terminate?"
+                if runs > 1
+                else ""
+            )
+            message = (
+                f"run exceeded max_steps={max_steps} node executions{why} "
+                "(raise max_steps if the graph really needs more steps)"
+            )
+        super().__init__(message)
 
 
 class StateValidationError(SparkError, ValueError):

@@ -52,9 +52,9 @@ from spark_core.nodes.context import ExecutionContext, Inputs
 logger = logging.getLogger("spark_core.graph")
 
 CHECKPOINT_VERSION = 1
-# Default bound of a run's node executions, per node of the graph: a loop-free graph of any
-# size fits, and a loop that does not end stops after about this many rounds.
-STEPS_PER_NODE = 1000
+# Default bound of a run: how many times one node may complete in it (a loop-free graph of
+# any size never reaches it; a loop that does not end stops after this many rounds).
+MAX_RUNS_PER_NODE = 1000
 Entry = Tuple[str, Any]  # (node id, inputs)
 # What a node execution hands to _complete: output, targets of fired edges, its write log.
 Done = Tuple[Any, List[Node], Dict[str, Any]]
@@ -138,8 +138,10 @@ class Graph:
         nodes: Node id -> node, discovered from ``start`` by following edges.
         edges: Every edge, in discovery order.
         state: The graph's shared :class:`GraphState` (persists across runs).
-        max_steps: Node executions one run may make before it fails (by default
-            ``STEPS_PER_NODE`` (1,000) times the number of nodes).
+        max_steps: Node executions one run may make in total before it fails, or ``None``
+            (the default): then no total applies, and each node may complete at most
+            ``MAX_RUNS_PER_NODE`` (1,000) times per run (a resumption counts afresh), so a
+            loop that does not end stops, whatever the size of the graph.
         graph_id: The graph's id (defaults to the start node's id).
         last_run_id: The id of the most recent run or resumption.
     """
@@ -165,8 +167,8 @@ class Graph:
                 as an ``Agent``).
             state_backend: Where state and run records live (in memory by default).
             state_schema: A ``MissionStateModel`` subclass or pydantic model for the state.
-            max_steps: Node executions one run may make (bounds loops); ``None``: 1,000
-                per node of the graph, so only a loop can reach it.
+            max_steps: Node executions one run may make in total; ``None``: each node may
+                complete at most 1,000 times per run instead, so only a loop reaches it.
             tools: Tools for ``context.call_tool`` (run through the governance executor).
             policy_set: A governance ``PolicySet``; also checks ``node:execute`` per node.
             telemetry: A ``TelemetryManager``, a ``TelemetryConfig`` or ``True`` (the shared
@@ -216,9 +218,8 @@ class Graph:
         self._discover()
         # Graph order (breadth-first from start) picks the final output among end nodes.
         self._rank = {node_id: i for i, node_id in enumerate(self.nodes)}
-        self.max_steps: int = (
-            max_steps if max_steps is not None else STEPS_PER_NODE * len(self.nodes)
-        )
+        self.max_steps: Optional[int] = max_steps
+        self._max_runs = MAX_RUNS_PER_NODE if max_steps is None else max_steps
         self.graph_id = graph_id if graph_id is not None else start.id
         self.state = GraphState(state_backend, state_schema, initial_state)
         self._observers: List[GraphObserver] = []
@@ -338,7 +339,8 @@ class Graph:
 
         Raises:
             NodeExecutionError: A node failed (the run is saved as ``"failed"``).
-            MaxStepsExceededError: The run made more than ``max_steps`` node executions.
+            MaxStepsExceededError: The run made more than ``max_steps`` node executions
+                (by default: a node was about to complete a 1,001st time).
             RunStopped: A node or observer stopped the run (``RunPaused``: paused).
             SparkError: ``run_id`` is already used (use :meth:`resume`), or the graph is
                 running another run.
@@ -623,6 +625,10 @@ class Graph:
 
     async def _exec(self, run: _Run, node_id: str, inputs: Any) -> Done:
         """Run one node; return its output, the targets of the fired edges, its writes."""
+        previous = run.node_results.get(node_id)
+        runs = previous[4] if previous is not None else 0
+        if runs >= self._max_runs:  # by default, a node runs at most 1,000 times
+            raise MaxStepsExceededError(None, node_id, runs)
         node = self.nodes[node_id]
         snapshot = node.state.context_snapshot
         info = run.info
@@ -663,22 +669,20 @@ class Graph:
                 status = "cancelled"
             else:
                 status = "failed"  # a NodeExecutionError of this node
-            previous = run.node_results.get(node_id)
             run.node_results[node_id] = [
                 status,
                 ctx.metadata["attempt"],
                 time.perf_counter() - started,
                 None if status != "failed" else str(exc),
-                previous[4] if previous is not None else 0,
+                runs,
             ]
             raise
-        previous = run.node_results.get(node_id)
         run.node_results[node_id] = [
             "completed",
             ctx.metadata["attempt"],
             time.perf_counter() - started,
             None,
-            previous[4] + 1 if previous is not None else 1,
+            runs + 1,
         ]
         return output, targets, writes
 
@@ -727,11 +731,10 @@ class Graph:
             backend.save_state_keys(changes)
         if changes:
             state._stored()
-        if run.step >= self.max_steps and run.pending:
+        limit = self.max_steps
+        if limit is not None and run.step >= limit and run.pending:
             busiest = max(run.node_results, key=lambda nid: run.node_results[nid][4])
-            raise MaxStepsExceededError(
-                self.max_steps, busiest, run.node_results[busiest][4]
-            )
+            raise MaxStepsExceededError(limit, busiest, run.node_results[busiest][4])
 
     def _buffer_join(self, run: _Run, parent: str, join_id: str, output: Any) -> bool:
         """Add a parent's message to the join's first round that lacks it; True when full."""

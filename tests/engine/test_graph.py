@@ -562,7 +562,7 @@ def test_unbounded_loop_hits_max_steps() -> None:
     assert "node 'spin' ran 25 times" in str(info.value) and "loop" in str(info.value)
 
 
-def test_default_max_steps_bounds_loops_but_not_big_graphs() -> None:
+def test_by_default_each_node_runs_at_most_1000_times_whatever_the_graph_size() -> None:
     chain = [Add(name=f"n{i}") for i in range(1001)]
     for left, right in zip(chain, chain[1:]):
         left >> right
@@ -570,12 +570,30 @@ def test_default_max_steps_bounds_loops_but_not_big_graphs() -> None:
     start = Add(name="start")
     start >> [Add(name=f"b{i}") for i in range(1000)]
     assert Graph(start=start).run_sync().steps == 1001
+    # A loop in a big graph is stopped as soon as in a small one.
     spin = Add(name="spin")
     spin >> spin
+    spin >> [Add(name=f"side{i}") for i in range(50)]
     graph = Graph(start=spin)
-    assert graph.max_steps == 1000  # 1,000 per node
-    with pytest.raises(MaxStepsExceededError, match="'spin' ran 1000 times"):
-        graph.run_sync()
+    assert graph.max_steps is None
+    with pytest.raises(MaxStepsExceededError, match="'spin' ran 1000 times") as info:
+        graph.run_sync(run_id="spin")
+    assert (info.value.max_steps, info.value.node_id, info.value.runs) == (
+        None,
+        "spin",
+        1000,
+    )
+    record = stored_run(graph, "spin")
+    assert record["status"] == "failed"
+    assert ["spin", {"value": 1000}] in record["frontier"]  # its 1,001st run is pending
+
+
+def test_max_steps_bounds_the_total_instead_of_each_node() -> None:
+    count = Add(name="count")
+    count.on(expr="$.outputs.value < 1500") >> count
+    assert Graph(start=count, max_steps=2000).run_sync().content == {"value": 1500}
+    with pytest.raises(MaxStepsExceededError, match="ran 1000 times"):
+        Graph(start=count).run_sync()  # the default: 1,000 per node
 
 
 def test_max_steps_on_a_graph_without_loops_does_not_blame_a_loop() -> None:
