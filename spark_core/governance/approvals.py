@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, AsyncIterator, Collection, Dict, List, Mapping, Optional
 
 from spark_core.errors import RunPaused, SparkError
+from spark_core.utils import LoopLock
 
 try:  # POSIX only: cross-process locking of the state file
     import fcntl
@@ -187,7 +188,7 @@ class _BackendState:
     """
 
     def __init__(self, backend: Any, cache: Any = None) -> None:
-        for name in ("load_state", "save_state_keys"):
+        for name in ("load_keys", "save_state_keys"):
             if not callable(getattr(backend, name, None)):
                 raise ApprovalError(
                     f"{type(backend).__name__} has no {name}(); "
@@ -195,10 +196,10 @@ class _BackendState:
                 )
         self.backend = backend
         self._cache = cache
-        self._lock: Optional[asyncio.Lock] = None
+        self._lock = LoopLock()
 
     async def get(self, key: str, default: Any = None) -> Any:
-        data = self.backend.load_state()
+        data = self.backend.load_keys([key])
         if inspect.isawaitable(data):
             data = await data
         return dict(data or {}).get(key, default)
@@ -212,9 +213,7 @@ class _BackendState:
             cached[key] = value
 
     def lock(self) -> Any:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        return _FileLock(self._lock, getattr(self.backend, "path", None))
+        return _FileLock(self._lock.current(), getattr(self.backend, "path", None))
 
 
 class _FileLock:
@@ -261,7 +260,7 @@ class _DictState:
 
     def __init__(self) -> None:
         self.data: Dict[str, Any] = {}
-        self._lock: Optional[asyncio.Lock] = None
+        self._lock = LoopLock()
 
     async def get(self, key: str, default: Any = None) -> Any:
         return self.data.get(key, default)
@@ -270,9 +269,7 @@ class _DictState:
         self.data[key] = value
 
     def lock(self) -> Any:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        return self._lock
+        return self._lock.current()
 
 
 class ApprovalStore:
@@ -301,7 +298,7 @@ class ApprovalStore:
 
     @classmethod
     def from_backend(cls, backend: Any) -> ApprovalStore:
-        """Make a store over a state backend without a Graph (uses ``load_state`` and
+        """Make a store over a state backend without a Graph (uses ``load_keys`` and
         ``save_state_keys``).
 
         Raises:

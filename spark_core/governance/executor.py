@@ -41,10 +41,9 @@ attaches it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import weakref
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set
 
 from spark_core.errors import SparkError
 from spark_core.governance.approvals import (
@@ -68,6 +67,7 @@ from spark_core.governance.policy import (
 from spark_core.governance.tools import Tool, ToolError, ToolNotFoundError, as_tool
 from spark_core.graphs.observers import GraphObserver
 from spark_core.telemetry.redaction import redact
+from spark_core.utils import LoopLock
 
 __all__ = ["ToolExecutor", "NodePolicyObserver", "AUDIT_KEY", "enforce_policy"]
 
@@ -106,24 +106,14 @@ async def _emit(context: Any, name: str, data: Dict[str, Any]) -> None:
         await emit(name, **data)
 
 
-# The audit trail has a lock of its own, per state and event loop: a node may hold the
+# The audit trail has a lock of its own, per state (and event loop): a node may hold the
 # state's lock() around a tool call (a read-modify-write that uses a tool), and the call's
 # audit record must not wait for that node to let go.
-_AUDIT_LOCKS: weakref.WeakKeyDictionary[
-    Any, Tuple[asyncio.AbstractEventLoop, asyncio.Lock]
-] = weakref.WeakKeyDictionary()
-
-
-def _audit_lock(state: Any) -> asyncio.Lock:
-    loop = asyncio.get_running_loop()
-    held = _AUDIT_LOCKS.get(state)
-    if held is None or held[0] is not loop:
-        held = _AUDIT_LOCKS[state] = (loop, asyncio.Lock())
-    return held[1]
+_AUDIT_LOCKS: weakref.WeakKeyDictionary[Any, LoopLock] = weakref.WeakKeyDictionary()
 
 
 async def _audit(state: Any, record: Dict[str, Any], limit: int) -> None:
-    async with _audit_lock(state):
+    async with _AUDIT_LOCKS.setdefault(state, LoopLock()).current():
         trail = list(await state.get(AUDIT_KEY, None) or [])
         trail.append(record)
         if len(trail) > limit:

@@ -293,7 +293,54 @@ def test_store_resolve_rules() -> None:
 
 
 def test_store_from_backend_requires_the_backend_methods() -> None:
-    with pytest.raises(ApprovalError, match="has no load_state"):
+    with pytest.raises(ApprovalError, match="has no load_keys"):
         ApprovalStore.from_backend(object())
     with pytest.raises(ApprovalError, match="state file not found"):
         ApprovalStore.open("/nonexistent/dir/state.sqlite")
+
+
+def test_a_store_over_a_backend_reads_only_the_approvals_key() -> None:
+    from spark_core.graphs import InMemoryStateBackend
+
+    class KeysOnly(InMemoryStateBackend):
+        def load_state(self) -> Dict[str, Any]:
+            raise AssertionError("the whole state was read")
+
+    store = ApprovalStore.from_backend(KeysOnly({"big": ["x"] * 10_000}))
+
+    async def main() -> None:
+        req = ApprovalRequest(id="apr-1", action="a", resource="r", fingerprint="f")
+        await store.create(req)
+        assert (await store.latest("f")) == req
+        await store.resolve("apr-1", "approved")
+        assert await store.consume("apr-1") is True
+        assert await store.record_result("apr-1", 42) is True
+        replayed = await store.replay("f")
+        assert replayed is not None and replayed.result == 42
+        assert [r.id for r in await store.list(status="approved")] == ["apr-1"]
+
+    run(main())
+
+
+def test_a_store_over_a_state_file_works_in_one_event_loop_after_another(
+    tmp_path: Any,
+) -> None:
+    from spark_core.graphs import SQLiteStateBackend
+
+    path = str(tmp_path / "state.sqlite")
+    SQLiteStateBackend(path).close()
+    store = ApprovalStore.open(path)
+
+    async def two_at_once(n: int) -> None:  # the second waits for the store's lock
+        await asyncio.gather(
+            *(store.create(ApprovalRequest(f"apr-{n}{i}", "a", "r")) for i in (1, 2))
+        )
+
+    asyncio.run(two_at_once(1))
+    asyncio.run(two_at_once(2))  # a lock of the first loop failed in this one
+    assert sorted(r.id for r in store.list_sync()) == [
+        "apr-11",
+        "apr-12",
+        "apr-21",
+        "apr-22",
+    ]
