@@ -46,7 +46,15 @@ from spark_core.graphs.backends import DELETED, StateBackend
 from spark_core.graphs.edges import Edge
 from spark_core.graphs.observers import GraphObserver, NodeRunInfo, RunInfo, RunResult
 from spark_core.graphs.state import GraphState
-from spark_core.nodes.base import JoinNode, Node, NodeRef, as_node, execute_node
+from spark_core.nodes.base import (
+    JoinNode,
+    Node,
+    NodeRef,
+    _attempt,
+    _failure,
+    as_node,
+    execute_node,
+)
 from spark_core.nodes.context import ExecutionContext, Inputs
 
 logger = logging.getLogger("spark_core.graph")
@@ -650,13 +658,17 @@ class Graph:
             self._observers,
         )
         writes = ctx._writes = {}
+        # The node's edge conditions are part of its execution (route): one that raises
+        # fails the node before it is reported done, and the run stays where it was.
+        route = self._routes[node_id]
+        observers = self._observers
         started = time.perf_counter()
         try:
-            # The node's edge conditions are part of its execution: one that raises fails
-            # the node before it is reported done, and the run stays where it was.
-            output, targets = await execute_node(
-                node, ctx, info, self._observers, self._routes[node_id]
-            )
+            if observers or node.config.has_capabilities():
+                output, targets = await execute_node(node, ctx, info, observers, route)
+            else:  # nothing runs around the node: its one attempt, without the loop
+                output, targets = await _attempt(node, ctx, route)
+                node.state.context_snapshot = output
         except BaseException as exc:
             # Whatever stopped the node, it runs again from its start on resume (a paused
             # one too): what it wrote is taken back, so it is not applied twice.
@@ -668,7 +680,7 @@ class Graph:
                 # Cancellation, KeyboardInterrupt, SystemExit: propagate as they are.
                 status = "cancelled"
             else:
-                status = "failed"  # a NodeExecutionError of this node
+                status = "failed"
             run.node_results[node_id] = [
                 status,
                 ctx.metadata["attempt"],
@@ -676,6 +688,8 @@ class Graph:
                 None if status != "failed" else str(exc),
                 runs,
             ]
+            if status == "failed":
+                raise _failure(node, exc)  # its __cause__ is exc (or it is exc)
             raise
         run.node_results[node_id] = [
             "completed",

@@ -142,8 +142,12 @@ class GraphState:
 
     def _node_log(self) -> Optional[Dict[str, Any]]:
         """The write log of this state's node running in this context, if any."""
-        logs = NODE_WRITES.get()
-        return logs.get(self) if logs is not None else None
+        entry = NODE_WRITES.get()
+        while entry is not None:
+            if entry[0] is self:
+                return entry[1]
+            entry = entry[2]
+        return None
 
     def _apply(self, values: Dict[str, Any], log: Optional[Dict[str, Any]]) -> None:
         """Write validated values (``DELETED`` removes a key) into the state."""

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import (
     TYPE_CHECKING,
     Any,
-    Awaitable,
     Callable,
     Dict,
     List,
@@ -455,26 +454,30 @@ def _check_output(node: Node, output: Any) -> Any:
     )
 
 
-async def _call(node: Node, ctx: ExecutionContext) -> Any:
-    """Run ``process`` once, recording graph-state writes in the execution's write log."""
-    if ctx._writes is None:  # not in a graph run: no write log to record into
-        return await _process(node, ctx)
-    logs = NODE_WRITES.get()
-    token = NODE_WRITES.set(
-        {ctx.graph_state: ctx._writes}
-        if logs is None
-        else {**logs, ctx.graph_state: ctx._writes}
+async def _attempt(
+    node: Node, ctx: ExecutionContext, route: Callable[[Any], R]
+) -> Tuple[Any, R]:
+    """Call ``process`` once and return its checked output with what ``route`` made of it.
+
+    In a graph run the node's graph-state writes go to its execution's write log: the
+    context variable ``NODE_WRITES`` carries it while ``process`` runs (this is the one
+    place that sets it).
+    """
+    writes = ctx._writes  # None when the node runs alone: no write log to record into
+    token = (
+        None
+        if writes is None
+        else NODE_WRITES.set((ctx.graph_state, writes, NODE_WRITES.get()))
     )
     try:
-        return await _process(node, ctx)
+        output = await (
+            node.process(ctx) if node._is_async else _process_sync(node, ctx)
+        )
     finally:
-        NODE_WRITES.reset(token)
-
-
-def _process(node: Node, ctx: ExecutionContext) -> Awaitable[Any]:
-    if node._is_async:
-        return node.process(ctx)  # type: ignore[no-any-return]
-    return _process_sync(node, ctx)
+        if token is not None:
+            NODE_WRITES.reset(token)
+    output = _check_output(node, output)
+    return output, route(output)
 
 
 async def _process_sync(node: Node, ctx: ExecutionContext) -> Any:
@@ -497,7 +500,7 @@ def _no_route(output: Any) -> None:
     return None
 
 
-async def execute_node(
+async def execute_node(  # noqa: C901 - the attempt loop is clearer in one piece
     node: Node,
     ctx: ExecutionContext,
     run: Optional["RunInfo"],
@@ -509,8 +512,8 @@ async def execute_node(
     Args:
         node: The node.
         ctx: Its execution context (``metadata["attempt"]`` is updated per attempt).
-        run: The run, for observer hooks (``None`` when running alone).
-        observers: Observers to call (empty: no hooks, the fast path).
+        run: The run, for observer hooks (``None`` when running alone: no hooks).
+        observers: Observers to call.
         route: Called with an attempt's output before the attempt counts as a success
             (the graph evaluates the node's edge conditions there); when it raises
             ``EdgeConditionError`` the attempt failed, and it is not retried.
@@ -523,26 +526,6 @@ async def execute_node(
             ``CircuitOpenError`` for those causes).
         RunStopped: The node or an observer stopped (or paused) the run.
     """
-    if not observers and not node.config.has_capabilities():
-        try:
-            output = _check_output(node, await _call(node, ctx))
-            routed = route(output)
-        except RunStopped:
-            raise
-        except Exception as exc:
-            raise _failure(node, exc)  # its __cause__ is exc (or it is exc)
-        node.state.context_snapshot = output
-        return output, routed
-    return await _execute_full(node, ctx, run, observers, route)
-
-
-async def _execute_full(  # noqa: C901 - the attempt loop is clearer in one piece
-    node: Node,
-    ctx: ExecutionContext,
-    run: Optional["RunInfo"],
-    observers: Sequence["GraphObserver"],
-    route: Callable[[Any], R],
-) -> Tuple[Any, R]:
     config = node.config
     retry, timeout = config.retry, config.timeout
     limiter, breaker = config.rate_limit, config.circuit_breaker
@@ -584,21 +567,18 @@ async def _execute_full(  # noqa: C901 - the attempt loop is clearer in one piec
                 )
             if limiter is not None:
                 await limiter.acquire()
-            if timeout is not None:
-                output = await asyncio.wait_for(
-                    _call(node, ctx), timeout.timeout_seconds
+            if timeout is not None:  # a condition that raises fails this attempt too
+                output, routed = await asyncio.wait_for(
+                    _attempt(node, ctx, route), timeout.timeout_seconds
                 )
             else:
-                output = await _call(node, ctx)
-            output = _check_output(node, output)
-            routed = route(output)  # a condition that raises fails this attempt
+                output, routed = await _attempt(node, ctx, route)
         except RunStopped:
             raise
         except CircuitOpenError as exc:
             error = exc
         except Exception as exc:
             error = exc
-            output = None
             if breaker is not None:
                 breaker.record_failure()
             if (

@@ -14,13 +14,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from spark_core.graphs.state import GraphState
     from spark_core.nodes.base import Node
 
-# Graph state -> write log of the node execution of that state's graph running in this
-# context: the engine adds its entry around ``process`` (worker threads get a copy), and a
-# ``GraphState`` records the writes in its own log, so they are committed with that node's
-# step or dropped if it fails. A graph run inside a node adds the inner state's entry and
-# keeps the outer one: a write to the outer state from an inner node is the outer node's.
-# ``None`` outside nodes.
-NODE_WRITES: ContextVar[Optional[Dict[Any, Dict[str, Any]]]] = ContextVar(
+# (graph state, write log, outer entry) of the node execution running in this context:
+# the engine sets it around ``process`` (worker threads get a copy), and a ``GraphState``
+# records its writes in the log of the innermost entry that names it, so they are committed
+# with that node's step or dropped if it fails. A graph run inside a node adds the inner
+# state's entry in front of the outer one: a write to the outer state from an inner node
+# is the outer node's. ``None`` outside nodes.
+NODE_WRITES: ContextVar[Optional[Tuple[Any, Dict[str, Any], Any]]] = ContextVar(
     "spark_node_writes", default=None
 )
 
