@@ -300,9 +300,8 @@ class _Watchdog:
                     if entry.dead:
                         self._dead -= 1
                     else:
-                        entry.dead = (
-                            True  # out of the heap: disarm has nothing to count
-                        )
+                        # Out of the heap: disarm has nothing left to count.
+                        entry.dead = True
                         self._fire(entry)
                 wait = (
                     min(heap[0].ends_at - now, threading.TIMEOUT_MAX) if heap else None
