@@ -171,7 +171,8 @@ class ToolCall:
             The parsed call; undecodable arguments give a call with ``error`` set.
 
         Raises:
-            ModelResponseError: If the call has no tool name.
+            ModelResponseError: If the call has no tool name, or its arguments are nested
+                too deeply to decode.
         """
         function = data.get("function")
         source: Mapping[str, Any] = function if isinstance(function, Mapping) else data
@@ -193,6 +194,10 @@ class ToolCall:
                 return cls(
                     call_id, name, {}, error=f"arguments are not valid JSON ({exc})"
                 )
+            except RecursionError:  # valid JSON, but deeper than Python can decode
+                raise ModelResponseError(
+                    f"tool call {name!r}: arguments are nested too deeply to decode"
+                ) from None
             if isinstance(decoded, dict):
                 return cls(call_id, name, decoded)
         return cls(call_id, name, {}, error="arguments must be a JSON object")

@@ -58,6 +58,20 @@ def _display_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+def _decode_json(text: Any) -> Any:
+    """``json.loads``, with nesting too deep for Python reported as what it is: bad JSON.
+
+    Raises:
+        ValueError: Not JSON, or nested deeper than the decoder can recurse.
+    """
+    import json
+
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 class _Transient(Exception):
     """Internal: one attempt failed in a way worth retrying."""
 
@@ -311,7 +325,7 @@ class OpenAIModel:
                 resp.status_code, dict(resp.headers), resp.text, request_id
             )
         try:
-            data = resp.json()
+            data = _decode_json(resp.content)
         except ValueError:
             raise ModelResponseError(
                 "model endpoint answered with a body that is not JSON",
@@ -324,13 +338,11 @@ class OpenAIModel:
         self, status: int, headers: Dict[str, str], text: str, request_id: Optional[str]
     ) -> Exception:
         """Map an HTTP error to a typed error (wrapped in _Transient when retryable)."""
-        import json
-
         text = self._redact(text)
         body: Any = text
         detail = text.strip()[:500] or "no detail"
         try:
-            body = json.loads(text)
+            body = _decode_json(text)
         except ValueError:
             pass
         if isinstance(body, dict):
@@ -376,15 +388,27 @@ class OpenAIModel:
             raise ModelResponseError("choices[0].message is not an object", body=data)
         content = message.get("content")
         if isinstance(content, list):  # some servers send content parts
-            content = "".join(
-                p.get("text", "") for p in content if isinstance(p, dict)
-            )  # pragma: no cover - rare dialect
+            texts = [p.get("text", "") for p in content if isinstance(p, dict)]
+            if not all(isinstance(t, str) for t in texts):
+                raise ModelResponseError(
+                    "choices[0].message.content has a part that is not text", body=data
+                )
+            content = "".join(texts)
         if content is not None and not isinstance(content, str):
             raise ModelResponseError(
                 "choices[0].message.content is not text", body=data
             )
+        usage = data.get("usage")
+        if usage is not None and not isinstance(usage, dict):
+            raise ModelResponseError("usage is not an object", body=data)
+        tool_calls = message.get("tool_calls")
+        if tool_calls is not None and not isinstance(tool_calls, list):
+            raise ModelResponseError(
+                "choices[0].message.tool_calls is not a list", body=data
+            )
+        finish_reason = choice.get("finish_reason")
         calls: List[ToolCall] = []
-        for index, call in enumerate(message.get("tool_calls") or ()):
+        for index, call in enumerate(tool_calls or ()):
             if not isinstance(call, dict):
                 raise ModelResponseError("a tool call is not an object", body=data)
             if not call.get("id"):
@@ -395,8 +419,8 @@ class OpenAIModel:
         return ModelResponse(
             text=content,
             tool_calls=calls,
-            usage=Usage.from_dict(data.get("usage")),
+            usage=Usage.from_dict(usage),
             raw=data,
             model=str(data.get("model") or self.model_id),
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
         )

@@ -37,9 +37,9 @@ def error(
     return {"status": status, "message": message, "headers": dict(headers or {})}
 
 
-def raw(payload: Any, *, delay: float = 0.0) -> Dict[str, Any]:
-    """A scripted 200 answer with this exact body (a str is sent as is, not as JSON)."""
-    return {"raw": payload, "delay": delay}
+def raw(payload: Any, *, delay: float = 0.0, status: int = 200) -> Dict[str, Any]:
+    """A scripted answer with this exact body (a str is sent as is, not as JSON)."""
+    return {"raw": payload, "delay": delay, "raw_status": status}
 
 
 def slow(step: Mapping[str, Any], delay: float) -> Dict[str, Any]:
@@ -91,7 +91,7 @@ class FakeOpenAIServer:
                         500, {"error": {"message": "fake server script exhausted"}}
                     )
                 elif "raw" in step:
-                    self._send(200, step["raw"])
+                    self._send(step["raw_status"], step["raw"])
                 elif "status" in step:
                     self._send(
                         step["status"],

@@ -358,6 +358,53 @@ def test_malformed_answers_are_typed(fake_openai: FakeOpenAIServer) -> None:
         run(model.complete(USER))
 
 
+DEEP = "[" * 100_000 + "]" * 100_000  # valid JSON, deeper than any recursion limit
+
+
+def _completion(message: Any, **extra: Any) -> Any:
+    return {"choices": [{"message": message, "finish_reason": "stop"}], **extra}
+
+
+def _call(arguments: Any) -> Any:
+    function = {"name": "lookup", "arguments": arguments}
+    return {"id": "c1", "type": "function", "function": function}
+
+
+@pytest.mark.parametrize(
+    "body, match",
+    [
+        (DEEP, "not JSON"),
+        (
+            '{"choices": [{"message": {"content": "hi"}}], "x": ' + DEEP + "}",
+            "not JSON",
+        ),
+        (_completion({"content": None, "tool_calls": [_call(DEEP)]}), "arguments"),
+        (_completion({"content": "hi"}, usage="lots"), "usage"),
+        (_completion({"content": "hi"}, usage=[1, 2]), "usage"),
+        (_completion({"content": "hi"}, usage=7), "usage"),
+        (_completion({"content": [{"type": "text", "text": 5}]}), "content"),
+        (_completion({"content": None, "tool_calls": 3}), "tool_calls"),
+        (_completion({"content": None, "tool_calls": {"a": 1}}), "tool_calls"),
+    ],
+)
+def test_hostile_answers_are_response_errors(
+    fake_openai: FakeOpenAIServer, body: Any, match: Any
+) -> None:
+    fake_openai.add(raw(body))
+    with pytest.raises(ModelResponseError, match=match):
+        run(make_model(fake_openai).complete(USER))
+
+
+def test_a_deep_error_body_keeps_the_status_class(
+    fake_openai: FakeOpenAIServer,
+) -> None:
+    fake_openai.add(raw(DEEP, status=400), raw(DEEP, status=503))
+    with pytest.raises(ModelBadRequestError):
+        run(make_model(fake_openai).complete(USER))
+    with pytest.raises(ModelServerError):
+        run(make_model(fake_openai, max_retries=0).complete(USER))
+
+
 def test_openai_model_is_exported_lazily() -> None:
     import spark_core.models as models
 
