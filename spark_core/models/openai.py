@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import threading
+import time
 import urllib.parse
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -38,7 +40,7 @@ __all__ = ["OpenAIModel", "DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "DEFAULT_MAX_RE
 
 #: Where requests go when neither ``base_url`` nor ``OPENAI_BASE_URL`` is set.
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-#: Seconds to wait for one HTTP answer.
+#: Seconds one attempt may take, from connecting to the body's last byte.
 DEFAULT_TIMEOUT = 60.0
 #: Retries after the first attempt (see :mod:`spark_core.models.retry` for which failures).
 DEFAULT_MAX_RETRIES = 2
@@ -97,7 +99,8 @@ class OpenAIModel:
             that need none (no ``Authorization`` header is sent then).
         base_url: Endpoint root up to ``/v1``; defaults to ``OPENAI_BASE_URL``, else
             :data:`DEFAULT_BASE_URL`.
-        timeout: Seconds to wait for one HTTP answer.
+        timeout: Seconds one attempt may take, from connecting to the last byte of the
+            answer (not per socket read: a server trickling its answer is cut off at it).
         max_retries: Retries after the first attempt on HTTP 408, 429, 500, 502, 503, 504,
             timeouts and connection errors (a chat completion has no side effect, so a retry
             is safe); the rules are in :mod:`spark_core.models.retry`.
@@ -106,6 +109,10 @@ class OpenAIModel:
         pricing: ``(input, output)`` USD per million tokens, overriding the price table.
         default_options: Options sent with every call (``temperature``, ``max_tokens``...).
         headers: Extra HTTP headers (never logged).
+        deadline: Seconds the whole call may take, retries and their waits included, or
+            None (default) for no bound beyond ``timeout`` per attempt. An attempt running
+            at the deadline is cut (:class:`ModelTimeoutError`); a retry whose wait would end
+            past it is not made, and the last error is raised as it is.
 
     Raises:
         ModelConfigError: An argument has the wrong type or value (the message names it).
@@ -124,6 +131,7 @@ class OpenAIModel:
         pricing: Optional[Tuple[float, float]] = None,
         default_options: Optional[Mapping[str, Any]] = None,
         headers: Optional[Mapping[str, str]] = None,
+        deadline: Optional[float] = None,
     ) -> None:
         if not isinstance(model_id, str) or not model_id:
             raise ModelConfigError(
@@ -150,6 +158,14 @@ class OpenAIModel:
             raise ModelConfigError(
                 f"timeout must be a number > 0 seconds, got {timeout!r}"
             )
+        if deadline is not None and (
+            isinstance(deadline, bool)
+            or not isinstance(deadline, (int, float))
+            or not 0 < deadline < math.inf
+        ):
+            raise ModelConfigError(
+                f"deadline must be None or a number > 0 seconds, got {deadline!r}"
+            )
         try:
             self.retry = RetryPolicy(
                 max_retries=max_retries,
@@ -171,6 +187,7 @@ class OpenAIModel:
         self.base_url = url
         self._shown_url = _display_url(url)
         self.timeout = float(timeout)
+        self.deadline = None if deadline is None else float(deadline)
         self.max_retries = max_retries
         self.default_options: Dict[str, Any] = dict(default_options or {})
         self._api_key = (
@@ -229,7 +246,8 @@ class OpenAIModel:
             ModelRateLimitError: 429 after all retries (or a too-long ``Retry-After``).
             ModelServerError: 5xx (500, 502, 503, 504 after all retries).
             ModelConnectionError: Unreachable after all retries.
-            ModelTimeoutError: No answer within ``timeout``, or HTTP 408, after all retries.
+            ModelTimeoutError: No whole answer within ``timeout``, or HTTP 408, after all
+                retries; or the ``deadline`` passed.
             ModelResponseError: A 2xx answer that is not a chat completion.
         """
         payload: Dict[str, Any] = {
@@ -240,11 +258,19 @@ class OpenAIModel:
             payload["tools"] = [dict(t) for t in tools]
         payload.update(self.default_options)
         payload.update(options)
+        ends_at = None if self.deadline is None else time.monotonic() + self.deadline
         retry = self.retry
         while True:
+            budget, by_deadline = self.timeout, False
+            if ends_at is not None:
+                left = ends_at - time.monotonic()
+                if left <= 0:
+                    raise ModelTimeoutError(self._deadline_passed())
+                if left < budget:
+                    budget, by_deadline = left, True
             try:
                 return await asyncio.to_thread(
-                    self._attempt, payload, retry.retries_taken + 1
+                    self._attempt, payload, retry.retries_taken + 1, budget, by_deadline
                 )
             except _Transient as failure:
                 retry = retry.increment(failure.reason, failure.retry_after)
@@ -253,6 +279,8 @@ class OpenAIModel:
                 ):
                     raise failure.error from None
                 delay = retry.delay(failure.retry_after)
+                if ends_at is not None and time.monotonic() + delay >= ends_at:
+                    raise failure.error from None  # no time left for another attempt
                 logger.info(
                     "model call failed (%s); retry %d/%d in %.2fs",
                     failure.reason,
@@ -284,16 +312,26 @@ class OpenAIModel:
         return text
 
     def _get_session(self) -> Any:
-        import requests  # lazy: keeps `import spark_core` standard-library only
+        # lazy: keeps `import spark_core` standard-library only
+        from spark_core.models.transport import new_session
 
         with self._session_lock:
             if self._session is None:
-                self._session = requests.Session()
+                self._session = new_session()
             return self._session
 
-    def _attempt(self, payload: Dict[str, Any], attempt: int) -> ModelResponse:
-        """One HTTP round trip (runs in a worker thread)."""
+    def _deadline_passed(self) -> str:
+        return (
+            f"model call to {self._shown_url}: deadline of {self.deadline:g}s exceeded"
+        )
+
+    def _attempt(
+        self, payload: Dict[str, Any], attempt: int, budget: float, by_deadline: bool
+    ) -> ModelResponse:
+        """One HTTP round trip within ``budget`` seconds (runs in a worker thread)."""
         import requests
+
+        from spark_core.models.transport import AttemptTimer
 
         url = f"{self.base_url}/chat/completions"
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -302,20 +340,29 @@ class OpenAIModel:
             headers["Authorization"] = f"Bearer {self._api_key}"
         shown = f"{self._shown_url}/chat/completions"
         logger.debug("POST %s model=%s attempt=%d", shown, self.model_id, attempt)
-        try:
-            resp = self._get_session().post(
-                url, json=payload, headers=headers, timeout=self.timeout
-            )
-        except requests.Timeout as exc:
-            msg = f"model endpoint {self._shown_url} did not answer within {self.timeout:g}s"
-            raise _Transient(type(exc).__name__, ModelTimeoutError(msg), None) from None
-        except requests.RequestException as exc:
-            msg = self._redact(
-                f"cannot reach model endpoint {self._shown_url}: {type(exc).__name__}"
-            )
-            raise _Transient(
-                type(exc).__name__, ModelConnectionError(msg), None
-            ) from None
+        if by_deadline:
+            late = self._deadline_passed()
+        else:
+            late = f"model endpoint {self._shown_url} did not answer within {budget:g}s"
+        with AttemptTimer(budget) as timer:
+            try:
+                # stream=True: the body is read while the timer can still cut it.
+                resp = self._get_session().post(
+                    url, json=payload, headers=headers, timeout=budget, stream=True
+                )
+                content = resp.content
+            except requests.RequestException as exc:
+                if timer.stop() or isinstance(exc, requests.Timeout):
+                    raise _Transient("timeout", ModelTimeoutError(late), None) from None
+                msg = self._redact(
+                    f"cannot reach model endpoint {self._shown_url}: {type(exc).__name__}"
+                )
+                raise _Transient(
+                    type(exc).__name__, ModelConnectionError(msg), None
+                ) from None
+            if timer.stop():  # cut mid-body: what was read may look whole but is not
+                resp.close()
+                raise _Transient("timeout", ModelTimeoutError(late), None)
         request_id = resp.headers.get("x-request-id")
         logger.debug(
             "POST %s -> %d (request id %s)", shown, resp.status_code, request_id
@@ -325,7 +372,7 @@ class OpenAIModel:
                 resp.status_code, dict(resp.headers), resp.text, request_id
             )
         try:
-            data = _decode_json(resp.content)
+            data = _decode_json(content)
         except ValueError:
             raise ModelResponseError(
                 "model endpoint answered with a body that is not JSON",

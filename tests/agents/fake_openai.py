@@ -7,9 +7,10 @@ receives (path, headers, JSON body) and stops when the test is done.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 
 def reply(
@@ -188,3 +189,115 @@ class FakeOpenAIServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+class PacedServer:
+    """A raw HTTP server on 127.0.0.1 that sends each answer in pieces, with a pause between.
+
+    ``answer()`` returns the bytes to send to one connection (status line, headers and body)
+    as an iterable of pieces, so a test can trickle headers or a body, or stream far more
+    than it keeps in memory. For each connection the server records how many bytes it sent
+    and whether it sent them all (``sent`` / ``finished``, in connection order).
+    """
+
+    def __init__(
+        self, answer: Callable[[], Iterable[bytes]], *, pause: float = 0.0
+    ) -> None:
+        self._answer = answer
+        self._pause = pause
+        self.sent: List[int] = []
+        self.finished: List[bool] = []
+        self._stopping = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(
+            0.05
+        )  # to notice stop(): close() does not wake accept()
+        self._threads: List[threading.Thread] = []
+        self._accepter = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}/v1"
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:  # the listener was closed: stop
+                return
+            index = len(self.sent)
+            self.sent.append(0)
+            self.finished.append(False)
+            thread = threading.Thread(
+                target=self._serve, args=(conn, index), daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket, index: int) -> None:
+        with conn:
+            conn.settimeout(10)
+            try:
+                self._read_request(conn)
+                for piece in self._answer():
+                    conn.sendall(piece)
+                    self.sent[index] += len(piece)
+                    if self._pause and self._stopping.wait(self._pause):
+                        return
+                self.finished[index] = True
+            except OSError:  # the client hung up (what the tests look for)
+                return
+
+    @staticmethod
+    def _read_request(conn: socket.socket) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise ConnectionError("client closed before its request")
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(body) < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise ConnectionError("client closed during its request")
+            body += chunk
+
+    def wait(self, timeout: float = 10.0) -> None:
+        """Wait until every connection's handler has ended (sent all, or saw a hang-up)."""
+        for thread in list(self._threads):
+            thread.join(timeout)
+
+    def start(self) -> PacedServer:
+        self._accepter.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._listener.close()
+        self._accepter.join(timeout=5)
+        self.wait(5)
+
+    def __enter__(self) -> PacedServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def http_answer(
+    body: bytes, *, length: Optional[int] = None, status: str = "200 OK"
+) -> bytes:
+    """The status line and headers of an answer (``length`` None: no Content-Length)."""
+    lines = [f"HTTP/1.1 {status}", "Content-Type: application/json"]
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body

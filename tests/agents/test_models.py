@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
-from typing import Any, List
+from typing import Any, Iterator, List
 
 import pytest
 
@@ -34,7 +35,15 @@ from spark_core.models.openai import DEFAULT_BASE_URL, OpenAIModel
 from spark_core.models.retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
 from spark_core.models.retry import _jitter as real_jitter  # before conftest pins it
 from tests.agents.conftest import SECRET_KEY
-from tests.agents.fake_openai import FakeOpenAIServer, error, raw, reply, slow
+from tests.agents.fake_openai import (
+    FakeOpenAIServer,
+    PacedServer,
+    error,
+    http_answer,
+    raw,
+    reply,
+    slow,
+)
 
 USER = [{"role": "user", "content": "hi"}]
 
@@ -164,6 +173,10 @@ def test_no_key_sends_no_authorization(fake_openai: FakeOpenAIServer) -> None:
         ({"pricing": ("a", "b")}, "token prices must be numbers >= 0"),
         ({"default_options": ["temperature"]}, "default_options must be a mapping"),
         ({"headers": "X-Key: 1"}, "headers must be a mapping"),
+        ({"deadline": 0}, "deadline must be None or a number > 0 seconds, got 0"),
+        ({"deadline": float("inf")}, "deadline"),
+        ({"deadline": True}, "deadline"),
+        ({"deadline": "5"}, "deadline"),
     ],
 )
 def test_bad_configuration(kwargs: Any, match: str) -> None:
@@ -341,6 +354,70 @@ def test_timeouts_are_retried_then_typed(fake_openai: FakeOpenAIServer) -> None:
     assert isinstance(info.value, TimeoutError)
     assert "did not answer within 0.2s" in str(info.value)
     assert len(fake_openai.requests) == 2
+
+
+COMPLETION = json.dumps(
+    {"choices": [{"message": {"content": "late"}, "finish_reason": "stop"}]}
+).encode()
+
+
+def trickled_body() -> Iterator[bytes]:
+    """Headers at once, then the body one byte per pause."""
+    body = COMPLETION.ljust(200)  # trailing spaces: still valid JSON
+    yield http_answer(b"", length=len(body))
+    yield from (body[i : i + 1] for i in range(len(body)))
+
+
+def trickled_headers() -> Iterator[bytes]:
+    """The whole answer, status line and headers included, one byte per pause."""
+    answer = http_answer(COMPLETION, length=len(COMPLETION))
+    yield from (answer[i : i + 1] for i in range(len(answer)))
+
+
+@pytest.mark.parametrize("answer", [trickled_body, trickled_headers])
+def test_timeout_bounds_each_attempt_not_each_read(answer: Any) -> None:
+    # Each byte comes well within the timeout; the whole answer would take ten seconds.
+    with PacedServer(answer, pause=0.05) as server:
+        model = OpenAIModel("m", base_url=server.base_url, timeout=0.5, max_retries=0)
+        with pytest.raises(ModelTimeoutError, match="did not answer within 0.5s"):
+            run(model.complete(USER))
+        server.wait()
+    assert server.finished == [False]  # the client hung up mid-answer
+    assert 0 < server.sent[0] < sum(len(piece) for piece in answer())
+
+
+def test_deadline_bounds_the_call_across_retries() -> None:
+    with PacedServer(trickled_body, pause=0.05) as server:
+        model = OpenAIModel(
+            "m",
+            base_url=server.base_url,
+            timeout=30,
+            max_retries=3,
+            backoff_factor=0,
+            deadline=0.5,
+        )
+        with pytest.raises(ModelTimeoutError, match="deadline of 0.5s exceeded"):
+            run(model.complete(USER))
+        server.wait()
+    # One attempt, cut at the deadline; no retry was started after it.
+    assert server.finished == [False]
+
+
+def test_a_backoff_past_the_deadline_raises_the_last_error(
+    fake_openai: FakeOpenAIServer, sleeps: List[float]
+) -> None:
+    fake_openai.add(error(503, "busy"), reply("not reached"))
+    model = make_model(fake_openai, max_retries=3, backoff_factor=10, deadline=5)
+    with pytest.raises(ModelServerError, match="busy"):
+        run(model.complete(USER))
+    assert sleeps == [] and len(fake_openai.requests) == 1
+
+
+def test_a_deadline_lets_a_quick_call_through(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.add(error(500), reply("ok"))
+    model = make_model(fake_openai, max_retries=1, deadline=30)
+    assert run(model.complete(USER)).text == "ok"
+    assert model.deadline == 30.0
 
 
 def test_malformed_answers_are_typed(fake_openai: FakeOpenAIServer) -> None:
