@@ -33,6 +33,7 @@ _OPENAI_KEYS = (
     "base_url",
     "timeout",
     "deadline",
+    "max_response_bytes",
     "max_retries",
     "backoff_factor",
     "max_retry_after",
@@ -78,9 +79,10 @@ def model_from_spec(spec: Any) -> Any:
         spec: A model id string (an OpenAI-compatible model), or a mapping with
             ``provider``: ``"openai"`` (``model_id``, ``base_url`` [no key is sent to a
             ``base_url`` other than ``OPENAI_BASE_URL``'s], ``timeout``, ``deadline``,
-            ``max_retries``, ``pricing`` [in, out], ``default_options``), ``"scripted"``
-            (``script``, ``loop``, ``model_id``) or ``"echo"`` (``prefix``). An object that
-            already has ``complete`` is returned as is.
+            ``max_response_bytes``, ``max_retries``, ``pricing`` [in, out],
+            ``default_options``), ``"scripted"`` (``script``, ``loop``, ``model_id``) or
+            ``"echo"`` (``prefix``). An object that already has ``complete`` is returned as
+            is.
 
     Returns:
         The model.

@@ -41,6 +41,7 @@ __all__ = [
     "ModelConnectionError",
     "ModelTimeoutError",
     "ModelResponseError",
+    "ModelResponseTooLargeError",
     "ScriptExhaustedError",
 ]
 
@@ -122,6 +123,18 @@ class ModelTimeoutError(ModelError, TimeoutError):
 
 class ModelResponseError(ModelError):
     """The endpoint answered 2xx with something that is not a chat completion."""
+
+
+class ModelResponseTooLargeError(ModelResponseError):
+    """The endpoint's answer is longer than the model's ``max_response_bytes``.
+
+    Attributes:
+        limit: The limit in bytes (the answer was not read past it).
+    """
+
+    def __init__(self, message: str, *, limit: int, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.limit = limit
 
 
 class ScriptExhaustedError(ModelError):

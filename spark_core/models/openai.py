@@ -27,6 +27,7 @@ from spark_core.models.base import (
     ModelRateLimitError,
     ModelResponse,
     ModelResponseError,
+    ModelResponseTooLargeError,
     ModelServerError,
     ModelTimeoutError,
     ToolCall,
@@ -36,7 +37,13 @@ from spark_core.models.base import (
 from spark_core.models.pricing import as_pricing, estimate_cost
 from spark_core.models.retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
 
-__all__ = ["OpenAIModel", "DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "DEFAULT_MAX_RETRIES"]
+__all__ = [
+    "OpenAIModel",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+]
 
 #: Where requests go when neither ``base_url`` nor ``OPENAI_BASE_URL`` is set.
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -44,6 +51,8 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT = 60.0
 #: Retries after the first attempt (see :mod:`spark_core.models.retry` for which failures).
 DEFAULT_MAX_RETRIES = 2
+#: Longest answer body read; a chat completion is far smaller, so a longer one is refused.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 logger = logging.getLogger("spark_core.models.openai")
 
@@ -113,6 +122,8 @@ class OpenAIModel:
             None (default) for no bound beyond ``timeout`` per attempt. An attempt running
             at the deadline is cut (:class:`ModelTimeoutError`); a retry whose wait would end
             past it is not made, and the last error is raised as it is.
+        max_response_bytes: Longest answer body read (after decompression); a longer one
+            raises :class:`ModelResponseTooLargeError` without being read past the limit.
 
     Raises:
         ModelConfigError: An argument has the wrong type or value (the message names it).
@@ -132,6 +143,7 @@ class OpenAIModel:
         default_options: Optional[Mapping[str, Any]] = None,
         headers: Optional[Mapping[str, str]] = None,
         deadline: Optional[float] = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         if not isinstance(model_id, str) or not model_id:
             raise ModelConfigError(
@@ -166,6 +178,14 @@ class OpenAIModel:
             raise ModelConfigError(
                 f"deadline must be None or a number > 0 seconds, got {deadline!r}"
             )
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes <= 0
+        ):
+            raise ModelConfigError(
+                f"max_response_bytes must be an int > 0, got {max_response_bytes!r}"
+            )
         try:
             self.retry = RetryPolicy(
                 max_retries=max_retries,
@@ -188,6 +208,7 @@ class OpenAIModel:
         self._shown_url = _display_url(url)
         self.timeout = float(timeout)
         self.deadline = None if deadline is None else float(deadline)
+        self.max_response_bytes = max_response_bytes
         self.max_retries = max_retries
         self.default_options: Dict[str, Any] = dict(default_options or {})
         self._api_key = (
@@ -249,6 +270,7 @@ class OpenAIModel:
             ModelTimeoutError: No whole answer within ``timeout``, or HTTP 408, after all
                 retries; or the ``deadline`` passed.
             ModelResponseError: A 2xx answer that is not a chat completion.
+            ModelResponseTooLargeError: An answer longer than ``max_response_bytes``.
         """
         payload: Dict[str, Any] = {
             "model": self.model_id,
@@ -331,7 +353,7 @@ class OpenAIModel:
         """One HTTP round trip within ``budget`` seconds (runs in a worker thread)."""
         import requests
 
-        from spark_core.models.transport import AttemptTimer
+        from spark_core.models.transport import AttemptTimer, BodyTooLarge, read_body
 
         url = f"{self.base_url}/chat/completions"
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -350,7 +372,9 @@ class OpenAIModel:
                 resp = self._get_session().post(
                     url, json=payload, headers=headers, timeout=budget, stream=True
                 )
-                content = resp.content
+                content: Optional[bytes] = read_body(resp, self.max_response_bytes)
+            except BodyTooLarge:
+                content = None
             except requests.RequestException as exc:
                 if timer.stop() or isinstance(exc, requests.Timeout):
                     raise _Transient("timeout", ModelTimeoutError(late), None) from None
@@ -367,9 +391,18 @@ class OpenAIModel:
         logger.debug(
             "POST %s -> %d (request id %s)", shown, resp.status_code, request_id
         )
+        too_large = f"answer over {self.max_response_bytes} bytes (max_response_bytes), not read"
         if resp.status_code >= 400:
+            text = too_large if content is None else self._text(resp, content)
             raise self._http_error(
-                resp.status_code, dict(resp.headers), resp.text, request_id
+                resp.status_code, dict(resp.headers), text, request_id
+            )
+        if content is None:
+            raise ModelResponseTooLargeError(
+                f"model endpoint {too_large}",
+                limit=self.max_response_bytes,
+                status_code=resp.status_code,
+                request_id=request_id,
             )
         try:
             data = _decode_json(content)
@@ -380,6 +413,14 @@ class OpenAIModel:
                 request_id=request_id,
             ) from None
         return self._parse(data, request_id)
+
+    @staticmethod
+    def _text(resp: Any, content: bytes) -> str:
+        """The body as text, in the answer's charset (as ``requests`` would decode it)."""
+        try:
+            return content.decode(resp.encoding or "utf-8", errors="replace")
+        except LookupError:  # a charset Python does not know
+            return content.decode("utf-8", errors="replace")
 
     def _http_error(
         self, status: int, headers: Dict[str, str], text: str, request_id: Optional[str]

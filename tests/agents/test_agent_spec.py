@@ -197,8 +197,14 @@ def test_spec_errors_are_named() -> None:
         {"model_id": "m", "base_url": "http://127.0.0.1:9/v1", "pricing": [1.0, 2.0]}
     )
     assert isinstance(openai, OpenAIModel) and openai.pricing is not None
-    bounded = model_from_spec({"model_id": "m", "timeout": 5, "deadline": 20})
-    assert (bounded.timeout, bounded.deadline) == (5.0, 20.0)
+    bounded = model_from_spec(
+        {"model_id": "m", "timeout": 5, "deadline": 20, "max_response_bytes": 9}
+    )
+    assert (bounded.timeout, bounded.deadline, bounded.max_response_bytes) == (
+        5.0,
+        20.0,
+        9,
+    )
     with pytest.raises(AgentConfigError, match="api_key must not be stored"):
         model_from_spec({"model_id": "m", "api_key": "sk-x"})
     with pytest.raises(AgentConfigError, match="unknown model provider 'magic'"):

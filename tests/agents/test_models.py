@@ -22,6 +22,7 @@ from spark_core.models import (
     ModelRateLimitError,
     ModelResponse,
     ModelResponseError,
+    ModelResponseTooLargeError,
     ModelServerError,
     ModelTimeoutError,
     ScriptedModel,
@@ -177,6 +178,9 @@ def test_no_key_sends_no_authorization(fake_openai: FakeOpenAIServer) -> None:
         ({"deadline": float("inf")}, "deadline"),
         ({"deadline": True}, "deadline"),
         ({"deadline": "5"}, "deadline"),
+        ({"max_response_bytes": 0}, "max_response_bytes must be an int > 0, got 0"),
+        ({"max_response_bytes": 1.5}, "max_response_bytes"),
+        ({"max_response_bytes": True}, "max_response_bytes"),
     ],
 )
 def test_bad_configuration(kwargs: Any, match: str) -> None:
@@ -418,6 +422,59 @@ def test_a_deadline_lets_a_quick_call_through(fake_openai: FakeOpenAIServer) -> 
     model = make_model(fake_openai, max_retries=1, deadline=30)
     assert run(model.complete(USER)).text == "ok"
     assert model.deadline == 30.0
+
+
+MIB = 1024 * 1024
+PADDING = 64  # MiB of spaces after a valid completion: still valid JSON
+
+
+def huge_answer(status: str = "200 OK", announce: bool = False) -> Any:
+    """An answer of 64 MiB and more, made as it is sent (the test never holds it whole)."""
+    size = len(COMPLETION) + PADDING * MIB
+
+    def answer() -> Iterator[bytes]:
+        yield http_answer(b"", length=size if announce else None, status=status)
+        yield COMPLETION
+        for _ in range(PADDING * 16):
+            yield b" " * (MIB // 16)
+
+    return answer
+
+
+@pytest.mark.parametrize("announce", [False, True], ids=["streamed", "announced"])
+def test_a_body_over_the_size_limit_is_refused_unread(announce: bool) -> None:
+    with PacedServer(huge_answer(announce=announce)) as server:
+        model = OpenAIModel(
+            "m", base_url=server.base_url, max_retries=0, max_response_bytes=MIB
+        )
+        with pytest.raises(ModelResponseTooLargeError) as info:
+            run(model.complete(USER))
+        server.wait()
+    assert isinstance(info.value, ModelResponseError)
+    assert info.value.limit == MIB and "over 1048576 bytes" in str(info.value)
+    assert info.value.status_code == 200
+    # The client stopped reading and hung up long before the end.
+    assert server.finished == [False] and server.sent[0] < PADDING * MIB // 2
+
+
+def test_an_error_body_over_the_limit_keeps_the_status_class() -> None:
+    with PacedServer(huge_answer("500 Internal Server Error")) as server:
+        model = OpenAIModel(
+            "m", base_url=server.base_url, max_retries=0, max_response_bytes=MIB
+        )
+        with pytest.raises(ModelServerError, match="over 1048576 bytes"):
+            run(model.complete(USER))
+        server.wait()
+    assert server.finished == [False]
+
+
+def test_the_size_limit_has_a_safe_default(fake_openai: FakeOpenAIServer) -> None:
+    assert OpenAIModel("m").max_response_bytes == 32 * MIB
+    fake_openai.add(reply("x" * 1000))
+    model = make_model(fake_openai, max_response_bytes=2000)
+    assert (
+        run(model.complete(USER)).text == "x" * 1000
+    )  # under the limit: read as usual
 
 
 def test_malformed_answers_are_typed(fake_openai: FakeOpenAIServer) -> None:
