@@ -21,7 +21,18 @@ import sqlite3
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Dict, Iterator, NoReturn, Optional, Sequence, TextIO, Union
+from typing import (
+    Any,
+    Dict,
+    Iterator,
+    List,
+    NoReturn,
+    Optional,
+    Sequence,
+    TextIO,
+    Tuple,
+    Union,
+)
 
 from spark_core.errors import SparkError
 from spark_core.spec._parse import ValidationIssue
@@ -75,15 +86,24 @@ def _load_mission(path: str) -> MissionSpec:
     return spec
 
 
-def _loader(args: argparse.Namespace) -> Any:
-    from spark_core.kit.loader import DEFAULT_ALLOWED_MODULES, SpecLoader
+def _allowed(args: argparse.Namespace) -> Tuple[List[str], List[str]]:
+    """The node class and tool module prefixes the options allow.
 
-    modules = list(DEFAULT_ALLOWED_MODULES) + list(
-        getattr(args, "allow_module", None) or []
-    )
-    return SpecLoader(
-        modules, allowed_tool_modules=getattr(args, "allow_tool_module", None) or []
-    )
+    ``--allow-module`` covers node classes and tools alike, as ``ai-spine serve``'s does;
+    ``--allow-tool-module`` covers tools (and simulation handlers) only.
+    """
+    from spark_core.spec.allowlist import DEFAULT_ALLOWED_MODULES
+
+    modules = list(getattr(args, "allow_module", None) or [])
+    tools = modules + list(getattr(args, "allow_tool_module", None) or [])
+    return list(DEFAULT_ALLOWED_MODULES) + modules, tools
+
+
+def _loader(args: argparse.Namespace) -> Any:
+    from spark_core.kit.loader import SpecLoader
+
+    modules, tools = _allowed(args)
+    return SpecLoader(modules, allowed_tool_modules=tools)
 
 
 def _check_output(path: Path, force: bool) -> None:
@@ -143,6 +163,7 @@ def _cmd_mission_validate(args: argparse.Namespace) -> int:
     from spark_core.spec.validation import validate_spec
 
     semantic = args.semantic or args.check_deployment
+    modules, tools = _allowed(args)
     try:
         data = read_json_file(args.file)
     except (
@@ -151,8 +172,14 @@ def _cmd_mission_validate(args: argparse.Namespace) -> int:
         issues = list(exc.issues)
         kind = "spec"
     else:
+        # Every reference is checked against the modules allowed, as a server loading
+        # the spec would; --semantic adds the graph and plan checks.
         issues = validate_spec(
-            data, semantic=semantic, check_deployment=args.check_deployment
+            data,
+            semantic=semantic,
+            check_deployment=args.check_deployment,
+            allowed_modules=modules,
+            allowed_tool_modules=tools,
         )
         kind = "mission" if isinstance(data, dict) and "mission_id" in data else "graph"
     errors = [i for i in issues if i.severity == "error"]
@@ -188,16 +215,16 @@ def _cmd_mission_validate(args: argparse.Namespace) -> int:
 
 def _cmd_compile(args: argparse.Namespace) -> int:
     """``compile``: write Python source for a spec."""
-    from spark_core.kit.loader import DEFAULT_ALLOWED_MODULES
     from spark_core.spec.codegen import compile_spec
 
     spec = _load(args.file)
-    allowed = tuple(DEFAULT_ALLOWED_MODULES) + tuple(args.allow_module or ())
+    modules, tools = _allowed(args)
     files = compile_spec(
         spec,
         args.output,
         style=args.style,
-        allowed_modules=allowed,
+        allowed_modules=tuple(modules),
+        allowed_tool_modules=tuple(tools),
         overwrite=args.force,
     )
     if args.json:
@@ -511,13 +538,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-module",
         action="append",
         metavar="PREFIX",
-        help="also allow node classes from this module prefix (repeatable)",
+        help="allow node classes and tools from this module prefix, as ai-spine serve "
+        "--allow-module does (repeatable; every module a spec references must be allowed; "
+        "a dangerous standard-library module such as os or subprocess only when named "
+        "itself)",
     )
     loading.add_argument(
         "--allow-tool-module",
         action="append",
         metavar="PREFIX",
-        help="allow tools/simulation handlers from this module prefix (repeatable)",
+        help="allow tools/simulation handlers only from this module prefix (repeatable)",
     )
 
     parser = _Parser(
@@ -551,7 +581,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=_cmd_mission_generate)
 
-    p = sub.add_parser("mission-validate", parents=[common], help="validate a spec")
+    p = sub.add_parser(
+        "mission-validate", parents=[common, loading], help="validate a spec"
+    )
     p.add_argument("file")
     p.add_argument(
         "--semantic", action="store_true", help="also check graph/plan meaning"
@@ -564,16 +596,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_mission_validate)
 
-    p = sub.add_parser("compile", parents=[common], help="compile a spec to Python")
+    p = sub.add_parser(
+        "compile", parents=[common, loading], help="compile a spec to Python"
+    )
     p.add_argument("file")
     p.add_argument("-o", "--output", required=True, metavar="DIR")
     p.add_argument("--style", choices=["simple", "production"], default="simple")
-    p.add_argument(
-        "--allow-module",
-        action="append",
-        metavar="PREFIX",
-        help="(production) module prefixes the generated loader allows",
-    )
     p.add_argument(
         "--force", action="store_true", help="overwrite files that already exist"
     )

@@ -4,7 +4,9 @@ Safety: a spec names code only through references (``"package.module:Name"``). T
 imports a node class only when its module is under one of ``allowed_modules`` (default:
 ``spark_core``) and the object is a :class:`~spark_core.nodes.Node` subclass; it imports a
 tool or simulation handler only under ``allowed_tool_modules`` (default: none, so tools come
-from Python through ``tools=``). Node params are JSON values passed to the constructor; nothing
+from Python through ``tools=``). The rule, dangerous standard-library modules included, is
+:mod:`spark_core.spec.allowlist`'s, which ``spark-spec compile`` and ``mission-validate``
+apply too. Node params are JSON values passed to the constructor; nothing
 in a spec is evaluated as code (edge expressions use the engine's safe expression language).
 """
 
@@ -21,7 +23,6 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
-    Tuple,
     Type,
 )
 from typing import Union
@@ -35,6 +36,12 @@ from spark_core.nodes.capabilities import (
     RateLimitCapability,
     RetryCapability,
     TimeoutCapability,
+)
+from spark_core.spec.allowlist import (
+    DEFAULT_ALLOWED_MODULES,
+    dangerous_root,
+    module_refusal,
+    normalise_prefixes,
 )
 from spark_core.spec.builtin_nodes import BUILTIN_NODES
 from spark_core.spec.errors import SpecError, SpecLoadError
@@ -62,9 +69,6 @@ from spark_core.spec.validation import (
 
 __all__ = ["SpecLoader", "export_graph", "DEFAULT_ALLOWED_MODULES"]
 
-#: Module prefixes node classes may come from unless the caller says otherwise.
-DEFAULT_ALLOWED_MODULES: Tuple[str, ...] = ("spark_core",)
-
 _STATE_TYPES: Dict[str, Any] = {
     "str": str,
     "int": int,
@@ -75,28 +79,6 @@ _STATE_TYPES: Dict[str, Any] = {
     "datetime": str,
     "any": Any,
 }
-
-
-def _normalise(prefixes: Iterable[str]) -> Tuple[str, ...]:
-    if isinstance(prefixes, str):  # would be read one character at a time
-        raise SpecError(
-            f"allowed module prefixes must be a list, not a str ({prefixes!r})"
-        )
-    out = []
-    for prefix in prefixes:
-        name = prefix.strip().rstrip(".") if isinstance(prefix, str) else ""
-        # A prefix no module name can match ("a..b", "my app") is a typo, not a rule.
-        if not name or not all(part.isidentifier() for part in name.split(".")):
-            raise SpecError(
-                f"invalid allowed module prefix {prefix!r}: not a dotted module name "
-                "like 'myapp.nodes'"
-            )
-        out.append(name)
-    return tuple(out)
-
-
-def _module_allowed(module: str, prefixes: Sequence[str]) -> bool:
-    return any(module == p or module.startswith(p + ".") for p in prefixes)
 
 
 class SpecLoader:
@@ -121,10 +103,10 @@ class SpecLoader:
         tools: Optional[Mapping[str, Any]] = None,
     ) -> None:
         """Create a loader (see the class docstring for the arguments)."""
-        self.allowed_modules = _normalise(
+        self.allowed_modules = normalise_prefixes(
             DEFAULT_ALLOWED_MODULES if allowed_modules is None else allowed_modules
         )
-        self.allowed_tool_modules = _normalise(allowed_tool_modules)
+        self.allowed_tool_modules = normalise_prefixes(allowed_tool_modules)
         self.node_types: Dict[str, Type[Node]] = dict(BUILTIN_NODES)
         for name, cls in (node_types or {}).items():
             self.register(name, cls)
@@ -167,8 +149,9 @@ class SpecLoader:
             The object.
 
         Raises:
-            SpecLoadError: Malformed, not allowed, or not found. Nothing is imported unless
-                the module is allowed.
+            SpecLoadError: Malformed, not allowed, or not found; or, from a module that is
+                not itself a dangerous one, an object defined in a dangerous module that is
+                not allowed (a re-export). Nothing is imported unless the module is allowed.
         """
         if not isinstance(reference, str) or not is_reference(reference):
             raise SpecLoadError(
@@ -176,12 +159,9 @@ class SpecLoader:
             )
         module_name, attribute = reference.split(":", 1)
         prefixes = self.allowed_modules if kind == "node" else self.allowed_tool_modules
-        if not _module_allowed(module_name, prefixes):
-            allowed = ", ".join(prefixes) if prefixes else "none"
-            raise SpecLoadError(
-                f"{kind} reference {reference!r}: module {module_name!r} is not allowed "
-                f"(allowed prefixes: {allowed})"
-            )
+        refusal = module_refusal(module_name, prefixes)
+        if refusal is not None:
+            raise SpecLoadError(f"{kind} reference {reference!r}: {refusal}")
         if attribute.startswith("_"):
             raise SpecLoadError(
                 f"{kind} reference {reference!r}: private names are not allowed"
@@ -193,11 +173,22 @@ class SpecLoader:
                 f"{kind} reference {reference!r}: cannot import: {exc}"
             ) from None
         try:
-            return getattr(module, attribute)
+            obj = getattr(module, attribute)
         except AttributeError:
             raise SpecLoadError(
                 f"{kind} reference {reference!r}: {module_name} has no {attribute!r}"
             ) from None
+        # An allowed module may re-export a dangerous function (`from os import system`):
+        # unless the spec named a dangerous module itself, where it was defined counts.
+        home = getattr(obj, "__module__", None)
+        if isinstance(home, str) and dangerous_root(module_name) is None:
+            refusal = module_refusal(home, prefixes)
+            if refusal is not None and dangerous_root(home) is not None:
+                name = getattr(obj, "__qualname__", attribute)
+                raise SpecLoadError(
+                    f"{kind} reference {reference!r} is {home}.{name}: {refusal}"
+                )
+        return obj
 
     def node_class(self, node_type: str) -> Type[Node]:
         """Return the Node subclass a spec ``type`` names.

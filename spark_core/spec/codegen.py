@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
 from spark_core.spec._parse import ValidationIssue, join_path
+from spark_core.spec.allowlist import DEFAULT_ALLOWED_MODULES, normalise_prefixes
 from spark_core.spec.errors import SpecError, SpecValidationError
 from spark_core.spec.models import (
     CircuitBreakerSpec,
@@ -601,17 +602,6 @@ def _tool_references(graph: GraphSpec, mission: Optional[MissionSpec]) -> List[s
     return refs
 
 
-def _referenced(base: Tuple[str, ...], references: List[str]) -> Tuple[str, ...]:
-    """``base`` plus the modules the spec references, in order, without duplicates."""
-    out = list(base)
-    for ref in references:
-        if ":" in ref:
-            module = ref.split(":", 1)[0]
-            if module not in out:
-                out.append(module)
-    return tuple(out)
-
-
 def _module_name(graph: GraphSpec, mission: Optional[MissionSpec]) -> str:
     """The module (simple) or package (production) name, from the mission or graph id.
 
@@ -636,18 +626,24 @@ def compile_spec(
     out_dir: PathLike,
     *,
     style: str = "simple",
-    allowed_modules: Tuple[str, ...] = ("spark_core",),
+    allowed_modules: Tuple[str, ...] = DEFAULT_ALLOWED_MODULES,
+    allowed_tool_modules: Tuple[str, ...] = (),
     overwrite: bool = True,
 ) -> List[Path]:
     """Write Python source for a spec.
+
+    Every module the spec references must be allowed, by the rule ``SpecLoader`` applies
+    (:mod:`spark_core.spec.allowlist`): compiled code imports nothing a server loading the
+    same spec would refuse.
 
     Args:
         spec: The graph or mission (validated first).
         out_dir: Folder to write into (created if missing).
         style: ``"simple"`` or ``"production"``.
-        allowed_modules: For ``production``: module prefixes the generated loader allows
-            for node classes (the modules the spec references at compile time are added, as
-            are the modules of its tool references for tools).
+        allowed_modules: Module prefixes node classes may come from (include
+            ``spark_core``); ``production`` code's loader allows the same.
+        allowed_tool_modules: Module prefixes tools and simulation handlers may come from;
+            ``production`` code's loader allows the same.
         overwrite: Replace files that exist; when False, an existing file is refused
             before anything is written.
 
@@ -655,19 +651,26 @@ def compile_spec(
         The files written.
 
     Raises:
-        SpecValidationError: The spec is invalid, or holds what generated code cannot
-            express (a keyword as a state field name or in a reference).
+        SpecValidationError: The spec is invalid, references a module that is not
+            allowed, or holds what generated code cannot express (a keyword as a state
+            field name or in a reference).
         SpecError: Unknown style, an existing file (``overwrite`` False), or the files
             cannot be written.
     """
     if style not in STYLES:
         raise SpecError(f"unknown style {style!r}; use one of {', '.join(STYLES)}")
     mission = spec if isinstance(spec, MissionSpec) else None
+    allowed = normalise_prefixes(allowed_modules)
+    allowed_tools = normalise_prefixes(allowed_tool_modules)
     if mission is not None:
-        ensure_valid_mission(mission)
+        ensure_valid_mission(
+            mission, allowed_modules=allowed, allowed_tool_modules=allowed_tools
+        )
         graph = mission.graph
     else:
-        graph = ensure_valid_graph(spec.to_dict())
+        graph = ensure_valid_graph(
+            spec.to_dict(), allowed_modules=allowed, allowed_tool_modules=allowed_tools
+        )
     _inexpressible(graph, mission)
     base = _module_name(graph, mission)
     folder = Path(out_dir)
@@ -682,8 +685,8 @@ def compile_spec(
             package
             / "__init__.py": _PROD_INIT.format(
                 docstring=_docstring(_PROD_INIT_DOC.format(title=title)),
-                allowed=_referenced(allowed_modules, [n.type for n in graph.nodes]),
-                allowed_tools=_referenced((), _tool_references(graph, mission)),
+                allowed=allowed,
+                allowed_tools=allowed_tools,
                 package=base,
             ),
             package / "tools.py": _tools_module(graph, mission),

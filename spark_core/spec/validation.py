@@ -11,6 +11,7 @@ import re
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from spark_core.spec._parse import Parser, ValidationIssue, join_path
+from spark_core.spec.allowlist import module_refusal, normalise_prefixes
 from spark_core.spec.errors import SpecValidationError
 from spark_core.spec.models import (
     SPEC_VERSION,
@@ -462,12 +463,45 @@ def _telemetry_issues(p: Parser, tel: MissionTelemetrySpec) -> None:
         p.warn("telemetry.db_path", "a sqlite telemetry backend needs a db_path")
 
 
+# --------------------------------------------------------------------------- modules
+def _module_issues(
+    graph: GraphSpec,
+    mission: Optional[MissionSpec],
+    allowed_modules: Iterable[str],
+    allowed_tool_modules: Iterable[str],
+) -> List[ValidationIssue]:
+    """The references naming a module the loader would refuse (one rule: allowlist)."""
+    node_prefixes = normalise_prefixes(allowed_modules)
+    tool_prefixes = normalise_prefixes(allowed_tool_modules)
+    base = "graph" if mission is not None else ""
+    references: List[Tuple[str, str, Tuple[str, ...]]] = []
+    for index, node in enumerate(graph.nodes):
+        where = join_path(join_path(join_path(base, "nodes"), index), "type")
+        references.append((where, node.type, node_prefixes))
+    for index, tool in enumerate(graph.tools):
+        where = join_path(join_path(join_path(base, "tools"), index), "reference")
+        references.append((where, tool.reference or "", tool_prefixes))
+    if mission is not None and mission.simulation is not None:
+        for index, override in enumerate(mission.simulation.tools):
+            where = f"simulation.tools[{index}].handler"
+            references.append((where, override.handler or "", tool_prefixes))
+    p = Parser()
+    for where, reference, prefixes in references:
+        if is_reference(reference):  # anything else has its own issue already
+            refusal = module_refusal(reference.split(":", 1)[0], prefixes)
+            if refusal is not None:
+                p.error(where, refusal)
+    return p.issues
+
+
 # --------------------------------------------------------------------------- public API
 def validate_graph(
     spec: Union[GraphSpec, Dict[str, Any]],
     *,
     semantic: bool = True,
     node_types: Optional[Iterable[str]] = None,
+    allowed_modules: Optional[Iterable[str]] = None,
+    allowed_tool_modules: Iterable[str] = (),
 ) -> List[ValidationIssue]:
     """Validate a graph spec.
 
@@ -475,6 +509,11 @@ def validate_graph(
         spec: A :class:`GraphSpec` or its dict form.
         semantic: Also check meaning (unknown edge ends, unreachable nodes, unbounded loops).
         node_types: Extra registered node type names to accept.
+        allowed_modules: When given, check every reference as ``SpecLoader`` would: node
+            classes only from these module prefixes (pass ``spark_core`` too), tools only
+            from ``allowed_tool_modules`` (see :mod:`spark_core.spec.allowlist`). None (the
+            default) checks no module.
+        allowed_tool_modules: Module prefixes tools may come from (with ``allowed_modules``).
 
     Returns:
         Every issue found (errors and warnings); empty when the spec is clean.
@@ -487,6 +526,8 @@ def validate_graph(
         graph, issues = _structural(GraphSpec, spec)
     if graph is not None and semantic:
         issues += _graph_issues(graph, "", node_types)
+    if graph is not None and allowed_modules is not None:
+        issues += _module_issues(graph, None, allowed_modules, allowed_tool_modules)
     return issues
 
 
@@ -496,6 +537,8 @@ def validate_mission(
     semantic: bool = True,
     check_deployment: bool = False,
     node_types: Optional[Iterable[str]] = None,
+    allowed_modules: Optional[Iterable[str]] = None,
+    allowed_tool_modules: Iterable[str] = (),
 ) -> List[ValidationIssue]:
     """Validate a mission spec.
 
@@ -504,6 +547,10 @@ def validate_mission(
         semantic: Also check meaning (graph checks, plan dependencies, strategy targets).
         check_deployment: Also check deployment readiness (target, replicas, resources).
         node_types: Extra registered node type names to accept.
+        allowed_modules: When given, check every reference as ``SpecLoader`` would: node
+            classes only from these module prefixes (pass ``spark_core`` too), tools and
+            simulation handlers only from ``allowed_tool_modules``. None checks no module.
+        allowed_tool_modules: Module prefixes tools and simulation handlers may come from.
 
     Returns:
         Every issue found (errors and warnings); empty when the spec is clean.
@@ -512,11 +559,20 @@ def validate_mission(
     mission, issues = _structural(MissionSpec, data)
     if mission is not None and (semantic or check_deployment):
         issues += _mission_issues(mission, node_types, check_deployment)
+    if mission is not None and allowed_modules is not None:
+        issues += _module_issues(
+            mission.graph, mission, allowed_modules, allowed_tool_modules
+        )
     return issues
 
 
 def validate_spec(
-    data: Dict[str, Any], *, semantic: bool = True, check_deployment: bool = False
+    data: Dict[str, Any],
+    *,
+    semantic: bool = True,
+    check_deployment: bool = False,
+    allowed_modules: Optional[Iterable[str]] = None,
+    allowed_tool_modules: Iterable[str] = (),
 ) -> List[ValidationIssue]:
     """Validate a dict that is either a mission (has ``mission_id``) or a graph.
 
@@ -524,15 +580,27 @@ def validate_spec(
         data: The spec's dict form.
         semantic: Also check meaning.
         check_deployment: Also check deployment readiness (missions only).
+        allowed_modules: When given, node class module prefixes (see
+            :func:`validate_mission`); None checks no module.
+        allowed_tool_modules: Tool and simulation handler module prefixes.
 
     Returns:
         Every issue found.
     """
     if isinstance(data, dict) and "mission_id" in data:
         return validate_mission(
-            data, semantic=semantic, check_deployment=check_deployment
+            data,
+            semantic=semantic,
+            check_deployment=check_deployment,
+            allowed_modules=allowed_modules,
+            allowed_tool_modules=allowed_tool_modules,
         )
-    return validate_graph(data, semantic=semantic)
+    return validate_graph(
+        data,
+        semantic=semantic,
+        allowed_modules=allowed_modules,
+        allowed_tool_modules=allowed_tool_modules,
+    )
 
 
 def _raise_on_errors(issues: Sequence[ValidationIssue], strict: bool) -> None:
@@ -546,6 +614,8 @@ def ensure_valid_graph(
     *,
     strict: bool = False,
     node_types: Optional[Iterable[str]] = None,
+    allowed_modules: Optional[Iterable[str]] = None,
+    allowed_tool_modules: Iterable[str] = (),
 ) -> GraphSpec:
     """Validate a graph spec and return it parsed.
 
@@ -553,6 +623,9 @@ def ensure_valid_graph(
         spec: A :class:`GraphSpec` or its dict form.
         strict: Treat warnings as errors.
         node_types: Extra registered node type names to accept.
+        allowed_modules: Node class module prefixes (see :func:`validate_graph`); None
+            checks no module.
+        allowed_tool_modules: Tool module prefixes.
 
     Returns:
         The parsed spec.
@@ -560,7 +633,13 @@ def ensure_valid_graph(
     Raises:
         SpecValidationError: The spec has errors (or warnings, when strict).
     """
-    _raise_on_errors(validate_graph(spec, node_types=node_types), strict)
+    issues = validate_graph(
+        spec,
+        node_types=node_types,
+        allowed_modules=allowed_modules,
+        allowed_tool_modules=allowed_tool_modules,
+    )
+    _raise_on_errors(issues, strict)
     return spec if isinstance(spec, GraphSpec) else GraphSpec.from_dict(spec)
 
 
@@ -569,6 +648,8 @@ def ensure_valid_mission(
     *,
     strict: bool = False,
     check_deployment: bool = False,
+    allowed_modules: Optional[Iterable[str]] = None,
+    allowed_tool_modules: Iterable[str] = (),
 ) -> MissionSpec:
     """Validate a mission spec and return it parsed.
 
@@ -576,6 +657,9 @@ def ensure_valid_mission(
         spec: A :class:`MissionSpec` or its dict form.
         strict: Treat warnings as errors.
         check_deployment: Also check deployment readiness.
+        allowed_modules: Node class module prefixes (see :func:`validate_mission`); None
+            checks no module.
+        allowed_tool_modules: Tool and simulation handler module prefixes.
 
     Returns:
         The parsed spec.
@@ -583,5 +667,11 @@ def ensure_valid_mission(
     Raises:
         SpecValidationError: The spec has errors (or warnings, when strict).
     """
-    _raise_on_errors(validate_mission(spec, check_deployment=check_deployment), strict)
+    issues = validate_mission(
+        spec,
+        check_deployment=check_deployment,
+        allowed_modules=allowed_modules,
+        allowed_tool_modules=allowed_tool_modules,
+    )
+    _raise_on_errors(issues, strict)
     return spec if isinstance(spec, MissionSpec) else MissionSpec.from_dict(spec)

@@ -507,9 +507,10 @@ def test_simulation_run_refuses_unscripted_models_and_bad_bindings(
 def test_compiled_mission_runs(style: str, tmp_path: Path, capsys: Any) -> None:
     spec = tool_mission(tmp_path)
     out_dir = tmp_path / "gen"
-    code, out, err = run(
-        capsys, "compile", str(spec), "-o", str(out_dir), "--style", style, "--json"
-    )
+    argv = ["compile", str(spec), "-o", str(out_dir), "--style", style, "--json"]
+    code, _, err = run(capsys, *argv)  # the tool's module must be allowed
+    assert code == 1 and "module 'tests.spec.sample_graphs' is not allowed" in err
+    code, out, err = run(capsys, *argv, "--allow-module", "tests.spec")
     assert code == 0, err
     files = [Path(f) for f in json.loads(out)["files"]]
     assert all(f.exists() for f in files)
@@ -576,6 +577,7 @@ def test_compile_refuses_to_overwrite_without_force(
     out_dir = tmp_path / "gen"
     out_dir.mkdir()  # an existing, empty folder is fine
     argv = ["compile", str(spec), "-o", str(out_dir), "--style", style, "--json"]
+    argv += ["--allow-module", "tests.spec"]
     code, out, err = run(capsys, *argv)
     assert code == 0, err
     first = Path(json.loads(out)["files"][-1])
@@ -591,8 +593,16 @@ def test_compile_refuses_to_overwrite_without_force(
 def test_compiled_simple_script_reports_bad_input_on_one_line(
     tmp_path: Path, capsys: Any
 ) -> None:
+    spec = str(tool_mission(tmp_path))
     code, out, err = run(
-        capsys, "compile", str(tool_mission(tmp_path)), "-o", str(tmp_path), "--json"
+        capsys,
+        "compile",
+        spec,
+        "-o",
+        str(tmp_path),
+        "--allow-module",
+        "tests",
+        "--json",
     )
     (script,) = json.loads(out)["files"]
     proc = sh(sys.executable, script, "{not json", cwd=tmp_path)

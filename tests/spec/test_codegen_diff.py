@@ -20,6 +20,7 @@ from spark_core.spec import (
     RateLimitSpec,
     RetrySpec,
     SpecError,
+    SpecValidationError,
     CircuitBreakerSpec,
     TimeoutSpec,
 )
@@ -76,8 +77,13 @@ def run_py(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+ALLOWED = ("spark_core", "tests.spec")
+
+
 def test_simple_code_for_custom_nodes_and_odd_ids_runs(tmp_path: Path) -> None:
-    (path,) = compile_spec(odd_graph(), tmp_path, style="simple")
+    (path,) = compile_spec(
+        odd_graph(), tmp_path, style="simple", allowed_modules=ALLOWED
+    )
     assert path.name == "odd_graph.py"
     source = path.read_text()
     compile(source, str(path), "exec")  # valid Python
@@ -87,8 +93,14 @@ def test_simple_code_for_custom_nodes_and_odd_ids_runs(tmp_path: Path) -> None:
     assert json.loads(proc.stdout)["output"]["text"] == "v=10"
 
 
-def test_production_code_allows_the_referenced_node_module(tmp_path: Path) -> None:
-    files = compile_spec(odd_graph(), tmp_path, style="production")
+def test_production_code_allows_the_allowed_node_modules(tmp_path: Path) -> None:
+    with pytest.raises(SpecValidationError, match="'tests.spec.sample_graphs' is not"):
+        compile_spec(odd_graph(), tmp_path, style="production")
+    assert list(tmp_path.iterdir()) == []
+    files = compile_spec(
+        odd_graph(), tmp_path, style="production", allowed_modules=ALLOWED
+    )
+    assert f"ALLOWED_MODULES = {ALLOWED!r}" in files[1].read_text()
     assert sorted(f.name for f in files) == [
         "__init__.py",
         "__main__.py",
