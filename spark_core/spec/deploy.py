@@ -16,6 +16,7 @@ import urllib.request
 from typing import Any, Dict, List, Optional
 
 from spark_core.spec._parse import ValidationIssue
+from spark_core.spec.allowlist import DEFAULT_ALLOWED_MODULES, module_allowed
 from spark_core.spec.errors import SpecError
 from spark_core.spec.models import MissionDeploymentSpec, MissionSpec
 from spark_core.spec.validation import validate_mission
@@ -28,9 +29,6 @@ __all__ = [
     "not_sent",
     "deploy_mission",
 ]
-
-#: Module prefix a server's plain ``SpecLoader()`` allows for node classes (no tool modules).
-_SERVER_DEFAULT = "spark_core"
 
 
 class DeployError(SpecError):
@@ -59,10 +57,6 @@ def _retarget(mission: MissionSpec, target: str) -> MissionSpec:
     return copied
 
 
-def _outside_default(module: str) -> bool:
-    return module != _SERVER_DEFAULT and not module.startswith(_SERVER_DEFAULT + ".")
-
-
 def server_modules(mission: MissionSpec) -> Dict[str, List[str]]:
     """Name the modules a server must allow to load the mission's flow.
 
@@ -79,7 +73,8 @@ def server_modules(mission: MissionSpec) -> Dict[str, List[str]]:
     modules = {
         node.type.split(":", 1)[0]
         for node in mission.graph.nodes
-        if ":" in node.type and _outside_default(node.type.split(":", 1)[0])
+        if ":" in node.type
+        and not module_allowed(node.type.split(":", 1)[0], DEFAULT_ALLOWED_MODULES)
     }
     tool_modules = {
         tool.reference.split(":", 1)[0]
