@@ -59,13 +59,18 @@ class FakeOpenAIServer:
     Use as a context manager; ``base_url`` is what to give ``OpenAIModel``.
     """
 
-    def __init__(self, script: Sequence[Mapping[str, Any]] = ()) -> None:
+    def __init__(
+        self, script: Sequence[Mapping[str, Any]] = (), *, keep_alive: bool = False
+    ) -> None:
         self.script: List[Dict[str, Any]] = [dict(s) for s in script]
         self.requests: List[Dict[str, Any]] = []
         self._lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            # HTTP/1.1 keeps the connection open between answers (the client pools it).
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def log_message(
                 self, format: str, *args: Any
             ) -> None:  # keep test output clean
@@ -80,7 +85,12 @@ class FakeOpenAIServer:
                     body = None
                 with server._lock:
                     server.requests.append(
-                        {"path": self.path, "headers": dict(self.headers), "body": body}
+                        {
+                            "path": self.path,
+                            "headers": dict(self.headers),
+                            "body": body,
+                            "client": self.client_address,
+                        }
                     )
                     step = server.script.pop(0) if server.script else None
                 if step is not None and step.get("delay"):

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import re
+import threading
 from typing import Any, Iterator, List
 
 import pytest
@@ -388,6 +389,19 @@ def test_timeout_bounds_each_attempt_not_each_read(answer: Any) -> None:
         server.wait()
     assert server.finished == [False]  # the client hung up mid-answer
     assert 0 < server.sent[0] < sum(len(piece) for piece in answer())
+
+
+def test_a_pooled_connection_outlives_its_attempts_timer() -> None:
+    with FakeOpenAIServer(keep_alive=True) as server:
+        server.add(reply("one"), reply("two"))
+        model = make_model(server, timeout=0.3)
+        assert run(model.complete(USER)).text == "one"
+        # Past the first attempt's timeout: its timer must not have cut the pooled socket.
+        threading.Event().wait(0.5)
+        assert run(model.complete(USER)).text == "two"
+        model.close()
+    first, second = (r["client"] for r in server.requests)
+    assert first == second  # one connection, reused
 
 
 def test_deadline_bounds_the_call_across_retries() -> None:
