@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from spark_core.models.base import (
+    MAX_JSON_DEPTH,
     Message,
     MessageLike,
     Model,
@@ -37,6 +38,7 @@ from spark_core.models.pricing import (
 from spark_core.models.scripted import EchoModel, ScriptedModel
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "Message",
     "MessageLike",
     "Model",

@@ -32,6 +32,8 @@ __all__ = [
     "Model",
     "MessageLike",
     "coerce_messages",
+    "decode_json",
+    "MAX_JSON_DEPTH",
     "ModelError",
     "ModelConfigError",
     "ModelAuthenticationError",
@@ -46,6 +48,46 @@ __all__ = [
 ]
 
 _ROLES = ("system", "user", "assistant", "tool")
+
+
+#: Deepest nesting accepted in what a model sends (the answer, tool-call arguments). What a
+#: model returns is serialised again (graph state, checkpoints, telemetry), and a value
+#: nested near Python's recursion limit would break there instead, far from its cause.
+MAX_JSON_DEPTH = 128
+
+
+def decode_json(text: Union[str, bytes]) -> Any:
+    """Decode JSON a model sent, refusing nesting deeper than :data:`MAX_JSON_DEPTH`.
+
+    Args:
+        text: The JSON text.
+
+    Returns:
+        The decoded value.
+
+    Raises:
+        ValueError: Not JSON, or nested deeper than :data:`MAX_JSON_DEPTH` levels.
+    """
+    try:
+        value = json.loads(text)
+        deep = _too_deep(value)
+    except RecursionError:  # valid JSON, deeper than the decoder can recurse
+        deep = True
+    if deep:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether a decoded JSON value nests deeper than :data:`MAX_JSON_DEPTH` (no recursion)."""
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
 
 
 # --------------------------------------------------------------------------- errors
@@ -185,7 +227,7 @@ class ToolCall:
 
         Raises:
             ModelResponseError: If the call has no tool name, or its arguments are nested
-                too deeply to decode.
+                deeper than :data:`MAX_JSON_DEPTH`.
         """
         function = data.get("function")
         source: Mapping[str, Any] = function if isinstance(function, Mapping) else data
@@ -203,14 +245,18 @@ class ToolCall:
         if isinstance(raw, str):
             try:
                 decoded = json.loads(raw)
-            except ValueError as exc:
+                deep = _too_deep(decoded)
+            except ValueError as exc:  # the model's mistake: reported back to it
                 return cls(
                     call_id, name, {}, error=f"arguments are not valid JSON ({exc})"
                 )
-            except RecursionError:  # valid JSON, but deeper than Python can decode
+            except RecursionError:  # valid JSON, deeper than the decoder can recurse
+                deep = True
+            if deep:
                 raise ModelResponseError(
-                    f"tool call {name!r}: arguments are nested too deeply to decode"
-                ) from None
+                    f"tool call {name!r}: arguments are nested deeper than "
+                    f"{MAX_JSON_DEPTH} levels"
+                )
             if isinstance(decoded, dict):
                 return cls(call_id, name, decoded)
         return cls(call_id, name, {}, error="arguments must be a JSON object")

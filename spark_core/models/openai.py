@@ -33,6 +33,7 @@ from spark_core.models.base import (
     ToolCall,
     Usage,
     coerce_messages,
+    decode_json,
 )
 from spark_core.models.pricing import as_pricing, estimate_cost
 from spark_core.models.retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
@@ -67,20 +68,6 @@ def _display_url(url: str) -> str:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def _decode_json(text: Any) -> Any:
-    """``json.loads``, with nesting too deep for Python reported as what it is: bad JSON.
-
-    Raises:
-        ValueError: Not JSON, or nested deeper than the decoder can recurse.
-    """
-    import json
-
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
 
 
 class _Transient(Exception):
@@ -405,10 +392,10 @@ class OpenAIModel:
                 request_id=request_id,
             )
         try:
-            data = _decode_json(content)
-        except ValueError:
+            data = decode_json(content)
+        except ValueError as exc:
             raise ModelResponseError(
-                "model endpoint answered with a body that is not JSON",
+                f"model endpoint answered with a body that is not JSON ({exc})",
                 status_code=resp.status_code,
                 request_id=request_id,
             ) from None
@@ -430,7 +417,7 @@ class OpenAIModel:
         body: Any = text
         detail = text.strip()[:500] or "no detail"
         try:
-            body = _decode_json(text)
+            body = decode_json(text)
         except ValueError:
             pass
         if isinstance(body, dict):

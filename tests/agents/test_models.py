@@ -507,6 +507,8 @@ def test_malformed_answers_are_typed(fake_openai: FakeOpenAIServer) -> None:
 
 
 DEEP = "[" * 100_000 + "]" * 100_000  # valid JSON, deeper than any recursion limit
+# Decodable, but deep enough to break whoever serialises it next (state, checkpoints).
+SHALLOWER = '{"a": ' + "[" * 500 + "]" * 500 + "}"
 
 
 def _completion(message: Any, **extra: Any) -> Any:
@@ -527,6 +529,14 @@ def _call(arguments: Any) -> Any:
             "not JSON",
         ),
         (_completion({"content": None, "tool_calls": [_call(DEEP)]}), "arguments"),
+        (
+            '{"choices": [{"message": {"content": "hi"}}], "x": ' + SHALLOWER + "}",
+            r"not JSON \(nested deeper than 128 levels\)",
+        ),
+        (
+            _completion({"content": None, "tool_calls": [_call(SHALLOWER)]}),
+            "arguments are nested deeper than 128 levels",
+        ),
         (_completion({"content": "hi"}, usage="lots"), "usage"),
         (_completion({"content": "hi"}, usage=[1, 2]), "usage"),
         (_completion({"content": "hi"}, usage=7), "usage"),
