@@ -83,3 +83,85 @@ def test_exactly_chunked_is_still_411_and_closes(spine: LocalSpine) -> None:
     )
     with SpineServer(spine) as srv:
         assert [status for status, _ in exchange(srv, request)] == [411]
+
+
+# ---------------------------------------------------------------- 2. slow, idle, too many
+def test_a_connection_that_never_finishes_its_headers_is_answered_408_and_closed(
+    spine: LocalSpine,
+) -> None:
+    with SpineServer(spine, header_timeout=0.2) as srv:
+        with socket.create_connection((srv.host, srv.port), timeout=10) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n")  # no end
+            answer = read_until_closed(sock)
+        assert answer.startswith(b"HTTP/1.1 408")
+        assert srv.open_connections == 0 or _eventually_no_connections(srv)
+
+
+def test_headers_trickled_a_byte_at_a_time_still_meet_the_header_deadline(
+    spine: LocalSpine,
+) -> None:
+    # A per-read timeout would be reset by every byte; the deadline covers them all.
+    import time
+
+    with SpineServer(spine, header_timeout=0.3) as srv:
+        with socket.create_connection((srv.host, srv.port), timeout=10) as sock:
+            sent = 0
+            try:
+                for byte in b"GET /health HTTP/1.1\r\n" + b"X-Pad: a\r\n" * 1000:
+                    sock.send(bytes([byte]))
+                    sent += 1
+                    time.sleep(0.01)
+            except OSError:  # the server closed while we were still sending
+                pass
+            answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert sent < 5000
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(
+    spine: LocalSpine,
+) -> None:
+    with SpineServer(spine, idle_timeout=0.2) as srv:
+        with socket.create_connection((srv.host, srv.port), timeout=10) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            answer = read_until_closed(sock)  # one answer, then the server closes
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert answer.count(b"HTTP/1.1 ") == 1
+
+
+def test_connections_past_the_cap_get_503_and_are_closed(spine: LocalSpine) -> None:
+    with SpineServer(spine, max_connections=2, header_timeout=30) as srv:
+        held = [
+            socket.create_connection((srv.host, srv.port), timeout=10) for _ in "ab"
+        ]
+        try:
+            for sock in held:  # each holds a thread, half a request sent
+                sock.sendall(b"GET /health HTTP/1.1\r\n")
+            _eventually(lambda: srv.open_connections == 2)
+            with socket.create_connection((srv.host, srv.port), timeout=10) as extra:
+                answer = read_until_closed(extra)
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 503")
+            assert b"Connection: close" in head
+            assert "Too many connections" in json.loads(body)["detail"]
+        finally:
+            for sock in held:
+                sock.close()
+        _eventually(lambda: srv.open_connections == 0)
+        answers = exchange(srv, b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert [status for status, _ in answers] == [200]
+
+
+def _eventually(check: Callable[[], bool]) -> None:
+    import time
+
+    for _ in range(500):
+        if check():
+            return
+        time.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+def _eventually_no_connections(srv: SpineServer) -> bool:
+    _eventually(lambda: srv.open_connections == 0)
+    return True
