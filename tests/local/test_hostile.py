@@ -165,3 +165,51 @@ def _eventually(check: Callable[[], bool]) -> None:
 def _eventually_no_connections(srv: SpineServer) -> bool:
     _eventually(lambda: srv.open_connections == 0)
     return True
+
+
+# ---------------------------------------------------------------- 4. deep JSON
+def post_json(srv: SpineServer, path: str, body: bytes) -> Tuple[int, object]:
+    import http.client
+
+    conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
+    try:
+        conn.request("POST", path, body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("depth", [101, 990, 100_000])
+def test_deeply_nested_json_is_422_json_invalid_without_a_traceback(
+    spine: LocalSpine, depth: int
+) -> None:
+    nested = b"[" * depth + b"]" * depth
+    body = b'{"flow_id": "echo", "input_data": {"x": ' + nested + b"}}"
+    with SpineServer(spine) as srv:
+        status, answer = post_json(srv, "/api/v1/flows/execute", body)
+    assert status == 422
+    assert isinstance(answer, dict)
+    (error,) = answer["detail"]
+    assert error["type"] == "json_invalid" and "nested deeper" in error["msg"]
+    assert "Traceback" not in json.dumps(answer)
+
+
+def test_json_nested_within_the_limit_is_accepted(spine: LocalSpine) -> None:
+    nested = b"[" * 90 + b"]" * 90
+    body = b'{"flow_id": "echo", "input_data": {"x": ' + nested + b"}}"
+    with SpineServer(spine) as srv:
+        status, answer = post_json(srv, "/api/v1/flows/execute", body)
+    assert status == 200 and isinstance(answer, dict)
+    spine.wait_for_execution(answer["execution_id"], 10)
+
+
+def test_local_spine_refuses_a_too_deep_input_with_a_typed_error() -> None:
+    from ai_spine.exceptions import ValidationError
+
+    deep: dict = {}
+    for _ in range(100_000):
+        deep = {"x": deep}
+    with LocalSpine(make_flows(Hooks())) as local:
+        with pytest.raises(ValidationError, match="nested too deeply"):
+            local.execute_flow("echo", deep)
