@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 from typing import Callable, Iterator, List, Tuple
 
 import pytest
 
-from ai_spine.local import LocalSpine
+from ai_spine.local import JournalError, LocalSpine, SQLiteJournal
+from ai_spine.local.records import ExecutionRecord
 from ai_spine.server import SpineServer
 from tests.local.flows import Hooks, make_flows
 
@@ -213,3 +215,84 @@ def test_local_spine_refuses_a_too_deep_input_with_a_typed_error() -> None:
     with LocalSpine(make_flows(Hooks())) as local:
         with pytest.raises(ValidationError, match="nested too deeply"):
             local.execute_flow("echo", deep)
+
+
+# ---------------------------------------------------------------- 5. huge integers
+def get_json(srv: SpineServer, path: str) -> Tuple[int, object]:
+    import http.client
+
+    conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def test_integers_beyond_sqlite_range_are_422_and_leave_nothing_behind(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "executions.sqlite")
+    local = LocalSpine(make_flows(Hooks()), db=db, max_executions=1)
+    with SpineServer(local) as srv:
+        for body in (
+            {"flow_id": "echo", "input_data": {}, "timeout": 10**19},
+            {"flow_id": "echo", "input_data": {}, "timeout": 2**63},
+        ):
+            status, answer = post_json(
+                srv, "/api/v1/flows/execute", json.dumps(body).encode()
+            )
+            assert status == 422, answer
+            assert "timeout" in json.dumps(answer)
+        for _ in range(2):  # older executions now live only in the store
+            local.wait_for_execution(local.execute_flow("echo", {})["execution_id"], 10)
+        for query in ("offset=9223372036854775808", "offset=99999999999999999999999"):
+            status, answer = get_json(srv, "/api/v1/executions?" + query)
+            assert status == 422, answer
+            assert "offset" in json.dumps(answer)
+        status, answer = get_json(srv, "/api/v1/executions?offset=9223372036854775807")
+        assert status == 200 and isinstance(answer, dict) and answer["executions"] == []
+        srv.shutdown(close_spine=True, grace=0.1)
+    assert local.get_metrics()["executions_by_status"]["pending"] == 0
+
+
+def test_the_largest_timeout_is_accepted_and_one_more_refused() -> None:
+    from ai_spine.exceptions import ValidationError
+
+    with LocalSpine(make_flows(Hooks())) as local:
+        run = local.execute_flow("echo", {}, timeout=2**63 - 1)
+        assert (
+            local.wait_for_execution(run["execution_id"], 10)["status"] == "completed"
+        )
+        with pytest.raises(ValidationError, match="timeout"):
+            local.execute_flow("echo", {}, timeout=2**63)
+
+
+class RefusingJournal(SQLiteJournal):
+    """A SQLite journal that refuses to save while ``refuse`` is set."""
+
+    refuse = False
+
+    def save(self, rec: ExecutionRecord) -> None:
+        if self.refuse:
+            raise JournalError("disk full (test)")
+        super().save(rec)
+
+
+def test_an_execution_the_store_refuses_is_not_kept_in_memory(tmp_path: Path) -> None:
+    from ai_spine.exceptions import ServerError
+
+    journal = RefusingJournal(str(tmp_path / "executions.sqlite"))
+    with LocalSpine(make_flows(Hooks()), journal=journal) as local:
+        journal.refuse = True
+        with pytest.raises(ServerError, match="refused") as info:
+            local.execute_flow("echo", {}, idempotency_key="k-1")
+        assert info.value.status_code == 500
+        assert local.list_executions() == []
+        assert local.get_metrics()["total_executions"] == 0
+        journal.refuse = False  # the key was not taken by the refused execution
+        run = local.execute_flow("echo", {}, idempotency_key="k-1")
+        assert (
+            local.wait_for_execution(run["execution_id"], 10)["status"] == "completed"
+        )
