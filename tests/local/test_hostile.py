@@ -296,3 +296,57 @@ def test_an_execution_the_store_refuses_is_not_kept_in_memory(tmp_path: Path) ->
         assert (
             local.wait_for_execution(run["execution_id"], 10)["status"] == "completed"
         )
+
+
+# ---------------------------------------------------------------- 6. memory by size
+MIB = 1024 * 1024
+
+
+def run_big(local: LocalSpine, count: int) -> List[str]:
+    """Run ``count`` echo executions of about 1 MiB in and 1 MiB out; return their ids."""
+    ids = []
+    for i in range(count):
+        run = local.execute_flow("echo", {"blob": str(i) * MIB})
+        ids.append(local.wait_for_execution(run["execution_id"], 30)["execution_id"])
+    return ids
+
+
+def test_finished_executions_in_memory_are_bounded_by_bytes() -> None:
+    from ai_spine.exceptions import NotFoundError
+
+    with LocalSpine(make_flows(Hooks()), max_memory=5 * MIB) as local:
+        ids = run_big(local, 8)
+        kept = [e["execution_id"] for e in local.list_executions(limit=1000)]
+        assert kept == ids[::-1][: len(kept)] and 1 <= len(kept) <= 3
+        with pytest.raises(NotFoundError):
+            local.get_execution(ids[0])
+        assert local.get_metrics()["executions_by_status"]["completed"] == 8
+
+
+def test_the_newest_execution_stays_even_when_larger_than_the_bound() -> None:
+    with LocalSpine(make_flows(Hooks()), max_memory=1024) as local:
+        (only,) = run_big(local, 1)
+        assert local.get_execution(only)["status"] == "completed"
+
+
+@pytest.mark.parametrize("with_db", [False, True])
+def test_listings_are_paged_by_size(tmp_path: Path, with_db: bool) -> None:
+    db = str(tmp_path / "executions.sqlite") if with_db else None
+    local = LocalSpine(
+        make_flows(Hooks()),
+        db=db,
+        max_executions=1 if with_db else None,  # with a db: list from the store
+        max_page_bytes=3 * MIB,
+    )
+    with SpineServer(local) as srv:
+        ids = run_big(local, 4)
+        seen: List[str] = []
+        while len(seen) < 4:
+            status, page = get_json(
+                srv, f"/api/v1/executions?limit=1000&offset={len(seen)}"
+            )
+            assert status == 200 and isinstance(page, dict)
+            assert page["count"] == 1 and page["total"] == 4  # ~2 MiB each: one a page
+            seen += [e["execution_id"] for e in page["executions"]]
+        assert seen == ids[::-1]
+        srv.shutdown(close_spine=True, grace=0.1)
