@@ -350,3 +350,29 @@ def test_listings_are_paged_by_size(tmp_path: Path, with_db: bool) -> None:
             seen += [e["execution_id"] for e in page["executions"]]
         assert seen == ids[::-1]
         srv.shutdown(close_spine=True, grace=0.1)
+
+
+# ---------------------------------------------------------------- 9. open to the network
+def test_serving_a_non_loopback_address_without_a_key_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from ai_spine.serve_cli import serve_main
+
+    assert serve_main(["--host", "0.0.0.0", "--port", "0", "--demo"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "without --api-key" in err and "--allow-unauthenticated" in err
+
+
+@pytest.mark.parametrize(
+    "extra", [["--allow-unauthenticated"], ["--api-key", "k-not-secret"]]
+)
+def test_a_key_or_the_explicit_flag_lets_a_non_loopback_address_through(
+    capsys: pytest.CaptureFixture[str], extra: List[str]
+) -> None:
+    from ai_spine.serve_cli import serve_main
+
+    # 192.0.2.1 (TEST-NET-1) is no interface here: past the check, binding fails.
+    assert serve_main(["--host", "192.0.2.1", "--port", "0", *extra]) == 2
+    err = capsys.readouterr().err
+    assert "cannot listen on 192.0.2.1" in err and "without --api-key" not in err
