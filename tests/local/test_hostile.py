@@ -376,3 +376,48 @@ def test_a_key_or_the_explicit_flag_lets_a_non_loopback_address_through(
     assert serve_main(["--host", "192.0.2.1", "--port", "0", *extra]) == 2
     err = capsys.readouterr().err
     assert "cannot listen on 192.0.2.1" in err and "without --api-key" not in err
+
+
+# ---------------------------------------------------------------- 1. listen backlog
+def queued_connections(srv: SpineServer, count: int) -> int:
+    """Open ``count`` connections to a server not accepting; how many the kernel took."""
+    import select
+    import time
+
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex((srv.host, srv.port))
+            socks.append(sock)
+        connected: set = set()
+        ends = time.monotonic() + 0.5  # a dropped SYN is only sent again after 1 s
+        while len(connected) < count and time.monotonic() < ends:
+            waiting = [s for s in socks if s not in connected]
+            _, ready, _ = select.select([], waiting, [], 0.05)
+            connected.update(
+                s for s in ready if not s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            )
+        return len(connected)
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def test_a_burst_of_connections_is_queued_by_the_default_backlog(
+    spine: LocalSpine,
+) -> None:
+    srv = SpineServer(spine)  # not serving: every connection waits in the queue
+    try:
+        assert queued_connections(srv, 60) == 60
+    finally:
+        srv.shutdown()
+
+
+def test_the_backlog_is_an_option(spine: LocalSpine) -> None:
+    srv = SpineServer(spine, backlog=4)
+    try:
+        assert queued_connections(srv, 20) < 20
+    finally:
+        srv.shutdown()
