@@ -421,3 +421,54 @@ def test_the_backlog_is_an_option(spine: LocalSpine) -> None:
         assert queued_connections(srv, 20) < 20
     finally:
         srv.shutdown()
+
+
+# ---------------------------------------------------------------- 7. malformed target
+@pytest.mark.parametrize(
+    "target", [b"http://[::1/health", b"health", b"*", b"http://[x]:99999/health"]
+)
+def test_a_malformed_request_target_is_400(spine: LocalSpine, target: bytes) -> None:
+    with SpineServer(spine) as srv:
+        answers = exchange(
+            srv, b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        )
+    assert [status for status, _ in answers] == [400]
+
+
+# ---------------------------------------------------------------- 8. Python-defined flows
+ECHO_SPEC = {"id": "x", "start": "out", "nodes": [{"id": "out", "type": "echo"}]}
+
+
+def test_a_flow_defined_in_python_cannot_be_deleted_over_http(
+    spine: LocalSpine,
+) -> None:
+    import http.client
+
+    with SpineServer(spine) as srv:
+        conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
+        try:
+            conn.request("DELETE", "/api/v1/flows/echo")
+            response = conn.getresponse()
+            answer = json.loads(response.read())
+        finally:
+            conn.close()
+        assert response.status == 409
+        assert "defined in Python" in answer["detail"]
+        assert "echo" in [f["flow_id"] for f in spine.list_flows()]
+        body = json.dumps({"flow_id": "echo", "spec": ECHO_SPEC}).encode()
+        assert post_json(srv, "/api/v1/flows", body)[0] == 409  # still taken
+    assert spine.unregister_flow("echo") is True  # the Python side still can
+
+
+def test_a_spec_flow_can_still_be_deleted_over_http(spine: LocalSpine) -> None:
+    import http.client
+
+    spine.register_flow("mine", ECHO_SPEC)
+    with SpineServer(spine) as srv:
+        conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
+        try:
+            conn.request("DELETE", "/api/v1/flows/mine")
+            assert conn.getresponse().status == 200
+        finally:
+            conn.close()
+    assert "mine" not in [f["flow_id"] for f in spine.list_flows()]
