@@ -27,7 +27,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_address
 from typing import Any, Dict, Optional, Tuple
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import unquote_plus
 
 from ai_spine.constants import DEFAULT_POLL_INTERVAL
 from ai_spine.local import LocalSpine
@@ -82,10 +82,13 @@ def redact_target(target: str) -> str:
     """
     path, sep, query = target.partition("?")
     if sep:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, "***" if _SECRET_NAME.search(k) else v) for k, v in pairs]
-        )
+        fields = []
+        for field in query.split("&"):
+            name, equals, _ = field.partition("=")
+            if equals and _SECRET_NAME.search(unquote_plus(name)):
+                field = name + "=***"
+            fields.append(field)
+        query = "&".join(fields)
     return _escape(path + sep + query)
 
 

@@ -472,3 +472,28 @@ def test_a_spec_flow_can_still_be_deleted_over_http(spine: LocalSpine) -> None:
         finally:
             conn.close()
     assert "mine" not in [f["flow_id"] for f in spine.list_flows()]
+
+
+# ---------------------------------------------------------------- 10. access log
+def test_the_access_log_redacts_secret_query_values_and_escapes_controls(
+    spine: LocalSpine, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "sk-live-not-a-real-key-123"
+    with caplog.at_level("DEBUG", logger="ai_spine.server"):
+        with SpineServer(spine) as srv:
+            for target in (
+                f"/health?api_key={secret}&page=2",
+                f"/health?Token={secret}&access_token={secret}&password={secret}",
+                "/nope\x1b[2J\x07?x=\x1b]0;owned\x07",
+            ):
+                exchange(
+                    srv,
+                    f"GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode(
+                        "latin-1"
+                    ),
+                )
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert secret not in text
+    assert "GET /health?api_key=***&page=2 HTTP/1.1" in text
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b[2J" in text
