@@ -497,3 +497,56 @@ def test_the_access_log_redacts_secret_query_values_and_escapes_controls(
     assert "GET /health?api_key=***&page=2 HTTP/1.1" in text
     assert "\x1b" not in text and "\x07" not in text
     assert "\\x1b[2J" in text
+
+
+# ---------------------------------------------------------------- 11. auth first, Host
+KEY = "hostile-key-not-secret"
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [("GET", "/nope"), ("HEAD", "/api/v1/flows"), ("OPTIONS", "/api/v1/flows")],
+)
+def test_the_key_is_checked_before_the_route(
+    spine: LocalSpine, method: str, path: str
+) -> None:
+    request = f"{method} {path} HTTP/1.1\r\nHost: localhost\r\n"
+    with SpineServer(spine, api_key=KEY) as srv:
+        anonymous = exchange(srv, (request + "\r\n").encode())
+        keyed = exchange(
+            srv, (request + f"Authorization: Bearer {KEY}\r\n\r\n").encode()
+        )
+    assert [status for status, _ in anonymous] == [401]
+    assert [status for status, _ in keyed] == [404 if method == "GET" else 405]
+
+
+@pytest.mark.parametrize(
+    "host, status",
+    [
+        ("localhost", 200),
+        ("localhost:8000", 200),
+        ("127.0.0.1:8000", 200),
+        ("[::1]:8000", 200),
+        ("LOCALHOST", 200),
+        ("attacker.example", 400),
+        ("attacker.example:8000", 400),
+        ("127.0.0.1.attacker.example", 400),
+        ("[::1", 400),
+    ],
+)
+def test_a_keyless_loopback_server_answers_loopback_host_names_only(
+    spine: LocalSpine, host: str, status: int
+) -> None:
+    with SpineServer(spine) as srv:
+        answers = exchange(
+            srv, f"GET /api/v1/flows HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+        )
+    assert [s for s, _ in answers] == [status]
+
+
+def test_the_host_check_is_off_with_a_key_or_when_told(spine: LocalSpine) -> None:
+    request = b"GET /health HTTP/1.1\r\nHost: my-box.internal\r\n\r\n"
+    with SpineServer(spine, api_key=KEY) as keyed:
+        assert [s for s, _ in exchange(keyed, request)] == [200]
+    with SpineServer(spine, check_host=False) as told:
+        assert [s for s, _ in exchange(told, request)] == [200]
