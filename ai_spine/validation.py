@@ -7,6 +7,7 @@ Each check returns or raises error entries ``{"loc": [...], "msg": ..., "type": 
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
@@ -28,6 +29,7 @@ __all__ = [
 
 #: The most items one page of a listing asks for.
 MAX_PAGE_LIMIT = 1000
+_INTEGER = re.compile(r"[+-]?[0-9]+")  # ASCII digits only, unlike int()
 
 Entry = Dict[str, Any]
 
@@ -241,10 +243,11 @@ def query_int(query: Mapping[str, List[str]], name: str, default: int) -> int:
     if not values:
         return default
     text = values[-1].strip()
-    digits = text.lstrip("+-")
-    if digits.isdigit() and digits.isascii() and len(digits) <= 19:
-        return int(text)
-    if digits.isdigit() and digits.isascii():
+    if not _INTEGER.fullmatch(text):
+        raise invalid(
+            [detail(("query", name), "Input should be a valid integer", "int_parsing")]
+        )
+    if len(text.lstrip("+-")) > 19:  # beyond MAX_INT whatever the bound
         raise invalid(
             [
                 detail(
@@ -254,6 +257,4 @@ def query_int(query: Mapping[str, List[str]], name: str, default: int) -> int:
                 )
             ]
         )
-    raise invalid(
-        [detail(("query", name), "Input should be a valid integer", "int_parsing")]
-    )
+    return int(text)

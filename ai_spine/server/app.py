@@ -40,6 +40,7 @@ __all__ = [
     "SpineApp",
     "MAX_JSON_DEPTH",
     "LOOPBACK_HOSTS",
+    "escape_controls",
 ]
 
 logger = logging.getLogger("ai_spine.server")
@@ -133,7 +134,7 @@ class SpineApp:
             logger.exception(
                 "unhandled error for %s %s",
                 request.method,
-                _escape(request.target.split("?")[0]),
+                escape_controls(request.target.split("?")[0]),
             )
             status, payload = 500, {"detail": "Internal Server Error"}
         data = json.dumps(payload).encode()
@@ -273,8 +274,15 @@ def _status_for(exc: AISpineError) -> int:
     return 500
 
 
-def _escape(text: str) -> str:
-    """``text`` with control characters written as escapes (safe for a terminal log)."""
+def escape_controls(text: str) -> str:
+    """``text`` with control characters written as escapes (safe for a terminal log).
+
+    Args:
+        text: Text from a request.
+
+    Returns:
+        The text, each non-printable character as ``\\xNN`` / ``\\uNNNN``.
+    """
     return "".join(
         c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
         for c in text

@@ -31,7 +31,13 @@ from urllib.parse import unquote_plus
 
 from ai_spine.constants import DEFAULT_POLL_INTERVAL
 from ai_spine.local import LocalSpine
-from ai_spine.server.app import LOOPBACK_HOSTS, Request, Response, SpineApp, _escape
+from ai_spine.server.app import (
+    LOOPBACK_HOSTS,
+    Request,
+    Response,
+    SpineApp,
+    escape_controls,
+)
 from ai_spine.server.routes import HTTPError
 
 __all__ = [
@@ -43,6 +49,7 @@ __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_BACKLOG",
     "is_loopback",
+    "redact_target",
 ]
 
 logger = logging.getLogger("ai_spine.server")
@@ -89,7 +96,7 @@ def redact_target(target: str) -> str:
                 field = name + "=***"
             fields.append(field)
         query = "&".join(fields)
-    return _escape(path + sep + query)
+    return escape_controls(path + sep + query)
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -300,15 +307,20 @@ class _Handler(BaseHTTPRequestHandler):
             return
         line = "-"
         if getattr(self, "request_version", ""):  # the request line was understood
-            target = redact_target(self.path)
-            line = f"{_escape(self.command)} {target} {_escape(self.request_version)}"
+            line = " ".join(
+                (
+                    escape_controls(self.command),
+                    redact_target(self.path),
+                    escape_controls(self.request_version),
+                )
+            )
         logger.debug(
             '%s "%s" %s', self.address_string(), line, getattr(code, "value", code)
         )
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         # Other messages of http.server's (none carry headers), escaped for a terminal.
-        logger.debug("%s %s", self.address_string(), _escape(format % args))
+        logger.debug("%s %s", self.address_string(), escape_controls(format % args))
 
 
 class _Server(ThreadingHTTPServer):

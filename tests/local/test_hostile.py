@@ -550,3 +550,14 @@ def test_the_host_check_is_off_with_a_key_or_when_told(spine: LocalSpine) -> Non
         assert [s for s, _ in exchange(keyed, request)] == [200]
     with SpineServer(spine, check_host=False) as told:
         assert [s for s, _ in exchange(told, request)] == [200]
+
+
+@pytest.mark.parametrize("value", ["+-5", "5_0", "٥", "1e3", " "])
+def test_a_query_integer_that_is_not_plain_digits_is_422(
+    spine: LocalSpine, value: str
+) -> None:
+    from urllib.parse import quote
+
+    with SpineServer(spine) as srv:
+        status, answer = get_json(srv, "/api/v1/executions?limit=" + quote(value))
+    assert status == 422, answer
