@@ -22,6 +22,8 @@ The package, by job:
 
 * :mod:`~ai_spine.local.records`: one execution's state (:class:`ExecutionRecord`);
 * :mod:`~ai_spine.local.journal`: the execution store interface and its SQLite store;
+* :mod:`~ai_spine.local.memory`: the executions held in memory, bounded, read through to
+  the journal;
 * :mod:`~ai_spine.local.flows` / :mod:`~ai_spine.local.agents`: the two registries;
 * :mod:`~ai_spine.local.runner`: the event loop thread executions run on;
 * :mod:`~ai_spine.local.spine`: :class:`LocalSpine`, the facade over them.

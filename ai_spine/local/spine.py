@@ -7,18 +7,15 @@ import json
 import threading
 import time
 import uuid
-from collections import Counter, deque
 from typing import (
     Any,
     Callable,
-    Deque,
     Dict,
     Iterable,
     List,
     Mapping,
     Optional,
     Tuple,
-    TypeVar,
     Union,
     cast,
 )
@@ -43,6 +40,7 @@ from ai_spine.exceptions import (
 from ai_spine.local.agents import AgentRegistry
 from ai_spine.local.flows import Flow, FlowRegistry, FlowSource, is_durable
 from ai_spine.local.journal import JournalError, JournalStore, SQLiteJournal
+from ai_spine.local.memory import ExecutionMemory
 from ai_spine.local.records import (
     CLOSED_MESSAGE,
     INTERRUPTED_MESSAGE,
@@ -93,7 +91,6 @@ DEFAULT_MAX_MEMORY = 64 * 1024 * 1024
 #: Bytes of executions one page of a listing holds at most by default (``max_page_bytes``).
 DEFAULT_MAX_PAGE_BYTES = 8 * 1024 * 1024
 _STATUSES = frozenset(EXECUTION_STATUSES)
-_T = TypeVar("_T")
 
 
 class LocalSpine:
@@ -179,54 +176,36 @@ class LocalSpine:
         self._flows = FlowRegistry(specs)
         self._agents = AgentRegistry()
         self._runner = LoopRunner(max_concurrency)
-        self._executions: Dict[str, ExecutionRecord] = {}
-        self._idempotency: Dict[str, Tuple[str, str]] = {}
-        # Finished executions in memory, in the order they finished (evicted from the left),
-        # their bytes, and the status counts of those evicted (or never loaded).
-        self._finished_ids: Deque[str] = deque()
-        self._finished_bytes = 0
-        self._evicted: "Counter[str]" = Counter()
         self._closed = False
         self._started_at = time.time()
         self._finished = 0
         self._total_time = 0.0
         self._max_time = 0.0
-        self._journal: Optional[JournalStore] = journal
-        if db is not None or journal is not None:
-            self._open_journal(db)
+        if db is not None:
+            try:
+                journal = SQLiteJournal(str(db))
+            except JournalError as exc:
+                raise AISpineError(f"cannot open {exc}") from None
+        self._memory = ExecutionMemory(
+            self._lock, journal, max_executions, max_memory, max_page_bytes
+        )
+        if journal is not None:
+            try:
+                self._finished, self._total_time, self._max_time = self._memory.load()
+            except JournalError as exc:
+                self._memory.close()
+                raise AISpineError(f"cannot open {exc}") from None
         try:
             for flow_id, source in (flows or {}).items():
                 self.register_flow(flow_id, source)
         except BaseException:
-            if self._journal is not None:  # nobody else can close it
-                self._journal.close()
+            self._memory.close()  # nobody else can close the journal
             raise
         # Rows still pending/running belonged to a process that died: resume those whose
         # graph keeps its runs in a durable backend, report the others as failed.
-        for rec in list(self._executions.values()):
+        for rec in self._memory.all_locked():
             if rec.status not in TERMINAL_STATUSES and not self._resume(rec):
                 self._finish(rec, "failed", {}, INTERRUPTED_MESSAGE)
-
-    def _open_journal(self, db: Optional[str]) -> None:
-        try:
-            if self._journal is None:
-                self._journal = SQLiteJournal(str(db))
-            records, self._evicted, times = self._journal.load(
-                self.max_executions, self.max_memory
-            )
-        except JournalError as exc:
-            if self._journal is not None:
-                try:
-                    self._journal.close()
-                except JournalError:
-                    pass
-            raise AISpineError(f"cannot open {exc}") from None
-        self._finished, self._total_time, self._max_time = times
-        for rec in records:
-            self._executions[rec.execution_id] = rec
-            if rec.status in TERMINAL_STATUSES:
-                self._finished_ids.append(rec.execution_id)
-                self._finished_bytes += rec.size
 
     # ----------------------------------------------------------------- registry
     def register_flow(
@@ -368,16 +347,13 @@ class LocalSpine:
                 body=unknown,
             )
         self._start_loop()
-        stored = None  # a key only the store remembers (its execution left memory)
-        if (
-            idempotency_key is not None
-            and self._journal is not None
-            and idempotency_key not in self._idempotency
-        ):
-            stored = self._from_store(self._journal.find_key, idempotency_key)
+        # A key only the journal remembers (its execution left memory).
+        stored = None
+        if idempotency_key is not None:
+            stored = self._memory.stored_key(idempotency_key)
         with self._lock:
             if idempotency_key is not None:
-                seen = self._idempotency.get(idempotency_key) or stored
+                seen = self._memory.key_locked(idempotency_key) or stored
                 if seen is not None:
                     if seen[1] != fingerprint:
                         raise invalid(
@@ -389,7 +365,7 @@ class LocalSpine:
                                 )
                             ]
                         )
-                    known = self._executions.get(seen[0]) or self._stored(seen[0])
+                    known = self._memory.get(seen[0])
                     if known is not None:
                         return cast(ExecutionResponse, known.response())
             if self._closed:
@@ -398,35 +374,15 @@ class LocalSpine:
                 str(uuid.uuid4()), flow_id, data, meta, utcnow_iso(), size + meta_size
             )
             rec.timeout, rec.durable = timeout, flow.durable
-            self._executions[rec.execution_id] = rec
-            if idempotency_key is not None:
-                self._idempotency[idempotency_key] = (rec.execution_id, fingerprint)
-                rec.idempotency_key = idempotency_key
+            rec.idempotency_key = idempotency_key
+            self._memory.add_locked(rec, fingerprint)
             answer = cast(ExecutionResponse, rec.response())
-        if self._journal is not None:
-            self._journal_new(rec, fingerprint)
+        self._memory.journal_new(rec, fingerprint)
         try:
             self._runner.call(self._spawn, rec, flow)
         except RuntimeError:  # close() stopped the loop meanwhile
             self._finish(rec, "failed", {}, CLOSED_MESSAGE)
         return answer
-
-    def _journal_new(self, rec: ExecutionRecord, fingerprint: str) -> None:
-        """Journal a new execution; if the store refuses it, forget it and raise 500."""
-        assert self._journal is not None
-        try:
-            self._journal.save(rec)
-            if rec.idempotency_key is not None:
-                self._journal.save_key(
-                    rec.idempotency_key, rec.execution_id, fingerprint
-                )
-        except JournalError as exc:
-            with self._lock:
-                self._executions.pop(rec.execution_id, None)
-                if rec.idempotency_key is not None:
-                    self._idempotency.pop(rec.idempotency_key, None)
-            msg = f"the execution store refused the execution: {exc}"
-            raise ServerError(msg, status_code=500, body={"detail": msg}) from None
 
     def get_execution(self, execution_id: str) -> ExecutionDict:
         """Return an execution in the backend's ExecutionContextResponse shape.
@@ -532,8 +488,8 @@ class LocalSpine:
             if rec.started:
                 rec.execution_time = time.perf_counter() - rec.started
                 self._count_time(rec.execution_time)  # as a restart counts it
-        self._save(rec)
-        self._retire(rec)
+        self._memory.save(rec)
+        self._memory.retire(rec)
         self._set_done(rec)
         try:
             self._runner.call(_cancel_task, rec)
@@ -592,31 +548,7 @@ class LocalSpine:
             )
         if errors:
             raise invalid(errors)
-        page = None
-        if self._journal is not None and self._evicted:
-            page = self._from_store(
-                self._journal.page, limit, offset, status, self.max_page_bytes
-            )
-        if page is not None:
-            # Some executions live only in the store: page there, fresher state from memory.
-            rows, total = page
-            with self._lock:
-                return [
-                    self._executions.get(r.execution_id, r).context() for r in rows
-                ], total
-        with self._lock:
-            records = list(reversed(self._executions.values()))
-            if status is not None:
-                records = [r for r in records if r.status == status]
-            chosen: List[Dict[str, Any]] = []
-            held = 0
-            for rec in records[offset : offset + limit]:
-                held += rec.size
-                if chosen and self.max_page_bytes is not None:
-                    if held > self.max_page_bytes:
-                        break
-                chosen.append(rec.context())
-            return chosen, len(records)
+        return self._memory.page(limit, offset, status)
 
     def execute_batch(
         self,
@@ -808,9 +740,8 @@ class LocalSpine:
     def get_metrics(self) -> Dict[str, Any]:
         """Return counts and timings of this LocalSpine's executions."""
         with self._lock:
-            counts = {s: self._evicted[s] for s in EXECUTION_STATUSES}
-            for rec in self._executions.values():
-                counts[rec.status] += 1
+            held = self._memory.counts_locked()
+            counts = {s: held[s] for s in EXECUTION_STATUSES}
             finished, total, longest = self._finished, self._total_time, self._max_time
         return {
             "total_executions": sum(counts.values()),
@@ -834,7 +765,7 @@ class LocalSpine:
             "executions": metrics["executions_by_status"],
             "active_executions": metrics["active_executions"],
             "max_concurrency": self.max_concurrency,
-            "persistent": self._journal is not None,
+            "persistent": self._memory.journal is not None,
             "uptime_seconds": metrics["uptime_seconds"],
             "timestamp": metrics["timestamp"],
         }
@@ -863,7 +794,7 @@ class LocalSpine:
             self._closed = True
             pending = [
                 r
-                for r in self._executions.values()
+                for r in self._memory.all_locked()
                 if r.status not in TERMINAL_STATUSES
             ]
         deadline = time.monotonic() + max(0.0, timeout)
@@ -872,7 +803,7 @@ class LocalSpine:
                 min(max(0.0, deadline - time.monotonic()), threading.TIMEOUT_MAX)
             )
         for rec in pending:
-            if rec.durable and self._journal is not None:
+            if rec.durable and self._memory.journal is not None:
                 self._keep(rec)
             else:
                 self._finish(rec, "failed", {}, CLOSED_MESSAGE)
@@ -882,11 +813,7 @@ class LocalSpine:
             except RuntimeError:
                 break
         self._runner.stop()
-        if self._journal is not None:
-            try:
-                self._journal.close()
-            except JournalError:  # pragma: no cover - closed by someone else
-                pass
+        self._memory.close()
         return sum(1 for rec in pending if not rec.kept)
 
     def __enter__(self) -> "LocalSpine":
@@ -896,17 +823,17 @@ class LocalSpine:
         self.close()
 
     def __repr__(self) -> str:
+        journal = self._memory.journal
         return (
-            f"LocalSpine(flows={len(self._flows)}, executions={len(self._executions)}, "
-            f"db={self._journal.path if self._journal else None!r})"
+            f"LocalSpine(flows={len(self._flows)}, executions={len(self._memory)}, "
+            f"db={journal.path if journal else None!r})"
         )
 
     # ----------------------------------------------------------------- internals
     def _record(self, execution_id: str) -> ExecutionRecord:
-        rec = self._executions.get(execution_id)  # fast path: canonical ids
+        rec = self._memory.in_memory(execution_id)  # fast path: canonical ids
         if rec is None:
-            key = check_uuid(execution_id, "execution_id")
-            rec = self._executions.get(key) or self._stored(key)
+            rec = self._memory.get(check_uuid(execution_id, "execution_id"))
             if rec is None:
                 raise NotFoundError(
                     "Execution not found",
@@ -914,20 +841,6 @@ class LocalSpine:
                     body={"detail": "Execution not found"},
                 )
         return rec
-
-    def _stored(self, execution_id: str) -> Optional[ExecutionRecord]:
-        """Read an execution that left memory back from the store (None without one)."""
-        if self._journal is None:
-            return None
-        return self._from_store(self._journal.get, execution_id)
-
-    @staticmethod
-    def _from_store(read: Callable[..., _T], *args: Any) -> Optional[_T]:
-        """Call a store read; None once the store is closed (what memory holds answers)."""
-        try:
-            return read(*args)
-        except JournalError:
-            return None
 
     def _keep(self, rec: ExecutionRecord) -> None:
         """Leave an unfinished durable run as it is in the store, for the next start."""
@@ -943,39 +856,6 @@ class LocalSpine:
         with self._changed:
             rec.done.set()
             self._changed.notify_all()
-
-    def _retire(self, rec: ExecutionRecord) -> None:
-        """Note a finished (and saved) execution; evict the oldest beyond the bounds.
-
-        Called after the final state is saved, so an evicted execution reads back final.
-        """
-        if self.max_executions is None and self.max_memory is None:
-            return  # no bound: nothing to track
-        with self._lock:
-            self._finished_ids.append(rec.execution_id)
-            self._finished_bytes += rec.size
-            self._evict()
-
-    def _evict(self) -> None:
-        # Caller holds the lock. The newest finished execution always stays.
-        count, memory = self.max_executions, self.max_memory
-        while len(self._finished_ids) > 1 and (
-            (count is not None and len(self._finished_ids) > count)
-            or (memory is not None and self._finished_bytes > memory)
-        ):
-            gone = self._executions.pop(self._finished_ids.popleft(), None)
-            if gone is not None:
-                self._finished_bytes -= gone.size
-                self._evicted[gone.status] += 1
-                if gone.idempotency_key is not None:
-                    self._idempotency.pop(gone.idempotency_key, None)
-
-    def _save(self, rec: ExecutionRecord) -> None:
-        if self._journal is not None:
-            try:
-                self._journal.save(rec)
-            except JournalError:  # pragma: no cover - a closed store during shutdown
-                pass
 
     def _count_time(self, seconds: float) -> None:
         self._finished += 1
@@ -1035,7 +915,7 @@ class LocalSpine:
                 rec.started = time.perf_counter()
                 if rec.timeout is not None and rec.timeout_at is None:
                     rec.timeout_at = self._clock() + rec.timeout
-            self._save(rec)
+            self._memory.save(rec)
             try:
                 if flow.lock is None and flow.factory is None:
                     flow.lock = asyncio.Lock()
@@ -1101,8 +981,8 @@ class LocalSpine:
             if rec.started:
                 rec.execution_time = time.perf_counter() - rec.started
                 self._count_time(rec.execution_time)
-        self._save(rec)
-        self._retire(rec)
+        self._memory.save(rec)
+        self._memory.retire(rec)
         self._set_done(rec)
 
 

@@ -658,9 +658,6 @@ def test_memory_keeps_only_the_newest_finished_executions(hooks: Hooks) -> None:
         for i in range(3):
             finish(unbounded, "echo", {"i": i})
         assert len(unbounded.list_executions()) == 3
-        assert (
-            not unbounded._finished_ids
-        )  # no eviction order kept when nothing is evicted
 
 
 def test_with_a_db_executions_that_left_memory_are_read_back(
