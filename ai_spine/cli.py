@@ -2,7 +2,7 @@
 
 Exit codes: 0 success; 1 the API or the network failed (including a failed execution);
 2 bad usage or invalid input; 130 interrupted. Errors are one line on stderr, never a traceback.
-``ai-spine serve ...`` is handed to ``ai_spine.server.serve_main``.
+``ai-spine serve ...`` is handed to ``ai_spine.serve_cli.serve_main``.
 """
 
 from __future__ import annotations
@@ -197,12 +197,19 @@ def _execute(client: Any, args: argparse.Namespace) -> Any:
 
 def _serve(argv: List[str]) -> int:
     try:
-        server = importlib.import_module("ai_spine.server")  # lazy: needs spark_core
+        serve_cli = importlib.import_module(
+            "ai_spine.serve_cli"
+        )  # lazy: needs spark_core
     except ImportError as exc:
-        if exc.name not in ("ai_spine.server", "ai_spine.local", "spark_core"):
+        if exc.name not in (
+            "ai_spine.serve_cli",
+            "ai_spine.server",
+            "ai_spine.local",
+            "spark_core",
+        ):
             raise
         return _fail(f"serve is not available ({exc.name} is missing)", 2)
-    return int(server.serve_main(argv))
+    return int(serve_cli.serve_main(argv))
 
 
 def _fail(message: str, code: int) -> int:

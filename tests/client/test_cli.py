@@ -199,14 +199,14 @@ def test_serve_is_dispatched_to_the_server_module(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seen: Dict[str, Any] = {}
-    fake = types.ModuleType("ai_spine.server")
+    fake = types.ModuleType("ai_spine.serve_cli")
 
     def serve_main(argv: List[str]) -> int:
         seen["argv"] = argv
         return 0
 
     fake.serve_main = serve_main  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "ai_spine.server", fake)
+    monkeypatch.setitem(sys.modules, "ai_spine.serve_cli", fake)
     assert cli.main(["serve", "--demo", "--port", "0"]) == 0
     assert seen["argv"] == ["--demo", "--port", "0"]
 
@@ -215,7 +215,7 @@ def test_serve_missing_is_a_clear_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(
-        sys.modules, "ai_spine.server", None
+        sys.modules, "ai_spine.serve_cli", None
     )  # import raises ImportError
     assert cli.main(["serve"]) == 2
     assert capsys.readouterr().err.startswith("ai-spine: error: serve is not available")

@@ -22,7 +22,8 @@ from ai_spine.exceptions import (
     ServerError,
     ValidationError,
 )
-from ai_spine.local import LocalSpine, _Done
+from ai_spine.local import LocalSpine
+from ai_spine.local.records import Done
 from spark_core.graphs import Graph
 from spark_core.nodes import ExecutionContext, Node
 from tests.local.flows import Echo, Hooks, make_flows
@@ -304,16 +305,16 @@ def test_wait_wakes_on_completion_without_polling(
         raise AssertionError(f"wait_for_execution polled: time.sleep({seconds})")
 
     waits: List[float] = []
-    wait = _Done.wait
+    wait = Done.wait
 
-    def one_wait(self: _Done, timeout: float) -> bool:
+    def one_wait(self: Done, timeout: float) -> bool:
         waits.append(timeout)
         return wait(self, timeout)
 
     with LocalSpine(make_flows(hooks)) as spine:
         started = spine.execute_flow("block", {})
         monkeypatch.setattr(time, "sleep", no_sleep)
-        monkeypatch.setattr(_Done, "wait", one_wait)
+        monkeypatch.setattr(Done, "wait", one_wait)
         done = spine.wait_for_execution(
             started["execution_id"], timeout=3600, interval=100, on_progress=progress
         )
@@ -534,7 +535,7 @@ def test_shutdown_does_not_linger_when_every_unfinished_run_is_kept(
 ) -> None:
     from types import SimpleNamespace
 
-    from ai_spine import server as server_module
+    from ai_spine.server import stdlib as server_module
     from ai_spine.server import SpineServer
     from tests.local.durable_flow import flows
 
@@ -560,7 +561,6 @@ def test_a_resumed_run_gets_what_is_left_of_its_timeout(
 ) -> None:
     # "timeout" is a deadline fixed when the run starts: a resumed run gets the time that
     # is left (time the process was down counts), not its full timeout over again.
-    from ai_spine import local
     from tests.local.durable_flow import flows
 
     spine = LocalSpine(flows(), db=durable_env)
@@ -572,9 +572,8 @@ def test_a_resumed_run_gets_what_is_left_of_its_timeout(
     spine.close(timeout=0)
     assert spine.get_execution(started["execution_id"])["status"] == "running"
     later = time.time() + 3599  # restarted 59 min 59 s later
-    monkeypatch.setattr(local, "_wall", lambda: later)
     # Still blocking after the restart: about a second of its hour is left, not an hour.
-    with LocalSpine(flows(), db=durable_env) as again:
+    with LocalSpine(flows(), db=durable_env, clock=lambda: later) as again:
         with pytest.raises(ExecutionError, match=r"timed out after 3600 s\b"):
             again.wait_for_execution(started["execution_id"], 30)
 
@@ -600,11 +599,13 @@ def test_a_store_written_before_timeouts_were_kept_is_upgraded(
 ) -> None:
     import sqlite3
 
-    from ai_spine import local
+    from ai_spine.local import journal
 
     db = str(tmp_path / "old.sqlite")
-    old_schema = local._SCHEMA.replace(",\n    timeout REAL,\n    timeout_at REAL", "")
-    assert old_schema != local._SCHEMA
+    old_schema = journal._SCHEMA.replace(
+        ",\n    timeout REAL,\n    timeout_at REAL", ""
+    )
+    assert old_schema != journal._SCHEMA
     conn = sqlite3.connect(db)
     conn.executescript(old_schema)
     conn.close()
@@ -651,13 +652,12 @@ def test_memory_keeps_only_the_newest_finished_executions(hooks: Hooks) -> None:
         spine.wait_for_execution(running, 10)
     with pytest.raises(ValidationError, match="max_executions"):
         LocalSpine(max_executions=0)
-    with LocalSpine(make_flows(Hooks()), max_executions=None) as unbounded:
+    with LocalSpine(
+        make_flows(Hooks()), max_executions=None, max_memory=None
+    ) as unbounded:
         for i in range(3):
             finish(unbounded, "echo", {"i": i})
         assert len(unbounded.list_executions()) == 3
-        assert (
-            not unbounded._finished_ids
-        )  # no eviction order kept when nothing is evicted
 
 
 def test_with_a_db_executions_that_left_memory_are_read_back(
@@ -706,7 +706,7 @@ def test_the_store_keeps_the_latest_state_when_two_saves_race(
     tmp_path: Path, hooks: Hooks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A cancel saved while the loop thread saves "running" must not be overwritten."""
-    from ai_spine.local import _Record
+    from ai_spine.local.records import ExecutionRecord as _Record
 
     db = str(tmp_path / "executions.sqlite")
     real_row = _Record.row
@@ -822,7 +822,7 @@ def test_agent_answers_must_be_json_objects() -> None:
 def test_a_bad_flow_given_to_the_constructor_closes_the_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ai_spine.local import _Journal
+    from ai_spine.local.journal import SQLiteJournal as _Journal
 
     closed: List[str] = []
     real_close = _Journal.close

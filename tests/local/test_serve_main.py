@@ -12,9 +12,10 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-import ai_spine.server as server_module
+import ai_spine.serve_cli as server_module
 from ai_spine.local import LocalSpine
-from ai_spine.server import SpineServer, serve_main
+from ai_spine.serve_cli import serve_main
+from ai_spine.server import SpineServer
 from tests.local.http_util import call
 
 KEY = "serve-main-key"

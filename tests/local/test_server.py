@@ -350,7 +350,7 @@ def test_serve_main_reports_a_port_in_use(capsys: pytest.CaptureFixture[str]) ->
 
 def test_malformed_requests_get_json_errors(server: SpineServer) -> None:
     with socket.create_connection((server.host, server.port), timeout=10) as sock:
-        sock.sendall(b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"BREW /pot HTTP/1.1\r\nHost: localhost\r\n\r\n")
         answer = b""
         while chunk := sock.recv(4096):
             answer += chunk
