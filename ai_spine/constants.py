@@ -16,6 +16,9 @@ DEFAULT_BACKOFF_MAX = 8.0  # no computed backoff waits longer than this
 DEFAULT_RETRY_AFTER_MAX = (
     60.0  # a longer Retry-After is not waited for: the error is raised
 )
+DEFAULT_MAX_BODY_SIZE = (
+    32 * 1024 * 1024
+)  # bytes: a longer answer body is refused unread
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
