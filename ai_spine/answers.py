@@ -1,8 +1,9 @@
 """Reading an HTTP answer: its JSON, or the typed error it stands for.
 
-Shared by both transports (:mod:`ai_spine.api` over ``requests``, :mod:`ai_spine.aio` over
-``aiohttp``), which hand over what they received (status, headers, body bytes) or how the
-attempt failed (:data:`~ai_spine.retry.CONNECT_ERROR`, ...). Nothing here does I/O.
+Shared by both transports (:mod:`ai_spine.api` over ``requests``,
+:mod:`ai_spine.async_api` over ``aiohttp``), which hand over what they received (status,
+headers, body bytes) or how the attempt failed (:data:`~ai_spine.retry.CONNECT_ERROR`, ...).
+Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ai_spine.retry import CONNECT_ERROR, TIMEOUT_ERROR, parse_retry_after
 from ai_spine.utils import redact, redact_json
 
 __all__ = [
+    "Attempt",
     "BODY_SNIPPET",
     "decode_json",
     "error_from_answer",
@@ -42,6 +44,37 @@ _REQUEST_ID_HEADERS = (
     "x-correlation-id",
     "x-amzn-requestid",
 )
+
+
+class Attempt:
+    """The outcome of one HTTP attempt: an answer, or how the transport failed.
+
+    Args:
+        status: The answer's status, or None when there was no answer.
+        headers: The answer's headers (case-insensitive).
+        content: The answer's whole body.
+        kind: With no answer: ``CONNECT_ERROR``, ``READ_ERROR`` or ``TIMEOUT_ERROR``.
+        name: With no answer: what failed (the transport exception's class name).
+        detail: With no answer: the transport's own words, redacted.
+    """
+
+    __slots__ = ("status", "headers", "content", "kind", "name", "detail")
+
+    def __init__(
+        self,
+        status: Optional[int] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        content: bytes = b"",
+        kind: Optional[str] = None,
+        name: str = "",
+        detail: str = "",
+    ) -> None:
+        self.status = status
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
+        self.content = content
+        self.kind = kind
+        self.name = name
+        self.detail = detail
 
 
 def status_error_class(status: int) -> Type[APIError]:
@@ -161,6 +194,7 @@ def error_from_answer(
     content: bytes,
     *,
     secret: Optional[str],
+    retry_after: Optional[float],
 ) -> AISpineError:
     """The typed error for an HTTP error answer, carrying the server's own words.
 
@@ -171,6 +205,7 @@ def error_from_answer(
         headers: The answer's headers (``Retry-After``, request id).
         content: The whole body.
         secret: The API key, redacted wherever the server echoed it.
+        retry_after: The answer's parsed ``Retry-After`` header, if any.
 
     Returns:
         An instance of :func:`status_error_class`'s class; a :class:`RateLimitError` has
@@ -191,7 +226,6 @@ def error_from_answer(
     }
     cls = status_error_class(status)
     if cls is RateLimitError:
-        retry_after = parse_retry_after(headers.get("Retry-After"))
         if retry_after is None and isinstance(body, dict):
             retry_after = _body_retry_after(body)
         return RateLimitError(message, retry_after=retry_after, **kwargs)

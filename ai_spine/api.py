@@ -17,7 +17,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Mapping, Optional, cast
+from typing import Any, Dict, List, Optional, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -29,22 +29,10 @@ from urllib3.exceptions import LocationValueError
 
 from ai_spine import constants
 from ai_spine.__version__ import __version__
-from ai_spine.answers import (
-    decode_json,
-    error_from_answer,
-    short,
-    too_large,
-    transport_error,
-)
+from ai_spine.answers import Attempt, decode_json, short, too_large
 from ai_spine.call import Call
 from ai_spine.exceptions import ValidationError
-from ai_spine.retry import (
-    CONNECT_ERROR,
-    READ_ERROR,
-    TIMEOUT_ERROR,
-    Retry,
-    parse_retry_after,
-)
+from ai_spine.retry import CONNECT_ERROR, READ_ERROR, TIMEOUT_ERROR, Retry
 from ai_spine.utils import (
     RedactingFilter,
     hide_userinfo,
@@ -390,28 +378,6 @@ def request_headers(
     return headers
 
 
-class _Attempt:
-    """The outcome of one HTTP attempt: an answer, or how the transport failed."""
-
-    __slots__ = ("status", "headers", "content", "kind", "name", "detail")
-
-    def __init__(
-        self,
-        status: Optional[int] = None,
-        headers: Optional[Mapping[str, str]] = None,
-        content: bytes = b"",
-        kind: Optional[str] = None,
-        name: str = "",
-        detail: str = "",
-    ) -> None:
-        self.status = status
-        self.headers: Mapping[str, str] = headers if headers is not None else {}
-        self.content = content
-        self.kind = kind
-        self.name = name
-        self.detail = detail
-
-
 class APIClient:
     """Sends requests to the AI Spine API with retries and typed errors.
 
@@ -529,33 +495,7 @@ class APIClient:
                 return decode_json(
                     method, path, status, attempt.headers, attempt.content
                 )
-            if status is None:
-                assert attempt.kind is not None
-                error = transport_error(
-                    method,
-                    path,
-                    attempt.kind,
-                    attempt.name,
-                    attempt.detail,
-                    call.attempt_timeout,
-                    self._where,
-                )
-                retry_after = None
-            else:
-                error = error_from_answer(
-                    method,
-                    path,
-                    status,
-                    attempt.headers,
-                    attempt.content,
-                    secret=self._api_key,
-                )
-                retry_after = parse_retry_after(attempt.headers.get("Retry-After"))
-            _sleep(
-                call.failed(
-                    error, status=status, kind=attempt.kind, retry_after=retry_after
-                )
-            )
+            _sleep(call.settle(attempt, where=self._where, secret=self._api_key))
 
     def _send(
         self,
@@ -565,7 +505,7 @@ class APIClient:
         params: Optional[Dict[str, Any]],
         json_body: Optional[Dict[str, Any]],
         call: Call,
-    ) -> _Attempt:
+    ) -> Attempt:
         url = self.base_url + path  # shown in logs, without credentials
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
@@ -620,7 +560,7 @@ class APIClient:
                 raise
             kind = _classify(exc)
             logger.debug("<- %s %s: %s (%s)", method, url, type(exc).__name__, kind)
-            return _Attempt(kind=kind, name=type(exc).__name__, detail=short(exc))
+            return Attempt(kind=kind, name=type(exc).__name__, detail=short(exc))
         finally:
             _current.watch = None
         if watch is not None and _WATCHDOG.disarm(watch):
@@ -636,14 +576,14 @@ class APIClient:
                 redact_headers(response.headers),
                 content[:1000].decode("utf-8", errors="replace"),
             )
-        return _Attempt(response.status_code, response.headers, content)
+        return Attempt(response.status_code, response.headers, content)
 
     @staticmethod
-    def _out_of_time(call: Call) -> _Attempt:
+    def _out_of_time(call: Call) -> Attempt:
         """The attempt used all its time: the call's deadline, or the per-attempt timeout."""
         if call.cut_by_deadline():
             raise call.deadline_error()
-        return _Attempt(kind=TIMEOUT_ERROR, name="attempt timeout")
+        return Attempt(kind=TIMEOUT_ERROR, name="attempt timeout")
 
 
 def _read_body(

@@ -1,13 +1,13 @@
 """One logical request's clock and retry decisions, apart from any I/O.
 
-Both transports (``requests`` in :mod:`ai_spine.api`, ``aiohttp`` in :mod:`ai_spine.aio`)
-drive a :class:`Call` the same way::
+Both transports (``requests`` in :mod:`ai_spine.api`, ``aiohttp`` in
+:mod:`ai_spine.async_api`) drive a :class:`Call` the same way::
 
     call = Call(...)
     while True:
         timeout, ends_at = call.next_attempt()    # TimeoutError when no time is left
         ... one attempt, bounded by ends_at ...   # success: return
-        delay = call.failed(error, ...)           # raises when no retry is allowed
+        delay = call.settle(attempt, ...)         # raises when no retry is allowed
         ... sleep(delay) ...
 
 so the retry, deadline and ``Retry-After`` rules exist once.
@@ -18,8 +18,9 @@ from __future__ import annotations
 import logging
 from typing import Callable, Optional
 
+from ai_spine.answers import Attempt, error_from_answer, transport_error
 from ai_spine.exceptions import AISpineError, RateLimitError, TimeoutError
-from ai_spine.retry import Retry
+from ai_spine.retry import Retry, parse_retry_after
 
 __all__ = ["Call"]
 
@@ -111,6 +112,44 @@ class Call:
             over. False when only this attempt timed out (a retry may follow).
         """
         return self.ends_at is not None and self.attempt_ends_at >= self.ends_at
+
+    def settle(self, attempt: Attempt, *, where: str, secret: Optional[str]) -> float:
+        """Turn a failed attempt into its typed error and decide on a retry.
+
+        Args:
+            attempt: The attempt: an error answer, or no answer.
+            where: ``host:port`` of the API (for connection errors).
+            secret: The API key, redacted wherever the server echoed it.
+
+        Returns:
+            Seconds to wait before the next attempt.
+
+        Raises:
+            AISpineError: As :meth:`failed`.
+        """
+        if attempt.status is None:
+            assert attempt.kind is not None
+            error = transport_error(
+                self.method,
+                self.path,
+                attempt.kind,
+                attempt.name,
+                attempt.detail,
+                self.attempt_timeout,
+                where,
+            )
+            return self.failed(error, kind=attempt.kind)
+        retry_after = parse_retry_after(attempt.headers.get("Retry-After"))
+        error = error_from_answer(
+            self.method,
+            self.path,
+            attempt.status,
+            attempt.headers,
+            attempt.content,
+            secret=secret,
+            retry_after=retry_after,
+        )
+        return self.failed(error, status=attempt.status, retry_after=retry_after)
 
     def failed(
         self,
