@@ -421,7 +421,7 @@ class APIClient:
         self._owns_session = session is None
         self.session = session if session is not None else self._new_session()
         if debug:
-            _enable_debug_logging()
+            enable_debug_logging()
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
@@ -656,7 +656,7 @@ def _read_body(
     return content
 
 
-def _enable_debug_logging() -> None:
+def enable_debug_logging() -> None:
     """Send the SDK's DEBUG log lines to stderr, redacted (what ``debug=True`` does)."""
     logger.setLevel(logging.DEBUG)
     if not any(getattr(h, "_ai_spine_debug", False) for h in logger.handlers):
