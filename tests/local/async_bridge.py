@@ -6,7 +6,10 @@ import asyncio
 import threading
 from typing import Any, Callable, Coroutine
 
-from ai_spine.protocol import AsyncSpine
+from ai_spine.protocol import AsyncSpine, Spine
+
+#: The methods every Spine has.
+METHODS = [name for name in vars(Spine) if not name.startswith("_")]
 
 
 class SyncBridge:
@@ -30,13 +33,14 @@ class SyncBridge:
             return make()
 
         self.spine = self._run(build())
+        # Set on the instance: the protocol's isinstance check does not see __getattr__.
+        for name in METHODS:
+            setattr(self, name, self._bridged(getattr(self.spine, name)))
 
     def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=60)
 
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.spine, name)
-
+    def _bridged(self, method: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
             return self._run(method(*args, **kwargs))
 

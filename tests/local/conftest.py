@@ -11,7 +11,7 @@ import pytest
 
 from ai_spine import AISpine, AsyncAISpine
 from ai_spine.local import LocalSpine
-from ai_spine.protocol import Spine
+from ai_spine.protocol import AsyncSpine, Spine
 from ai_spine.local_async import AsyncLocalSpine
 from ai_spine.server import SpineServer
 from tests.local.async_bridge import SyncBridge
@@ -24,7 +24,11 @@ CONTRACT_KEY = "contract-key"
 
 def _spine_param(request: pytest.FixtureRequest) -> str:
     callspec = getattr(request.node, "callspec", None)
-    return str(callspec.params.get("spine", "local")) if callspec else "local"
+    if callspec is None:
+        return "local"
+    return str(
+        callspec.params.get("spine", callspec.params.get("async_spine", "local"))
+    )
 
 
 @pytest.fixture
@@ -117,6 +121,19 @@ def spine(request: pytest.FixtureRequest) -> Iterator[Spine]:
         api_key=key, base_url=process.url, max_retries=0, timeout=10
     ) as client:
         yield client
+
+
+@pytest.fixture(params=["local-async", "http-async", "http+auth-async"])
+def async_spine(request: pytest.FixtureRequest) -> AsyncSpine:
+    """An AsyncSpine itself: AsyncLocalSpine over ``local_spine``, or AsyncAISpine talking to
+    ``ai-spine serve`` (made outside any loop: it binds to the loop of its first call).
+    """
+    if request.param == "local-async":
+        return AsyncLocalSpine(request.getfixturevalue("local_spine"))
+    kind = request.param.replace("-async", "")
+    process = request.getfixturevalue("served")[kind]
+    key = CONTRACT_KEY if kind == "http+auth" else None
+    return AsyncAISpine(api_key=key, base_url=process.url, max_retries=0, timeout=10)
 
 
 @pytest.fixture(autouse=True)
