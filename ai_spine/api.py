@@ -124,13 +124,14 @@ class _Watch:
 
 
 class _Watchdog:
-    """Shuts an attempt's socket down when its call's deadline passes.
+    """Shuts an attempt's socket down when the attempt's time is up.
 
-    One daemon thread, started at the first deadline, serves every attempt: arming pushes an
+    An attempt ends at its ``timeout`` or at its call's deadline, whichever comes first. One
+    daemon thread, started at the first attempt, serves every attempt: arming pushes an
     entry on a heap (no thread per attempt), disarming marks it dead. The connection classes
     below hand it their socket when they wait for the answer, through the thread-local
     ``_current``; the read blocked on that socket then ends at once. A connection going back
-    to the pool is let go first, so a deadline can never cut it under another thread.
+    to the pool is let go first, so a cut can never reach it under another thread.
     """
 
     def __init__(self) -> None:
@@ -143,7 +144,7 @@ class _Watchdog:
         """Watch an attempt that must end within ``seconds``.
 
         Args:
-            seconds: Time left before the call's deadline.
+            seconds: Time left for the attempt.
 
         Returns:
             The attempt's entry, for :meth:`watch`, :meth:`release` and :meth:`disarm`.
@@ -162,7 +163,7 @@ class _Watchdog:
         return entry
 
     def watch(self, entry: _Watch, sock: Any) -> None:
-        """Cut this socket at the entry's deadline (at once if it has passed already).
+        """Cut this socket at the entry's end (at once if it has passed already).
 
         Args:
             entry: The attempt's entry.
@@ -175,7 +176,7 @@ class _Watchdog:
                 _cut(entry.sock)
 
     def release(self, entry: _Watch, connection: HTTPConnection) -> None:
-        """Let go of a connection going back to the pool; close it if the deadline cut it.
+        """Let go of a connection going back to the pool; close it if the watchdog cut it.
 
         Args:
             entry: The attempt's entry.
@@ -196,7 +197,7 @@ class _Watchdog:
             entry: The attempt's entry.
 
         Returns:
-            Whether the deadline passed first (the answer, if any, is then unusable).
+            Whether the attempt's time ran out first (the answer, if any, is then unusable).
         """
         with self._cond:
             entry.sock = None
@@ -302,7 +303,7 @@ _WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
 class _WatchedAdapter(HTTPAdapter):
-    """An adapter whose connections let the deadline watchdog cut them."""
+    """An adapter whose connections let the watchdog cut them."""
 
     # Through Any: older types-requests (the last for Python 3.9) leave these untyped.
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:

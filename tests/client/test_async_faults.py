@@ -456,3 +456,19 @@ def test_the_same_answers_as_the_sync_client_from_ai_spine_serve(
     assert done["status"] == "completed" and done["input_data"] == {"text": "hi"}
     assert started["execution_id"] in [e["execution_id"] for e in listed]
     assert async_flows == flows
+
+
+def test_a_callers_session_is_used_and_left_open(server: FaultServer) -> None:
+    import aiohttp
+
+    server.plan("GET", HEALTH, then=reply(200, {"status": "ok"}))
+
+    async def main() -> bool:
+        async with aiohttp.ClientSession() as session:
+            async with AsyncAISpine(base_url=server.url, session=session) as client:
+                assert client.session is session
+                assert await client.health_check() == {"status": "ok"}
+            return session.closed
+
+    assert run(main) is False  # closing the client left the caller's session open
+    assert server.count("GET", HEALTH) == 1

@@ -141,7 +141,7 @@ def no_leaked_threads() -> Iterator[None]:
     """Every ai_spine thread a test starts (loop, server, connections, batch) ends with it.
 
     Process-wide threads are not counted: other libraries' pools (the engine's worker
-    threads) and the client's one deadline watchdog, started at the first deadline.
+    threads) and the client's one watchdog thread, started at its first request.
     """
     before = set(threading.enumerate())
     yield
