@@ -472,3 +472,18 @@ def test_a_callers_session_is_used_and_left_open(server: FaultServer) -> None:
 
     assert run(main) is False  # closing the client left the caller's session open
     assert server.count("GET", HEALTH) == 1
+
+
+def test_wait_for_execution_is_bounded_by_a_slow_poll(server: FaultServer) -> None:
+    server.plan("GET", f"/api/v1/executions/{EXEC_ID}", then=slow(10))
+
+    async def main() -> None:
+        async with quick(server, timeout=5, retry=Retry(5, backoff_factor=0)) as c:
+            with pytest.raises(TimeoutError) as info:
+                await c.wait_for_execution(EXEC_ID, timeout=0.3, interval=0.05)
+        assert info.value.execution_id == EXEC_ID
+        assert info.value.last_status is None
+        assert "last poll: GET /api/v1/executions/" in str(info.value)
+
+    run(main)
+    assert server.count("GET", f"/api/v1/executions/{EXEC_ID}") == 1
