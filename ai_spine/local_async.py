@@ -8,18 +8,19 @@ backend (:class:`~ai_spine.AsyncAISpine`) and in-process::
     done = await spine.wait_for_execution(started["execution_id"])
 
 Each call runs the ``LocalSpine`` method in a worker thread, so the event loop never blocks
-on its lock or its journal. Waiting polls (``asyncio.sleep`` between polls), so cancelling
-the waiting task ends the wait at once.
+on its lock or its journal. A wait runs ``LocalSpine.wait_for_execution`` in short slices, so
+it wakes the moment the execution ends and a cancelled wait leaves no thread waiting long.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, cast
 
 from ai_spine import constants, routes
 from ai_spine.async_batch import run_batch
+from ai_spine.exceptions import ExecutionError, TimeoutError
 from ai_spine.local import LocalSpine
 from ai_spine.models import (
     AgentDict,
@@ -33,9 +34,9 @@ from ai_spine.utils import validate_id, validate_positive_number
 
 __all__ = ["AsyncLocalSpine"]
 
-# LocalSpine wakes its own waiters on completion; polling it costs one lookup, so poll
-# at least this often whatever interval is asked for.
-_LOCAL_POLL_MAX = 0.05
+# A wait is LocalSpine's own (woken on completion) in slices of this many seconds: a cancelled
+# wait's worker thread lingers at most this long.
+_WAIT_SLICE = 0.25
 
 
 class AsyncLocalSpine:
@@ -120,8 +121,9 @@ class AsyncLocalSpine:
         Args:
             execution_id: The execution to wait for.
             timeout: Seconds to wait at most.
-            interval: Seconds between polls (at most a short local bound).
-            on_progress: Called in the event loop with the execution after every poll.
+            interval: Accepted for compatibility with AsyncAISpine; nothing is polled.
+            on_progress: Called in the event loop with the execution every slice while it
+                runs, and once it is final.
 
         Returns:
             The execution once its status is ``completed``.
@@ -134,20 +136,32 @@ class AsyncLocalSpine:
         """
         validate_id(execution_id, "execution_id")
         timeout = validate_positive_number(timeout, "timeout")
-        interval = min(validate_positive_number(interval, "interval"), _LOCAL_POLL_MAX)
+        interval = validate_positive_number(interval, "interval")
         ends_at = time.monotonic() + timeout
-        last_status: Optional[str] = None
         while True:
-            execution = await self.get_execution(execution_id)
-            last_status = str(execution.get("status"))
+            remaining = ends_at - time.monotonic()
+            try:
+                final = await asyncio.to_thread(
+                    self.spine.wait_for_execution,
+                    execution_id,
+                    max(min(_WAIT_SLICE, remaining), 1e-3),
+                    interval,
+                )
+            except TimeoutError as exc:  # this slice ended first
+                if on_progress is not None:
+                    on_progress(await self.get_execution(execution_id))
+                if time.monotonic() >= ends_at:
+                    raise routes.wait_timeout(
+                        execution_id, timeout, exc.last_status, None
+                    ) from None
+                continue
+            except ExecutionError as exc:
+                if on_progress is not None:
+                    on_progress(cast(ExecutionDict, exc.execution))
+                raise
             if on_progress is not None:
-                on_progress(execution)
-            if routes.final_or_raise(execution_id, execution):
-                return execution
-            pause = min(interval, ends_at - time.monotonic())
-            if pause <= 0:
-                raise routes.wait_timeout(execution_id, timeout, last_status, None)
-            await asyncio.sleep(pause)
+                on_progress(final)
+            return final
 
     async def cancel_execution(self, execution_id: str) -> Dict[str, Any]:
         """Cancel a pending or running execution.
