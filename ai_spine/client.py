@@ -51,7 +51,7 @@ class AISpine:
     Args:
         api_key: Bearer token; defaults to ``$AI_SPINE_API_KEY``; None sends no auth header.
         base_url: API root; defaults to ``$AI_SPINE_BASE_URL``, then the production URL.
-        timeout: Seconds per HTTP attempt.
+        timeout: Seconds per HTTP attempt, from connecting to the answer's last byte.
         max_retries: Retries after the first attempt (see :mod:`ai_spine.retry`).
         debug: Log requests and answers (redacted) at DEBUG level to stderr.
         deadline: Overall seconds one method call may take, retries and waits included.

@@ -7,7 +7,7 @@ API_PREFIX = "/api/v1"
 ENV_API_KEY = "AI_SPINE_API_KEY"
 ENV_BASE_URL = "AI_SPINE_BASE_URL"
 
-DEFAULT_TIMEOUT = 30.0  # seconds, per HTTP attempt (connect and read)
+DEFAULT_TIMEOUT = 30.0  # seconds per HTTP attempt, connecting to last byte
 DEFAULT_MAX_RETRIES = 3  # retries after the first attempt
 DEFAULT_BACKOFF_FACTOR = (
     0.5  # first retry waits ~0.5 s, then 1 s, 2 s, ... (before jitter)
