@@ -1,7 +1,8 @@
 """AI Spine SDK: a client for the AI Spine agent orchestration API.
 
 ``import ai_spine`` stays cheap: the HTTP client is imported here, but ``LocalSpine``,
-``Spine`` and ``RemoteFlowNode`` (which pull in ``spark_core``) load on first use.
+``Spine`` and ``RemoteFlowNode`` (which pull in ``spark_core``) and ``AsyncAISpine`` (which
+pulls in ``aiohttp``) load on first use.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ai_spine.exceptions import (
     NetworkError,
     NotFoundError,
     RateLimitError,
+    ResponseTooLargeError,
     ServerError,
     TimeoutError,
     ValidationError,
@@ -28,15 +30,20 @@ from ai_spine.models import Agent, BatchResult, Execution, Flow
 from ai_spine.retry import Retry
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
+    from ai_spine.async_client import AsyncAISpine
     from ai_spine.local import LocalSpine
+    from ai_spine.local_async import AsyncLocalSpine
     from ai_spine.nodes import RemoteFlowNode
-    from ai_spine.protocol import Spine
+    from ai_spine.protocol import AsyncSpine, Spine
 
 __all__ = [
     "__version__",
     "AISpine",
+    "AsyncAISpine",
     "LocalSpine",
+    "AsyncLocalSpine",
     "Spine",
+    "AsyncSpine",
     "RemoteFlowNode",
     "Retry",
     "Flow",
@@ -50,6 +57,7 @@ __all__ = [
     "NotFoundError",
     "RateLimitError",
     "ServerError",
+    "ResponseTooLargeError",
     "NetworkError",
     "TimeoutError",
     "ExecutionError",
@@ -57,20 +65,23 @@ __all__ = [
 ]
 
 _LAZY = {
+    "AsyncAISpine": "ai_spine.async_client",
     "LocalSpine": "ai_spine.local",
+    "AsyncLocalSpine": "ai_spine.local_async",
     "Spine": "ai_spine.protocol",
+    "AsyncSpine": "ai_spine.protocol",
     "RemoteFlowNode": "ai_spine.nodes",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Import the local-engine names on first use (they need spark_core).
+    """Import the names with heavy dependencies on first use (spark_core, aiohttp).
 
     Args:
         name: The attribute looked up on the package.
 
     Returns:
-        ``LocalSpine``, ``Spine`` or ``RemoteFlowNode``, cached in the package afterwards.
+        The named class, cached in the package afterwards.
 
     Raises:
         AttributeError: For any other name.

@@ -17,7 +17,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Mapping, Optional, Type, cast
+from typing import Any, Dict, List, Optional, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -29,34 +29,18 @@ from urllib3.exceptions import LocationValueError
 
 from ai_spine import constants
 from ai_spine.__version__ import __version__
-from ai_spine.exceptions import (
-    AISpineError,
-    APIError,
-    AuthenticationError,
-    NetworkError,
-    NotFoundError,
-    RateLimitError,
-    ServerError,
-    TimeoutError,
-    ValidationError,
-)
-from ai_spine.retry import (
-    CONNECT_ERROR,
-    READ_ERROR,
-    TIMEOUT_ERROR,
-    Retry,
-    parse_retry_after,
-)
+from ai_spine.answers import Attempt, decode_json, short, too_large
+from ai_spine.call import Call
+from ai_spine.exceptions import ValidationError
+from ai_spine.retry import CONNECT_ERROR, READ_ERROR, TIMEOUT_ERROR, Retry
 from ai_spine.utils import (
     RedactingFilter,
     hide_userinfo,
-    redact,
     redact_headers,
-    redact_json,
     register_secret,
 )
 
-__all__ = ["APIClient", "USER_AGENT", "logger"]
+__all__ = ["APIClient", "USER_AGENT", "logger", "check_endpoint", "request_headers"]
 
 USER_AGENT = f"ai-spine-sdk-python/{__version__}"
 
@@ -68,13 +52,6 @@ logger.addFilter(_redactor)
 _sleep = time.sleep
 _monotonic = time.monotonic
 
-_REQUEST_ID_HEADERS = (
-    "x-request-id",
-    "request-id",
-    "x-correlation-id",
-    "x-amzn-requestid",
-)
-_BODY_SNIPPET = 200
 _READ_CHUNK = 64 * 1024
 _HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")  # what a bearer token may hold
 # requests/urllib3 refusing to build the request: the caller's input, never worth a retry.
@@ -103,62 +80,6 @@ def _is_http_url(value: Any) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def _status_error_class(status: int) -> Type[APIError]:
-    if status in (401, 403):
-        return AuthenticationError
-    if status in (400, 422):
-        return ValidationError
-    if status == 404:
-        return NotFoundError
-    if status == 429:
-        return RateLimitError
-    if status >= 500:
-        return ServerError
-    return APIError
-
-
-def _format_detail(detail: Any) -> str:
-    """Turn a FastAPI ``detail`` (text, or a list of {loc, msg, type}) into one line."""
-    if isinstance(detail, str):
-        return detail
-    if isinstance(detail, list):
-        parts = []
-        for item in detail:
-            if isinstance(item, dict):
-                loc = item.get("loc")
-                where = (
-                    ".".join(str(p) for p in loc)
-                    if isinstance(loc, (list, tuple))
-                    else ""
-                )
-                msg = str(item.get("msg", item))
-                parts.append(f"{where}: {msg}" if where else msg)
-            else:
-                parts.append(str(item))
-        return "; ".join(parts)
-    return json.dumps(detail, default=str)
-
-
-def _server_message(body: Any, text: str, content_type: str) -> str:
-    if isinstance(body, dict):
-        for key in ("detail", "message", "error"):
-            if body.get(key):
-                return _format_detail(body[key])
-    if body is not None:
-        return json.dumps(body, default=str)[:_BODY_SNIPPET]
-    snippet = " ".join(text.split())[:_BODY_SNIPPET]
-    kind = content_type.split(";")[0].strip() or "unknown content type"
-    return f"non-JSON body ({kind}): {snippet!r}" if snippet else "empty body"
-
-
-def _request_id(headers: Mapping[str, str]) -> Optional[str]:
-    for name in _REQUEST_ID_HEADERS:
-        value = headers.get(name)
-        if value:
-            return value
-    return None
-
-
 def _classify(exc: requests.RequestException) -> str:
     """Say whether a transport failure happened before the server could see the request."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
@@ -176,8 +97,12 @@ def _classify(exc: requests.RequestException) -> str:
     return READ_ERROR
 
 
-class _DeadlinePassed(Exception):
-    """The call's deadline passed during an attempt (the transport raises TimeoutError)."""
+class _OutOfTime(Exception):
+    """The attempt's time ran out while its body was being read."""
+
+
+class _TooLarge(Exception):
+    """The body is longer than the client's ``max_body_size``."""
 
 
 class _Watch:
@@ -199,13 +124,14 @@ class _Watch:
 
 
 class _Watchdog:
-    """Shuts an attempt's socket down when its call's deadline passes.
+    """Shuts an attempt's socket down when the attempt's time is up.
 
-    One daemon thread, started at the first deadline, serves every attempt: arming pushes an
+    An attempt ends at its ``timeout`` or at its call's deadline, whichever comes first. One
+    daemon thread, started at the first attempt, serves every attempt: arming pushes an
     entry on a heap (no thread per attempt), disarming marks it dead. The connection classes
     below hand it their socket when they wait for the answer, through the thread-local
     ``_current``; the read blocked on that socket then ends at once. A connection going back
-    to the pool is let go first, so a deadline can never cut it under another thread.
+    to the pool is let go first, so a cut can never reach it under another thread.
     """
 
     def __init__(self) -> None:
@@ -218,7 +144,7 @@ class _Watchdog:
         """Watch an attempt that must end within ``seconds``.
 
         Args:
-            seconds: Time left before the call's deadline.
+            seconds: Time left for the attempt.
 
         Returns:
             The attempt's entry, for :meth:`watch`, :meth:`release` and :meth:`disarm`.
@@ -237,7 +163,7 @@ class _Watchdog:
         return entry
 
     def watch(self, entry: _Watch, sock: Any) -> None:
-        """Cut this socket at the entry's deadline (at once if it has passed already).
+        """Cut this socket at the entry's end (at once if it has passed already).
 
         Args:
             entry: The attempt's entry.
@@ -250,7 +176,7 @@ class _Watchdog:
                 _cut(entry.sock)
 
     def release(self, entry: _Watch, connection: HTTPConnection) -> None:
-        """Let go of a connection going back to the pool; close it if the deadline cut it.
+        """Let go of a connection going back to the pool; close it if the watchdog cut it.
 
         Args:
             entry: The attempt's entry.
@@ -271,7 +197,7 @@ class _Watchdog:
             entry: The attempt's entry.
 
         Returns:
-            Whether the deadline passed first (the answer, if any, is then unusable).
+            Whether the attempt's time ran out first (the answer, if any, is then unusable).
         """
         with self._cond:
             entry.sock = None
@@ -377,7 +303,7 @@ _WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
 class _WatchedAdapter(HTTPAdapter):
-    """An adapter whose connections let the deadline watchdog cut them."""
+    """An adapter whose connections let the watchdog cut them."""
 
     # Through Any: older types-requests (the last for Python 3.9) leave these untyped.
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -392,20 +318,65 @@ class _WatchedAdapter(HTTPAdapter):
         return manager
 
 
-class _Attempt:
-    """The outcome of one HTTP attempt: a response or a transport exception."""
+def check_endpoint(base_url: str, api_key: Optional[str]) -> str:
+    """Check a client's ``base_url`` and ``api_key``, as both clients accept them.
 
-    __slots__ = ("response", "error", "kind")
+    Registers the key (and any password in the URL) for redaction.
 
-    def __init__(
-        self,
-        response: Optional[requests.Response] = None,
-        error: Optional[requests.RequestException] = None,
-        kind: Optional[str] = None,
-    ) -> None:
-        self.response = response
-        self.error = error
-        self.kind = kind
+    Args:
+        base_url: The API root.
+        api_key: The bearer token, or None.
+
+    Returns:
+        ``base_url`` without a trailing slash (credentials in it kept).
+
+    Raises:
+        ValidationError: Not an http(s) URL, or a key that cannot go in a header.
+    """
+    if not _is_http_url(base_url):
+        raise ValidationError(
+            f"base_url must be an http(s) URL, got {hide_userinfo(base_url)!r}"
+        )
+    if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
+        raise ValidationError("api_key must be a non-empty string or None")
+    if api_key is not None and not _HEADER_TOKEN.fullmatch(api_key):
+        # Else requests fails on every call (a trailing newline: a retried "network"
+        # error) or http.client raises a bare UnicodeEncodeError. Never echo the key.
+        raise ValidationError(
+            "api_key must be printable ASCII with no spaces or line breaks "
+            "(check for a trailing newline)"
+        )
+    parts = urlsplit(base_url)
+    if api_key is not None and "@" in parts.netloc:
+        # requests would send the URL's credentials as Basic auth in place of the key.
+        raise ValidationError(
+            "give either api_key or user:password@ in base_url, not both "
+            "(both use the Authorization header)"
+        )
+    # Usernames are rarely secret, but "https://TOKEN@host" puts the token there.
+    register_secret(parts.password if parts.password else parts.username)
+    register_secret(api_key)
+    return base_url.rstrip("/")
+
+
+def request_headers(
+    api_key: Optional[str], idempotency_key: Optional[str]
+) -> Dict[str, str]:
+    """The headers every request carries.
+
+    Args:
+        api_key: The bearer token, or None.
+        idempotency_key: Sent as ``Idempotency-Key`` when given.
+
+    Returns:
+        ``Accept``, ``User-Agent`` and, when set, ``Authorization`` and ``Idempotency-Key``.
+    """
+    headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    return headers
 
 
 class APIClient:
@@ -414,12 +385,13 @@ class APIClient:
     Args:
         base_url: Scheme and host of the API, e.g. ``https://api.example.com``.
         api_key: Bearer token, or None to send no ``Authorization`` header.
-        timeout: Seconds per attempt (connect and read).
+        timeout: Seconds per attempt, from connecting to the answer's last byte.
         retry: The retry policy.
         deadline: Overall seconds for one call including retries and waits, or None.
         debug: Log every request and answer at DEBUG level (redacted) to stderr.
         session: A ``requests.Session`` to use instead of a new pooled one; the caller keeps
             owning it (``close()`` leaves it open).
+        max_body_size: The longest answer body read, in bytes.
 
     Raises:
         ValidationError: When ``base_url`` is not an http(s) URL or a number is out of range.
@@ -435,42 +407,22 @@ class APIClient:
         deadline: Optional[float] = None,
         debug: bool = False,
         session: Optional[requests.Session] = None,
+        max_body_size: int = constants.DEFAULT_MAX_BODY_SIZE,
     ) -> None:
-        if not _is_http_url(base_url):
-            raise ValidationError(
-                f"base_url must be an http(s) URL, got {hide_userinfo(base_url)!r}"
-            )
-        if api_key is not None and (
-            not isinstance(api_key, str) or not api_key.strip()
-        ):
-            raise ValidationError("api_key must be a non-empty string or None")
-        if api_key is not None and not _HEADER_TOKEN.fullmatch(api_key):
-            # Else requests fails on every call (a trailing newline: a retried "network"
-            # error) or http.client raises a bare UnicodeEncodeError. Never echo the key.
-            raise ValidationError(
-                "api_key must be printable ASCII with no spaces or line breaks "
-                "(check for a trailing newline)"
-            )
-        parts = urlsplit(base_url)
-        if api_key is not None and "@" in parts.netloc:
-            # requests would send the URL's credentials as Basic auth in place of the key.
-            raise ValidationError(
-                "give either api_key or user:password@ in base_url, not both "
-                "(both use the Authorization header)"
-            )
-        # Usernames are rarely secret, but "https://TOKEN@host" puts the token there.
-        register_secret(parts.password if parts.password else parts.username)
-        self._url = base_url.rstrip("/")  # what requests gets: user:password@ kept
+        self._url = check_endpoint(
+            base_url, api_key
+        )  # user:password@ kept for requests
         self.base_url = hide_userinfo(self._url)  # what reprs, messages and logs show
+        self._where = urlsplit(self.base_url).netloc
         self.timeout = timeout
         self.retry = retry
         self.deadline = deadline
+        self.max_body_size = max_body_size
         self._api_key = api_key
-        register_secret(api_key)
         self._owns_session = session is None
         self.session = session if session is not None else self._new_session()
         if debug:
-            _enable_debug_logging()
+            enable_debug_logging()
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
@@ -483,17 +435,6 @@ class APIClient:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         return session
-
-    def _headers(self, idempotency_key: Optional[str]) -> Dict[str, str]:
-        headers = {
-            "Accept": "application/json",
-            "User-Agent": USER_AGENT,
-        }
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
-        return headers
 
     def close(self) -> None:
         """Close the pooled connections (not those of a session the caller passed in)."""
@@ -525,79 +466,37 @@ class APIClient:
             The decoded JSON (None for an empty body).
 
         Raises:
-            TimeoutError: The deadline passed; also when ``deadline`` (not the client's own)
+            TimeoutError: An attempt took longer than ``timeout`` (after the retries it
+                allows), or the deadline passed; also when ``deadline`` (not the client's own)
                 leaves no time for the next retry, chained to the last attempt's error, so a
                 caller on its own clock (``wait_for_execution``) sees its timeout.
+            ResponseTooLargeError: The answer's body is longer than ``max_body_size``.
             AISpineError: A typed subclass for every failure; see :mod:`ai_spine.exceptions`.
                 When the client's ``deadline`` stops the retries, the last error keeps its
                 class.
         """
         method = method.upper()
-        url = self.base_url + path  # for the retry history and logs: no credentials
-        headers = self._headers(idempotency_key)
-        budget = self.deadline
-        call_bound = deadline is not None and (budget is None or deadline <= budget)
-        if deadline is not None:
-            budget = deadline if budget is None else min(budget, deadline)
-        ends_at = None if budget is None else _monotonic() + budget
-        retry = self.retry
-        passed = f"{method} {path}: deadline of {budget or 0:g}s exceeded"
+        call = Call(
+            method,
+            path,
+            self.base_url + path,  # for the retry history and logs: no credentials
+            retry=self.retry,
+            timeout=self.timeout,
+            client_deadline=self.deadline,
+            call_deadline=deadline,
+            idempotent=bool(idempotency_key),
+            clock=_monotonic,
+        )
+        headers = request_headers(self._api_key, idempotency_key)
         while True:
-            attempt_timeout = self.timeout
-            if ends_at is not None:
-                attempt_timeout = min(attempt_timeout, ends_at - _monotonic())
-                if attempt_timeout <= 0:
-                    raise TimeoutError(passed)
-            try:
-                attempt = self._send(
-                    method, path, headers, params, json_body, attempt_timeout, ends_at
+            call.next_attempt()
+            attempt = self._send(method, path, headers, params, json_body, call)
+            status = attempt.status
+            if status is not None and status < 400:
+                return decode_json(
+                    method, path, status, attempt.headers, attempt.content
                 )
-            except _DeadlinePassed:
-                raise TimeoutError(passed) from None
-            if attempt.response is not None and attempt.response.status_code < 400:
-                return self._decode(method, path, attempt.response)
-            status = retry_after = None
-            if attempt.response is not None:
-                status = attempt.response.status_code
-                retry_after = parse_retry_after(
-                    attempt.response.headers.get("Retry-After")
-                )
-            error = self._to_error(method, path, attempt, attempt_timeout, retry_after)
-            # A failure once the deadline passed: the attempt had what was left, and used it.
-            late = ends_at is not None and _monotonic() >= ends_at
-            if attempt.response is None and late:
-                raise TimeoutError(passed) from error
-            if isinstance(error, RateLimitError):
-                retry_after = error.retry_after  # the header's, else the body's
-            if not retry.is_retryable(
-                method,
-                status=status,
-                error=attempt.kind,
-                has_retry_after=retry_after is not None,
-                idempotent=bool(idempotency_key),
-            ):
-                raise error
-            retry = retry.increment(method, url, status=status, error=attempt.kind)
-            delay = retry.get_delay(retry_after)
-            if retry.is_exhausted() or delay is None:
-                raise error
-            if ends_at is not None and _monotonic() + delay >= ends_at:
-                if call_bound:
-                    raise TimeoutError(
-                        f"{method} {path}: deadline of {budget:g}s leaves no time to retry "
-                        f"({error.message})"
-                    ) from error
-                raise error
-            logger.info(
-                "%s %s failed (%s); retry %d/%d in %.2fs",
-                method,
-                path,
-                status if status is not None else attempt.kind,
-                retry.retries_taken,
-                retry.total,
-                delay,
-            )
-            _sleep(delay)
+            _sleep(call.settle(attempt, where=self._where, secret=self._api_key))
 
     def _send(
         self,
@@ -606,9 +505,8 @@ class APIClient:
         headers: Dict[str, str],
         params: Optional[Dict[str, Any]],
         json_body: Optional[Dict[str, Any]],
-        timeout: float,
-        ends_at: Optional[float],
-    ) -> _Attempt:
+        call: Call,
+    ) -> Attempt:
         url = self.base_url + path  # shown in logs, without credentials
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
@@ -625,42 +523,50 @@ class APIClient:
             )
         started = _monotonic()
         # A socket timeout bounds each read, not their sum: on the SDK's own session the
-        # watchdog cuts the connection at the deadline, however slowly the headers come.
+        # watchdog cuts the connection when the attempt's time is up, however slowly the
+        # headers come.
         watch = None
-        if ends_at is not None and self._owns_session:
-            watch = _WATCHDOG.arm(ends_at - _monotonic())
+        if self._owns_session:
+            watch = _WATCHDOG.arm(call.attempt_ends_at - _monotonic())
         _current.watch = watch
         try:
             # stream=True: the body is read below in pieces, so a server trickling it cannot
-            # hold the call past its deadline, whatever session is used.
+            # hold the attempt past its time, whatever session is used.
             response = self.session.request(
                 method,
                 self._url + path,
                 params=params,
                 json=json_body,
                 headers=headers,
-                timeout=timeout,
+                timeout=call.attempt_timeout,
                 stream=True,
             )
-            _read_body(response, ends_at)
+            content = _read_body(response, call.attempt_ends_at, self.max_body_size)
+        except _TooLarge:
+            if watch is not None:
+                _WATCHDOG.disarm(watch)
+            raise too_large(
+                method, path, response.status_code, response.headers, self.max_body_size
+            ) from None
         except Exception as exc:
-            if watch is not None and _WATCHDOG.disarm(watch):
-                raise _DeadlinePassed() from None  # whatever the cut socket raised
+            cut = watch is not None and _WATCHDOG.disarm(watch)
+            if cut or isinstance(exc, _OutOfTime):
+                return self._out_of_time(call)  # whatever the cut socket raised
             if isinstance(exc, _LOCAL_ERRORS):
                 raise ValidationError(
                     f"{method} {path}: request refused by requests "
-                    f"({type(exc).__name__}: {_short(exc)})"
+                    f"({type(exc).__name__}: {short(exc)})"
                 ) from None
             if not isinstance(exc, requests.RequestException):
                 raise
             kind = _classify(exc)
             logger.debug("<- %s %s: %s (%s)", method, url, type(exc).__name__, kind)
-            return _Attempt(error=exc, kind=kind)
+            return Attempt(kind=kind, name=type(exc).__name__, detail=short(exc))
         finally:
             _current.watch = None
         if watch is not None and _WATCHDOG.disarm(watch):
             response.close()  # cut during the body: it may look whole but be truncated
-            raise _DeadlinePassed()
+            return self._out_of_time(call)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "<- %s %s: HTTP %d in %.1f ms headers=%s body=%s",
@@ -669,101 +575,33 @@ class APIClient:
                 response.status_code,
                 (_monotonic() - started) * 1000,
                 redact_headers(response.headers),
-                response.text[:1000],
+                content[:1000].decode("utf-8", errors="replace"),
             )
-        return _Attempt(response=response)
+        return Attempt(response.status_code, response.headers, content)
 
-    def _decode(self, method: str, path: str, response: requests.Response) -> Any:
-        if not response.content.strip():
-            return None
-        try:
-            return json.loads(response.content)
-        except ValueError:
-            message = _server_message(
-                None,
-                response.text,
-                response.headers.get("Content-Type", ""),
-            )
-            raise ServerError(
-                redact(f"{method} {path}: expected JSON, got {message}"),
-                status_code=response.status_code,
-                request_id=_request_id(response.headers),
-                body=redact(response.text[:_BODY_SNIPPET]),
-            ) from None
-
-    def _to_error(
-        self,
-        method: str,
-        path: str,
-        attempt: _Attempt,
-        timeout: float,
-        retry_after: Optional[float],
-    ) -> AISpineError:
-        response = attempt.response
-        if response is None:
-            exc = attempt.error
-            name = type(exc).__name__
-            if attempt.kind == TIMEOUT_ERROR:
-                return TimeoutError(
-                    f"{method} {path}: no answer within {timeout:.3g}s ({name})",
-                )
-            if attempt.kind == CONNECT_ERROR:
-                where = urlsplit(self.base_url).netloc
-                return NetworkError(
-                    f"{method} {path}: could not connect to {where} ({name})"
-                )
-            return NetworkError(
-                f"{method} {path}: connection failed ({name}: {_short(exc)})"
-            )
-        status = response.status_code
-        try:
-            body: Any = (
-                json.loads(response.content) if response.content.strip() else None
-            )
-        except ValueError:
-            body = None
-        text = response.text if body is None else ""
-        message = _server_message(body, text, response.headers.get("Content-Type", ""))
-        message = redact(f"{method} {path} failed: {message}", [self._api_key or ""])
-        kwargs: Dict[str, Any] = {
-            "status_code": status,
-            "request_id": _request_id(response.headers),
-            # A server may echo the request (and its key) in an error body.
-            "body": redact_json(
-                body if body is not None else text[:_BODY_SNIPPET] or None
-            ),
-        }
-        cls = _status_error_class(status)
-        if cls is RateLimitError:
-            if retry_after is None and isinstance(body, dict):
-                retry_after = _body_retry_after(body)
-            return RateLimitError(message, retry_after=retry_after, **kwargs)
-        return cls(message, **kwargs)
+    @staticmethod
+    def _out_of_time(call: Call) -> Attempt:
+        """The attempt used all its time: the call's deadline, or the per-attempt timeout."""
+        if call.cut_by_deadline():
+            raise call.deadline_error()
+        return Attempt(kind=TIMEOUT_ERROR, name="attempt timeout")
 
 
-def _body_retry_after(body: Dict[str, Any]) -> Optional[float]:
-    for key in ("retry_after", "retryAfter"):
-        value = body.get(key)
-        if (
-            isinstance(value, (int, float))
-            and not isinstance(value, bool)
-            and value >= 0
-        ):
-            return float(value)
-        if isinstance(value, str):
-            return parse_retry_after(value)
-    return None
-
-
-def _read_body(response: requests.Response, ends_at: Optional[float]) -> None:
-    """Read a streamed body whole, giving up at ``ends_at`` (the call's deadline).
+def _read_body(
+    response: requests.Response, ends_at: Optional[float], limit: int
+) -> bytes:
+    """Read a streamed body whole, giving up at ``ends_at`` or past ``limit`` bytes.
 
     Each read returns what one socket read brought (``read1``), so the clock is checked while
     bytes trickle in; then the response holds its content as if read by ``requests`` itself and
     its connection goes back to the pool. On any failure the connection is closed, not reused.
 
+    Returns:
+        The body.
+
     Raises:
-        _DeadlinePassed: At the deadline.
+        _OutOfTime: At ``ends_at``.
+        _TooLarge: Past ``limit`` bytes (a ``Content-Length`` above it is refused unread).
         requests.RequestException: The mapped ``urllib3`` error when the body breaks, cannot
             be decoded or times out.
     """
@@ -774,16 +612,31 @@ def _read_body(response: requests.Response, ends_at: Optional[float]) -> None:
         SSLError,
     )
 
+    if response._content_consumed:  # type: ignore[attr-defined]
+        # A response hook of the caller's session read it already.
+        content = response.content or b""
+        if len(content) > limit:
+            raise _TooLarge()
+        return content
     raw = response.raw
     read = getattr(raw, "read1", None) or raw.read  # urllib3 < 2 has no read1
     chunks = []
+    size = 0
     try:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _TooLarge()
         while True:
             if ends_at is not None and _monotonic() >= ends_at:
-                raise _DeadlinePassed()
+                raise _OutOfTime()
             chunk = read(_READ_CHUNK, decode_content=True)
             if not chunk:
                 break
+            size += len(chunk)
+            if (
+                size > limit
+            ):  # counted decoded: a small gzip body may unpack to gigabytes
+                raise _TooLarge()
             chunks.append(chunk)
     except BaseException as exc:
         response.close()  # a half-read connection cannot be reused
@@ -797,18 +650,14 @@ def _read_body(response: requests.Response, ends_at: Optional[float]) -> None:
                 raise requests_error(exc) from None
         raise
     # What requests does when it reads a body itself: content set, connection released.
-    response._content = b"".join(chunks)
+    content = b"".join(chunks)
+    response._content = content
     response._content_consumed = True  # type: ignore[attr-defined]
     raw.release_conn()
+    return content
 
 
-def _short(exc: Optional[BaseException]) -> str:
-    # Connection errors nest urllib3 reasons; keep the innermost readable part, redacted.
-    text = str(exc) if exc is not None else ""
-    return redact(text[:_BODY_SNIPPET])
-
-
-def _enable_debug_logging() -> None:
+def enable_debug_logging() -> None:
     """Send the SDK's DEBUG log lines to stderr, redacted (what ``debug=True`` does)."""
     logger.setLevel(logging.DEBUG)
     if not any(getattr(h, "_ai_spine_debug", False) for h in logger.handlers):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -20,16 +19,13 @@ from typing import (
 
 import requests
 
-from ai_spine import constants
+from ai_spine import constants, routes
 from ai_spine.api import APIClient
 from ai_spine.exceptions import (
     AISpineError,
     ExecutionError,
-    FlowNotFoundError,
     NotFoundError,
-    ServerError,
     TimeoutError,
-    ValidationError,
 )
 from ai_spine.models import (
     AgentDict,
@@ -43,32 +39,10 @@ from ai_spine.retry import Retry
 from ai_spine.utils import (
     parse_batch_item,
     validate_batch_args,
-    validate_id,
-    validate_json_object,
     validate_positive_number,
 )
 
 __all__ = ["AISpine"]
-
-_FLOW_NOT_FOUND = re.compile(r"Flow '(?P<flow>.*?)' not found")
-_API = constants.API_PREFIX
-
-
-def _unwrap_list(body: Any, key: str, what: str) -> List[Dict[str, Any]]:
-    """Lists come as ``{"flows": [...], "count": n}``; accept a bare list too."""
-    if isinstance(body, dict) and isinstance(body.get(key), list):
-        return cast(List[Dict[str, Any]], body[key])
-    if isinstance(body, list):
-        return cast(List[Dict[str, Any]], body)
-    raise ServerError(
-        f"{what}: expected a list under {key!r}, got {type(body).__name__}"
-    )
-
-
-def _expect_dict(body: Any, what: str) -> Dict[str, Any]:
-    if not isinstance(body, dict):
-        raise ServerError(f"{what}: expected a JSON object, got {type(body).__name__}")
-    return body
 
 
 class AISpine:
@@ -77,13 +51,15 @@ class AISpine:
     Args:
         api_key: Bearer token; defaults to ``$AI_SPINE_API_KEY``; None sends no auth header.
         base_url: API root; defaults to ``$AI_SPINE_BASE_URL``, then the production URL.
-        timeout: Seconds per HTTP attempt.
+        timeout: Seconds per HTTP attempt, from connecting to the answer's last byte.
         max_retries: Retries after the first attempt (see :mod:`ai_spine.retry`).
         debug: Log requests and answers (redacted) at DEBUG level to stderr.
         deadline: Overall seconds one method call may take, retries and waits included.
         retry: A full :class:`~ai_spine.retry.Retry` policy; overrides ``max_retries``.
         session: A ``requests.Session`` to use instead of a new pooled one; it stays the
             caller's: ``close()`` leaves it open.
+        max_body_size: The longest answer body read, in bytes; a longer one raises
+            :class:`~ai_spine.exceptions.ResponseTooLargeError`.
 
     Raises:
         ValidationError: When an argument is out of range or ``base_url`` is not http(s).
@@ -105,6 +81,7 @@ class AISpine:
         deadline: Optional[float] = None,
         retry: Optional[Retry] = None,
         session: Optional[requests.Session] = None,
+        max_body_size: int = constants.DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         if api_key is None:
             api_key = os.environ.get(constants.ENV_API_KEY) or None
@@ -118,6 +95,7 @@ class AISpine:
         )
         if deadline is not None:
             deadline = validate_positive_number(deadline, "deadline")
+        validate_positive_number(max_body_size, "max_body_size", integer=True)
         if retry is None:
             retry = Retry(total=max_retries)
         self._api = APIClient(
@@ -128,6 +106,7 @@ class AISpine:
             deadline=deadline,
             debug=debug,
             session=session,
+            max_body_size=max_body_size,
         )
         self.debug = debug
 
@@ -184,7 +163,7 @@ class AISpine:
     ) -> Dict[str, Any]:
         """``GET path``, whose answer must be a JSON object."""
         body = self._api.request("GET", path, deadline=deadline)
-        return _expect_dict(body, "GET " + path)
+        return routes.expect_dict(body, "GET " + path)
 
     # -- executions ---------------------------------------------------------------------------
 
@@ -220,76 +199,16 @@ class AISpine:
             FlowNotFoundError: The backend does not know ``flow_id``.
             AISpineError: Any other typed failure (auth, rate limit, server, network, timeout).
         """
-        body = self._execute_body(
+        body = routes.execute_body(
             flow_id, input_data, metadata, idempotency_key, priority, timeout
         )
         try:
             answer = self._api.request(
-                "POST",
-                f"{_API}/flows/execute",
-                json_body=body,
-                idempotency_key=idempotency_key,
+                "POST", routes.EXECUTE, json_body=body, idempotency_key=idempotency_key
             )
         except NotFoundError as exc:
-            # Keep the server's words: {"detail": "Not Found"} often means a wrong base_url.
-            raise FlowNotFoundError(
-                f"Flow '{flow_id}' not found ({exc.message})",
-                flow_id=flow_id,
-                status_code=exc.status_code,
-                request_id=exc.request_id,
-                body=exc.body,
-            ) from None
-        execution = _expect_dict(answer, "POST /flows/execute")
-        error = str(execution.get("error") or "")
-        # Only this flow's "not found": a real execution failing on another flow's name (a
-        # sub-flow) is an ordinary failed execution, returned as such.
-        names_this_flow = any(
-            m.group("flow") == flow_id for m in _FLOW_NOT_FOUND.finditer(error)
-        )
-        if execution.get("status") == "failed" and (
-            execution.get("execution_id") == constants.ZERO_UUID or names_this_flow
-        ):
-            message = f"Flow '{flow_id}' not found"
-            if error and not names_this_flow:
-                message += f": {error}"
-            raise FlowNotFoundError(
-                message,
-                execution=execution,
-                flow_id=flow_id,
-            )
-        return cast(ExecutionResponse, execution)
-
-    @staticmethod
-    def _execute_body(
-        flow_id: str,
-        input_data: Dict[str, Any],
-        metadata: Optional[Dict[str, Any]],
-        idempotency_key: Optional[str],
-        priority: Optional[int],
-        timeout: Optional[int],
-    ) -> Dict[str, Any]:
-        validate_id(flow_id, "flow_id")
-        body: Dict[str, Any] = {
-            "flow_id": flow_id,
-            "input_data": validate_json_object(input_data, "input_data"),
-        }
-        if metadata is not None:
-            body["metadata"] = validate_json_object(metadata, "metadata")
-        if idempotency_key is not None:
-            validate_id(idempotency_key, "idempotency_key")
-        if priority is not None:
-            validate_positive_number(
-                priority, "priority", allow_zero=True, integer=True
-            )
-            if priority > 10:
-                raise ValidationError(
-                    f"priority must be between 0 and 10, got {priority}"
-                )
-            body["priority"] = priority
-        if timeout is not None:
-            validate_positive_number(timeout, "timeout", integer=True)
-            body["timeout"] = timeout
-        return body
+            raise routes.flow_not_found(flow_id, exc) from None
+        return routes.execute_answer(answer, flow_id)
 
     def get_execution(self, execution_id: str) -> ExecutionDict:
         """Fetch an execution's current state.
@@ -305,8 +224,9 @@ class AISpine:
             NotFoundError: No such execution.
             AISpineError: Any other typed failure.
         """
-        path = f"{_API}/executions/{validate_id(execution_id, 'execution_id')}"
-        return cast(ExecutionDict, self._get_object(path))
+        return cast(
+            ExecutionDict, self._get_object(routes.execution_path(execution_id))
+        )
 
     def wait_for_execution(
         self,
@@ -334,7 +254,7 @@ class AISpine:
             ValidationError: Malformed id or non-positive timeout/interval.
             AISpineError: Any other typed failure while polling.
         """
-        validate_id(execution_id, "execution_id")
+        path = routes.execution_path(execution_id)
         timeout = validate_positive_number(timeout, "timeout")
         interval = validate_positive_number(interval, "interval")
         ends_at = time.monotonic() + timeout
@@ -345,37 +265,21 @@ class AISpine:
             if remaining <= 0:
                 break
             try:
-                execution = cast(
-                    ExecutionDict,
-                    self._get_object(f"{_API}/executions/{execution_id}", remaining),
-                )
+                execution = cast(ExecutionDict, self._get_object(path, remaining))
             except TimeoutError as exc:  # also: no time left to retry a failed poll
                 last_error = exc
                 break
             last_status = str(execution.get("status"))
             if on_progress is not None:
                 on_progress(execution)
-            if last_status == "completed":
+            if routes.final_or_raise(execution_id, execution):
                 return execution
-            if last_status in constants.TERMINAL_STATUSES:
-                error = execution.get("error_message") or cast(
-                    Dict[str, Any], execution
-                ).get("error")
-                raise ExecutionError(
-                    f"execution {execution_id} {last_status}"
-                    + (f": {error}" if error else ""),
-                    execution=cast(Dict[str, Any], execution),
-                )
             pause = min(interval, ends_at - time.monotonic())
             if pause <= 0:
                 break
             time.sleep(pause)
-        cause = f"; last poll: {last_error.message}" if last_error else ""
-        raise TimeoutError(
-            f"execution {execution_id} not finished after {timeout:g}s "
-            f"(last status: {last_status or 'unknown'}{cause})",
-            execution_id=execution_id,
-            last_status=last_status,
+        raise routes.wait_timeout(
+            execution_id, timeout, last_status, last_error
         ) from last_error
 
     def cancel_execution(self, execution_id: str) -> Dict[str, Any]:
@@ -392,9 +296,9 @@ class AISpine:
             NotFoundError: No such execution.
             AISpineError: Any other typed failure.
         """
-        path = f"{_API}/executions/{validate_id(execution_id, 'execution_id')}/cancel"
+        path = routes.execution_path(execution_id, "cancel")
         answer = self._api.request("POST", path)
-        return {} if answer is None else _expect_dict(answer, "POST " + path)
+        return {} if answer is None else routes.expect_dict(answer, "POST " + path)
 
     def list_executions(
         self,
@@ -408,7 +312,8 @@ class AISpine:
         Args:
             limit: How many to return (> 0).
             offset: How many to skip (>= 0).
-            status: Only executions with this status.
+            status: Only executions with this status. The backend ignores this filter, so
+                the page it sends is filtered here and may hold fewer than ``limit``.
 
         Returns:
             The executions, newest first as the backend orders them.
@@ -417,20 +322,9 @@ class AISpine:
             ValidationError: Bad arguments (nothing is sent).
             AISpineError: Any other typed failure.
         """
-        validate_positive_number(limit, "limit", integer=True)
-        validate_positive_number(offset, "offset", allow_zero=True, integer=True)
-        params: Dict[str, Any] = {"limit": limit, "offset": offset}
-        if status is not None:
-            if status not in constants.EXECUTION_STATUSES:
-                raise ValidationError(
-                    f"status must be one of {', '.join(constants.EXECUTION_STATUSES)}, "
-                    f"got {status!r}"
-                )
-            params["status"] = status
-        body = self._api.request("GET", f"{_API}/executions", params=params)
-        return cast(
-            List[ExecutionDict], _unwrap_list(body, "executions", "GET /executions")
-        )
+        params = routes.list_params(limit, offset, status)
+        body = self._api.request("GET", routes.EXECUTIONS, params=params)
+        return routes.keep_status(body, status)
 
     # -- flows and agents ---------------------------------------------------------------------
 
@@ -443,8 +337,10 @@ class AISpine:
         Raises:
             AISpineError: A typed failure.
         """
-        body = self._api.request("GET", f"{_API}/flows")
-        return cast(List[FlowDict], _unwrap_list(body, "flows", "GET /flows"))
+        body = self._api.request("GET", routes.FLOWS)
+        return cast(
+            List[FlowDict], routes.unwrap_list(body, "flows", "GET " + routes.FLOWS)
+        )
 
     def get_flow(self, flow_id: str) -> FlowDict:
         """Fetch one flow definition.
@@ -456,12 +352,12 @@ class AISpine:
             The flow definition.
 
         Raises:
-            ValidationError: Malformed id (nothing is sent).
+            ValidationError: Malformed id, or ``my-flows`` (a fixed route of the backend);
+                nothing is sent.
             NotFoundError: No such flow.
             AISpineError: Any other typed failure.
         """
-        path = f"{_API}/flows/{validate_id(flow_id, 'flow_id')}"
-        return cast(FlowDict, self._get_object(path))
+        return cast(FlowDict, self._get_object(routes.flow_path(flow_id)))
 
     def list_agents(self) -> List[AgentDict]:
         """List registered agents.
@@ -472,8 +368,10 @@ class AISpine:
         Raises:
             AISpineError: A typed failure.
         """
-        body = self._api.request("GET", f"{_API}/agents")
-        return cast(List[AgentDict], _unwrap_list(body, "agents", "GET /agents"))
+        body = self._api.request("GET", routes.AGENTS)
+        return cast(
+            List[AgentDict], routes.unwrap_list(body, "agents", "GET " + routes.AGENTS)
+        )
 
     def get_agent(self, agent_id: str) -> AgentDict:
         """Fetch one agent.
@@ -485,31 +383,34 @@ class AISpine:
             The agent.
 
         Raises:
-            ValidationError: Malformed id (nothing is sent).
+            ValidationError: Malformed id, or ``active`` / ``my-agents`` (fixed routes of the
+                backend that answer with lists); nothing is sent.
             NotFoundError: No such agent.
             AISpineError: Any other typed failure.
         """
-        path = f"{_API}/agents/{validate_id(agent_id, 'agent_id')}"
+        path = routes.agent_path(agent_id, fetch=True)
         return cast(AgentDict, self._get_object(path))
 
     def create_agent(self, agent_config: Dict[str, Any]) -> AgentDict:
         """Register an agent (there is no update: delete and create again).
 
         Args:
-            agent_config: The agent definition (``agent_id``, ``name``, ``description``,
-                ``endpoint``, ``capabilities``, ``agent_type``).
+            agent_config: The agent definition: ``agent_id``, ``name``, ``description``,
+                ``endpoint`` (strings), ``capabilities`` (list of strings) and ``agent_type``
+                (``input``, ``processor``, ``output`` or ``conditional``), all required by
+                the backend; ``is_active`` (bool) optional.
 
         Returns:
             The registered agent.
 
         Raises:
-            ValidationError: Not a non-empty JSON-serialisable dict (nothing is sent), or a
-                400/422 answer.
+            ValidationError: A field missing or malformed, an ``agent_id`` a GET could not
+                reach (``active``, ``my-agents``), nothing sent; or a 400/422 answer.
             AISpineError: Any other typed failure.
         """
-        body = validate_json_object(agent_config, "agent_config", allow_empty=False)
-        answer = self._api.request("POST", f"{_API}/agents", json_body=body)
-        return cast(AgentDict, _expect_dict(answer, "POST /agents"))
+        body = routes.agent_body(agent_config)
+        answer = self._api.request("POST", routes.AGENTS, json_body=body)
+        return cast(AgentDict, routes.expect_dict(answer, "POST " + routes.AGENTS))
 
     def delete_agent(self, agent_id: str) -> bool:
         """Unregister an agent.
@@ -525,9 +426,7 @@ class AISpine:
             NotFoundError: No such agent.
             AISpineError: Any other typed failure.
         """
-        self._api.request(
-            "DELETE", f"{_API}/agents/{validate_id(agent_id, 'agent_id')}"
-        )
+        self._api.request("DELETE", routes.agent_path(agent_id, fetch=False))
         return True
 
     # -- system -------------------------------------------------------------------------------
@@ -649,23 +548,26 @@ class AISpine:
         interval: float,
         stop: threading.Event,
     ) -> BatchResult:
-        def check_stop(_: ExecutionDict) -> None:
+        flow_id: Optional[str] = None
+        execution: Optional[Dict[str, Any]] = None
+
+        def seen(polled: ExecutionDict) -> None:
+            nonlocal execution
+            execution = dict(polled)  # a timed-out item reports the last poll
             if stop.is_set():
                 raise AISpineError("batch stopped before this execution finished")
 
-        flow_id: Optional[str] = None
-        execution: Optional[Dict[str, Any]] = None
         try:
             flow_id, input_data, metadata = parse_batch_item(item)
             started = self.execute_flow(flow_id, input_data, metadata)
             execution = dict(started)
-            if started.get("status") != "completed":
+            if started["status"] != "completed":
                 execution = dict(
                     self.wait_for_execution(
-                        str(started.get("execution_id")),
+                        started["execution_id"],
                         wait_timeout,
                         interval,
-                        on_progress=check_stop,
+                        on_progress=seen,
                     )
                 )
             return BatchResult(index=index, flow_id=flow_id, execution=execution)

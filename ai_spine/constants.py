@@ -7,7 +7,7 @@ API_PREFIX = "/api/v1"
 ENV_API_KEY = "AI_SPINE_API_KEY"
 ENV_BASE_URL = "AI_SPINE_BASE_URL"
 
-DEFAULT_TIMEOUT = 30.0  # seconds, per HTTP attempt (connect and read)
+DEFAULT_TIMEOUT = 30.0  # seconds per HTTP attempt, connecting to last byte
 DEFAULT_MAX_RETRIES = 3  # retries after the first attempt
 DEFAULT_BACKOFF_FACTOR = (
     0.5  # first retry waits ~0.5 s, then 1 s, 2 s, ... (before jitter)
@@ -16,6 +16,9 @@ DEFAULT_BACKOFF_MAX = 8.0  # no computed backoff waits longer than this
 DEFAULT_RETRY_AFTER_MAX = (
     60.0  # a longer Retry-After is not waited for: the error is raised
 )
+DEFAULT_MAX_BODY_SIZE = (
+    32 * 1024 * 1024
+)  # bytes: a longer answer body is refused unread
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 

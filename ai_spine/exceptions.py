@@ -9,6 +9,7 @@ Hierarchy::
     |   +-- NotFoundError                404
     |   +-- RateLimitError               429 (``retry_after`` in seconds, or None)
     |   +-- ServerError                  5xx, and 2xx bodies that are not the promised JSON
+    |       +-- ResponseTooLargeError    a body longer than the client's ``max_body_size``
     +-- NetworkError                     connection refused / reset, DNS, TLS, ...
     +-- TimeoutError                     also a builtins.TimeoutError; read timeouts, deadlines,
     |                                    and wait_for_execution giving up
@@ -40,6 +41,7 @@ __all__ = [
     "NotFoundError",
     "RateLimitError",
     "ServerError",
+    "ResponseTooLargeError",
     "NetworkError",
     "TimeoutError",
     "ExecutionError",
@@ -122,6 +124,20 @@ class RateLimitError(APIError):
 
 class ServerError(APIError):
     """The server failed (5xx) or sent a body that is not the JSON the API promises."""
+
+
+class ResponseTooLargeError(ServerError):
+    """The answer's body is longer than the client's ``max_body_size``; it was not read.
+
+    Args:
+        message: Description (names the route and the limit).
+        limit: The limit in bytes.
+        **kwargs: ``status_code``, ``request_id``, ``body`` as for :class:`AISpineError`.
+    """
+
+    def __init__(self, message: str, *, limit: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.limit = limit
 
 
 class NetworkError(AISpineError):

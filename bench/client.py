@@ -12,6 +12,8 @@ Measured side by side in one run on loopback:
    <= 200 us) and ``AISpine`` against the server.
 4. The server's requests per second for ``GET /api/v1/executions/{id}`` with 8 concurrent
    keep-alive clients (separate processes, so the client side is not GIL-bound).
+5. ``AsyncAISpine.get_execution`` vs a raw ``aiohttp.ClientSession`` GET of the same URL, in
+   one event loop (target: <= 1.10x); needs the ``async`` extra.
 
 Usage::
 
@@ -33,7 +35,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Callable, List, Tuple
+from typing import Awaitable, Callable, List, Tuple
 
 import requests
 
@@ -295,6 +297,65 @@ def bench_rps(url: str, seconds: float, clients: int = 8) -> None:
     )
 
 
+def bench_async_overhead(url: str, rounds: int, n: int) -> None:
+    """AsyncAISpine.get_execution vs a raw aiohttp GET, interleaved in rounds."""
+    try:
+        import aiohttp
+    except ImportError:
+        print("5. AsyncAISpine: skipped (pip install -e '.[async]')")
+        return
+    from ai_spine import AsyncAISpine
+
+    with AISpine(base_url=url, max_retries=0) as sync:
+        started = sync.execute_flow("echo", {"bench": "async"})
+        execution_id = started["execution_id"]
+        sync.wait_for_execution(execution_id, 10, 0.01)
+    full = f"{url}/api/v1/executions/{execution_id}"
+    headers = {"Accept": "application/json", "User-Agent": "bench"}
+
+    async def timed(call: Callable[[], Awaitable[object]], count: int) -> float:
+        started = time.perf_counter()
+        for _ in range(count):
+            await call()
+        return (time.perf_counter() - started) / count
+
+    async def run() -> Tuple[List[float], List[float]]:
+        raw_times: List[float] = []
+        sdk_times: List[float] = []
+        async with aiohttp.ClientSession() as session, AsyncAISpine(
+            base_url=url, max_retries=0
+        ) as client:
+
+            async def raw() -> object:
+                async with session.get(full, headers=headers) as response:
+                    response.raise_for_status()
+                    return await response.json()
+
+            async def sdk() -> object:
+                return await client.get_execution(execution_id)
+
+            await timed(raw, 200)
+            await timed(sdk, 200)
+            for _ in range(rounds):  # interleaved, so load changes hit both alike
+                raw_times.append(await timed(raw, n))
+                sdk_times.append(await timed(sdk, n))
+        return raw_times, sdk_times
+
+    raw_times, sdk_times = asyncio.run(run())
+    raw_med, sdk_med = statistics.median(raw_times), statistics.median(sdk_times)
+    raw_min, sdk_min = min(raw_times), min(sdk_times)
+    print(f"5. async get_execution per call ({rounds} interleaved rounds of {n} calls)")
+    for label, med, best in (
+        ("raw aiohttp GET         ", raw_med, raw_min),
+        ("AsyncAISpine            ", sdk_med, sdk_min),
+    ):
+        print(f"   {label} : median {med * 1e6:7.1f} us, best {best * 1e6:7.1f} us")
+    print(
+        f"   ratio                    : median {sdk_med / raw_med:7.3f}x,  "
+        f"best {sdk_min / raw_min:7.3f}x   (target <= 1.10x)"
+    )
+
+
 def main() -> None:
     """Run every benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -308,6 +369,7 @@ def main() -> None:
         bench_imports(runs=5 if quick else 15)
         bench_round_trip(url, n=1000 if quick else 10000)
         bench_rps(url, seconds=2.0 if quick else 5.0)
+        bench_async_overhead(url, rounds=7 if quick else 21, n=200 if quick else 300)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -1,7 +1,7 @@
 """Asynchronous patterns: start executions without blocking, then collect them.
 
 1. Fire-and-poll: start several executions at once, then poll each one.
-2. asyncio: await the synchronous client from async code with ``asyncio.to_thread``.
+2. asyncio: ``AsyncAISpine`` (``pip install "ai-spine-sdk[async]"``), awaited in the loop.
 
     ai-spine serve --demo --port 8000 &
     AI_SPINE_BASE_URL=http://127.0.0.1:8000 python examples/async_execution.py
@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any, Dict, List
 
-from ai_spine import AISpine, AISpineError
+from ai_spine import AISpine, AISpineError, AsyncAISpine
 
 TEXTS = [
     "The support team was great",
@@ -34,21 +34,18 @@ def fire_and_poll(client: AISpine, flow_id: str) -> None:
         print(f"  {text!r} -> {done.get('output_data')}")
 
 
-async def run_one(client: AISpine, flow_id: str, text: str) -> Dict[str, Any]:
-    """Execute and wait without blocking the event loop."""
-    started = await asyncio.to_thread(client.execute_flow, flow_id, {"text": text})
-    return dict(
-        await asyncio.to_thread(
-            client.wait_for_execution, started["execution_id"], 60, 0.2
-        )
-    )
+async def run_one(client: AsyncAISpine, flow_id: str, text: str) -> Dict[str, Any]:
+    """Execute and wait; the event loop runs the other executions meanwhile."""
+    started = await client.execute_flow(flow_id, {"text": text})
+    return dict(await client.wait_for_execution(started["execution_id"], 60, 0.2))
 
 
-async def with_asyncio(client: AISpine, flow_id: str) -> None:
+async def with_asyncio(flow_id: str) -> None:
     """Run the executions concurrently from asyncio code."""
-    results: List[Dict[str, Any]] = await asyncio.gather(
-        *(run_one(client, flow_id, text) for text in TEXTS)
-    )
+    async with AsyncAISpine(timeout=10) as client:
+        results: List[Dict[str, Any]] = await asyncio.gather(
+            *(run_one(client, flow_id, text) for text in TEXTS)
+        )
     print(f"asyncio.gather finished {len(results)} executions:")
     for text, result in zip(TEXTS, results):
         print(f"  {text!r} -> {result['status']}: {result.get('output_data')}")
@@ -60,7 +57,7 @@ def main() -> int:
     with AISpine(timeout=10) as client:
         try:
             fire_and_poll(client, flow_id)
-            asyncio.run(with_asyncio(client, flow_id))
+            asyncio.run(with_asyncio(flow_id))
         except AISpineError as exc:
             print(f"Failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1

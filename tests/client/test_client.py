@@ -31,12 +31,17 @@ from tests.client.conftest import BASE, V1
 EXEC_ID = "3f2b8c1e-8a4d-4c57-9a51-2b7c9e0d4f11"
 
 
-def test_defaults_come_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_defaults_come_from_environment(
+    monkeypatch: pytest.MonkeyPatch, mocked: responses.RequestsMock
+) -> None:
     monkeypatch.setenv("AI_SPINE_BASE_URL", "http://env.example:9000/")
     monkeypatch.setenv("AI_SPINE_API_KEY", "sk-from-env")
+    mocked.get("http://env.example:9000/health", json={"status": "healthy"})
     with AISpine() as client:
         assert client.base_url == "http://env.example:9000"
-        assert client._api._headers(None)["Authorization"] == "Bearer sk-from-env"
+        client.health_check()
+    sent = mocked.calls[0].request.headers
+    assert sent["Authorization"] == "Bearer sk-from-env"
 
 
 def test_production_url_is_the_last_default() -> None:
@@ -44,7 +49,6 @@ def test_production_url_is_the_last_default() -> None:
     assert client.base_url == DEFAULT_BASE_URL
     assert client.timeout == 30
     assert client.max_retries == 3
-    assert "Authorization" not in client._api._headers(None)
 
 
 def test_headers_name_the_sdk_and_send_bearer_only_with_key(
@@ -406,7 +410,23 @@ def test_list_executions_unwraps_and_sends_paging(
         ],
     )
     items = client.list_executions(5, 10, status="running")
-    assert [e["flow_id"] for e in items] == ["credit_analysis", "sentiment"]
+    assert [e["flow_id"] for e in items] == ["sentiment"]
+
+
+def test_list_executions_filters_when_the_backend_ignores_status(
+    client: AISpine, mocked: responses.RequestsMock
+) -> None:
+    # The backend accepts ?status= and sends every run back regardless.
+    runs = [
+        {"execution_id": "a", "status": "completed"},
+        {"execution_id": "b", "status": "failed"},
+        {"execution_id": "c", "status": "completed"},
+    ]
+    mocked.get(V1 + "/executions", json={"executions": runs, "count": 3})
+    mocked.get(V1 + "/executions", json={"executions": runs, "count": 3})
+    done = client.list_executions(status="completed")
+    assert [e["execution_id"] for e in done] == ["a", "c"]
+    assert len(client.list_executions()) == 3  # no status: the page as sent
 
 
 @pytest.mark.parametrize(

@@ -241,7 +241,7 @@ def test_a_body_failing_mid_read_is_mapped_and_its_connection_closed(
     response = requests.Response()
     response.raw = _BrokenBody(error)
     with pytest.raises(BaseException) as info:
-        _read_body(response, None)
+        _read_body(response, None, 1 << 20)
     assert type(info.value).__name__ == mapped
     assert response.raw.closed  # never handed back to the pool half-read
 

@@ -149,7 +149,7 @@ def test_a_trickled_body_cannot_outlast_the_deadline(
     server.plan("GET", HEALTH, then=drip(0.05, {"status": "healthy", "pad": "x" * 30}))
     with requests.Session() as session, AISpine(
         base_url=server.url,
-        timeout=0.3,
+        timeout=5,
         retry=Retry(total=5, backoff_factor=0),
         deadline=0.5,
         session=session if callers_session else None,
@@ -164,11 +164,11 @@ def test_trickled_headers_cannot_outlast_the_deadline(
     server: FaultServer, total: int
 ) -> None:
     # Each header byte arrives well within the socket timeout; before the deadline cut the
-    # socket, this call (timeout 0.3 s, deadline 0.5 s) took the ~8 s the headers took.
+    # socket, this call (deadline 0.5 s) took the ~8 s the headers took.
     server.plan("GET", HEALTH, then=drip_head(0.05, {"status": "healthy"}))
     with AISpine(
         base_url=server.url,
-        timeout=0.3,
+        timeout=5,
         retry=Retry(total=total, backoff_factor=0),
         deadline=0.5,
     ) as c:
@@ -187,11 +187,55 @@ def test_the_deadline_also_cuts_a_connection_through_a_proxy(
     monkeypatch.delenv("no_proxy", raising=False)
     target = "http://backend.invalid"
     server.plan("GET", target + HEALTH, then=drip_head(0.05, {"status": "healthy"}))
-    with AISpine(base_url=target, timeout=0.3, max_retries=0, deadline=0.5) as c:
+    with AISpine(base_url=target, timeout=5, max_retries=0, deadline=0.5) as c:
         with pytest.raises(TimeoutError, match="deadline of 0.5s exceeded"):
             c.health_check()
     (seen,) = server.seen("GET", target + HEALTH)
     assert not seen.headers_sent  # the client left while they were still arriving
+
+
+@pytest.mark.parametrize("callers_session", [False, True])
+def test_timeout_bounds_each_attempt_of_a_trickled_body_without_a_deadline(
+    server: FaultServer, callers_session: bool
+) -> None:
+    # Each byte comes well within the socket timeout: with timeout bounding each read, one
+    # GET was held as long as the server kept trickling (102 s in the report).
+    server.plan("GET", HEALTH, then=drip(0.05, {"status": "healthy", "pad": "x" * 200}))
+    with requests.Session() as session, AISpine(
+        base_url=server.url,
+        timeout=0.3,
+        retry=Retry(total=1, backoff_factor=0),
+        session=session if callers_session else None,
+    ) as c:
+        with pytest.raises(TimeoutError, match="no answer within 0.3s") as info:
+            c.health_check()
+    assert info.value.status_code is None
+    assert (
+        server.count("GET", HEALTH) == 2
+    )  # a timed-out GET is retried once, as allowed
+
+
+def test_timeout_bounds_an_attempt_whose_headers_trickle(server: FaultServer) -> None:
+    server.plan("GET", HEALTH, then=drip_head(0.05, {"status": "healthy"}))
+    with AISpine(base_url=server.url, timeout=0.3, max_retries=0) as c:
+        with pytest.raises(TimeoutError, match="no answer within 0.3s"):
+            c.health_check()
+    (seen,) = server.seen("GET", HEALTH)
+    assert not seen.headers_sent  # cut while they were still arriving
+
+
+def test_a_trickled_execute_times_out_and_is_never_resent(server: FaultServer) -> None:
+    server.plan(
+        "POST",
+        EXECUTE,
+        then=drip(0.05, {"execution_id": "x" * 100, "status": "pending"}),
+    )
+    with AISpine(
+        base_url=server.url, timeout=0.3, retry=Retry(total=3, backoff_factor=0)
+    ) as c:
+        with pytest.raises(TimeoutError, match="no answer within 0.3s"):
+            c.execute_flow("echo", {})
+    assert server.count("POST", EXECUTE) == 1
 
 
 def test_a_deadline_cut_connection_is_not_reused(server: FaultServer) -> None:
@@ -217,7 +261,7 @@ def test_a_deadline_passing_after_release_cannot_cut_another_threads_request(
     read_body = api._read_body
     other: Dict[str, Any] = {}
 
-    with AISpine(base_url=server.url, timeout=5, max_retries=0) as c:
+    with AISpine(base_url=server.url, timeout=60, max_retries=0) as c:
 
         def call_b() -> None:
             try:
@@ -225,8 +269,8 @@ def test_a_deadline_passing_after_release_cannot_cut_another_threads_request(
             except Exception as exc:  # the assertion below shows it
                 other["error"] = exc
 
-        def read_then_b_then_deadline(response: Any, ends_at: Any) -> None:
-            read_body(response, ends_at)  # A's connection is back in the pool
+        def read_then_b_then_deadline(response: Any, ends_at: Any, limit: int) -> bytes:
+            content: bytes = read_body(response, ends_at, limit)  # A's conn is pooled
             entry = api._current.watch
             thread = threading.Thread(target=call_b)
             thread.start()
@@ -237,6 +281,7 @@ def test_a_deadline_passing_after_release_cannot_cut_another_threads_request(
             with api._WATCHDOG._cond:
                 api._WATCHDOG._fire(entry)  # A's deadline passes now
             other["thread"] = thread
+            return content
 
         monkeypatch.setattr(api, "_read_body", read_then_b_then_deadline)
         with pytest.raises(TimeoutError, match="deadline"):
@@ -303,7 +348,7 @@ def test_a_body_that_stalls_is_a_timeout_and_its_connection_dropped(
     with AISpine(
         base_url=server.url, timeout=0.2, retry=Retry(total=0, backoff_factor=0)
     ) as c:
-        with pytest.raises(TimeoutError, match="ReadTimeout"):
+        with pytest.raises(TimeoutError, match="no answer within 0.2s"):
             c.health_check()
         assert c.get_status() == {"ok": True}
     (stalled,) = server.seen("GET", HEALTH)

@@ -21,7 +21,7 @@ from ai_spine import (
     ServerError,
     TimeoutError,
 )
-from ai_spine import api, retry
+from ai_spine import api, call, retry
 from ai_spine.exceptions import ValidationError
 from ai_spine.retry import RequestHistory, parse_retry_after
 from tests.client.conftest import BASE, V1
@@ -207,7 +207,7 @@ def test_retry_after_is_read_once_per_answer(
         read.append(value)
         return parse_retry_after(value, **kwargs)
 
-    monkeypatch.setattr(api, "parse_retry_after", spy)
+    monkeypatch.setattr(call, "parse_retry_after", spy)
     mocked.get(BASE + "/health", status=429, json={"detail": "slow"})
     mocked.get(BASE + "/health", status=503, headers={"Retry-After": "1"})
     mocked.get(BASE + "/health", status=429, headers={"Retry-After": "2"})

@@ -5,14 +5,16 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Dict, Iterator, cast
 
 import pytest
 
-from ai_spine import AISpine
+from ai_spine import AISpine, AsyncAISpine
 from ai_spine.local import LocalSpine
-from ai_spine.protocol import Spine
+from ai_spine.protocol import AsyncSpine, Spine
+from ai_spine.local_async import AsyncLocalSpine
 from ai_spine.server import SpineServer
+from tests.local.async_bridge import SyncBridge
 from tests.local.flows import FileHooks, Hooks, make_flows
 from tests.local.serve_process import ServeProcess
 
@@ -22,7 +24,11 @@ CONTRACT_KEY = "contract-key"
 
 def _spine_param(request: pytest.FixtureRequest) -> str:
     callspec = getattr(request.node, "callspec", None)
-    return str(callspec.params.get("spine", "local")) if callspec else "local"
+    if callspec is None:
+        return "local"
+    return str(
+        callspec.params.get("spine", callspec.params.get("async_spine", "local"))
+    )
 
 
 @pytest.fixture
@@ -31,7 +37,8 @@ def hooks(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Hooks]:
 
     File-backed when the test's ``spine`` is a server in another process.
     """
-    h = Hooks() if _spine_param(request) == "local" else FileHooks(tmp_path)
+    in_process = _spine_param(request).startswith("local")
+    h = Hooks() if in_process else FileHooks(tmp_path)
     yield h
     h.release.set()
 
@@ -70,21 +77,63 @@ def served() -> Iterator[Dict[str, ServeProcess]]:
             assert code == 0, err
 
 
-@pytest.fixture(params=["local", "http", "http+auth"])
+@pytest.fixture(
+    params=[
+        "local",
+        "http",
+        "http+auth",
+        "local-async",
+        "http-async",
+        "http+auth-async",
+    ]
+)
 def spine(request: pytest.FixtureRequest) -> Iterator[Spine]:
     """The contract subject: LocalSpine itself, or AISpine talking to ``ai-spine serve``.
 
-    ``http+auth`` serves with an API key and gives the client that key.
+    ``http+auth`` serves with an API key and gives the client that key. The ``-async``
+    variants run the same calls through AsyncLocalSpine and AsyncAISpine, awaited on an
+    event loop (``SyncBridge``).
     """
-    if request.param == "local":
-        yield request.getfixturevalue("local_spine")
+    kind, is_async = request.param.replace("-async", ""), request.param.endswith(
+        "-async"
+    )
+    if kind == "local":
+        local = request.getfixturevalue("local_spine")
+        if not is_async:
+            yield local
+            return
+        bridge = SyncBridge(lambda: AsyncLocalSpine(local))
+        yield cast(Spine, bridge)
+        bridge.close()
         return
-    process = request.getfixturevalue("served")[request.param]
-    key = CONTRACT_KEY if request.param == "http+auth" else None
+    process = request.getfixturevalue("served")[kind]
+    key = CONTRACT_KEY if kind == "http+auth" else None
+    if is_async:
+        bridge = SyncBridge(
+            lambda: AsyncAISpine(
+                api_key=key, base_url=process.url, max_retries=0, timeout=10
+            )
+        )
+        yield cast(Spine, bridge)
+        bridge.close()
+        return
     with AISpine(
         api_key=key, base_url=process.url, max_retries=0, timeout=10
     ) as client:
         yield client
+
+
+@pytest.fixture(params=["local-async", "http-async", "http+auth-async"])
+def async_spine(request: pytest.FixtureRequest) -> AsyncSpine:
+    """An AsyncSpine itself: AsyncLocalSpine over ``local_spine``, or AsyncAISpine talking to
+    ``ai-spine serve`` (made outside any loop: it binds to the loop of its first call).
+    """
+    if request.param == "local-async":
+        return AsyncLocalSpine(request.getfixturevalue("local_spine"))
+    kind = request.param.replace("-async", "")
+    process = request.getfixturevalue("served")[kind]
+    key = CONTRACT_KEY if kind == "http+auth" else None
+    return AsyncAISpine(api_key=key, base_url=process.url, max_retries=0, timeout=10)
 
 
 @pytest.fixture(autouse=True)
@@ -92,7 +141,7 @@ def no_leaked_threads() -> Iterator[None]:
     """Every ai_spine thread a test starts (loop, server, connections, batch) ends with it.
 
     Process-wide threads are not counted: other libraries' pools (the engine's worker
-    threads) and the client's one deadline watchdog, started at the first deadline.
+    threads) and the client's one watchdog thread, started at its first request.
     """
     before = set(threading.enumerate())
     yield

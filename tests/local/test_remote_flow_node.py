@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from typing import Any
+from typing import Any, List
 
 import pytest
 
 from ai_spine.exceptions import ExecutionError, FlowNotFoundError, ValidationError
 from ai_spine.local import LocalSpine
+from ai_spine.local_async import AsyncLocalSpine
 from ai_spine.nodes import LocalAgentNode, RemoteFlowNode
-from ai_spine.protocol import Spine
+from ai_spine.protocol import AsyncSpine, Spine
 from spark_core.errors import NodeExecutionError, NodeTimeoutError
 from spark_core.graphs import Graph
 from spark_core.nodes import ExecutionContext, Node, NodeConfig
 from spark_core.nodes.capabilities import RetryCapability, TimeoutCapability
+from tests.local.async_bridge import METHODS
 from tests.local.flows import Hooks
 
 
@@ -191,3 +193,108 @@ def test_the_node_checks_its_numbers_when_built() -> None:
             RemoteFlowNode("echo", client=spine, interval=-1)
         with pytest.raises(ValidationError, match="metadata"):
             RemoteFlowNode("echo", client=spine, metadata={"x": object()})
+
+
+class Recording:
+    """Wraps an AsyncSpine and notes the thread each execute_flow runs in."""
+
+    def __init__(self, spine: AsyncSpine) -> None:
+        self.spine = spine
+        self.threads: List[threading.Thread] = []
+        for name in METHODS:  # on the instance, where the protocol's check looks
+            if name != "execute_flow":
+                setattr(self, name, getattr(spine, name))
+
+    async def execute_flow(self, *args: Any, **kwargs: Any) -> Any:
+        self.threads.append(threading.current_thread())
+        return await self.spine.execute_flow(*args, **kwargs)
+
+
+async def run_and_close(graph: Graph, spine: AsyncSpine, inputs: Any) -> Any:
+    """Run a graph in this loop, then close the async client (in the loop it used)."""
+    try:
+        return await graph.run(inputs)
+    finally:
+        closer = getattr(spine, "close", None)
+        if closer is not None:
+            await closer()
+
+
+def test_an_async_client_is_awaited_in_the_graphs_own_loop(
+    async_spine: AsyncSpine,
+) -> None:
+    spine = Recording(async_spine)
+    start = Prepare("prepare")
+    node = RemoteFlowNode("shout", client=spine, interval=0.01)  # type: ignore[arg-type]
+    start >> node >> Report("report")
+    assert node.is_async
+    result = asyncio.run(run_and_close(Graph(start), async_spine, {"name": "ada"}))
+    assert result.outputs["remote:shout"] == {"text": "ADA!"}
+    assert result.content == {"report": "got ADA!"}
+    assert spine.threads == [threading.main_thread()]  # no worker thread in between
+
+
+def test_async_remote_failures_fail_the_node(async_spine: AsyncSpine) -> None:
+    async def scenario() -> None:
+        failing = Graph(RemoteFlowNode("fail", client=async_spine, interval=0.01))
+        with pytest.raises(NodeExecutionError) as info:
+            await failing.run({})
+        assert isinstance(info.value.cause, ExecutionError)
+        ghost = Graph(RemoteFlowNode("ghost", client=async_spine, interval=0.01))
+        with pytest.raises(NodeExecutionError) as missing:
+            await run_and_close(ghost, async_spine, {})
+        assert isinstance(missing.value.cause, FlowNotFoundError)
+
+    asyncio.run(scenario())
+
+
+def test_a_timeout_capability_cancels_each_async_remote_attempt(
+    async_spine: AsyncSpine, hooks: Hooks
+) -> None:
+    config = NodeConfig(
+        timeout=TimeoutCapability(timeout_seconds=0.3),
+        retry=RetryCapability(max_retries=1, initial_delay=0),
+    )
+    node = RemoteFlowNode("block", client=async_spine, interval=0.01, config=config)
+
+    async def scenario() -> Any:
+        with pytest.raises(NodeTimeoutError):
+            await Graph(node).run(hooks.input)
+        try:
+            return await async_spine.list_executions(limit=2)
+        finally:
+            closer = getattr(async_spine, "close", None)
+            if closer is not None:
+                await closer()
+
+    latest = asyncio.run(scenario())
+    assert hooks.cancelled.wait(10), "the remote graph was not cancelled"
+    assert [(e["flow_id"], e["status"]) for e in latest] == [("block", "cancelled")] * 2
+
+
+def test_an_execution_started_while_the_node_was_cancelled_is_cancelled(
+    local_spine: LocalSpine, hooks: Hooks
+) -> None:
+    class SlowStart(AsyncLocalSpine):
+        """Its execute_flow answers only after the node's task was cancelled."""
+
+        async def execute_flow(self, *args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0.2)
+            return await super().execute_flow(*args, **kwargs)
+
+    graph = Graph(RemoteFlowNode("block", client=SlowStart(local_spine)))
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(graph.run({}))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(500):  # the start, then its cancel, finish in this loop
+            runs = local_spine.list_executions()
+            if runs and runs[0]["status"] == "cancelled":
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert [e["status"] for e in local_spine.list_executions()] == ["cancelled"]

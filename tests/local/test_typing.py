@@ -1,4 +1,4 @@
-"""mypy checks that AISpine and LocalSpine both satisfy the Spine protocol."""
+"""mypy checks that the clients satisfy Spine (sync) and AsyncSpine (async)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ pytest.importorskip("mypy")
 
 CHECKED = Path(__file__).with_name("typing_check.py")
 
-# A look-alike whose wait_for_execution lacks the ``interval`` parameter: mypy must refuse it,
-# which shows the check above is not vacuous.
+# A look-alike whose wait_for_execution lacks the ``interval`` parameter, and each client given
+# as the other protocol: mypy must refuse all three, which shows the check is not vacuous.
 BROKEN = """
 from __future__ import annotations
 from typing import Any
-from ai_spine import AISpine
-from ai_spine.protocol import Spine
+from ai_spine import AISpine, AsyncAISpine
+from ai_spine.protocol import AsyncSpine, Spine
 
 
 class NotQuite(AISpine):
@@ -28,6 +28,14 @@ class NotQuite(AISpine):
 
 def check() -> Spine:
     return NotQuite(base_url="http://127.0.0.1:1")
+
+
+def sync_is_not_async() -> AsyncSpine:
+    return AISpine(base_url="http://127.0.0.1:1")
+
+
+def async_is_not_sync() -> Spine:
+    return AsyncAISpine(base_url="http://127.0.0.1:1")
 """
 
 
@@ -40,5 +48,6 @@ def test_both_clients_satisfy_spine_and_a_mismatch_is_caught(tmp_path: Path) -> 
     lines = [line for line in done.stdout.splitlines() if ": error:" in line]
     assert lines, output
     assert all(line.startswith(str(broken)) for line in lines), output
-    assert any("Incompatible return value" in line for line in lines), output
+    returns = [line for line in lines if "Incompatible return value" in line]
+    assert len(returns) == 3, output  # NotQuite, and each client as the other protocol
     assert done.returncode == 1
