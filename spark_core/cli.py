@@ -23,6 +23,7 @@ import threading
 from pathlib import Path
 from typing import Any, Dict, Iterator, NoReturn, Optional, Sequence, TextIO, Union
 
+from spark_core import __version__
 from spark_core.errors import SparkError
 from spark_core.spec._parse import ValidationIssue
 from spark_core.spec.errors import SpecError, SpecLoadError, SpecValidationError
@@ -51,8 +52,22 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{command}: {message}" if command else message)
 
 
+class _ReaderGone(Exception):
+    """stdout's reader went away (``spark-spec ... | head``): not an error."""
+
+
 def _out(text: str, stream: Optional[TextIO] = None) -> None:
-    (stream or sys.stdout).write(text if text.endswith("\n") else text + "\n")
+    try:
+        (stream or sys.stdout).write(text if text.endswith("\n") else text + "\n")
+    except BrokenPipeError as exc:  # apart from a server's socket breaking (exit 2)
+        raise _ReaderGone() from exc
+
+
+def _flush_stdout() -> None:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError as exc:
+        raise _ReaderGone() from exc
 
 
 def _emit_json(data: Any) -> None:
@@ -525,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Graph and mission specs: generate, validate, "
         "simulate, compile, package, deploy.",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -706,7 +722,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     status = 2
     try:
         result: int = args.func(args)
+        _flush_stdout()
         return result
+    except _ReaderGone:
+        # As `ai-spine` does: stop writing, and keep Python's exit flush from failing too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except UsageError as exc:
         message = f"{PROG}: error: {exc}"
     except SpecValidationError as exc:
