@@ -204,6 +204,10 @@ def _serve(argv: List[str]) -> int:
         if exc.name not in ("ai_spine.server", "ai_spine.local", "spark_core"):
             raise
         return _fail(f"serve is not available ({exc.name} is missing)", 2)
+    from spark_core.kit.import_path import current_directory_first
+
+    # --flows and --allow-module name the user's modules: found as spark-spec finds them.
+    current_directory_first()
     return int(server.serve_main(argv))
 
 

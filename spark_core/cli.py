@@ -91,8 +91,10 @@ def _load_mission(path: str) -> MissionSpec:
 
 
 def _loader(args: argparse.Namespace) -> Any:
+    from spark_core.kit.import_path import current_directory_first
     from spark_core.kit.loader import DEFAULT_ALLOWED_MODULES, SpecLoader
 
+    current_directory_first()  # --allow-module names the user's modules, as export does
     modules = list(DEFAULT_ALLOWED_MODULES) + list(
         getattr(args, "allow_module", None) or []
     )
@@ -227,6 +229,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     """``export MODULE:FACTORY``: describe a live graph as a spec."""
     from spark_core.graphs import Graph
+    from spark_core.kit.import_path import current_directory_first
     from spark_core.kit.loader import export_graph
     from spark_core.spec.validation import is_reference
 
@@ -234,8 +237,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(f"export: expected MODULE:FACTORY, got {args.factory!r}")
     module_name, attribute = args.factory.split(":", 1)
     # The user named this module explicitly on the command line: import it like `python -m`.
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    current_directory_first()
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
