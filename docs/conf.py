@@ -25,7 +25,7 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 # "Attributes:" as a field list: a property listed there is not described twice.
 napoleon_use_ivar = True
-autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_default_options = {"show-inheritance": True}  # pages ask for :members:
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"  # signatures stay short; types go with each argument
 autodoc_class_signature = "separated"
