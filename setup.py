@@ -1,4 +1,4 @@
-"""Packaging shim: all metadata lives in setup.cfg."""
+"""Packaging shim: all metadata lives in pyproject.toml."""
 
 from setuptools import setup
 

@@ -15,6 +15,7 @@ import sys
 from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence
 
 from ai_spine import constants
+from ai_spine.__version__ import __version__
 from ai_spine.client import AISpine
 from ai_spine.exceptions import AISpineError, ValidationError
 
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         The ``ai-spine`` parser.
     """
     parser = _Parser(prog=PROG, description="Command line client for the AI Spine API.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     _global_options(parser, argparse.SUPPRESS, real_defaults=True)
     # The global options are accepted after the command too (`ai-spine health --timeout 5`).
     common = _Parser(add_help=False)

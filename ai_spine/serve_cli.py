@@ -17,6 +17,8 @@ import threading
 from types import FrameType
 from typing import Any, Dict, List, Mapping, Optional
 
+from spark_core.kit.import_path import current_directory_first
+
 from ai_spine.exceptions import AISpineError
 from ai_spine.local import DEFAULT_MAX_EXECUTIONS, DEFAULT_MAX_MEMORY, LocalSpine
 from ai_spine.server.stdlib import (
@@ -159,8 +161,6 @@ def _load_object(ref: str) -> Any:
     module_name, sep, attr = ref.partition(":")
     if not sep or not module_name or not attr:
         raise _UsageError(f"--flows expects MODULE:OBJECT, got {ref!r}")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
     try:
         obj: Any = importlib.import_module(module_name)
     except Exception as exc:
@@ -287,6 +287,8 @@ def serve_main(argv: List[str]) -> int:
         return 2
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
+    # --flows and --allow-module name the user's modules: found as spark-spec finds them.
+    current_directory_first()
     api_key = args.api_key or os.environ.get("AI_SPINE_SERVE_API_KEY") or None
     verbose: Optional[logging.Handler] = None
     level = logger.level

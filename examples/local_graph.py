@@ -71,7 +71,7 @@ def main() -> None:
         started = [spine.execute_flow("triage", {"text": t}) for t in TICKETS]
         for ticket, run in zip(TICKETS, started):
             done = spine.wait_for_execution(run["execution_id"])
-            out = done["output_data"]
+            out = done["output_data"] or {}  # typed Optional: None until completed
             print(f"{out['label']:<8} -> {out['action']}  ({ticket})")
         flow = spine.get_flow("triage")
         print("nodes:", ", ".join(n["id"] for n in flow["nodes"]))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "3.0.0"  # the distribution's version (ai_spine.__version__)
 
 __all__ = ["SparkError", "__version__"]
 

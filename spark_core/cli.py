@@ -34,6 +34,7 @@ from typing import (
     Union,
 )
 
+from spark_core import __version__
 from spark_core.errors import SparkError
 from spark_core.spec._parse import ValidationIssue
 from spark_core.spec.errors import SpecError, SpecLoadError, SpecValidationError
@@ -62,8 +63,22 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{command}: {message}" if command else message)
 
 
+class _ReaderGone(Exception):
+    """stdout's reader went away (``spark-spec ... | head``): not an error."""
+
+
 def _out(text: str, stream: Optional[TextIO] = None) -> None:
-    (stream or sys.stdout).write(text if text.endswith("\n") else text + "\n")
+    try:
+        (stream or sys.stdout).write(text if text.endswith("\n") else text + "\n")
+    except BrokenPipeError as exc:  # apart from a server's socket breaking (exit 2)
+        raise _ReaderGone() from exc
+
+
+def _flush_stdout() -> None:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError as exc:
+        raise _ReaderGone() from exc
 
 
 def _emit_json(data: Any) -> None:
@@ -100,8 +115,10 @@ def _allowed(args: argparse.Namespace) -> Tuple[List[str], List[str]]:
 
 
 def _loader(args: argparse.Namespace) -> Any:
+    from spark_core.kit.import_path import current_directory_first
     from spark_core.kit.loader import SpecLoader
 
+    current_directory_first()  # --allow-module names the user's modules, as export does
     modules, tools = _allowed(args)
     return SpecLoader(modules, allowed_tool_modules=tools)
 
@@ -239,6 +256,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     """``export MODULE:FACTORY``: describe a live graph as a spec."""
     from spark_core.graphs import Graph
+    from spark_core.kit.import_path import current_directory_first
     from spark_core.kit.loader import export_graph
     from spark_core.spec.validation import is_reference
 
@@ -246,8 +264,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(f"export: expected MODULE:FACTORY, got {args.factory!r}")
     module_name, attribute = args.factory.split(":", 1)
     # The user named this module explicitly on the command line: import it like `python -m`.
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    current_directory_first()
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -555,6 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Graph and mission specs: generate, validate, "
         "simulate, compile, package, deploy.",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -734,7 +752,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     status = 2
     try:
         result: int = args.func(args)
+        _flush_stdout()
         return result
+    except _ReaderGone:
+        # As `ai-spine` does: stop writing, and keep Python's exit flush from failing too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except UsageError as exc:
         message = f"{PROG}: error: {exc}"
     except SpecValidationError as exc:

@@ -58,6 +58,7 @@ __all__ = [
     "GuardrailBreachError",
     "MissionControl",
     "STEP_STATUSES",
+    "misspelt_node",
 ]
 
 PENDING = "pending"
@@ -117,6 +118,23 @@ def _fmt(value: float) -> str:
     if isinstance(value, float) and not value.is_integer():
         return f"{value:.6g}"
     return str(int(value)) if isinstance(value, float) else str(value)
+
+
+def misspelt_node(step_id: str, unmapped_nodes: Iterable[str]) -> Optional[str]:
+    """The node a plan step's id looks like a misspelling of (``upper`` for ``Upper``).
+
+    Spec validation applies the same rule as :meth:`PlanManager.check_graph`, so a mission
+    that validates also attaches.
+
+    Args:
+        step_id: The id of a step mapped to no node explicitly and named after none.
+        unmapped_nodes: The graph's node ids that no plan step covers.
+
+    Returns:
+        The node id meant, or ``None`` when the id resembles none of them.
+    """
+    close = difflib.get_close_matches(step_id, list(unmapped_nodes), n=1, cutoff=0.8)
+    return close[0] if close else None
 
 
 @dataclass
@@ -456,11 +474,11 @@ class PlanManager(GraphObserver):
                     f"plan step {sid!r} maps to node(s) {missing} that graph {graph_id!r} "
                     f"does not have (its nodes: {sorted(nodes)})"
                 )
-            close = difflib.get_close_matches(sid, unmapped, n=1, cutoff=0.8)
-            if close:
+            meant = misspelt_node(sid, unmapped)
+            if meant is not None:
                 raise PlanValidationError(
                     f"plan step {sid!r} names no node of graph {graph_id!r}: did you mean "
-                    f"{close[0]!r}? (map a step to other nodes with step_nodes or "
+                    f"{meant!r}? (map a step to other nodes with step_nodes or "
                     "PlanStep(nodes=[...]))"
                 )
 

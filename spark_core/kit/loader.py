@@ -507,8 +507,9 @@ class SpecLoader:
 
         Raises:
             SpecValidationError: The graph spec is invalid.
-            SpecLoadError: Something in it cannot be loaded, or a strategy binding targets a
-                node that is not an agent node or names an unknown strategy.
+            SpecLoadError: Something in it cannot be loaded, a strategy binding targets a
+                node that is not an agent node or names an unknown strategy, or the plan
+                does not fit the graph.
         """
         kwargs.setdefault("state_schema", mission.state_schema)
         if (
@@ -532,6 +533,7 @@ class SpecLoader:
                 MissionPlan,
                 PlanManager,
                 PlanStep,
+                PlanValidationError,
             )
 
             plan = MissionPlan(
@@ -545,11 +547,15 @@ class SpecLoader:
                     for s in mission.plan.steps
                 ]
             )
-            PlanManager(
+            manager = PlanManager(
                 plan,
                 state_key=mission.plan.state_key,
                 auto_advance=mission.plan.auto_advance,
-            ).attach(graph)
+            )
+            try:
+                manager.attach(graph)
+            except PlanValidationError as exc:
+                raise SpecLoadError(f"mission {mission.mission_id!r}: {exc}") from None
         return graph
 
 

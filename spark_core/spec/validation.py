@@ -326,6 +326,7 @@ def _mission_issues(
             for node_index, node_id in enumerate(step.nodes):
                 if node_id not in node_ids:
                     p.error(f"{where}.nodes[{node_index}]", f"unknown node {node_id!r}")
+        _misspelt_steps(p, mission, node_ids)
         for cycle in _cycles(deps):
             p.error(
                 "plan.steps", "dependency cycle: " + " -> ".join(cycle + [cycle[0]])
@@ -369,6 +370,26 @@ def _mission_issues(
         if mission.telemetry is not None:
             _telemetry_issues(p, mission.telemetry)
     return issues + p.issues
+
+
+def _misspelt_steps(p: Parser, mission: MissionSpec, node_ids: Set[str]) -> None:
+    # The PlanManager refuses these when the mission is loaded: say so here, before a run.
+    from spark_core.graphs.mission_control import misspelt_node
+
+    assert mission.plan is not None
+    steps = mission.plan.steps
+    covered = {n for s in steps for n in (s.nodes or [s.id])}
+    unmapped = sorted(node_ids - covered)
+    for index, step in enumerate(steps):
+        if step.nodes or step.id in node_ids:
+            continue
+        meant = misspelt_node(step.id, unmapped)
+        if meant is not None:
+            p.error(
+                f"plan.steps[{index}].id",
+                f"{step.id!r} names no node: did you mean {meant!r}? (or map the step "
+                "to its nodes with 'nodes')",
+            )
 
 
 def _binding_target(

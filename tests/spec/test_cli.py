@@ -1284,3 +1284,51 @@ def test_exit_1_for_a_bad_spec_file_and_2_for_a_missing_one(
     assert list((tmp_path / "OUT").iterdir()) == []  # nothing written
     code, _, err = run(capsys, *argv(tmp_path / "missing.json"))
     assert code == 2 and err.count("\n") == 1 and "missing.json" in err
+
+
+def _one_node_mission(tmp_path: Path, capsys: Any, steps: List[str]) -> Path:
+    """A scaffold whose one node is ``Upper``, with these plan step ids."""
+    path = tmp_path / "m.json"
+    code, _, err = run(
+        capsys, "mission-generate", "Up", "--plan", "Upper", "-o", str(path)
+    )
+    assert code == 0, err
+    data = json.loads(path.read_text())
+    data["plan"]["steps"] = [{"id": step} for step in steps]
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_a_plan_step_that_misspells_a_node_fails_validation_not_the_run(
+    tmp_path: Path, capsys: Any
+) -> None:
+    path = _one_node_mission(tmp_path, capsys, ["upper"])  # meant the node 'Upper'
+    hint = "'upper' names no node"  # the validation's words, and the loader's too
+    for argv in (
+        ["mission-validate", str(path), "--semantic", "--strict", "--check-deployment"],
+        ["mission-deploy", str(path), "--target", "development", "--dry-run"],
+        ["compile", str(path), "-o", str(tmp_path / "gen")],
+        ["simulation-run", str(path)],
+    ):
+        code, out, err = run(capsys, *argv)
+        assert code == 1 and hint in out + err, (argv, out, err)
+        assert "did you mean 'Upper'?" in out + err
+    assert not (tmp_path / "gen").exists()
+    graph_file = tmp_path / "g.json"
+    save_graph_spec(graph_file, load_mission_spec(path).graph)
+    code, _, err = run(
+        capsys, "mission-generate", "Up", "--graph", str(graph_file), "--plan", "upper"
+    )
+    assert code == 2 and hint in err
+
+
+def test_a_plan_step_named_after_no_node_like_it_still_validates(
+    tmp_path: Path, capsys: Any
+) -> None:
+    # 'review' is a step a person advances by hand: its id resembles no node.
+    path = _one_node_mission(tmp_path, capsys, ["Upper", "review"])
+    code, out, err = run(
+        capsys, "mission-validate", str(path), "--semantic", "--strict"
+    )
+    assert code == 0, out + err
+    assert run(capsys, "simulation-run", str(path))[0] == 0

@@ -19,6 +19,7 @@ from typing import Any, Iterator, List
 import pytest
 
 from ai_spine import AISpine
+from spark_core import __version__
 from spark_core.errors import RunPaused
 from spark_core.spec import save_mission_spec
 from tests.local.serve_process import ServeProcess
@@ -281,3 +282,31 @@ def test_console_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("spark-spec: error: cannot read nowhere.json")
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_version_prints_the_package_version(tmp_path: Path) -> None:
+    proc = spark_spec("--version", cwd=tmp_path)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (
+        0,
+        f"spark-spec {__version__}\n",
+        "",
+    )
+
+
+def test_a_reader_gone_before_the_output_is_not_an_error(tmp_path: Path) -> None:
+    assert SPARK_SPEC is not None
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `spark-spec ... | head` once head has left
+    try:
+        proc = subprocess.run(
+            [SPARK_SPEC, "mission-generate", "A research agent"],
+            cwd=tmp_path,
+            env=ENV,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert (proc.returncode, proc.stderr) == (0, "")
