@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Callable, Dict, List, Optional, Type, TypeVar
 
+from spark_core.retry import STRATEGIES as RETRY_STRATEGIES
+from spark_core.retry import RetrySettings
 from spark_core.spec._parse import Parser, join_path
 from spark_core.spec.errors import SpecValidationError
 
@@ -46,7 +48,6 @@ __all__ = [
 SPEC_VERSION = "2.0"
 STATE_FIELD_TYPES = ("str", "int", "float", "bool", "list", "dict", "datetime", "any")
 EDGE_CONDITION_KINDS = ("equals", "expr")
-RETRY_STRATEGIES = ("exponential", "linear", "fixed")
 
 _T = TypeVar("_T")
 
@@ -128,25 +129,11 @@ def _parse_list(
 
 
 # --------------------------------------------------------------------------- node capabilities
-@dataclass
-class RetrySpec(_SpecBase):
-    """Retry a failing node (maps to ``RetryCapability``).
-
-    Attributes:
-        max_retries: Extra attempts after the first (0 = no retry).
-        backoff_factor: Multiplier of the exponential strategy (>= 1).
-        initial_delay: Seconds to wait before the first retry.
-        max_delay: Upper bound of any single delay in seconds.
-        strategy: ``"exponential"``, ``"linear"`` or ``"fixed"``.
-        jitter: Randomise each delay.
+@dataclass(frozen=True)
+class RetrySpec(RetrySettings, _SpecBase):
+    """Retry a failing node: :class:`~spark_core.retry.RetrySettings` as a spec (its fields,
+    defaults and bounds; ``RetryCapability(**spec.settings())`` is the node's capability).
     """
-
-    max_retries: int = 3
-    backoff_factor: float = 2.0
-    initial_delay: float = 0.1
-    max_delay: float = 30.0
-    strategy: str = "exponential"
-    jitter: bool = False
 
     @classmethod
     def _parse(cls, p: Parser, data: Any, path: str) -> Optional[RetrySpec]:
