@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import typing
 from dataclasses import Field, dataclass
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 __all__ = ["FieldRule", "rule", "rule_of", "field_types"]
 
@@ -27,6 +27,9 @@ class FieldRule:
         exclusive: Whether ``minimum`` itself is refused (``> minimum``).
         choices: The only accepted texts (empty: any text).
         nonempty: Whether a blank text is refused.
+        expected: What a good value looks like, for error messages
+            (``"an object of field name -> field spec"``).
+        check: A further test of a text: returns what is wrong with it, or None.
     """
 
     minimum: Optional[float] = None
@@ -34,6 +37,8 @@ class FieldRule:
     exclusive: bool = False
     choices: Tuple[str, ...] = ()
     nonempty: bool = False
+    expected: str = ""
+    check: Optional[Callable[[str], Optional[str]]] = None
 
 
 _NO_RULE = FieldRule()
@@ -46,6 +51,8 @@ def rule(
     exclusive: bool = False,
     choices: Tuple[str, ...] = (),
     nonempty: bool = False,
+    expected: str = "",
+    check: Optional[Callable[[str], Optional[str]]] = None,
 ) -> Mapping[str, Any]:
     """Return field metadata carrying a :class:`FieldRule`.
 
@@ -55,11 +62,15 @@ def rule(
         exclusive: Whether ``minimum`` itself is refused.
         choices: The only accepted texts.
         nonempty: Whether a blank text is refused.
+        expected: What a good value looks like, for error messages.
+        check: A further test of a text: returns what is wrong with it, or None.
 
     Returns:
         A mapping to pass as ``dataclasses.field(metadata=...)``.
     """
-    return {_KEY: FieldRule(minimum, maximum, exclusive, choices, nonempty)}
+    return {
+        _KEY: FieldRule(minimum, maximum, exclusive, choices, nonempty, expected, check)
+    }
 
 
 def rule_of(item: Field) -> FieldRule:  # type: ignore[type-arg]
