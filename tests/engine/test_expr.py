@@ -8,13 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spark_core.errors import EdgeConditionError, ExpressionError
+from spark_core.errors import EdgeConditionError, ExpressionError, NodeExecutionError
+from spark_core.graphs import Graph
 from spark_core.graphs.expr import (
     MAX_SIZE,
     Expression,
     compile_expression,
     evaluate,
 )
+from spark_core.nodes import Node
 
 ROOT: Dict[str, Any] = {
     "outputs": {
@@ -194,6 +196,24 @@ def test_a_refused_expression_is_also_an_edge_condition_error() -> None:
     # Callers that catch a condition's run-time failure keep catching this one.
     with pytest.raises(EdgeConditionError, match="round"):
         evaluate("round(1, -20000000) == 0", ROOT)
+
+
+class _Emit(Node):
+    def process(self, context: Any) -> Dict[str, Any]:
+        return {"digits": -20000000}
+
+
+class _Never(Node):
+    def process(self, context: Any) -> Dict[str, Any]:
+        raise AssertionError("the edge must not fire")
+
+
+def test_a_hostile_edge_condition_fails_its_node_instead_of_freezing_the_run() -> None:
+    src = _Emit(name="src")
+    src.on(expr="round(1, $.outputs.digits) == 0") >> _Never(name="t")
+    with pytest.raises(NodeExecutionError, match="src -> t.*round") as info:
+        Graph(start=src).run_sync()
+    assert isinstance(info.value.__cause__, EdgeConditionError)
 
 
 @pytest.mark.parametrize(
