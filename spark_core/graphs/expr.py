@@ -211,9 +211,22 @@ def _bounded(value: Any, where: str) -> Any:
     return value
 
 
-def _short(value: Any) -> str:
-    """A repr short enough for an error message, whatever the value's size."""
-    return reprlib.repr(value)
+class _ShortRepr(reprlib.Repr):
+    """reprlib's short reprs, without writing out an integer past the bound."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        if not -_INT_LIMIT < x < _INT_LIMIT:
+            return f"<an integer of {MAX_INT_DIGITS} digits or more>"
+        return super().repr_int(x, level)
+
+
+_short = _ShortRepr().repr  # for error messages, whatever the value's size
+
+
+def _reason(exc: BaseException) -> str:
+    """The exception's message, cut short (Python's own may quote a whole huge text)."""
+    text = str(exc)
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def _text_size(value: Any, budget: int) -> int:
@@ -350,7 +363,7 @@ class _Evaluator:
             result = _BINOPS[type(op)](left, right)
         except (TypeError, ArithmeticError) as exc:
             raise EdgeConditionError(
-                f"cannot compute {_short(left)} and {_short(right)}: {exc}"
+                f"cannot compute {_short(left)} and {_short(right)}: {_reason(exc)}"
             )
         return self.made(result, "arithmetic")
 
@@ -384,7 +397,7 @@ class _Evaluator:
         try:
             result = _FUNCTIONS[name](*args)
         except (TypeError, ValueError, ArithmeticError) as exc:
-            raise EdgeConditionError(f"{name}() failed: {exc}")
+            raise EdgeConditionError(f"{name}() failed: {_reason(exc)}")
         return self.made(result, f"{name}()")
 
 
