@@ -347,10 +347,10 @@ class _Evaluator:
 
     def binop(self, op: ast.operator, left: Any, right: Any) -> Any:
         """Apply an arithmetic operator within the language's bounds."""
-        symbol = "*" if isinstance(op, ast.Mult) else "%"
         if isinstance(op, (ast.Mult, ast.Mod)) and not (
             isinstance(left, (int, float)) and isinstance(right, (int, float))
         ):  # no text repetition, no '%' formatting
+            symbol = "*" if isinstance(op, ast.Mult) else "%"
             raise ExpressionLimitError(
                 f"'{symbol}' works on numbers only in expressions"
             )
