@@ -15,18 +15,39 @@ evaluator that accepts only a whitelisted grammar:
 
 Names that start with an underscore, attribute calls, comprehensions, lambdas, ``**`` and
 everything else are rejected when the expression is compiled.
+
+Every expression runs in bounded time and memory. The text is at most :data:`MAX_LENGTH`
+characters and :data:`MAX_DEPTH` levels deep, has no loops and no ``**``; at run time
+arithmetic and functions refuse integers of :data:`MAX_INT_DIGITS` digits or more (and
+``round()`` to that many digits), ``*`` and ``%`` work on numbers only (no text repetition,
+no ``%`` formatting), and one evaluation builds at most :data:`MAX_SIZE` characters, list
+items and digits in all. Going past a bound raises
+:class:`~spark_core.errors.ExpressionLimitError`, an ``ExpressionError`` that is also an
+``EdgeConditionError``.
 """
 
 from __future__ import annotations
 
 import ast
 import operator
-from typing import Any, Callable, Dict
+import reprlib
+from typing import Any, Callable, Dict, List
 
-from spark_core.errors import EdgeConditionError, ExpressionError
+from spark_core.errors import (
+    EdgeConditionError,
+    ExpressionError,
+    ExpressionLimitError,
+)
 
 MAX_LENGTH = 2000
 MAX_DEPTH = 50
+#: Integers arithmetic and functions accept or make have fewer digits than this; it also
+#: bounds ``round()``'s digits and the text ``int()`` reads.
+MAX_INT_DIGITS = 1000
+#: Characters, list items and digits one evaluation may build in all.
+MAX_SIZE = 1_000_000
+
+_INT_LIMIT = 10**MAX_INT_DIGITS
 
 _ROOT = "__spark_root__"
 _CONSTANTS: Dict[str, Any] = {
@@ -181,11 +202,80 @@ def _lookup(container: Any, key: Any) -> Any:
     return None
 
 
+def _bounded(value: Any, where: str) -> Any:
+    """Refuse an integer of MAX_INT_DIGITS digits or more (arithmetic on it is superlinear)."""
+    if isinstance(value, int) and not -_INT_LIMIT < value < _INT_LIMIT:
+        raise ExpressionLimitError(
+            f"{where}: integers in expressions must have fewer than {MAX_INT_DIGITS} digits"
+        )
+    return value
+
+
+class _ShortRepr(reprlib.Repr):
+    """reprlib's short reprs, without writing out an integer past the bound."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        if not -_INT_LIMIT < x < _INT_LIMIT:
+            return f"<an integer of {MAX_INT_DIGITS} digits or more>"
+        return super().repr_int(x, level)
+
+
+_short = _ShortRepr().repr  # for error messages, whatever the value's size
+
+
+def _reason(exc: BaseException) -> str:
+    """The exception's message, cut short (Python's own may quote a whole huge text)."""
+    text = str(exc)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _text_size(value: Any, budget: int) -> int:
+    """A lower bound of ``len(str(value))``, counted only up to just past ``budget``."""
+    total, stack = 0, [value]
+    while stack and total <= budget:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, int):
+            total += _bounded(item, "str()").bit_length() // 4 + 1
+        elif isinstance(item, (list, tuple)):
+            total += len(item) + 2
+            stack.extend(item)
+        elif isinstance(item, dict):
+            total += 2 * len(item) + 2
+            stack.extend(item)
+            stack.extend(item.values())
+        else:
+            total += 4
+    return total
+
+
 class _Evaluator:
-    __slots__ = ("root",)
+    __slots__ = ("root", "budget")
 
     def __init__(self, root: Dict[str, Any]) -> None:
         self.root = root
+        self.budget = MAX_SIZE  # what this evaluation may still build
+
+    def charge(self, size: int) -> None:
+        """Spend ``size`` of the budget, or refuse when it is exhausted."""
+        self.budget -= size
+        if self.budget < 0:
+            raise ExpressionLimitError(
+                f"the expression builds more than {MAX_SIZE:,} characters, items and digits"
+            )
+
+    def text(self, value: Any) -> str:
+        """``str(value)``, refused when it would overrun the budget."""
+        if isinstance(value, str):
+            return value
+        estimate = _text_size(value, self.budget)
+        self.charge(estimate)
+        text = str(value)
+        self.charge(
+            len(text) - estimate
+        )  # escapes make a text longer than its estimate
+        return text
 
     def eval(self, node: ast.AST) -> Any:  # noqa: C901 - one branch per grammar rule
         if isinstance(node, ast.Constant):
@@ -223,6 +313,7 @@ class _Evaluator:
                 return not operand
             if not isinstance(operand, (int, float)):
                 return None
+            _bounded(operand, "arithmetic")
             return -operand if isinstance(node.op, ast.USub) else +operand
         if isinstance(node, ast.Compare):
             left = self.eval(node.left)
@@ -237,36 +328,77 @@ class _Evaluator:
                 left = right
             return True
         if isinstance(node, ast.BinOp):
-            left = self.eval(node.left)
-            right = self.eval(node.right)
-            if isinstance(node.op, ast.Mult) and not (
-                isinstance(left, (int, float)) and isinstance(right, (int, float))
-            ):
-                raise EdgeConditionError("'*' works on numbers only in expressions")
-            try:
-                return _BINOPS[type(node.op)](left, right)
-            except (TypeError, ZeroDivisionError) as exc:
-                raise EdgeConditionError(
-                    f"cannot compute {left!r} and {right!r}: {exc}"
-                )
+            return self.binop(node.op, self.eval(node.left), self.eval(node.right))
         if isinstance(node, ast.IfExp):
             return (
                 self.eval(node.body) if self.eval(node.test) else self.eval(node.orelse)
             )
         if isinstance(node, (ast.List, ast.Tuple)):
+            self.charge(len(node.elts))
             return [self.eval(item) for item in node.elts]
         if isinstance(node, ast.Call):
-            func = _FUNCTIONS[node.func.id]  # type: ignore[attr-defined]
-            args = [self.eval(arg) for arg in node.args]
-            try:
-                return func(*args)
-            except (TypeError, ValueError) as exc:
-                raise EdgeConditionError(f"{node.func.id}() failed: {exc}")  # type: ignore
+            name = node.func.id  # type: ignore[attr-defined]
+            return self.call(name, [self.eval(arg) for arg in node.args])
         if isinstance(node, ast.Expression):
             return self.eval(node.body)
         raise EdgeConditionError(
             f"cannot evaluate {type(node).__name__}"
         )  # pragma: no cover
+
+    def binop(self, op: ast.operator, left: Any, right: Any) -> Any:
+        """Apply an arithmetic operator within the language's bounds."""
+        if isinstance(op, (ast.Mult, ast.Mod)) and not (
+            isinstance(left, (int, float)) and isinstance(right, (int, float))
+        ):  # no text repetition, no '%' formatting
+            symbol = "*" if isinstance(op, ast.Mult) else "%"
+            raise ExpressionLimitError(
+                f"'{symbol}' works on numbers only in expressions"
+            )
+        sequences = isinstance(left, (str, list)) and type(left) is type(right)
+        if isinstance(op, ast.Add) and sequences:
+            self.charge(len(left) + len(right))
+        _bounded(left, "arithmetic")
+        _bounded(right, "arithmetic")
+        try:
+            result = _BINOPS[type(op)](left, right)
+        except (TypeError, ArithmeticError) as exc:
+            raise EdgeConditionError(
+                f"cannot compute {_short(left)} and {_short(right)}: {_reason(exc)}"
+            )
+        return self.made(result, "arithmetic")
+
+    def made(self, value: Any, where: str) -> Any:
+        """Charge a new integer's digits to the budget and refuse it past the bound."""
+        if isinstance(value, int):
+            self.charge(value.bit_length() // 3 + 1)
+            _bounded(value, where)
+        return value
+
+    def call(self, name: str, args: List[Any]) -> Any:
+        """Call one of the language's functions within its bounds."""
+        for arg in args:
+            _bounded(arg, f"{name}()")
+        if name == "round" and len(args) == 2 and isinstance(args[1], int):
+            if not -MAX_INT_DIGITS <= args[1] <= MAX_INT_DIGITS:
+                raise ExpressionLimitError(
+                    f"round() digits must be between -{MAX_INT_DIGITS} and "
+                    f"{MAX_INT_DIGITS}, got {args[1]}"
+                )
+        if name == "int" and args and isinstance(args[0], str):
+            if len(args[0]) > MAX_INT_DIGITS:
+                raise ExpressionLimitError(
+                    f"int() reads texts of at most {MAX_INT_DIGITS} characters"
+                )
+        if name in ("str", "lower", "upper") and len(args) == 1:
+            text = self.text(args[0])
+            if name != "str":
+                self.charge(len(text))
+            args = [text]
+        try:
+            result = _FUNCTIONS[name](*args)
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise EdgeConditionError(f"{name}() failed: {_reason(exc)}")
+        return self.made(result, f"{name}()")
 
 
 class Expression:
@@ -321,6 +453,7 @@ class Expression:
 
         Raises:
             EdgeConditionError: Arithmetic or a function call failed at run time.
+            ExpressionLimitError: The expression went past a bound of the language.
         """
         return _Evaluator(root).eval(self._tree)
 
@@ -353,4 +486,4 @@ def evaluate(text: str, root: Dict[str, Any]) -> Any:
     return Expression(text).evaluate(root)
 
 
-__all__ = ["Expression", "compile_expression", "evaluate"]
+__all__ = ["MAX_INT_DIGITS", "MAX_SIZE", "Expression", "compile_expression", "evaluate"]

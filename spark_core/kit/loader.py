@@ -228,18 +228,7 @@ class SpecLoader:
         """
         retry = spec.retry
         return NodeConfig(
-            retry=(
-                None
-                if retry is None
-                else RetryCapability(
-                    max_retries=retry.max_retries,
-                    backoff_factor=retry.backoff_factor,
-                    initial_delay=retry.initial_delay,
-                    max_delay=retry.max_delay,
-                    strategy=retry.strategy,
-                    jitter=retry.jitter,
-                )
-            ),
+            retry=None if retry is None else RetryCapability(**retry.settings()),
             timeout=(
                 None
                 if spec.timeout is None
@@ -587,18 +576,7 @@ def _type_of(node: Node, registry: Mapping[str, Type[Node]]) -> str:
 def _config_spec(config: NodeConfig) -> NodeConfigSpec:
     retry = config.retry
     return NodeConfigSpec(
-        retry=(
-            None
-            if retry is None
-            else RetrySpec(
-                max_retries=retry.max_retries,
-                backoff_factor=float(retry.backoff_factor),
-                initial_delay=float(retry.initial_delay),
-                max_delay=float(retry.max_delay),
-                strategy=retry.strategy,
-                jitter=retry.jitter,
-            )
-        ),
+        retry=None if retry is None else RetrySpec(**retry.settings()),
         timeout=(
             None
             if config.timeout is None

@@ -6,7 +6,8 @@ restated here and a test compares them):
 * retried: connection errors, timeouts, and HTTP 429, 500, 502, 503, 504;
 * never retried: any other 4xx (bad request, authentication...), other 5xx;
 * exponential backoff: ``backoff_factor`` seconds, doubling per retry, capped at
-  ``backoff_max``, each delay jittered to between half of it and all of it;
+  ``backoff_max``, each delay jittered to between half of it and all of it (the schedule and
+  the jitter are spark_core's one retry shape, :class:`spark_core.retry.RetrySettings`);
 * ``Retry-After`` (seconds or an HTTP date) replaces the backoff; one longer than
   ``max_retry_after`` is not waited for: the error is raised at once.
 
@@ -25,20 +26,16 @@ from __future__ import annotations
 
 import email.utils
 import math
-import random
 import time
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional, Tuple
+
+from spark_core.retry import RetrySettings, Rng
 
 __all__ = ["RetryPolicy", "RETRY_STATUSES", "parse_retry_after"]
 
 #: HTTP statuses worth another attempt: the client's (429, 500, 502, 503, 504), plus 408.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-
-
-def _jitter(delay: float) -> float:
-    """Return ``delay`` scaled by a random factor in [0.5, 1.0] (tests pin this)."""
-    return delay * (0.5 + random.random() / 2)
 
 
 def _seconds(text: str) -> Optional[float]:
@@ -105,6 +102,7 @@ class RetryPolicy:
         backoff_max: Upper bound of one backoff.
         max_retry_after: Longest ``Retry-After`` we are willing to honour, in seconds.
         history: One ``(reason, retry_after)`` entry per failed attempt so far.
+        rng: The random draw of the jitter (``random.random`` when None); tests pin it.
     """
 
     max_retries: int = 2
@@ -112,6 +110,7 @@ class RetryPolicy:
     backoff_max: float = 8.0
     max_retry_after: float = 60.0
     history: Tuple[Tuple[str, Optional[float]], ...] = field(default=())
+    rng: Optional[Rng] = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         retries = self.max_retries
@@ -171,5 +170,12 @@ class RetryPolicy:
         """
         if retry_after is not None:
             return min(retry_after, self.max_retry_after)
-        exponent = max(0, self.retries_taken - 1)
-        return _jitter(min(self.backoff_max, self.backoff_factor * (2**exponent)))
+        # urllib3's names: ``backoff_factor`` is the first delay, doubled every retry.
+        schedule = RetrySettings(
+            max_retries=self.max_retries,
+            backoff_factor=2.0,
+            initial_delay=self.backoff_factor,
+            max_delay=self.backoff_max,
+            jitter=True,
+        )
+        return schedule.delay(max(1, self.retries_taken), self.rng)

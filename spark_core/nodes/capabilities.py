@@ -13,16 +13,15 @@ state between every node configured with the same object. A bad setting raises
 from __future__ import annotations
 
 import asyncio
-import random
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Deque, Optional, Tuple, Type
 
 from spark_core.errors import GraphDefinitionError
-
-_STRATEGIES = ("exponential", "linear", "fixed")
+from spark_core.field_rules import field_types, rule_of
+from spark_core.retry import RetrySettings
 
 
 def _check(
@@ -48,52 +47,31 @@ def _check(
         )
 
 
-def _jitter(delay: float) -> float:
-    """Return ``delay`` scaled by a random factor in [0.5, 1.5) (the one random knob)."""
-    return delay * (0.5 + random.random())
-
-
 @dataclass(frozen=True)
-class RetryCapability:
-    """Retry a failing node.
-
-    ``max_retries`` counts the retries after the first attempt, so ``max_retries=3`` allows
-    up to four attempts. The delay before retry ``n`` (1-based) is:
-
-    * ``"exponential"`` (default): ``initial_delay * backoff_factor ** (n - 1)``
-    * ``"linear"``: ``initial_delay * n``
-    * ``"fixed"``: ``initial_delay``
-
-    capped at ``max_delay``, then optionally jittered by a factor in [0.5, 1.5).
+class RetryCapability(RetrySettings):
+    """Retry a failing node: :class:`~spark_core.retry.RetrySettings` (the fields, defaults,
+    delay schedule and jitter shared with the spec's ``RetrySpec``) plus the exception
+    classes worth retrying.
 
     Attributes:
-        max_retries: Retries after the first attempt (>= 0).
-        backoff_factor: Multiplier of the exponential strategy (>= 1).
-        initial_delay: Delay in seconds before the first retry (>= 0).
-        max_delay: Upper bound in seconds of any single delay.
-        strategy: ``"exponential"``, ``"linear"`` or ``"fixed"``.
-        jitter: Randomise each delay so many failing nodes do not retry in lockstep.
         retry_on: Exception classes that are retried; others fail the node at once.
     """
 
-    max_retries: int = 3
-    backoff_factor: float = 2.0
-    initial_delay: float = 0.1
-    max_delay: float = 30.0
-    strategy: str = "exponential"
-    jitter: bool = False
     retry_on: Tuple[Type[BaseException], ...] = (Exception,)
 
     def __post_init__(self) -> None:
-        _check(self, "max_retries", 0, whole=True)
-        _check(self, "backoff_factor", 1)
-        _check(self, "initial_delay", 0)
-        _check(self, "max_delay", 0)
-        if self.strategy not in _STRATEGIES:
-            raise GraphDefinitionError(
-                f"RetryCapability.strategy must be one of {_STRATEGIES}, "
-                f"got {self.strategy!r}"
-            )
+        for item in fields(RetrySettings):
+            declared = rule_of(item)
+            if declared.choices:
+                value = getattr(self, item.name)
+                if value not in declared.choices:
+                    raise GraphDefinitionError(
+                        f"RetryCapability.{item.name} must be one of "
+                        f"{declared.choices}, got {value!r}"
+                    )
+            elif declared.minimum is not None:
+                whole = field_types(RetrySettings)[item.name] is int
+                _check(self, item.name, declared.minimum, whole=whole)
         classes = (
             self.retry_on if isinstance(self.retry_on, tuple) else (self.retry_on,)
         )
@@ -104,24 +82,6 @@ class RetryCapability:
                 "RetryCapability.retry_on must be exception classes, "
                 f"got {self.retry_on!r}"
             )
-
-    def delay(self, retry: int) -> float:
-        """Return the delay in seconds before retry number ``retry`` (1-based).
-
-        Args:
-            retry: Which retry is about to happen (1 for the first retry).
-
-        Returns:
-            The delay in seconds, capped at ``max_delay``.
-        """
-        if self.strategy == "fixed":
-            base = self.initial_delay
-        elif self.strategy == "linear":
-            base = self.initial_delay * retry
-        else:
-            base = self.initial_delay * self.backoff_factor ** (retry - 1)
-        base = min(base, self.max_delay)
-        return min(_jitter(base), self.max_delay) if self.jitter else base
 
     def should_retry(self, error: BaseException, retry: int) -> bool:
         """Tell whether ``error`` may be retried as retry number ``retry``.

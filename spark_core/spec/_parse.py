@@ -1,14 +1,27 @@
-"""Structural parsing helpers: read JSON-shaped data, collecting issues with paths."""
+"""Structural parsing: read JSON-shaped data into spec dataclasses, collecting issues with
+paths.
+
+:func:`parse_dataclass` reads any spec dataclass from its fields alone: each field's type
+says how it is read (text, number, flag, JSON, a nested spec, a list or map of them,
+``Optional``), its default is the dataclass's own, and its bounds, choices and non-empty
+text come from its :func:`~spark_core.field_rules.rule`. A spec class adds checks no single
+field can make (unique ids, one field depending on another) in a ``check_structure``
+classmethod.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional
+from dataclasses import MISSING, Field, dataclass, fields, is_dataclass
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Type, TypeVar, Union
+from typing import get_args, get_origin
 
-__all__ = ["ValidationIssue", "Parser", "join_path"]
+from spark_core.field_rules import field_types, rule_of
+
+__all__ = ["ValidationIssue", "Parser", "join_path", "parse_dataclass"]
 
 _MISSING: Any = object()
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -194,7 +207,8 @@ class Parser:
         path: str,
         *,
         default: Optional[int],
-        minimum: Optional[int] = None,
+        minimum: Optional[float] = None,
+        maximum: Optional[float] = None,
     ) -> Any:
         """Read an integer field (booleans are not integers here).
 
@@ -204,6 +218,7 @@ class Parser:
             path: The containing object's path.
             default: Value when absent or null.
             minimum: Smallest accepted value.
+            maximum: Largest accepted value.
 
         Returns:
             The integer, or the default.
@@ -217,6 +232,8 @@ class Parser:
             return default
         if minimum is not None and value < minimum:
             self.error(where, f"must be >= {minimum}")
+        if maximum is not None and value > maximum:
+            self.error(where, f"must be <= {maximum}")
         return value
 
     def number(
@@ -391,3 +408,154 @@ class Parser:
             return ok
         self.error(path, f"must be a JSON value, got {_type_name(value)}")
         return False
+
+
+def parse_dataclass(p: Parser, cls: Type[_T], data: Any, path: str) -> Optional[_T]:
+    """Read a spec dataclass from JSON-shaped data, driven by its fields.
+
+    Unknown keys are warned about and ignored. A missing or null field takes the
+    dataclass's default. A field without a default is required; when a required nested
+    spec is missing or unreadable the whole object is dropped (None), as a list item or
+    map value that cannot be read is. Every other problem is recorded on ``p`` and the
+    field keeps a usable value, so the rest of the document is still checked.
+
+    Args:
+        p: Where issues are recorded.
+        cls: The spec dataclass.
+        data: The JSON value to read.
+        path: Its path in the document.
+
+    Returns:
+        The spec, or None when ``data`` is not an object or lacks a required nested spec
+        (problems are recorded on ``p`` either way).
+    """
+    spec_class: Any = cls
+    spec_fields = [item for item in fields(spec_class) if item.init]
+    d = p.obj(data, path, [item.name for item in spec_fields])
+    if d is None:
+        return None
+    types = field_types(spec_class)
+    values: Dict[str, Any] = {}
+    for item in spec_fields:
+        values[item.name] = _read_field(p, d, item, types[item.name], path)
+    dropped = [name for name, value in values.items() if value is _MISSING]
+    for name in dropped:
+        values[name] = None
+    check = getattr(cls, "check_structure", None)
+    if check is not None:
+        check(p, d, values, path)
+    return None if dropped else spec_class(**values)
+
+
+def _is_spec(hint: Any) -> bool:
+    return isinstance(hint, type) and is_dataclass(hint)
+
+
+def _optional(hint: Any) -> Tuple[bool, Any]:
+    """Split ``Optional[X]`` into ``(True, X)``; anything else is ``(False, hint)``."""
+    args = get_args(hint)
+    if get_origin(hint) is Union and type(None) in args:
+        (inner,) = [arg for arg in args if arg is not type(None)]
+        return True, inner
+    return False, hint
+
+
+def _read_field(
+    p: Parser, d: Dict[str, Any], item: Field, hint: Any, path: str  # type: ignore[type-arg]
+) -> Any:
+    """Read one field of a spec (``_MISSING`` when a required nested spec is absent)."""
+    name, declared = item.name, rule_of(item)
+    where = join_path(path, name)
+    if item.default is not MISSING:
+        default, required = item.default, False
+    elif item.default_factory is not MISSING:
+        default, required = item.default_factory(), False
+    else:
+        default, required = None, True
+    optional, hint = _optional(hint)
+    if hint is Any:  # any JSON value; missing reads as null, so never "required"
+        value = d.get(name)
+        p.json_value(value, where)
+        return value
+    if _is_spec(hint):
+        raw = d.get(name)
+        if raw is None:
+            if required and not optional:
+                p.error(where, "is required")
+                return _MISSING
+            return default
+        parsed = parse_dataclass(p, hint, raw, where)
+        if parsed is None:
+            return _MISSING if required and not optional else default
+        return parsed
+    if hint is str:
+        text = p.string(
+            d,
+            name,
+            path,
+            required=required,
+            default="" if required else default,
+            nonempty=declared.nonempty,
+        )
+        if declared.choices and isinstance(text, str) and text not in declared.choices:
+            p.error(where, f"must be one of {', '.join(declared.choices)}")
+        if declared.check is not None and isinstance(d.get(name), str):
+            problem = declared.check(text)
+            if problem:
+                p.error(where, problem)
+        return text
+    if hint is bool:
+        return p.boolean(d, name, path, default=default)
+    if hint is int:
+        return p.integer(
+            d,
+            name,
+            path,
+            default=default,
+            minimum=declared.minimum,
+            maximum=declared.maximum,
+        )
+    if hint is float:
+        return p.number(
+            d,
+            name,
+            path,
+            default=default,
+            minimum=declared.minimum,
+            maximum=declared.maximum,
+            exclusive_minimum=declared.exclusive,
+        )
+    origin, args = get_origin(hint), get_args(hint)
+    inner = args[-1] if args else Any
+    if origin is list and inner is str:
+        return p.string_list(d, name, path)
+    if origin is list and _is_spec(inner):
+        items = (
+            parse_dataclass(p, inner, value, join_path(where, index))
+            for index, value in enumerate(p.list_of(d, name, path))
+        )
+        return [parsed for parsed in items if parsed is not None]
+    if origin is dict and inner is str:
+        return p.string_map(d, name, path)
+    if origin is dict and _is_spec(inner):
+        return _read_map(p, d.get(name), inner, where, declared.expected)
+    if origin is dict:
+        return p.json_object(d, name, path)
+    raise TypeError(f"no reader for field {name!r} of type {hint!r}")  # a bug in a spec
+
+
+def _read_map(
+    p: Parser, raw: Any, cls: type, where: str, expected: str
+) -> Dict[str, Any]:
+    """Read an object of name → nested spec (unreadable values are dropped)."""
+    out: Dict[str, Any] = {}
+    if raw is None:
+        return out
+    if not isinstance(raw, dict):
+        p.error(where, f"must be {expected or 'an object'}")
+        return out
+    for key, value in raw.items():
+        parsed = parse_dataclass(p, cls, value, join_path(where, str(key)))
+        if parsed is not None:
+            out[str(key)] = parsed
+    return out

@@ -3,7 +3,10 @@
 Every class has ``to_dict()`` and ``from_dict()``; ``from_dict(x.to_dict()) == x`` for every
 valid spec. ``from_dict`` checks structure (types, required fields, ranges) and raises
 :class:`~spark_core.spec.errors.SpecValidationError` listing every problem with its path.
-Semantic checks (unknown edge targets, cycles, ...) live in :mod:`spark_core.spec.validation`.
+It is one generic reader (:func:`~spark_core.spec._parse.parse_dataclass`) driven by each
+class's fields: their types, defaults and rules (bounds, choices, non-empty text) are
+declared once, here. Semantic checks (unknown edge targets, cycles, ...) live in
+:mod:`spark_core.spec.validation`.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, Callable, Dict, List, Optional, Type, TypeVar
+from typing import Any, Dict, List, Optional, Type, TypeVar
 
-from spark_core.spec._parse import Parser, join_path
+from spark_core.field_rules import rule
+from spark_core.retry import RetrySettings
+from spark_core.spec._parse import Parser, join_path, parse_dataclass
 from spark_core.spec.errors import SpecValidationError
 
 __all__ = [
@@ -46,9 +51,12 @@ __all__ = [
 SPEC_VERSION = "2.0"
 STATE_FIELD_TYPES = ("str", "int", "float", "bool", "list", "dict", "datetime", "any")
 EDGE_CONDITION_KINDS = ("equals", "expr")
-RETRY_STRATEGIES = ("exponential", "linear", "fixed")
 
 _T = TypeVar("_T")
+# Field rules used by many specs.
+_NONEMPTY = rule(nonempty=True)
+_POSITIVE = rule(minimum=0, exclusive=True)
+_AT_LEAST_ONE = rule(minimum=1)
 
 
 def _dump(value: Any) -> Any:
@@ -60,10 +68,6 @@ def _dump(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _dump(v) for k, v in value.items()}
     return copy.deepcopy(value)
-
-
-def _names(cls: type) -> List[str]:
-    return [f.name for f in fields(cls)]
 
 
 class _SpecBase:
@@ -100,75 +104,47 @@ class _SpecBase:
             SpecValidationError: The data is malformed; ``issues`` names every problem.
         """
         parser = Parser()
-        parse: Callable[[Parser, Any, str], Optional[_T]] = getattr(cls, "_parse")
-        result = parse(parser, data, "")
+        result = parse_dataclass(parser, cls, data, "")
         if result is None or parser.has_errors:
             raise SpecValidationError(parser.issues)
         return result
 
+    @classmethod
+    def check_structure(
+        cls, p: Parser, data: Dict[str, Any], values: Dict[str, Any], path: str
+    ) -> None:
+        """Record what no single field can check (unique ids, fields that depend on others).
 
-def _parse_optional(
-    p: Parser, data: Dict[str, Any], key: str, path: str, parse: Callable[..., Any]
-) -> Any:
-    value = data.get(key)
-    if value is None:
-        return None
-    return parse(p, value, join_path(path, key))
+        Called by :func:`~spark_core.spec._parse.parse_dataclass` after every field is
+        read; nothing to check by default.
+
+        Args:
+            p: Where issues are recorded.
+            data: The JSON object read.
+            values: Field name → value read (None for a required nested spec that is
+                missing).
+            path: The object's path in the document.
+        """
 
 
-def _parse_list(
-    p: Parser, data: Dict[str, Any], key: str, path: str, parse: Callable[..., Any]
-) -> List[Any]:
-    out = []
-    for index, item in enumerate(p.list_of(data, key, path)):
-        parsed = parse(p, item, join_path(join_path(path, key), index))
-        if parsed is not None:
-            out.append(parsed)
-    return out
+def _check_unique(p: Parser, values: List[str], path: str, what: str) -> None:
+    seen: Dict[str, int] = {}
+    for index, value in enumerate(values):
+        if value in seen:
+            p.error(
+                join_path(path, index),
+                f"duplicate {what} {value!r} (first at [{seen[value]}])",
+            )
+        else:
+            seen[value] = index
 
 
 # --------------------------------------------------------------------------- node capabilities
-@dataclass
-class RetrySpec(_SpecBase):
-    """Retry a failing node (maps to ``RetryCapability``).
-
-    Attributes:
-        max_retries: Extra attempts after the first (0 = no retry).
-        backoff_factor: Multiplier of the exponential strategy (>= 1).
-        initial_delay: Seconds to wait before the first retry.
-        max_delay: Upper bound of any single delay in seconds.
-        strategy: ``"exponential"``, ``"linear"`` or ``"fixed"``.
-        jitter: Randomise each delay.
+@dataclass(frozen=True)
+class RetrySpec(RetrySettings, _SpecBase):
+    """Retry a failing node: :class:`~spark_core.retry.RetrySettings` as a spec (its fields,
+    defaults and bounds; ``RetryCapability(**spec.settings())`` is the node's capability).
     """
-
-    max_retries: int = 3
-    backoff_factor: float = 2.0
-    initial_delay: float = 0.1
-    max_delay: float = 30.0
-    strategy: str = "exponential"
-    jitter: bool = False
-
-    @classmethod
-    def _parse(cls, p: Parser, data: Any, path: str) -> Optional[RetrySpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        strategy = p.string(d, "strategy", path, default="exponential")
-        if isinstance(strategy, str) and strategy not in RETRY_STRATEGIES:
-            p.error(
-                join_path(path, "strategy"),
-                f"must be one of {', '.join(RETRY_STRATEGIES)}",
-            )
-        return cls(
-            max_retries=p.integer(d, "max_retries", path, default=3, minimum=0),
-            backoff_factor=p.number(
-                d, "backoff_factor", path, default=2.0, minimum=1.0
-            ),
-            initial_delay=p.number(d, "initial_delay", path, default=0.1, minimum=0.0),
-            max_delay=p.number(d, "max_delay", path, default=30.0, minimum=0.0),
-            strategy=strategy,
-            jitter=p.boolean(d, "jitter", path, default=False),
-        )
 
 
 @dataclass
@@ -179,23 +155,7 @@ class TimeoutSpec(_SpecBase):
         timeout_seconds: Longest an attempt may run, in seconds (> 0).
     """
 
-    timeout_seconds: float = 30.0
-
-    @classmethod
-    def _parse(cls, p: Parser, data: Any, path: str) -> Optional[TimeoutSpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        return cls(
-            timeout_seconds=p.number(
-                d,
-                "timeout_seconds",
-                path,
-                default=30.0,
-                minimum=0.0,
-                exclusive_minimum=True,
-            )
-        )
+    timeout_seconds: float = field(default=30.0, metadata=_POSITIVE)
 
 
 @dataclass
@@ -207,25 +167,8 @@ class RateLimitSpec(_SpecBase):
         period_seconds: Length of the period in seconds (> 0).
     """
 
-    max_calls: int = 10
-    period_seconds: float = 1.0
-
-    @classmethod
-    def _parse(cls, p: Parser, data: Any, path: str) -> Optional[RateLimitSpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        return cls(
-            max_calls=p.integer(d, "max_calls", path, default=10, minimum=1),
-            period_seconds=p.number(
-                d,
-                "period_seconds",
-                path,
-                default=1.0,
-                minimum=0.0,
-                exclusive_minimum=True,
-            ),
-        )
+    max_calls: int = field(default=10, metadata=_AT_LEAST_ONE)
+    period_seconds: float = field(default=1.0, metadata=_POSITIVE)
 
 
 @dataclass
@@ -237,20 +180,8 @@ class CircuitBreakerSpec(_SpecBase):
         reset_timeout: Seconds the circuit stays open before a trial call (>= 0).
     """
 
-    failure_threshold: int = 5
-    reset_timeout: float = 60.0
-
-    @classmethod
-    def _parse(cls, p: Parser, data: Any, path: str) -> Optional[CircuitBreakerSpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        return cls(
-            failure_threshold=p.integer(
-                d, "failure_threshold", path, default=5, minimum=1
-            ),
-            reset_timeout=p.number(d, "reset_timeout", path, default=60.0, minimum=0.0),
-        )
+    failure_threshold: int = field(default=5, metadata=_AT_LEAST_ONE)
+    reset_timeout: float = field(default=60.0, metadata=rule(minimum=0))
 
 
 @dataclass
@@ -269,20 +200,6 @@ class NodeConfigSpec(_SpecBase):
     rate_limit: Optional[RateLimitSpec] = None
     circuit_breaker: Optional[CircuitBreakerSpec] = None
 
-    @classmethod
-    def _parse(cls, p: Parser, data: Any, path: str) -> Optional[NodeConfigSpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        return cls(
-            retry=_parse_optional(p, d, "retry", path, RetrySpec._parse),
-            timeout=_parse_optional(p, d, "timeout", path, TimeoutSpec._parse),
-            rate_limit=_parse_optional(p, d, "rate_limit", path, RateLimitSpec._parse),
-            circuit_breaker=_parse_optional(
-                p, d, "circuit_breaker", path, CircuitBreakerSpec._parse
-            ),
-        )
-
 
 # --------------------------------------------------------------------------- graph
 @dataclass
@@ -297,25 +214,11 @@ class NodeSpec(_SpecBase):
         description: Free text.
     """
 
-    id: str
-    type: str
+    id: str = field(metadata=_NONEMPTY)
+    type: str = field(metadata=_NONEMPTY)
     params: Dict[str, Any] = field(default_factory=dict)
     config: NodeConfigSpec = field(default_factory=NodeConfigSpec)
     description: str = ""
-
-    @classmethod
-    def _parse(cls, p: Parser, data: Any, path: str) -> Optional[NodeSpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        config = _parse_optional(p, d, "config", path, NodeConfigSpec._parse)
-        return cls(
-            id=p.string(d, "id", path, required=True, nonempty=True),
-            type=p.string(d, "type", path, required=True, nonempty=True),
-            params=p.json_object(d, "params", path),
-            config=config if config is not None else NodeConfigSpec(),
-            description=p.string(d, "description", path),
-        )
 
 
 @dataclass
@@ -328,33 +231,20 @@ class EdgeConditionSpec(_SpecBase):
         value: The condition's data.
     """
 
-    kind: str
+    kind: str = field(metadata=rule(choices=EDGE_CONDITION_KINDS))
     value: Any
 
     @classmethod
-    def _parse(cls, p: Parser, data: Any, path: str) -> Optional[EdgeConditionSpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        kind = p.string(d, "kind", path, required=True)
-        value = d.get("value")
+    def check_structure(
+        cls, p: Parser, data: Dict[str, Any], values: Dict[str, Any], path: str
+    ) -> None:
+        """Check that ``value`` suits ``kind``."""
+        kind, value = values["kind"], values["value"]
         where = join_path(path, "value")
-        if kind == "equals":
-            if not isinstance(value, dict) or not value:
-                p.error(
-                    where, "must be a non-empty object of output key -> expected value"
-                )
-            else:
-                p.json_value(value, where)
-        elif kind == "expr":
-            if not isinstance(value, str) or not value.strip():
-                p.error(where, "must be a non-empty expression string")
-        elif isinstance(kind, str):
-            p.error(
-                join_path(path, "kind"),
-                f"must be one of {', '.join(EDGE_CONDITION_KINDS)}",
-            )
-        return cls(kind=kind or "", value=value)
+        if kind == "equals" and (not isinstance(value, dict) or not value):
+            p.error(where, "must be a non-empty object of output key -> expected value")
+        elif kind == "expr" and (not isinstance(value, str) or not value.strip()):
+            p.error(where, "must be a non-empty expression string")
 
 
 @dataclass
@@ -368,24 +258,10 @@ class EdgeSpec(_SpecBase):
         description: Free text.
     """
 
-    source: str
-    target: str
+    source: str = field(metadata=_NONEMPTY)
+    target: str = field(metadata=_NONEMPTY)
     condition: Optional[EdgeConditionSpec] = None
     description: str = ""
-
-    @classmethod
-    def _parse(cls, p: Parser, data: Any, path: str) -> Optional[EdgeSpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        return cls(
-            source=p.string(d, "source", path, required=True, nonempty=True),
-            target=p.string(d, "target", path, required=True, nonempty=True),
-            condition=_parse_optional(
-                p, d, "condition", path, EdgeConditionSpec._parse
-            ),
-            description=p.string(d, "description", path),
-        )
 
 
 @dataclass
@@ -399,22 +275,10 @@ class ToolSpec(_SpecBase):
         parameters: JSON schema of the arguments (informational).
     """
 
-    name: str
-    reference: Optional[str] = None
+    name: str = field(metadata=_NONEMPTY)
+    reference: Optional[str] = field(default=None, metadata=_NONEMPTY)
     description: str = ""
     parameters: Dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def _parse(cls, p: Parser, data: Any, path: str) -> Optional[ToolSpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        return cls(
-            name=p.string(d, "name", path, required=True, nonempty=True),
-            reference=p.string(d, "reference", path, default=None, nonempty=True),
-            description=p.string(d, "description", path),
-            parameters=p.json_object(d, "parameters", path),
-        )
 
 
 @dataclass
@@ -428,30 +292,10 @@ class StateFieldSpec(_SpecBase):
         description: Free text.
     """
 
-    type: str = "any"
+    type: str = field(default="any", metadata=rule(choices=STATE_FIELD_TYPES))
     required: bool = False
     default: Any = None
     description: str = ""
-
-    @classmethod
-    def _parse(cls, p: Parser, data: Any, path: str) -> Optional[StateFieldSpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        kind = p.string(d, "type", path, default="any")
-        if isinstance(kind, str) and kind not in STATE_FIELD_TYPES:
-            p.error(
-                join_path(path, "type"),
-                f"must be one of {', '.join(STATE_FIELD_TYPES)}",
-            )
-        default = d.get("default")
-        p.json_value(default, join_path(path, "default"))
-        return cls(
-            type=kind,
-            required=p.boolean(d, "required", path, default=False),
-            default=default,
-            description=p.string(d, "description", path),
-        )
 
 
 @dataclass
@@ -463,37 +307,17 @@ class MissionStateSchemaSpec(_SpecBase):
         fields: Field name → :class:`StateFieldSpec`.
     """
 
-    schema_class: Optional[str] = None
-    fields: Dict[str, StateFieldSpec] = field(default_factory=dict)
+    schema_class: Optional[str] = field(default=None, metadata=_NONEMPTY)
+    fields: Dict[str, StateFieldSpec] = field(
+        default_factory=dict,
+        metadata=rule(expected="an object of field name -> field spec"),
+    )
 
     def __post_init__(self) -> None:
         # Accept plain dicts for fields, as the seed's examples write them.
         for name, value in list(self.fields.items()):
             if isinstance(value, dict):
                 self.fields[name] = StateFieldSpec.from_dict(value)
-
-    @classmethod
-    def _parse(
-        cls, p: Parser, data: Any, path: str
-    ) -> Optional[MissionStateSchemaSpec]:
-        d = p.obj(data, path, ["schema_class", "fields"])
-        if d is None:
-            return None
-        parsed: Dict[str, StateFieldSpec] = {}
-        raw = d.get("fields")
-        where = join_path(path, "fields")
-        if raw is not None:
-            if not isinstance(raw, dict):
-                p.error(where, "must be an object of field name -> field spec")
-            else:
-                for name, value in raw.items():
-                    item = StateFieldSpec._parse(p, value, join_path(where, str(name)))
-                    if item is not None:
-                        parsed[str(name)] = item
-        return cls(
-            schema_class=p.string(d, "schema_class", path, default=None, nonempty=True),
-            fields=parsed,
-        )
 
 
 StateSchemaSpec = MissionStateSchemaSpec
@@ -516,44 +340,26 @@ class GraphSpec(_SpecBase):
         description: Free text.
     """
 
-    id: str
-    start: str
+    id: str = field(metadata=_NONEMPTY)
+    start: str = field(metadata=_NONEMPTY)
     nodes: List[NodeSpec] = field(default_factory=list)
     edges: List[EdgeSpec] = field(default_factory=list)
     tools: List[ToolSpec] = field(default_factory=list)
     state_schema: Optional[MissionStateSchemaSpec] = None
     initial_state: Dict[str, Any] = field(default_factory=dict)
-    max_steps: Optional[int] = None
+    max_steps: Optional[int] = field(default=None, metadata=_AT_LEAST_ONE)
     description: str = ""
 
     @classmethod
-    def _parse(cls, p: Parser, data: Any, path: str) -> Optional[GraphSpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        spec = cls(
-            id=p.string(d, "id", path, required=True, nonempty=True),
-            start=p.string(d, "start", path, required=True, nonempty=True),
-            nodes=_parse_list(p, d, "nodes", path, NodeSpec._parse),
-            edges=_parse_list(p, d, "edges", path, EdgeSpec._parse),
-            tools=_parse_list(p, d, "tools", path, ToolSpec._parse),
-            state_schema=_parse_optional(
-                p, d, "state_schema", path, MissionStateSchemaSpec._parse
-            ),
-            initial_state=p.json_object(d, "initial_state", path),
-            max_steps=p.integer(d, "max_steps", path, default=None, minimum=1),
-            description=p.string(d, "description", path),
-        )
-        raw_nodes = d.get("nodes")
-        if raw_nodes is None or raw_nodes == []:
+    def check_structure(
+        cls, p: Parser, data: Dict[str, Any], values: Dict[str, Any], path: str
+    ) -> None:
+        """Require a node; refuse duplicate node ids and tool names."""
+        if data.get("nodes") in (None, []):
             p.error(join_path(path, "nodes"), "must contain at least one node")
-        _check_unique(
-            p, [n.id for n in spec.nodes], join_path(path, "nodes"), "node id"
-        )
-        _check_unique(
-            p, [t.name for t in spec.tools], join_path(path, "tools"), "tool name"
-        )
-        return spec
+        nodes, tools = values["nodes"], values["tools"]
+        _check_unique(p, [n.id for n in nodes], join_path(path, "nodes"), "node id")
+        _check_unique(p, [t.name for t in tools], join_path(path, "tools"), "tool name")
 
     def node(self, node_id: str) -> Optional[NodeSpec]:
         """Return the node with this id.
@@ -565,18 +371,6 @@ class GraphSpec(_SpecBase):
             The node spec, or None.
         """
         return next((n for n in self.nodes if n.id == node_id), None)
-
-
-def _check_unique(p: Parser, values: List[str], path: str, what: str) -> None:
-    seen: Dict[str, int] = {}
-    for index, value in enumerate(values):
-        if value in seen:
-            p.error(
-                join_path(path, index),
-                f"duplicate {what} {value!r} (first at [{seen[value]}])",
-            )
-        else:
-            seen[value] = index
 
 
 # --------------------------------------------------------------------------- mission
@@ -591,22 +385,10 @@ class MissionPlanStepSpec(_SpecBase):
         nodes: Ids of the graph nodes performing the step (empty: the node with the step's id).
     """
 
-    id: str
+    id: str = field(metadata=_NONEMPTY)
     description: str = ""
     depends_on: List[str] = field(default_factory=list)
     nodes: List[str] = field(default_factory=list)
-
-    @classmethod
-    def _parse(cls, p: Parser, data: Any, path: str) -> Optional[MissionPlanStepSpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        return cls(
-            id=p.string(d, "id", path, required=True, nonempty=True),
-            description=p.string(d, "description", path),
-            depends_on=p.string_list(d, "depends_on", path),
-            nodes=p.string_list(d, "nodes", path),
-        )
 
 
 @dataclass
@@ -620,25 +402,16 @@ class MissionPlanSpec(_SpecBase):
     """
 
     steps: List[MissionPlanStepSpec] = field(default_factory=list)
-    state_key: str = "mission_plan"
+    state_key: str = field(default="mission_plan", metadata=_NONEMPTY)
     auto_advance: bool = True
 
     @classmethod
-    def _parse(cls, p: Parser, data: Any, path: str) -> Optional[MissionPlanSpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        spec = cls(
-            steps=_parse_list(p, d, "steps", path, MissionPlanStepSpec._parse),
-            state_key=p.string(
-                d, "state_key", path, default="mission_plan", nonempty=True
-            ),
-            auto_advance=p.boolean(d, "auto_advance", path, default=True),
-        )
-        _check_unique(
-            p, [s.id for s in spec.steps], join_path(path, "steps"), "step id"
-        )
-        return spec
+    def check_structure(
+        cls, p: Parser, data: Dict[str, Any], values: Dict[str, Any], path: str
+    ) -> None:
+        """Refuse duplicate step ids."""
+        ids = [s.id for s in values["steps"]]
+        _check_unique(p, ids, join_path(path, "steps"), "step id")
 
 
 @dataclass
@@ -651,18 +424,8 @@ class ReasoningStrategySpec(_SpecBase):
             ``{"max_plan_steps"}`` for Plan-and-Solve, none for Chain-of-Thought).
     """
 
-    type: str
+    type: str = field(metadata=_NONEMPTY)
     config: Dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def _parse(cls, p: Parser, data: Any, path: str) -> Optional[ReasoningStrategySpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        return cls(
-            type=p.string(d, "type", path, required=True, nonempty=True),
-            config=p.json_object(d, "config", path),
-        )
 
 
 @dataclass
@@ -676,27 +439,9 @@ class MissionStrategyBindingSpec(_SpecBase):
             (informational).
     """
 
-    target: str
+    target: str = field(metadata=_NONEMPTY)
     strategy: ReasoningStrategySpec
     reference: Optional[str] = None
-
-    @classmethod
-    def _parse(
-        cls, p: Parser, data: Any, path: str
-    ) -> Optional[MissionStrategyBindingSpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        strategy = _parse_optional(p, d, "strategy", path, ReasoningStrategySpec._parse)
-        if strategy is None:
-            if d.get("strategy") is None:
-                p.error(join_path(path, "strategy"), "is required")
-            return None
-        return cls(
-            target=p.string(d, "target", path, required=True, nonempty=True),
-            strategy=strategy,
-            reference=p.string(d, "reference", path, default=None),
-        )
 
 
 @dataclass
@@ -714,34 +459,11 @@ class MissionTelemetrySpec(_SpecBase):
     """
 
     enabled: bool = True
-    backend: str = "memory"
+    backend: str = field(default="memory", metadata=_NONEMPTY)
     db_path: Optional[str] = None
-    sampling_rate: float = 1.0
-    buffer_size: int = 100
-    export_interval: float = 10.0
-
-    @classmethod
-    def _parse(cls, p: Parser, data: Any, path: str) -> Optional[MissionTelemetrySpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        return cls(
-            enabled=p.boolean(d, "enabled", path, default=True),
-            backend=p.string(d, "backend", path, default="memory", nonempty=True),
-            db_path=p.string(d, "db_path", path, default=None),
-            sampling_rate=p.number(
-                d, "sampling_rate", path, default=1.0, minimum=0.0, maximum=1.0
-            ),
-            buffer_size=p.integer(d, "buffer_size", path, default=100, minimum=1),
-            export_interval=p.number(
-                d,
-                "export_interval",
-                path,
-                default=10.0,
-                minimum=0.0,
-                exclusive_minimum=True,
-            ),
-        )
+    sampling_rate: float = field(default=1.0, metadata=rule(minimum=0, maximum=1))
+    buffer_size: int = field(default=100, metadata=_AT_LEAST_ONE)
+    export_interval: float = field(default=10.0, metadata=_POSITIVE)
 
 
 @dataclass
@@ -759,28 +481,12 @@ class MissionDeploymentSpec(_SpecBase):
             the target environment).
     """
 
-    target: str = "development"
-    replicas: int = 1
+    target: str = field(default="development", metadata=_NONEMPTY)
+    replicas: int = field(default=1, metadata=rule(minimum=0))
     resources: Dict[str, str] = field(default_factory=dict)
-    health_check_interval: int = 30
+    health_check_interval: int = field(default=30, metadata=_AT_LEAST_ONE)
     restart_policy: str = "on-failure"
     environment: Dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def _parse(cls, p: Parser, data: Any, path: str) -> Optional[MissionDeploymentSpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        return cls(
-            target=p.string(d, "target", path, default="development", nonempty=True),
-            replicas=p.integer(d, "replicas", path, default=1, minimum=0),
-            resources=p.string_map(d, "resources", path),
-            health_check_interval=p.integer(
-                d, "health_check_interval", path, default=30, minimum=1
-            ),
-            restart_policy=p.string(d, "restart_policy", path, default="on-failure"),
-            environment=p.string_map(d, "environment", path),
-        )
 
 
 @dataclass
@@ -794,29 +500,18 @@ class SimulationToolOverrideSpec(_SpecBase):
         description: Free text.
     """
 
-    name: str
+    name: str = field(metadata=_NONEMPTY)
     static_response: Any = None
-    handler: Optional[str] = None
+    handler: Optional[str] = field(default=None, metadata=_NONEMPTY)
     description: str = ""
 
     @classmethod
-    def _parse(
-        cls, p: Parser, data: Any, path: str
-    ) -> Optional[SimulationToolOverrideSpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        response = d.get("static_response")
-        p.json_value(response, join_path(path, "static_response"))
-        spec = cls(
-            name=p.string(d, "name", path, required=True, nonempty=True),
-            static_response=response,
-            handler=p.string(d, "handler", path, default=None, nonempty=True),
-            description=p.string(d, "description", path),
-        )
-        if spec.handler is not None and response is not None:
+    def check_structure(
+        cls, p: Parser, data: Dict[str, Any], values: Dict[str, Any], path: str
+    ) -> None:
+        """Refuse a handler and a static response together."""
+        if values["handler"] is not None and values["static_response"] is not None:
             p.error(path, "set either static_response or handler, not both")
-        return spec
 
 
 @dataclass
@@ -837,20 +532,13 @@ class MissionSimulationSpec(_SpecBase):
     models: Dict[str, List[Any]] = field(default_factory=dict)
 
     @classmethod
-    def _parse(cls, p: Parser, data: Any, path: str) -> Optional[MissionSimulationSpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        spec = cls(
-            enabled=p.boolean(d, "enabled", path, default=True),
-            tools=_parse_list(p, d, "tools", path, SimulationToolOverrideSpec._parse),
-            inputs=p.json_object(d, "inputs", path),
-            models=p.json_object(d, "models", path),
-        )
-        _check_unique(
-            p, [t.name for t in spec.tools], join_path(path, "tools"), "tool override"
-        )
-        for node_id, script in spec.models.items():
+    def check_structure(
+        cls, p: Parser, data: Dict[str, Any], values: Dict[str, Any], path: str
+    ) -> None:
+        """Refuse duplicate tool overrides and model scripts that are not lists of replies."""
+        names = [t.name for t in values["tools"]]
+        _check_unique(p, names, join_path(path, "tools"), "tool override")
+        for node_id, script in values["models"].items():
             where = join_path(join_path(path, "models"), node_id)
             if not isinstance(script, list) or not script:
                 p.error(where, "must be a non-empty list of scripted replies")
@@ -858,7 +546,6 @@ class MissionSimulationSpec(_SpecBase):
             for index, reply in enumerate(script):
                 if not isinstance(reply, (str, dict)):
                     p.error(join_path(where, index), "must be a text or an object")
-        return spec
 
 
 _PRE_ID = r"(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)"
@@ -868,6 +555,12 @@ _SEMVER = re.compile(
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
 _MISSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def _mission_id_problem(text: str) -> Optional[str]:
+    if text and not _MISSION_ID.fullmatch(text):
+        return "may contain only letters, digits, '.', '_' and '-' (not first)"
+    return None
 
 
 def is_semver(text: str) -> bool:
@@ -880,6 +573,10 @@ def is_semver(text: str) -> bool:
         Whether it is valid semver 2.0.
     """
     return bool(_SEMVER.fullmatch(text))
+
+
+def _version_problem(text: str) -> Optional[str]:
+    return None if is_semver(text) else f"must be a semantic version, got {text!r}"
 
 
 @dataclass
@@ -901,11 +598,11 @@ class MissionSpec(_SpecBase):
         metadata: Free JSON metadata.
     """
 
-    mission_id: str
-    version: str
+    mission_id: str = field(metadata=rule(nonempty=True, check=_mission_id_problem))
+    version: str = field(metadata=rule(check=_version_problem))
     graph: GraphSpec
     description: str = ""
-    spark_version: str = SPEC_VERSION
+    spark_version: str = field(default=SPEC_VERSION, metadata=_NONEMPTY)
     plan: Optional[MissionPlanSpec] = None
     state_schema: Optional[MissionStateSchemaSpec] = None
     strategies: List[MissionStrategyBindingSpec] = field(default_factory=list)
@@ -913,56 +610,3 @@ class MissionSpec(_SpecBase):
     deployment: Optional[MissionDeploymentSpec] = None
     simulation: Optional[MissionSimulationSpec] = None
     metadata: Dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def _parse(cls, p: Parser, data: Any, path: str) -> Optional[MissionSpec]:
-        d = p.obj(data, path, _names(cls))
-        if d is None:
-            return None
-        mission_id = p.string(d, "mission_id", path, required=True, nonempty=True)
-        if (
-            isinstance(mission_id, str)
-            and mission_id
-            and not _MISSION_ID.fullmatch(mission_id)
-        ):
-            p.error(
-                join_path(path, "mission_id"),
-                "may contain only letters, digits, '.', '_' and '-' (not first)",
-            )
-        version = p.string(d, "version", path, required=True)
-        if isinstance(d.get("version"), str) and not is_semver(version):
-            p.error(
-                join_path(path, "version"),
-                f"must be a semantic version, got {version!r}",
-            )
-        graph = _parse_optional(p, d, "graph", path, GraphSpec._parse)
-        if graph is None:
-            if d.get("graph") is None:
-                p.error(join_path(path, "graph"), "is required")
-            return None
-        return cls(
-            mission_id=mission_id,
-            version=version,
-            graph=graph,
-            description=p.string(d, "description", path),
-            spark_version=p.string(
-                d, "spark_version", path, default=SPEC_VERSION, nonempty=True
-            ),
-            plan=_parse_optional(p, d, "plan", path, MissionPlanSpec._parse),
-            state_schema=_parse_optional(
-                p, d, "state_schema", path, MissionStateSchemaSpec._parse
-            ),
-            strategies=_parse_list(
-                p, d, "strategies", path, MissionStrategyBindingSpec._parse
-            ),
-            telemetry=_parse_optional(
-                p, d, "telemetry", path, MissionTelemetrySpec._parse
-            ),
-            deployment=_parse_optional(
-                p, d, "deployment", path, MissionDeploymentSpec._parse
-            ),
-            simulation=_parse_optional(
-                p, d, "simulation", path, MissionSimulationSpec._parse
-            ),
-            metadata=p.json_object(d, "metadata", path),
-        )

@@ -10,7 +10,7 @@ import importlib
 import re
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
-from spark_core.spec._parse import Parser, ValidationIssue, join_path
+from spark_core.spec._parse import Parser, ValidationIssue, join_path, parse_dataclass
 from spark_core.spec.allowlist import module_refusal, normalise_prefixes
 from spark_core.spec.errors import SpecValidationError
 from spark_core.spec.models import (
@@ -115,7 +115,7 @@ def state_field_problem(name: str) -> Optional[str]:
 
 def _structural(cls: Any, data: Any) -> Tuple[Any, List[ValidationIssue]]:
     parser = Parser()
-    spec = cls._parse(parser, data, "")
+    spec = parse_dataclass(parser, cls, data, "")
     if parser.has_errors:
         spec = None
     return spec, parser.issues

@@ -27,12 +27,6 @@ def _no_real_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pin the retry jitter so backoffs are deterministic."""
-    monkeypatch.setattr("spark_core.models.retry._jitter", lambda delay: delay)
-
-
-@pytest.fixture(autouse=True)
 def _reset_tool_calls() -> Iterator[None]:
     """Each test starts with an empty record of tool calls."""
     from tests.agents.helpers import CALLS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
@@ -35,7 +36,6 @@ from spark_core.models import (
 )
 from spark_core.models.openai import DEFAULT_BASE_URL, OpenAIModel
 from spark_core.models.retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
-from spark_core.models.retry import _jitter as real_jitter  # before conftest pins it
 from tests.agents.conftest import SECRET_KEY
 from tests.agents.fake_openai import (
     FakeOpenAIServer,
@@ -248,8 +248,10 @@ def test_backoff_doubles_without_retry_after(
     fake_openai: FakeOpenAIServer, sleeps: List[float]
 ) -> None:
     fake_openai.add(error(500), error(502), error(504), reply("ok"))
-    run(make_model(fake_openai, max_retries=3, backoff_factor=0.5).complete(USER))
-    assert sleeps == [0.5, 1.0, 2.0]  # jitter pinned by conftest
+    model = make_model(fake_openai, max_retries=3, backoff_factor=0.5)
+    model.retry = dataclasses.replace(model.retry, rng=lambda: 1.0)  # the full delay
+    run(model.complete(USER))
+    assert sleeps == [0.5, 1.0, 2.0]
 
 
 def test_408_is_retried_then_a_timeout_error(
@@ -288,10 +290,10 @@ def test_retry_rules_are_the_clients() -> None:
 
 @pytest.mark.parametrize("draw, factor", [(0.0, 0.5), (0.5, 0.75), (0.999, 0.9995)])
 def test_jitter_spreads_between_half_and_all_of_the_delay(
-    monkeypatch: pytest.MonkeyPatch, draw: float, factor: float
+    draw: float, factor: float
 ) -> None:
-    monkeypatch.setattr("spark_core.models.retry.random.random", lambda: draw)
-    assert real_jitter(4.0) == pytest.approx(4.0 * factor)
+    policy = RetryPolicy(backoff_factor=4.0, rng=lambda: draw).increment("HTTP 500")
+    assert policy.delay() == pytest.approx(4.0 * factor)
 
 
 def test_429_then_500_are_retried(fake_openai: FakeOpenAIServer) -> None:
@@ -615,7 +617,10 @@ def test_parse_retry_after() -> None:
 
 
 def test_retry_policy_backoff() -> None:
-    policy = RetryPolicy(max_retries=3, backoff_factor=1.0, backoff_max=3.0)
+    no_jitter = RetryPolicy(
+        max_retries=3, backoff_factor=1.0, backoff_max=3.0, rng=lambda: 1.0
+    )
+    policy = no_jitter
     delays = []
     for _ in range(3):
         policy = policy.increment("HTTP 500")

@@ -5,11 +5,18 @@ from __future__ import annotations
 from typing import Any, Dict
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spark_core.errors import EdgeConditionError, ExpressionError
-from spark_core.graphs.expr import Expression, compile_expression, evaluate
+from spark_core.errors import EdgeConditionError, ExpressionError, NodeExecutionError
+from spark_core.graphs import Graph
+from spark_core.graphs.expr import (
+    MAX_SIZE,
+    Expression,
+    compile_expression,
+    evaluate,
+)
+from spark_core.nodes import Node
 
 ROOT: Dict[str, Any] = {
     "outputs": {
@@ -137,3 +144,169 @@ def test_arithmetic_matches_python(a: int, b: int) -> None:
     root = {"outputs": {"a": a, "b": b}}
     assert evaluate("$.outputs.a + $.outputs.b", root) == a + b
     assert evaluate("$.outputs.a < $.outputs.b", root) == (a < b)
+
+
+# --------------------------------------------------------------------------- bounds
+# Found by a hostile test: an edge condition could freeze a server (round() with a huge
+# negative digit count computes 10 ** 20000000) or allocate 500 MB ('%0500000000d' % 1).
+# Every expression now runs in bounded time and memory, or raises ExpressionError.
+
+BIG = {
+    "outputs": {
+        "huge": 10**5000,
+        "big": 10**900,
+        "inf": float("inf"),
+        "text": "x" * 600_000,
+        "items": [0] * 600_000,
+        "fmt": "%0500000000d",
+    }
+}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "round(1, -20000000) == 0",
+        "round(1.5, 20000000)",
+        "round($.outputs.big, -2000)",
+        "'%0500000000d' % 1",
+        "'%s' % 'x'",
+        "$.outputs.fmt % 1",
+        "$.outputs.text % []",
+        "int('" + "9" * 1200 + "')",
+        "$.outputs.big * $.outputs.big",
+        "$.outputs.huge + 1",
+        "-$.outputs.huge // 7",
+        "str($.outputs.huge)",
+        "abs($.outputs.huge) > 0",
+        "1" + "0" * 1200 + " * 2",
+        "$.outputs.text + $.outputs.text",
+        "$.outputs.items + $.outputs.items",
+        "str([$.outputs.text, $.outputs.text])",
+        "lower([$.outputs.items, $.outputs.items])",
+        "str([$.outputs.huge])",
+    ],
+)
+def test_hostile_expressions_are_refused_not_computed(text: str) -> None:
+    with pytest.raises(ExpressionError):
+        evaluate(text, BIG)
+
+
+def test_a_refused_expression_is_also_an_edge_condition_error() -> None:
+    # Callers that catch a condition's run-time failure keep catching this one.
+    with pytest.raises(EdgeConditionError, match="round"):
+        evaluate("round(1, -20000000) == 0", ROOT)
+
+
+class _Emit(Node):
+    def process(self, context: Any) -> Dict[str, Any]:
+        return {"digits": -20000000}
+
+
+class _Never(Node):
+    def process(self, context: Any) -> Dict[str, Any]:
+        raise AssertionError("the edge must not fire")
+
+
+def test_a_hostile_edge_condition_fails_its_node_instead_of_freezing_the_run() -> None:
+    src = _Emit(name="src")
+    src.on(expr="round(1, $.outputs.digits) == 0") >> _Never(name="t")
+    with pytest.raises(NodeExecutionError, match="src -> t.*round") as info:
+        Graph(start=src).run_sync()
+    assert isinstance(info.value.__cause__, EdgeConditionError)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "float($.outputs.big)",
+        "int($.outputs.inf)",
+        "round($.outputs.inf)",
+        "$.outputs.big / 3",
+        "0 + [0, $.outputs.huge]",
+        "float($.outputs.text)",
+    ],
+)
+def test_failures_on_huge_values_are_typed_errors_with_short_messages(
+    text: str,
+) -> None:
+    with pytest.raises(EdgeConditionError) as info:
+        evaluate(text, BIG)
+    assert len(str(info.value)) < 500
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("round(1234, -2)", 1200),
+        ("round(2.675, 2)", 2.67),
+        ("round(0.5)", 0),
+        ("round(1, -1000)", 0),
+        ("17 % 5 + 7.5 % 2", 3.5),
+        ("$.outputs.big > 10", True),
+        ("$.outputs.big == $.outputs.big", True),
+        ("len($.outputs.text) + len(lower($.outputs.text))", 1_200_000),
+        ("'x' in $.outputs.text", True),
+        ("int('" + "9" * 999 + "') > 0", True),
+    ],
+)
+def test_ordinary_arithmetic_and_texts_still_work(text: str, expected: Any) -> None:
+    assert evaluate(text, BIG) == expected
+
+
+def _built(value: Any) -> int:
+    """Characters, items and digits of what an evaluation made (the inputs not counted)."""
+    seen = {id(v) for v in BIG["outputs"].values()}
+    total, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, int) and not isinstance(item, bool):
+            total += item.bit_length() // 3 + 1
+        elif isinstance(item, (str, list)):
+            total += len(item)
+            stack.extend(item if isinstance(item, list) else ())
+        else:
+            total += 1
+    return total
+
+
+_leaves = st.one_of(
+    st.integers(-(10**6), 10**6).map(str),
+    st.integers(0, 1500).map(lambda n: "1" + "0" * n),
+    st.sampled_from(["0.5", "1e308", "-2.5", "true", "null", "[1, 'a']"]),
+    st.sampled_from(["'%0999999999d'", "'%s%s'", "'abc'", "'9' + '9'", "''"]),
+    st.sampled_from(["$.outputs." + key for key in BIG["outputs"]]),
+)
+
+
+def _grow(inner: Any) -> Any:
+    unary = st.sampled_from(["len", "abs", "int", "float", "str", "bool", "round"])
+    binary = st.sampled_from(["+", "-", "*", "/", "//", "%", "==", "<", "in", "and"])
+    return st.one_of(
+        st.tuples(unary, inner).map(lambda t: f"{t[0]}({t[1]})"),
+        st.tuples(inner, st.integers(-(10**9), 10**9)).map(
+            lambda t: f"round({t[0]}, {t[1]})"
+        ),
+        st.tuples(st.sampled_from(["min", "max"]), inner, inner).map(
+            lambda t: f"{t[0]}({t[1]}, {t[2]})"
+        ),
+        st.tuples(inner, binary, inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        st.tuples(inner, inner).map(lambda t: f"[{t[0]}, {t[1]}]"),
+        inner.map(lambda e: f"-{e}"),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(_leaves, _grow, max_leaves=12))
+def test_random_expressions_evaluate_within_bounds_or_raise_typed_errors(
+    text: str,
+) -> None:
+    try:
+        value = evaluate(text, BIG)
+    except (ExpressionError, EdgeConditionError):
+        return
+    # What it built fits the language's budget (plus one number per operator at most).
+    assert _built(value) <= MAX_SIZE + len(text)

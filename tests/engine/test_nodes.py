@@ -189,12 +189,12 @@ def test_retry_delays_by_strategy(strategy: str, expected: List[float]) -> None:
     assert [retry.delay(n) for n in range(1, 5)] == expected
 
 
-def test_retry_jitter_stays_within_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("random.random", lambda: 0.0)
-    retry = RetryCapability(initial_delay=2.0, jitter=True)
-    assert retry.delay(1) == 1.0
-    monkeypatch.setattr("random.random", lambda: 0.999)
-    assert 2.9 < retry.delay(1) < 3.0
+def test_retry_jitter_stays_between_half_and_all_of_the_delay() -> None:
+    retry = RetryCapability(initial_delay=2.0, max_delay=3.0, jitter=True)
+    assert retry.delay(1, rng=lambda: 0.0) == 1.0
+    assert retry.delay(1, rng=lambda: 1.0) == 2.0
+    assert retry.delay(3, rng=lambda: 1.0) == 3.0  # 8.0 capped before the jitter
+    assert all(1.0 <= retry.delay(1) <= 2.0 for _ in range(100))
 
 
 @pytest.mark.parametrize(
