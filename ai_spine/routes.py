@@ -11,7 +11,6 @@ from typing import Any, Dict, FrozenSet, List, Optional, cast
 
 from ai_spine import constants
 from ai_spine.exceptions import (
-    ExecutionError,
     FlowNotFoundError,
     NotFoundError,
     ServerError,
@@ -19,6 +18,12 @@ from ai_spine.exceptions import (
     ValidationError,
 )
 from ai_spine.models import ExecutionDict, ExecutionResponse
+from ai_spine.rules import (
+    check_priority,
+    check_timeout,
+    execution_error,
+    wait_timeout_error,
+)
 from ai_spine.utils import (
     validate_id,
     validate_json_object,
@@ -134,13 +139,9 @@ def execute_body(
     if idempotency_key is not None:
         validate_id(idempotency_key, "idempotency_key")
     if priority is not None:
-        validate_positive_number(priority, "priority", allow_zero=True, integer=True)
-        if priority > 10:
-            raise ValidationError(f"priority must be between 0 and 10, got {priority}")
-        body["priority"] = priority
+        body["priority"] = check_priority(priority)
     if timeout is not None:
-        validate_positive_number(timeout, "timeout", integer=True)
-        body["timeout"] = timeout
+        body["timeout"] = check_timeout(timeout)
     return body
 
 
@@ -379,12 +380,7 @@ def final_or_raise(execution_id: str, execution: ExecutionDict) -> bool:
     if status == "completed":
         return True
     if status in constants.TERMINAL_STATUSES:
-        raw = cast(Dict[str, Any], execution)
-        error = raw.get("error_message") or raw.get("error")
-        raise ExecutionError(
-            f"execution {execution_id} {status}" + (f": {error}" if error else ""),
-            execution=raw,
-        )
+        raise execution_error(cast(Dict[str, Any], execution), execution_id)
     return False
 
 
@@ -406,9 +402,4 @@ def wait_timeout(
         The error (the caller chains it to ``last_error``).
     """
     cause = f"; last poll: {last_error.message}" if last_error else ""
-    return TimeoutError(
-        f"execution {execution_id} not finished after {timeout:g}s "
-        f"(last status: {last_status or 'unknown'}{cause})",
-        execution_id=execution_id,
-        last_status=last_status,
-    )
+    return wait_timeout_error(execution_id, timeout, last_status, cause)

@@ -90,18 +90,21 @@ def wait_timeout_error(
     )
 
 
-def execution_error(execution: Dict[str, Any]) -> ExecutionError:
+def execution_error(
+    execution: Dict[str, Any], execution_id: Optional[str] = None
+) -> ExecutionError:
     """The error a wait raises for an execution that ended ``failed`` or ``cancelled``.
 
     Args:
         execution: The final execution (``error_message``, or the backend's ``error``).
+        execution_id: The id waited for (default: the execution's own).
 
     Returns:
         The ExecutionError to raise, holding the execution.
     """
     error = execution.get("error_message") or execution.get("error")
     return ExecutionError(
-        f"execution {execution['execution_id']} {execution['status']}"
+        f"execution {execution_id or execution['execution_id']} {execution['status']}"
         + (f": {error}" if error else ""),
         execution=execution,
     )
