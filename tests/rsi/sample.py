@@ -12,16 +12,16 @@ from spark_core.spec import MissionSpec
 
 #: How long a slow lookup takes; the baseline's timeout is well below it.
 SLOW_SECONDS = 0.1
+FAST_SECONDS = 0.005
 TIMEOUT_SECONDS = 0.05
 
 
 class Lookup(Node):
-    """Finds the customer's record: slow for inputs marked ``slow``; reports a small cost."""
+    """Finds the customer's record, slowly for inputs marked ``slow``; reports a cost."""
 
     async def process(self, context: ExecutionContext) -> Dict[str, Any]:
         content = dict(context.inputs.content or {})
-        if content.get("slow"):
-            await asyncio.sleep(SLOW_SECONDS)
+        await asyncio.sleep(SLOW_SECONDS if content.get("slow") else FAST_SECONDS)
         context.report_cost(0.001, tokens=10, source="lookup")
         return {"prompt": str(content.get("question", ""))}
 
