@@ -156,6 +156,29 @@ class Analysis:
     nodes: Dict[str, NodeStats]
     findings: List[Finding]
 
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> Analysis:
+        """Build an analysis from :meth:`to_dict` output.
+
+        Args:
+            data: The dict.
+
+        Returns:
+            The analysis.
+        """
+        nodes = {}
+        for node_id, stats in (data.get("nodes") or {}).items():
+            fields_ = {k: v for k, v in stats.items() if k != "retries"}
+            nodes[node_id] = NodeStats(**fields_)
+        return cls(
+            runs=int(data["runs"]),
+            success_rate=float(data["success_rate"]),
+            mean_score=data.get("mean_score"),
+            mean_cost_usd=float(data.get("mean_cost_usd") or 0.0),
+            nodes=nodes,
+            findings=[Finding.from_dict(f) for f in data.get("findings", [])],
+        )
+
     def to_dict(self) -> Dict[str, Any]:
         """Return the analysis as JSON-ready data.
 

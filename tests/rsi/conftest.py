@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import pytest
 
 from spark_core.agents import replace_models
 from spark_core.kit.loader import SpecLoader
 from spark_core.rsi import ExperienceDatabase
+from spark_core.spec import MissionSpec
 from tests.rsi import sample
 
 ALLOWED = ["spark_core", "tests.rsi"]
@@ -25,9 +26,14 @@ def experience_db(tmp_path: Path) -> Iterator[ExperienceDatabase]:
     db.close()
 
 
-async def fill(db: ExperienceDatabase, count: int = 20, version: str = "1.0") -> None:
-    """Run the sample mission ``count`` times, recording into ``db``."""
-    mission = sample.mission()
+async def fill(
+    db: ExperienceDatabase,
+    count: int = 20,
+    version: str = "1.0",
+    mission: Optional[MissionSpec] = None,
+) -> None:
+    """Run the sample mission (or ``mission``) ``count`` times, recording into ``db``."""
+    mission = mission or sample.mission()
     observer = db.observer(mission.mission_id, version, scorer=sample.score)
     graph = SpecLoader(ALLOWED).load_mission(mission, observers=[observer])
     model = sample.polite_model()

@@ -57,3 +57,12 @@ def test_errors_retries_and_empty_windows() -> None:
     assert result.nodes["fetch"].error_rate == 0.5
     empty = analyze([])
     assert empty.runs == 0 and empty.findings == [] and empty.mean_score is None
+
+
+def test_an_analysis_round_trips_through_json_data(
+    filled_db: ExperienceDatabase,
+) -> None:
+    from spark_core.rsi.analysis import Analysis
+
+    result = analyze(filled_db.query_runs("customer_service_agent"))
+    assert Analysis.from_dict(result.to_dict()).to_dict() == result.to_dict()
