@@ -122,3 +122,33 @@ def test_published_versions_are_never_overwritten(tmp_path: Path) -> None:
         repo.history("../escape")
     leftovers = [p.name for p in tmp_path.rglob(".*.tmp")]
     assert leftovers == []
+
+
+def test_deploy_and_rollback_replace_a_local_spine_flow(tmp_path: Path) -> None:
+    from ai_spine import ExecutionError, LocalSpine
+    from spark_core.spec.deploy import flow_payload
+
+    spine = LocalSpine(allow_modules=["tests.rsi"])
+    payload = flow_payload(sample.mission())
+    spine.register_flow(payload["flow_id"], payload["spec"])
+
+    def slow_request_status() -> str:
+        run = spine.execute_flow(
+            "customer_service_agent", {"question": "q", "slow": True}
+        )
+        try:
+            done = spine.wait_for_execution(run["execution_id"], timeout=10)
+        except ExecutionError:
+            return "failed"
+        return str(done["status"])
+
+    try:
+        assert slow_request_status() == "failed"  # 0.05 s timeout
+        repo = SpecRepository(tmp_path)
+        repo.ensure_baseline(sample.mission())
+        assert repo.deploy(_new_version(), registry=spine).registered
+        assert slow_request_status() == "completed"  # 0.2 s timeout
+        repo.rollback("customer_service_agent", registry=spine)
+        assert slow_request_status() == "failed"
+    finally:
+        spine.close()
