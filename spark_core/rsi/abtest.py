@@ -259,7 +259,9 @@ class _Arm:
                 f"{label}: no simulation stand-in for tool(s) {missing} "
                 "(add simulation.tools overrides or allow real tools)"
             )
-        self.records: List[RunRecord] = []
+        # Input index -> its run, so the records keep the inputs' order however the
+        # concurrent runs finish (the bootstrap resamples them in that order).
+        self.runs: Dict[int, RunRecord] = {}
 
     def _models(self) -> Mapping[str, Any]:
         if self.models is None:
@@ -267,7 +269,12 @@ class _Arm:
         made = self.models() if callable(self.models) else self.models
         return dict(made)
 
-    async def run(self, inputs: Any) -> None:
+    @property
+    def records(self) -> List[RunRecord]:
+        """The runs made, in input order."""
+        return [self.runs[i] for i in sorted(self.runs)]
+
+    async def run(self, index: int, inputs: Any) -> None:
         from spark_core.agents import replace_models
 
         observer = self.database.observer(
@@ -290,7 +297,7 @@ class _Arm:
         except SparkError:  # recorded by the observer as a failed run
             pass
         if observer.last_record is not None:
-            self.records.append(observer.last_record)
+            self.runs[index] = observer.last_record
 
     def metrics(self) -> ArmMetrics:
         runs = self.records
@@ -386,15 +393,20 @@ async def run_ab_test(
     order = [rng.random() < 0.5 for _ in items]
     gate = asyncio.Semaphore(max(1, config.concurrency))
 
-    async def pair(item: Any, candidate_first: bool) -> None:
+    async def pair(index: int, item: Any, candidate_first: bool) -> None:
         async with gate:
             arms = (cand, base) if candidate_first else (base, cand)
             for arm in arms:
-                await arm.run(item)
+                await arm.run(index, item)
 
     try:
         if len(items) >= config.min_samples:
-            await asyncio.gather(*(pair(i, first) for i, first in zip(items, order)))
+            await asyncio.gather(
+                *(
+                    pair(i, item, first)
+                    for i, (item, first) in enumerate(zip(items, order))
+                )
+            )
     finally:
         if owned:
             database.close()

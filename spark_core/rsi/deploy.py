@@ -348,20 +348,24 @@ class SpecRepository:
                     path.unlink()
                 raise
             registered = True
-        return self._append(
-            DeploymentRecord(
-                new.mission_id,
-                action,
-                new.version,
-                previous_version=old.version,
-                at=self.clock(),
-                proposal_id=proposal_id,
-                changes=[c.to_dict() for c in changes],
-                diff=render_text(changes),
-                path=str(path),
-                registered=registered,
-            )
+        record = DeploymentRecord(
+            new.mission_id,
+            action,
+            new.version,
+            previous_version=old.version,
+            at=self.clock(),
+            proposal_id=proposal_id,
+            changes=[c.to_dict() for c in changes],
+            diff=render_text(changes),
+            path=str(path),
+            registered=registered,
         )
+        try:
+            return self._append(record)
+        except DeploymentError:
+            if not existed:  # never current: take it back, so a retry can publish it
+                path.unlink()
+            raise
 
     def deploy(
         self,

@@ -23,11 +23,12 @@ The seed's example runs as written::
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from spark_core.nodes import ExecutionContext, Node
-from spark_core.rsi.abtest import ABTestConfig, ABTestResult, run_ab_test
+from spark_core.errors import SparkError
+from spark_core.rsi.abtest import ABTestConfig, ABTestResult, ArmMetrics, run_ab_test
 from spark_core.rsi.analysis import Analysis, analyze
 from spark_core.rsi.deploy import (
     DeploymentRecord,
@@ -233,13 +234,11 @@ class TestStep(_Step):
         candidates = payload["candidates"]
         config = cfg.ab_test
         if len(candidates) > 1:
-            config = ABTestConfig(
-                **{**config.__dict__, "alpha": config.alpha / len(candidates)}
-            )
+            config = replace(config, alpha=config.alpha / len(candidates))
         results = []
         for proposal_id, spec in candidates.items():
-            results.append(
-                await run_ab_test(
+            try:
+                result = await run_ab_test(
                     baseline,
                     MissionSpec.from_dict(spec),
                     payload["replay_inputs"],
@@ -252,7 +251,16 @@ class TestStep(_Step):
                     policies=cfg.safety.policies,
                     max_cost_per_run=cfg.safety.max_cost_per_run,
                 )
-            )
+            except SparkError as exc:  # e.g. the baseline does not load: no decision
+                result = ABTestResult(
+                    proposal_id,
+                    0,
+                    ArmMetrics("baseline"),
+                    ArmMetrics(proposal_id),
+                    alpha=config.alpha,
+                    reason=f"the A/B test could not run: {exc}",
+                )
+            results.append(result)
         winners = sorted((r for r in results if r.won), key=_rank, reverse=True)
         winner = winners[0].proposal_id if winners else None
         return {
@@ -473,13 +481,18 @@ class RSIMetaGraph:
             return self._summary(run_id, None, exc.request_id)
         return await self._store(self._summary(run_id, result.outputs, None))
 
-    def rollback(self) -> DeploymentRecord:
+    def rollback(self, mission_id: Optional[str] = None) -> DeploymentRecord:
         """Make the previous version current again (and re-register it).
+
+        Args:
+            mission_id: The mission (default: ``config.graph_id``).
 
         Returns:
             The rollback record.
         """
-        return self.repository().rollback(self.config.graph_id, registry=self.registry)
+        return self.repository().rollback(
+            mission_id or self.config.graph_id, registry=self.registry
+        )
 
     async def _store(self, summary: RSISummary) -> RSISummary:
         await self.experience_db.add_rsi_run(summary.graph_id, summary.to_dict())

@@ -174,3 +174,22 @@ def test_empty_window_and_bad_configuration(
         RSIMetaGraphConfig(graph_id="g", max_hypotheses=-1)
     with pytest.raises(RSIError, match="target_graph must be"):
         asyncio.run(rsi.run(target_graph=42))
+
+
+def test_an_ab_test_that_cannot_run_decides_nothing(
+    filled_db: ExperienceDatabase, tmp_path: Path
+) -> None:
+    data = sample.mission().to_dict()
+    data["graph"]["tools"] = [{"name": "refund"}]  # no simulation stand-in
+    mission = type(sample.mission()).from_dict(data)
+    rsi = _rsi(
+        filled_db,
+        tmp_path,
+        ab_test=ABTestConfig(allow_real_tools=False),
+        max_hypotheses=1,
+    )
+    summary = asyncio.run(rsi.run(target_graph=mission))
+    assert summary.status == "no_winner"
+    (test,) = summary.ab_tests
+    assert test.decision == "inconclusive"
+    assert test.reason.startswith("the A/B test could not run: baseline: no simulation")
