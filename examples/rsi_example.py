@@ -38,7 +38,7 @@ class Lookup(Node):
 
     async def process(self, context: ExecutionContext) -> Dict[str, Any]:
         request = dict(context.inputs.content or {})
-        await asyncio.sleep(0.1 if request.get("slow") else 0.005)
+        await asyncio.sleep(0.25 if request.get("slow") else 0.005)
         context.report_cost(0.001, tokens=10, source="orders-db")
         return {"prompt": request["question"]}
 
@@ -54,7 +54,7 @@ MISSION = MissionSpec.from_dict(
                 {
                     "id": "lookup",
                     "type": f"{__name__}:Lookup",
-                    "config": {"timeout": {"timeout_seconds": 0.05}},
+                    "config": {"timeout": {"timeout_seconds": 0.1}},
                 },
                 {
                     "id": "answer",

@@ -15,6 +15,7 @@ Storage sits behind :class:`ExperienceStore`, a small synchronous interface (SQL
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -251,6 +252,9 @@ class SQLiteExperienceStore(ExperienceStore):
                 conn = self._connect(
                     self.path, check_same_thread=False, isolation_level=None
                 )
+                if self.path != ":memory:":  # cheap commits: one per recorded run
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=NORMAL")
                 conn.executescript(_SCHEMA)
             except sqlite3.Error as exc:
                 raise ExperienceStoreError(
@@ -460,12 +464,14 @@ class ExperienceDatabase:
         self.store.initialize()
 
     async def record_run(self, record: RunRecord) -> None:
-        """Store one run.
+        """Store one run (in a worker thread: the graph's event loop does not wait on I/O).
 
         Args:
             record: The run.
         """
-        self.store.add_run(record)
+        await asyncio.get_running_loop().run_in_executor(
+            None, self.store.add_run, record
+        )
 
     def query_runs(
         self,

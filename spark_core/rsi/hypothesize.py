@@ -2,9 +2,9 @@
 
 Rules (no model needed, so RSI works offline):
 
-* a node that times out gets a longer timeout (``timeout_factor`` x, at least twice its
-  p95 latency, at most ``max_timeout_seconds``); a node without a timeout that times out
-  some other way gets a retry;
+* a node that times out gets a longer timeout (``timeout_factor`` x, at most
+  ``max_timeout_seconds``); a node without a timeout that times out some other way gets a
+  retry;
 * a node failing with other errors gets a retry (or more retries, up to ``max_retries``).
 
 A model is asked once for proposals in JSON (``response_format`` json_object); its answer
@@ -61,13 +61,9 @@ def rule_proposals(
         node = mission.graph.node(finding.node_id or "")
         if node is None:
             continue
-        stats = analysis.nodes.get(node.id)
         if finding.kind == "timeouts" and node.config.timeout is not None:
             old = node.config.timeout.timeout_seconds
-            p95 = stats.p95_ms / 1000.0 if stats is not None else 0.0
-            new = min(
-                rules.max_timeout_seconds, max(old * rules.timeout_factor, 2 * p95)
-            )
+            new = min(rules.max_timeout_seconds, old * rules.timeout_factor)
             if new > old:
                 out.append(
                     Proposal(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import pytest
 
@@ -34,15 +34,19 @@ async def fill(
 ) -> None:
     """Run the sample mission (or ``mission``) ``count`` times, recording into ``db``."""
     mission = mission or sample.mission()
-    observer = db.observer(mission.mission_id, version, scorer=sample.score)
-    graph = SpecLoader(ALLOWED).load_mission(mission, observers=[observer])
     model = sample.polite_model()
-    replace_models(graph, lambda node_id, old: model)
-    for item in sample.inputs(count):
+
+    async def one(item: Dict[str, Any]) -> None:
+        observer = db.observer(mission.mission_id, version, scorer=sample.score)
+        graph = SpecLoader(ALLOWED).load_mission(mission, observers=[observer])
+        replace_models(graph, lambda node_id, old: model)
         try:
             await graph.run(item)
         except Exception:  # failed runs are recorded; that is the point
             pass
+
+    # One graph per run (a graph runs one run at a time), all at once.
+    await asyncio.gather(*(one(item) for item in sample.inputs(count)))
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from spark_core.nodes import ExecutionContext, Node
 from spark_core.spec import MissionSpec
 
 #: How long a slow lookup takes; the baseline's timeout is well below it.
-SLOW_SECONDS = 0.1
+SLOW_SECONDS = 0.25
 FAST_SECONDS = 0.005
-TIMEOUT_SECONDS = 0.05
+TIMEOUT_SECONDS = 0.1
 
 
 class Lookup(Node):

@@ -39,7 +39,7 @@ def test_a_longer_timeout_wins_on_success_rate(
     experience_db: ExperienceDatabase,
 ) -> None:
     result = _run(
-        _candidate("timeout", "lookup", {"timeout_seconds": 0.2}), db=experience_db
+        _candidate("timeout", "lookup", {"timeout_seconds": 0.4}), db=experience_db
     )
     assert result.decision == "candidate" and result.won
     assert result.reason == "success rate rose from 50% to 100%"
@@ -65,7 +65,7 @@ def test_a_better_prompt_wins_on_score() -> None:
 
 
 def test_too_few_samples_decide_nothing() -> None:
-    result = _run(_candidate("timeout", "lookup", {"timeout_seconds": 0.2}), samples=4)
+    result = _run(_candidate("timeout", "lookup", {"timeout_seconds": 0.4}), samples=4)
     assert result.decision == "inconclusive" and result.tests == []
     assert result.reason == "4 input(s), fewer than the 20 required"
     assert result.baseline.runs == 0
@@ -78,7 +78,7 @@ def test_a_worse_candidate_loses_and_the_cost_bound_holds() -> None:
     assert result.decision == "baseline" and result.reason.startswith(
         "success rate fell"
     )
-    dearer = _candidate("timeout", "lookup", {"timeout_seconds": 0.2})
+    dearer = _candidate("timeout", "lookup", {"timeout_seconds": 0.4})
     result = _run(dearer, samples=10, config=config, max_cost_per_run=0.0006)
     assert result.decision == "baseline" and "exceeds the bound" in result.reason
 

@@ -23,14 +23,22 @@ def _spark(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, st
 
 
 @pytest.fixture
-def files(tmp_path: Path) -> Tuple[str, str, str]:
+def empty(tmp_path: Path) -> Tuple[str, str, str]:
+    """A spec file, an empty experience database and a repository folder."""
     spec = tmp_path / "mission.json"
     save_mission_spec(spec, sample.mission())
-    db = ExperienceDatabase(str(tmp_path / "experience.db"))
+    ExperienceDatabase(str(tmp_path / "experience.db")).initialize_sync()
+    return str(spec), str(tmp_path / "experience.db"), str(tmp_path / "versions")
+
+
+@pytest.fixture
+def files(empty: Tuple[str, str, str]) -> Tuple[str, str, str]:
+    """The same, with 20 runs of the spec recorded."""
+    db = ExperienceDatabase(empty[1])
     db.initialize_sync()
     asyncio.run(fill(db, version="1.0.0"))
     db.close()
-    return str(spec), str(tmp_path / "experience.db"), str(tmp_path / "versions")
+    return empty
 
 
 def test_rsi_run_deploys_then_history_and_rollback(
@@ -118,22 +126,22 @@ def test_rsi_run_json_without_deploy(
     ],
 )
 def test_rsi_run_usage_errors(
-    files: Tuple[str, str, str],
+    empty: Tuple[str, str, str],
     capsys: pytest.CaptureFixture[str],
     argv: List[str],
     status: int,
     message: str,
 ) -> None:
-    spec, db, _ = files
+    spec, db, _ = empty
     code, out, err = _spark(capsys, "rsi-run", spec, "--experience-db", db, *argv)
     assert code == status and message in err and out == ""
     assert len(err.strip().splitlines()) == 1
 
 
 def test_missing_files_and_bad_specs(
-    tmp_path: Path, files: Tuple[str, str, str], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, empty: Tuple[str, str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec, db, _ = files
+    spec, db, _ = empty
     code, _, err = _spark(
         capsys, "rsi-run", spec, "--experience-db", str(tmp_path / "no.db")
     )

@@ -76,12 +76,12 @@ def test_the_loop_deploys_the_winner_as_1_1_0_and_rollback_restores_1_0(
     assert [t.proposal_id for t in summary.ab_tests] == ["p1", "p2"]
     assert all(t.alpha == 0.025 and t.samples == 20 for t in summary.ab_tests)
     assert summary.winner == "p1"
-    assert "timeout_seconds: 0.05 -> 0.2" in summary.deployment.diff
+    assert "timeout_seconds: 0.1 -> 0.4" in summary.deployment.diff
 
     repo = SpecRepository(tmp_path / "versions")
     current = repo.load("customer_service_agent")
     assert current.version == "1.1.0"
-    assert current.graph.node("lookup").config.timeout.timeout_seconds == 0.2
+    assert current.graph.node("lookup").config.timeout.timeout_seconds == 0.4
     assert rsi.registry.calls[-1]["flow_id"] == "customer_service_agent"
 
     # The summary prints readably and round-trips through JSON.
@@ -99,7 +99,7 @@ def test_the_loop_deploys_the_winner_as_1_1_0_and_rollback_restores_1_0(
     assert (back.version, back.previous_version) == ("1.0.0", "1.1.0")
     assert repo.load("customer_service_agent").to_dict() == sample.mission().to_dict()
     timeouts = [c["spec"]["nodes"][0]["config"]["timeout"] for c in rsi.registry.calls]
-    assert timeouts == [{"timeout_seconds": 0.2}, {"timeout_seconds": 0.05}]
+    assert timeouts == [{"timeout_seconds": 0.4}, {"timeout_seconds": 0.1}]
 
 
 def test_the_next_run_improves_the_deployed_version(
