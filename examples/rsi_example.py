@@ -23,6 +23,7 @@ from spark_core.kit.loader import SpecLoader
 from spark_core.models import Message, ScriptedModel
 from spark_core.nodes import ExecutionContext, Node
 from spark_core.rsi import (
+    ABTestConfig,
     ExperienceDatabase,
     RSIMetaGraph,
     RSIMetaGraphConfig,
@@ -38,7 +39,8 @@ class Lookup(Node):
 
     async def process(self, context: ExecutionContext) -> Dict[str, Any]:
         request = dict(context.inputs.content or {})
-        await asyncio.sleep(0.25 if request.get("slow") else 0.005)
+        if request.get("slow"):
+            await asyncio.sleep(0.6)
         context.report_cost(0.001, tokens=10, source="orders-db")
         return {"prompt": request["question"]}
 
@@ -54,7 +56,7 @@ MISSION = MissionSpec.from_dict(
                 {
                     "id": "lookup",
                     "type": f"{__name__}:Lookup",
-                    "config": {"timeout": {"timeout_seconds": 0.1}},
+                    "config": {"timeout": {"timeout_seconds": 0.3}},
                 },
                 {
                     "id": "answer",
@@ -158,6 +160,7 @@ async def main(folder: Path) -> None:
             deploy=True,
             repository=str(folder / "versions"),
             safety=SafetyPolicy(allowed_modules=ALLOWED),
+            ab_test=ABTestConfig(concurrency=10),
         ),
         experience_db=experience_db,
         model=improvement_model(),

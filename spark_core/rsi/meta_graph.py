@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from spark_core.nodes import ExecutionContext, Node
-from spark_core.errors import SparkError
+from spark_core.errors import NodeExecutionError, SparkError
 from spark_core.rsi.abtest import ABTestConfig, ABTestResult, ArmMetrics, run_ab_test
 from spark_core.rsi.analysis import Analysis, analyze
 from spark_core.rsi.deploy import (
@@ -36,7 +36,7 @@ from spark_core.rsi.deploy import (
     bump_version,
     normalize_version,
 )
-from spark_core.rsi.errors import RSIError
+from spark_core.rsi.errors import DeploymentError, RSIError
 from spark_core.rsi.experience import ExperienceDatabase, Scorer
 from spark_core.rsi.hypothesize import HypothesisRules, hypothesize
 from spark_core.rsi.proposals import Proposal
@@ -289,6 +289,13 @@ class DeployStep(_Step):
         baseline = MissionSpec.from_dict(payload["baseline"])
         repo.ensure_baseline(baseline)
         current = repo.current_version(baseline.mission_id) or baseline.version
+        if repo.load(baseline.mission_id, current).to_dict() != baseline.to_dict():
+            # Deploying a change of a stale spec would silently undo what is current.
+            raise DeploymentError(
+                f"the analyzed spec ({baseline.version}) is not the repository's current "
+                f"version {current} of {baseline.mission_id!r}: improve the current one "
+                "(run with target_graph=None)"
+            )
         data = dict(payload["candidates"][payload["winner"]])
         data["version"] = bump_version(current, cfg.version_bump)
         record = repo.deploy(
@@ -448,6 +455,8 @@ class RSIMetaGraph:
             result = await self.graph.run(payload)
         except ApprovalPendingError as exc:
             return await self._store(self._summary(exc.run_id, None, exc.request_id))
+        except NodeExecutionError as exc:
+            raise _unwrapped(exc) from None
         return await self._store(self._summary(result.run_id, result.outputs, None))
 
     def run_sync(self, target_graph: TargetLike = None, **kwargs: Any) -> RSISummary:
@@ -479,6 +488,8 @@ class RSIMetaGraph:
             result = await self.graph.resume(run_id)
         except ApprovalPendingError as exc:
             return self._summary(run_id, None, exc.request_id)
+        except NodeExecutionError as exc:
+            raise _unwrapped(exc) from None
         return await self._store(self._summary(run_id, result.outputs, None))
 
     def rollback(self, mission_id: Optional[str] = None) -> DeploymentRecord:
@@ -584,6 +595,15 @@ def summarize(
         approval_request_id=approval,
         notes=list(payload.get("notes", [])),
     )
+
+
+def _unwrapped(error: NodeExecutionError) -> SparkError:
+    """An RSI error a step raised, as itself (with its run id); other failures as they are."""
+    cause = error.cause
+    if isinstance(cause, RSIError):
+        cause.run_id = error.run_id
+        return cause
+    return error
 
 
 def _policies(config: RSIMetaGraphConfig, extra: Any) -> Any:

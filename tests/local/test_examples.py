@@ -29,7 +29,7 @@ EXPECTED: Dict[str, List[str]] = {
         "RSI customer_service_agent: deployed (version 1.0.0 -> 1.1.0)",
         "p3 policy safety (model): refused",
         "- drops DENY rule 'no-refunds' of policy 'safety'",
-        "~ graph.nodes[id=lookup].config.timeout.timeout_seconds: 0.1 -> 0.4",
+        "~ graph.nodes[id=lookup].config.timeout.timeout_seconds: 0.3 -> 1.2",
         "rolled back to 1.0.0 (was 1.1.0)",
     ],
     "local_graph.py": [

@@ -30,7 +30,7 @@ def _run(candidate, *, samples: int = 20, db=None, **kwargs):  # type: ignore[no
             scorer=sample.score,
             models=lambda: {"answer": sample.polite_model()},
             database=db,
-            **kwargs,
+            **{"config": ABTestConfig(concurrency=10), **kwargs},
         )
     )
 
@@ -39,7 +39,7 @@ def test_a_longer_timeout_wins_on_success_rate(
     experience_db: ExperienceDatabase,
 ) -> None:
     result = _run(
-        _candidate("timeout", "lookup", {"timeout_seconds": 0.4}), db=experience_db
+        _candidate("timeout", "lookup", {"timeout_seconds": 1.2}), db=experience_db
     )
     assert result.decision == "candidate" and result.won
     assert result.reason == "success rate rose from 50% to 100%"
@@ -65,20 +65,21 @@ def test_a_better_prompt_wins_on_score() -> None:
 
 
 def test_too_few_samples_decide_nothing() -> None:
-    result = _run(_candidate("timeout", "lookup", {"timeout_seconds": 0.4}), samples=4)
+    result = _run(_candidate("timeout", "lookup", {"timeout_seconds": 1.2}), samples=4)
     assert result.decision == "inconclusive" and result.tests == []
     assert result.reason == "4 input(s), fewer than the 20 required"
     assert result.baseline.runs == 0
 
 
 def test_a_worse_candidate_loses_and_the_cost_bound_holds() -> None:
-    worse = _candidate("timeout", "lookup", {"timeout_seconds": 0.001})
-    config = ABTestConfig(min_samples=10)
+    # The edge condition cannot turn a question into an int: every run past lookup fails.
+    broken = {"condition": {"kind": "expr", "value": "int($.outputs.prompt) > 5"}}
+    worse = _candidate("edge", "lookup->answer", broken)
+    config = ABTestConfig(min_samples=10, concurrency=10)
     result = _run(worse, samples=10, config=config)
-    assert result.decision == "baseline" and result.reason.startswith(
-        "success rate fell"
-    )
-    dearer = _candidate("timeout", "lookup", {"timeout_seconds": 0.4})
+    assert result.decision == "baseline"
+    assert result.reason == "success rate fell from 50% to 0%"
+    dearer = _candidate("timeout", "lookup", {"timeout_seconds": 1.2})
     result = _run(dearer, samples=10, config=config, max_cost_per_run=0.0006)
     assert result.decision == "baseline" and "exceeds the bound" in result.reason
 
@@ -87,7 +88,7 @@ def test_results_round_trip_through_json_data() -> None:
     result = _run(
         _candidate("retry", "answer", {"max_retries": 1}),
         samples=10,
-        config=ABTestConfig(min_samples=10),
+        config=ABTestConfig(min_samples=10, concurrency=10),
     )
     assert result.decision == "inconclusive"
     assert ABTestResult.from_dict(result.to_dict()).to_dict() == result.to_dict()

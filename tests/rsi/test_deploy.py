@@ -32,7 +32,7 @@ class FakeRegistry:
 
 def _new_version(version: str = "1.1.0"):  # type: ignore[no-untyped-def]
     proposal = Proposal.from_dict(
-        {"kind": "timeout", "target": "lookup", "change": {"timeout_seconds": 0.4}}
+        {"kind": "timeout", "target": "lookup", "change": {"timeout_seconds": 1.2}}
     )
     data = proposal.apply(sample.mission()).to_dict()
     data["version"] = version
@@ -66,11 +66,11 @@ def test_deploy_writes_a_new_version_with_its_diff_and_rollback_restores(
     )
     assert (
         registry.calls[0]["spec"]["nodes"][0]["config"]["timeout"]["timeout_seconds"]
-        == 0.4
+        == 1.2
     )
     assert '~ version: "1.0.0" -> "1.1.0"' in record.diff
     assert (
-        "~ graph.nodes[id=lookup].config.timeout.timeout_seconds: 0.1 -> 0.4"
+        "~ graph.nodes[id=lookup].config.timeout.timeout_seconds: 0.3 -> 1.2"
         in record.diff
     )
     assert repo.current_version("customer_service_agent") == "1.1.0"
@@ -86,7 +86,7 @@ def test_deploy_writes_a_new_version_with_its_diff_and_rollback_restores(
     assert repo.load("customer_service_agent").to_dict() == sample.mission().to_dict()
     assert (
         registry.calls[-1]["spec"]["nodes"][0]["config"]["timeout"]["timeout_seconds"]
-        == 0.1
+        == 0.3
     )
     with pytest.raises(RollbackError, match="no earlier version"):
         repo.rollback("customer_service_agent")
@@ -143,11 +143,11 @@ def test_deploy_and_rollback_replace_a_local_spine_flow(tmp_path: Path) -> None:
         return str(done["status"])
 
     try:
-        assert slow_request_status() == "failed"  # 0.1 s timeout
+        assert slow_request_status() == "failed"  # 0.3 s timeout
         repo = SpecRepository(tmp_path)
         repo.ensure_baseline(sample.mission())
         assert repo.deploy(_new_version(), registry=spine).registered
-        assert slow_request_status() == "completed"  # 0.4 s timeout
+        assert slow_request_status() == "completed"  # 1.2 s timeout
         repo.rollback("customer_service_agent", registry=spine)
         assert slow_request_status() == "failed"
     finally:

@@ -40,9 +40,9 @@ def test_each_kind_applies_to_a_copy() -> None:
             PROMPT["change"]["system_prompt"],
         ),
         (
-            {"kind": "timeout", "target": "lookup", "change": {"timeout_seconds": 0.4}},
+            {"kind": "timeout", "target": "lookup", "change": {"timeout_seconds": 1.2}},
             ("graph", "nodes", 0, "config", "timeout", "timeout_seconds"),
-            0.4,
+            1.2,
         ),
         (
             {"kind": "retry", "target": "lookup", "change": {"max_retries": 2}},
@@ -124,7 +124,7 @@ def test_rules_propose_a_longer_timeout_offline(filled_db: ExperienceDatabase) -
     result = asyncio.run(hypothesize(analysis, sample.mission(), max_hypotheses=3))
     (proposal,) = result.proposals
     assert proposal.kind is ProposalKind.TIMEOUT and proposal.target == "lookup"
-    assert proposal.change == {"timeout_seconds": 0.4}
+    assert proposal.change == {"timeout_seconds": 1.2}
     assert proposal.finding == "timeouts:lookup" and proposal.source == "rule"
 
 

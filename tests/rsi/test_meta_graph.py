@@ -13,6 +13,7 @@ from spark_core.graphs import SQLiteStateBackend
 from spark_core.models import ScriptedModel
 from spark_core.rsi import (
     ABTestConfig,
+    DeploymentError,
     ExperienceDatabase,
     RSIError,
     RSIMetaGraph,
@@ -76,12 +77,12 @@ def test_the_loop_deploys_the_winner_as_1_1_0_and_rollback_restores_1_0(
     assert [t.proposal_id for t in summary.ab_tests] == ["p1", "p2"]
     assert all(t.alpha == 0.025 and t.samples == 20 for t in summary.ab_tests)
     assert summary.winner == "p1"
-    assert "timeout_seconds: 0.1 -> 0.4" in summary.deployment.diff
+    assert "timeout_seconds: 0.3 -> 1.2" in summary.deployment.diff
 
     repo = SpecRepository(tmp_path / "versions")
     current = repo.load("customer_service_agent")
     assert current.version == "1.1.0"
-    assert current.graph.node("lookup").config.timeout.timeout_seconds == 0.4
+    assert current.graph.node("lookup").config.timeout.timeout_seconds == 1.2
     assert rsi.registry.calls[-1]["flow_id"] == "customer_service_agent"
 
     # The summary prints readably and round-trips through JSON.
@@ -99,7 +100,7 @@ def test_the_loop_deploys_the_winner_as_1_1_0_and_rollback_restores_1_0(
     assert (back.version, back.previous_version) == ("1.0.0", "1.1.0")
     assert repo.load("customer_service_agent").to_dict() == sample.mission().to_dict()
     timeouts = [c["spec"]["nodes"][0]["config"]["timeout"] for c in rsi.registry.calls]
-    assert timeouts == [{"timeout_seconds": 0.4}, {"timeout_seconds": 0.1}]
+    assert timeouts == [{"timeout_seconds": 1.2}, {"timeout_seconds": 0.3}]
 
 
 def test_the_next_run_improves_the_deployed_version(
@@ -193,3 +194,20 @@ def test_an_ab_test_that_cannot_run_decides_nothing(
     (test,) = summary.ab_tests
     assert test.decision == "inconclusive"
     assert test.reason.startswith("the A/B test could not run: baseline: no simulation")
+
+
+def test_a_stale_baseline_is_not_deployed_over_the_current_version(
+    filled_db: ExperienceDatabase, tmp_path: Path
+) -> None:
+    rsi = _rsi(filled_db, tmp_path, max_hypotheses=1)
+    assert asyncio.run(rsi.run(target_graph=sample.mission())).version_after == "1.1.0"
+    # Improving 1.0.0 again would undo 1.1.0's change: refused, nothing written.
+    with pytest.raises(
+        DeploymentError, match="not the repository's current version 1.1.0"
+    ):
+        asyncio.run(rsi.run(target_graph=sample.mission()))
+    repo = SpecRepository(tmp_path / "versions")
+    assert [r.version for r in repo.history("customer_service_agent")] == [
+        "1.0.0",
+        "1.1.0",
+    ]

@@ -21,11 +21,11 @@ def _proposal(kind: str, target: str, change: dict) -> Proposal:
 
 def test_a_safe_proposal_is_accepted_with_its_candidate() -> None:
     verdict = validate_proposal(
-        _proposal("timeout", "lookup", {"timeout_seconds": 0.4}), sample.mission(), SAFE
+        _proposal("timeout", "lookup", {"timeout_seconds": 1.2}), sample.mission(), SAFE
     )
     assert verdict.accepted and verdict.reasons == []
     assert verdict.candidate is not None
-    assert verdict.candidate.graph.node("lookup").config.timeout.timeout_seconds == 0.4
+    assert verdict.candidate.graph.node("lookup").config.timeout.timeout_seconds == 1.2
 
 
 def test_dropping_a_deny_rule_is_refused_with_the_reason() -> None:
