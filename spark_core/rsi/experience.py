@@ -704,6 +704,13 @@ def _safe_json(value: Any) -> Any:
         return None
 
 
+def _error_text(error: BaseException) -> str:
+    """The error's text with credential-looking parts scrubbed, at most 2,000 characters."""
+    from spark_core.telemetry.redaction import scrub_text
+
+    return scrub_text(str(error), 2000)
+
+
 def _error_kind(error: BaseException) -> str:
     cause = getattr(error, "cause", None)
     if cause is not None and not isinstance(error, NodeTimeoutError):
@@ -780,7 +787,7 @@ class ExperienceObserver(GraphObserver):
         if error is not None:
             attempt.status = "error"
             attempt.error_kind = _error_kind(error)
-            attempt.error = str(error)[:2000]
+            attempt.error = _error_text(error)
             attempt.timed_out = _timed_out(error)
 
     async def on_event(
@@ -825,7 +832,7 @@ class ExperienceObserver(GraphObserver):
             duration_ms=(time.perf_counter() - state["t0"]) * 1000.0,
             inputs=_safe_json(run.inputs),
             output=_safe_json(output),
-            error=None if error is None else str(error)[:2000],
+            error=None if error is None else _error_text(error),
             cost_usd=sum(a.cost_usd for a in attempts),
             tokens=sum(a.tokens for a in attempts),
             score=score,

@@ -122,3 +122,23 @@ def test_a_failed_write_leaves_nothing_half_written(tmp_path: Path) -> None:
         store.add_run(bad)
     assert [r.run_id for r in store.runs("g")] == ["a"]
     store.close()
+
+
+def test_credentials_in_error_texts_are_scrubbed(
+    experience_db: ExperienceDatabase,
+) -> None:
+    from spark_core.nodes import Node
+
+    class Leaky(Node):
+        async def process(self, context: object) -> None:
+            raise RuntimeError(
+                "connect failed: postgresql://ana:hunter2@db/x api_key=sk-123"
+            )
+
+    graph = Graph(Leaky(), observers=[experience_db.observer("g", "1")])
+    with pytest.raises(Exception):
+        asyncio.run(graph.run({}))
+    (run,) = experience_db.query_runs("g")
+    assert run.status == "failed" and "connect failed" in (run.error or "")
+    texts = (run.error or "") + (run.attempts[0].error or "")
+    assert "hunter2" not in texts and "sk-123" not in texts
