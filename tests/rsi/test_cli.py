@@ -154,3 +154,33 @@ def test_missing_files_and_bad_specs(
     assert code == 1 and "invalid spec" in err
     code, _, err = _spark(capsys, "rsi-history")
     assert code == 2 and "--experience-db, --repository or both" in err
+
+
+def test_rsi_run_asks_a_model_when_told(
+    files: Tuple[str, str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.agents.fake_openai import FakeOpenAIServer, reply
+    from tests.rsi.test_hypothesize import DROP_DENY
+
+    spec, db, _ = files
+    with FakeOpenAIServer([reply(json.dumps({"proposals": [DROP_DENY]}))]) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        code, out, _ = _spark(
+            capsys,
+            "rsi-run",
+            spec,
+            "--experience-db",
+            db,
+            "--allow-module",
+            "tests.rsi",
+            "--model",
+            "gpt-4o-mini",
+            "--json",
+        )
+    assert code == 0 and server.requests[0]["body"]["model"] == "gpt-4o-mini"
+    verdicts = {p["proposal"]["kind"]: p for p in json.loads(out)["proposals"]}
+    assert verdicts["policy"]["verdict"] == "refused"
+    assert verdicts["timeout"]["verdict"] == "won"
