@@ -474,20 +474,26 @@ class RSIMetaGraph:
         return arun(self.run(target_graph, **kwargs))
 
     async def resume(self, run_id: str) -> RSISummary:
-        """Continue a run paused for approval (deploys when it was approved).
+        """Continue a run paused for approval: deploy when it was approved.
 
         Args:
             run_id: ``summary.run_id``.
 
         Returns:
-            The summary.
+            The summary: ``deployed``, still ``awaiting_approval``, or ``rejected`` (the
+            reviewer said no; nothing is deployed).
         """
-        from spark_core.governance import ApprovalPendingError
+        from spark_core.governance import ApprovalPendingError, PolicyViolationError
 
         try:
             result = await self.graph.resume(run_id)
         except ApprovalPendingError as exc:
             return self._summary(run_id, None, exc.request_id)
+        except PolicyViolationError as exc:
+            summary = self._summary(run_id, None, None)
+            summary.status = "rejected"
+            summary.notes.append(f"deploy not approved: {exc}")
+            return await self._store(summary)
         except NodeExecutionError as exc:
             raise _unwrapped(exc) from None
         return await self._store(self._summary(run_id, result.outputs, None))

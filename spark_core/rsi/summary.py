@@ -21,6 +21,7 @@ STATUSES = (
     "no_winner",
     "winner_not_deployed",
     "awaiting_approval",
+    "rejected",
     "deployed",
 )
 

@@ -211,3 +211,24 @@ def test_a_stale_baseline_is_not_deployed_over_the_current_version(
         "1.0.0",
         "1.1.0",
     ]
+
+
+def test_a_rejected_deploy_deploys_nothing(
+    filled_db: ExperienceDatabase, tmp_path: Path
+) -> None:
+    rsi = _rsi(filled_db, tmp_path, require_approval=True)
+    summary = asyncio.run(rsi.run(target_graph=sample.mission()))
+
+    async def reject_and_resume() -> RSISummary:
+        await rsi.graph.approvals.resolve(
+            summary.approval_request_id, "rejected", reviewer="ana"
+        )
+        return await rsi.resume(summary.run_id)
+
+    done = asyncio.run(reject_and_resume())
+    assert done.status == "rejected" and done.deployment is None
+    assert done.version_after == "1.0.0" and "not approved" in done.notes[-1]
+    assert (
+        SpecRepository(tmp_path / "versions").current_version("customer_service_agent")
+        is None
+    )
