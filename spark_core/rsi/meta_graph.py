@@ -352,16 +352,16 @@ class RSIMetaGraph:
         self.scorer = scorer
         self.models = models
         self.registry = registry
-        analyze_, hypothesize_ = AnalyzeStep(self, "analyze"), HypothesizeStep(
-            self, "hypothesize"
-        )
-        validate, test = ValidateStep(self, "validate"), TestStep(self, "test")
-        analyze_ >> hypothesize_
+        start = AnalyzeStep(self, "analyze")
+        hypothesize_ = HypothesizeStep(self, "hypothesize")
+        validate = ValidateStep(self, "validate")
+        test = TestStep(self, "test")
+        start >> hypothesize_
         hypothesize_ >> validate
         validate >> test
         test.on(deploy=True) >> DeployStep(self, "deploy")
         self.graph = Graph(
-            analyze_,
+            start,
             state_backend=state_backend,
             telemetry=telemetry,
             policy_set=_policies(config, policy_set),
@@ -400,7 +400,6 @@ class RSIMetaGraph:
             RSIError: The target cannot be turned into a spec.
         """
         from spark_core.graphs import Graph
-        from spark_core.spec import SpecError
 
         cfg = self.config
         try:
@@ -412,7 +411,9 @@ class RSIMetaGraph:
                 from spark_core.kit.loader import export_graph
 
                 target = export_graph(target)
-        except SpecError as exc:
+        except RSIError:
+            raise
+        except SparkError as exc:  # a spec error, or a node a spec cannot describe
             raise RSIError(
                 f"cannot describe the target graph as a spec: {exc}"
             ) from None

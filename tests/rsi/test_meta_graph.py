@@ -232,3 +232,16 @@ def test_a_rejected_deploy_deploys_nothing(
         SpecRepository(tmp_path / "versions").current_version("customer_service_agent")
         is None
     )
+
+
+def test_a_graph_a_spec_cannot_describe_is_refused_clearly(
+    experience_db: ExperienceDatabase, tmp_path: Path
+) -> None:
+    from spark_core.agents import Agent, AgentConfig, AgentNode
+    from spark_core.graphs import Graph
+
+    agent = Agent(config=AgentConfig(model=ScriptedModel(["hi"])))
+    graph = Graph(AgentNode(agent, name="answer"))
+    rsi = _rsi(experience_db, tmp_path)
+    with pytest.raises(RSIError, match="cannot describe the target graph as a spec"):
+        asyncio.run(rsi.run(target_graph=graph))
