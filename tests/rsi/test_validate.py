@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from spark_core.rsi import ExperienceDatabase
-from spark_core.rsi.analysis import analyze
+from spark_core.rsi.analysis import Analysis, NodeStats, analyze
 from spark_core.rsi.proposals import Proposal, ProposalKind
 from spark_core.rsi.validate import SafetyPolicy, governance_problems, validate_proposal
+from spark_core.spec import MissionSpec
 from tests.rsi import sample
 
 SAFE = SafetyPolicy(allowed_modules=("spark_core", "tests.rsi"))
@@ -126,3 +127,89 @@ def test_the_cost_bound_uses_measured_costs(filled_db: ExperienceDatabase) -> No
     ]
     loose = SafetyPolicy(allowed_modules=SAFE.allowed_modules, max_cost_per_run=0.01)
     assert validate_proposal(retry, sample.mission(), loose, analysis=analysis).accepted
+
+
+def _agent_mission() -> MissionSpec:
+    return MissionSpec.from_dict(
+        {
+            "mission_id": "research",
+            "version": "1.0.0",
+            "graph": {
+                "id": "research",
+                "start": "agent",
+                "nodes": [
+                    {
+                        "id": "agent",
+                        "type": "spark_core.agents.node:AgentNode",
+                        "params": {
+                            "model": {"provider": "openai", "model_id": "gpt-4o-mini"},
+                            "tools": ["search"],
+                        },
+                    }
+                ],
+                "tools": [{"name": "search"}, {"name": "search_v2"}],
+            },
+        }
+    )
+
+
+def test_tool_swaps_stay_among_the_allowed_tools() -> None:
+    mission = _agent_mission()
+    ok = validate_proposal(
+        _proposal("tool_swap", "agent", {"old": "search", "new": "search_v2"}), mission
+    )
+    assert ok.accepted, ok.reasons
+    assert ok.candidate is not None
+    assert ok.candidate.graph.node("agent").params["tools"] == ["search_v2"]
+    shell = validate_proposal(
+        _proposal("tool_swap", "agent", {"old": "search", "new": "shell"}), mission
+    )
+    assert "node 'agent' uses tool 'shell', which is not allowed" in shell.reasons
+    narrow = SafetyPolicy(allowed_tools=("search",))
+    refused = validate_proposal(
+        _proposal("tool_swap", "agent", {"old": "search", "new": "search_v2"}),
+        mission,
+        narrow,
+    )
+    assert refused.reasons == [
+        "node 'agent' uses tool 'search_v2', which is not allowed"
+    ]
+
+
+def test_a_model_swap_is_priced_against_the_cost_bound() -> None:
+    analysis = Analysis(
+        runs=10,
+        success_rate=1.0,
+        mean_score=None,
+        mean_cost_usd=0.001,
+        nodes={"agent": NodeStats("agent", attempts=10, executions=10, cost_usd=0.01)},
+        findings=[],
+    )
+    bound = SafetyPolicy(max_cost_per_run=0.005)
+    dearer = validate_proposal(
+        _proposal("model", "agent", {"model": "gpt-4o"}),
+        _agent_mission(),
+        bound,
+        analysis=analysis,
+    )
+    # gpt-4o costs (2.5 + 10) / (0.15 + 0.6) times gpt-4o-mini per million tokens.
+    assert dearer.estimated_cost_per_run == pytest.approx(0.001 * 12.5 / 0.75)
+    assert dearer.reasons == [
+        "estimated cost per run $0.0167 exceeds the bound $0.0050"
+    ]
+    unknown = validate_proposal(
+        _proposal("model", "agent", {"model": "mystery-model"}),
+        _agent_mission(),
+        bound,
+        analysis=analysis,
+    )
+    assert unknown.reasons == [
+        "cannot estimate the cost of model 'mystery-model' (no pricing)"
+    ]
+    cheaper = validate_proposal(
+        _proposal("model", "agent", {"model": "gpt-4.1-nano"}),
+        _agent_mission(),
+        bound,
+        analysis=analysis,
+    )
+    assert cheaper.accepted and cheaper.estimated_cost_per_run < 0.001
