@@ -155,3 +155,61 @@ def test_model_proposals_are_validated_and_reasked_within_bounds(
     )
     assert stubborn.calls == 3 and len(result.notes) == 3
     assert [p.kind for p in result.proposals] == [ProposalKind.TIMEOUT]
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (
+            {"kind": "edge", "target": "answer->lookup", "change": {"condition": None}},
+            "no edge",
+        ),
+        (
+            {"kind": "policy", "target": "other", "change": {"remove_rules": []}},
+            "no policy set",
+        ),
+        (
+            {
+                "kind": "policy",
+                "target": "safety",
+                "change": {"remove_rules": ["ghost"]},
+            },
+            "no rule",
+        ),
+        (
+            {
+                "kind": "strategy",
+                "target": "lookup",
+                "change": {"strategy": {"type": "react"}},
+            },
+            "not an agent node",
+        ),
+    ],
+)
+def test_changes_to_missing_targets_do_not_apply(data: dict, message: str) -> None:
+    with pytest.raises(ProposalError, match=message):
+        Proposal.from_dict(data).apply(sample.mission())
+
+
+def test_rate_limit_and_binding_changes() -> None:
+    limited = Proposal.from_dict(
+        {
+            "kind": "rate_limit",
+            "target": "lookup",
+            "change": {"max_calls": 5, "period_seconds": 1.0},
+        }
+    ).apply(sample.mission())
+    assert limited.graph.node("lookup").config.rate_limit.max_calls == 5
+    data = sample.mission().to_dict()
+    data["strategies"] = [{"target": "answer", "strategy": {"type": "react"}}]
+    bound = type(sample.mission()).from_dict(data)
+    changed = Proposal.from_dict(
+        {
+            "kind": "strategy",
+            "target": "answer",
+            "change": {"strategy": {"type": "cot"}},
+        }
+    ).apply(bound)
+    # A mission binding wins over the node's own strategy, so the binding changes.
+    assert changed.strategies[0].strategy.type == "cot"
+    assert "strategy" not in changed.graph.node("answer").params
