@@ -10,7 +10,8 @@ timeout, cost, tokens). Records arrive three ways:
 * from RSI's own A/B runs (``source="ab_test"``), kept apart from production runs.
 
 Storage sits behind :class:`ExperienceStore`, a small synchronous interface (SQLite here:
-:class:`SQLiteExperienceStore`), so another backend only implements that class.
+:class:`SQLiteExperienceStore`), so another backend only implements that class and passes
+the contract tests in ``tests/rsi/test_store_contract.py``.
 """
 
 from __future__ import annotations
