@@ -539,6 +539,173 @@ def _cmd_mission_deploy(args: argparse.Namespace) -> int:
     return 0 if ready else 1
 
 
+# --------------------------------------------------------------------------- rsi
+def _cmd_rsi_run(args: argparse.Namespace) -> int:
+    """``rsi-run``: analyze, hypothesize, validate, A/B test and (with --deploy) deploy."""
+    from spark_core.kit.loader import DEFAULT_ALLOWED_MODULES
+    from spark_core.rsi import (
+        ABTestConfig,
+        ExperienceDatabase,
+        RSIMetaGraph,
+        RSIMetaGraphConfig,
+        SafetyPolicy,
+    )
+
+    if args.deploy and not args.repository:
+        raise UsageError("rsi-run: --deploy needs --repository DIR")
+    if args.max_hypotheses < 0:
+        raise UsageError("rsi-run: --max-hypotheses must be >= 0")
+    if not Path(args.experience_db).is_file():
+        raise UsageError(f"rsi-run: no experience database at {args.experience_db}")
+    inputs = _parse_input(args.inputs)
+    if inputs is not None and not isinstance(inputs, list):
+        raise UsageError("rsi-run: --inputs must be a JSON list of run inputs")
+    spec = _load(args.file)
+    mission_id = spec.mission_id if isinstance(spec, MissionSpec) else spec.id
+    version = spec.version if isinstance(spec, MissionSpec) else "1.0.0"
+    _loader(args)  # a bad --allow-module is usage (2), not the spec
+    safety = SafetyPolicy(
+        allowed_modules=tuple(DEFAULT_ALLOWED_MODULES) + tuple(args.allow_module or ()),
+        allowed_tool_modules=tuple(args.allow_tool_module or ()),
+    )
+    config = RSIMetaGraphConfig(
+        graph_id=args.graph_id or mission_id,
+        graph_version=args.graph_version or version,
+        analysis_window_hours=args.window_hours,
+        max_hypotheses=args.max_hypotheses,
+        deploy=args.deploy,
+        repository=args.repository,
+        safety=safety,
+        ab_test=ABTestConfig(min_samples=args.min_samples, seed=args.seed),
+    )
+    model = None
+    if args.model:
+        from spark_core.agents import model_from_spec
+
+        model = model_from_spec(args.model)
+    database = ExperienceDatabase(args.experience_db)
+    database.initialize_sync()
+    try:
+        rsi = RSIMetaGraph(config, database, model)
+        summary = rsi.run_sync(spec, inputs=inputs)
+    finally:
+        database.close()
+    if args.json:
+        _emit_json(summary.to_dict())
+    else:
+        _out(str(summary))
+    return 0
+
+
+def _cmd_rsi_history(args: argparse.Namespace) -> int:
+    """``rsi-history``: past RSI runs (experience database) and versions (repository)."""
+    from spark_core.rsi import ExperienceDatabase, SpecRepository
+
+    if not args.experience_db and not args.repository:
+        raise UsageError("rsi-history: give --experience-db, --repository or both")
+    result: Dict[str, Any] = {}
+    if args.experience_db:
+        if not Path(args.experience_db).is_file():
+            raise UsageError(
+                f"rsi-history: no experience database at {args.experience_db}"
+            )
+        database = ExperienceDatabase(args.experience_db)
+        database.initialize_sync()
+        try:
+            result["runs"] = database.rsi_history(args.graph_id, args.limit)
+        finally:
+            database.close()
+    if args.repository:
+        repo = SpecRepository(args.repository)
+        missions = [args.graph_id] if args.graph_id else repo.missions()
+        result["versions"] = {
+            m: [r.to_dict() for r in repo.history(m)] for m in missions
+        }
+    if args.json:
+        _emit_json(result)
+        return 0
+    for item in result.get("runs", []):
+        s = item["summary"]
+        winner = f", winner {s['winner']}" if s.get("winner") else ""
+        _out(
+            f"#{item['id']} {item['graph_id']}: {s['status']} "
+            f"({s['version_before']} -> {s['version_after']}{winner})"
+        )
+    if "runs" in result and not result["runs"]:
+        _out("no RSI runs recorded")
+    for mission_id, records in result.get("versions", {}).items():
+        _out(f"{mission_id}:")
+        for r in records:
+            was = f" (was {r['previous_version']})" if r["previous_version"] else ""
+            proposal = f" [{r['proposal_id']}]" if r["proposal_id"] else ""
+            _out(f"  {r['action']:<8} {r['version']}{was}{proposal}")
+    return 0
+
+
+def _cmd_rsi_rollback(args: argparse.Namespace) -> int:
+    """``rsi-rollback``: make the previous version current again."""
+    from spark_core.rsi import SpecRepository
+
+    record = SpecRepository(args.repository).rollback(args.mission_id)
+    if args.json:
+        _emit_json(record.to_dict())
+    else:
+        _out(
+            f"{record.mission_id}: rolled back to {record.version} "
+            f"(was {record.previous_version})"
+        )
+        _out(record.diff)
+    return 0
+
+
+def _add_rsi_commands(sub: Any, common: argparse.ArgumentParser, loading: Any) -> None:
+    p = sub.add_parser(
+        "rsi-run",
+        parents=[common, loading],
+        help="improve a spec from its recorded runs (analyze, propose, validate, A/B test)",
+    )
+    p.add_argument("file", metavar="SPEC")
+    p.add_argument("--experience-db", required=True, metavar="FILE")
+    p.add_argument("--deploy", action="store_true", help="deploy the winner")
+    p.add_argument(
+        "--repository", metavar="DIR", help="spec versions folder (for --deploy)"
+    )
+    p.add_argument("--max-hypotheses", type=int, default=3, metavar="N")
+    p.add_argument(
+        "--graph-id", help="id the runs are recorded under (default: the spec's)"
+    )
+    p.add_argument(
+        "--graph-version",
+        help="version the runs are recorded under (default: the spec's)",
+    )
+    p.add_argument("--window-hours", type=float, default=24.0, metavar="H")
+    p.add_argument("--min-samples", type=int, default=20, metavar="N")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--inputs", metavar="JSON", help="A/B inputs: a JSON list (or @file.json)"
+    )
+    p.add_argument(
+        "--model", help="also ask this OpenAI-compatible model for proposals"
+    )
+    p.set_defaults(func=_cmd_rsi_run)
+
+    p = sub.add_parser(
+        "rsi-history", parents=[common], help="past RSI runs and versions"
+    )
+    p.add_argument("--experience-db", metavar="FILE")
+    p.add_argument("--repository", metavar="DIR")
+    p.add_argument("--graph-id")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=_cmd_rsi_history)
+
+    p = sub.add_parser(
+        "rsi-rollback", parents=[common], help="make the previous spec version current"
+    )
+    p.add_argument("mission_id")
+    p.add_argument("--repository", required=True, metavar="DIR")
+    p.set_defaults(func=_cmd_rsi_rollback)
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     """Build the ``spark-spec`` argument parser.
@@ -723,6 +890,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
     p.set_defaults(func=_cmd_mission_deploy)
+    _add_rsi_commands(sub, common, loading)
     return parser
 
 

@@ -24,6 +24,14 @@ EXPECTED: Dict[str, List[str]] = {
         "answer: {'cities': ['Lima', 'Paris'], 'population_millions': 21.4}",
         "tool add({'a': 10.1, 'b': 11.3}) -> ok: 21.4",
     ],
+    "rsi_example.py": [
+        "recorded 20 runs",
+        "RSI customer_service_agent: deployed (version 1.0.0 -> 1.1.0)",
+        "p3 policy safety (model): refused",
+        "- drops DENY rule 'no-refunds' of policy 'safety'",
+        "~ graph.nodes[id=lookup].config.timeout.timeout_seconds: 0.3 -> 1.2",
+        "rolled back to 1.0.0 (was 1.1.0)",
+    ],
     "local_graph.py": [
         "positive -> forward to the product team",
         "negative -> open a priority support case",
