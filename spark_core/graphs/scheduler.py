@@ -1,0 +1,554 @@
+"""The scheduler: one run of a graph, from its frontier to its result.
+
+The story of one step:
+
+1. **Frontier.** Pending work is a frontier of :class:`Pending` entries (node id, inputs),
+   in the order they were added. While exactly one entry is ready and nothing else runs (a
+   linear chain), its node is awaited inline, without creating a task; otherwise every
+   ready entry becomes a task and the loop takes tasks as they finish.
+2. **Execute** (:meth:`Scheduler.execute`). The node gets its ``ExecutionContext`` and a
+   :class:`~spark_core.graphs.transaction.StepTransaction` for its state writes, and the
+   node runner (:func:`~spark_core.nodes.runner.run_node`) runs it: attempts,
+   capabilities, output check, and the edge conditions that say where the output goes.
+   If the node fails or stops, its writes are undone and the run ends there.
+3. **Complete** (:meth:`Scheduler.complete`). The output is recorded and sent along every
+   fired edge: to a join's buffer, or as a new frontier entry. Then the step commits: its
+   state writes, and with a durable backend its output and the new frontier too, in one
+   backend transaction (``commit_step``), so a killed run resumes right after it.
+4. **Joins.** A :class:`~spark_core.nodes.JoinNode` runs when one message from each
+   parent arrived; when nothing else can run, the first partly filled join runs with what
+   it has (a branch not taken never delivers).
+5. **End.** With nothing pending and no join holding messages the run completes: its
+   result is the output of the end node latest in graph order. Failed, stopped, paused
+   or cancelled, it is saved with that status, at the last committed position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Deque,
+    Dict,
+    List,
+    NamedTuple,
+    Optional,
+)
+
+from spark_core.errors import (
+    GraphDefinitionError,
+    MaxStepsExceededError,
+    RunPaused,
+    RunStopped,
+    SparkError,
+)
+from spark_core.graphs.backends import RunRecord
+from spark_core.graphs.observers import NodeRunInfo, RunInfo, RunResult
+from spark_core.graphs.transaction import StepRecord, StepTransaction
+from spark_core.nodes.base import JoinNode, Node
+from spark_core.nodes.context import ExecutionContext, Inputs
+from spark_core.nodes.runner import failure, run_node
+
+if TYPE_CHECKING:  # pragma: no cover
+    from spark_core.graphs.graph import Graph
+
+logger = logging.getLogger("spark_core.graph")
+
+# Default bound of a run: how many times one node may complete in it (a loop-free graph of
+# any size never reaches it; a loop that does not end stops after this many rounds).
+MAX_RUNS_PER_NODE = 1000
+
+
+class Pending(NamedTuple):
+    """A frontier entry: a node waiting to run, with its inputs."""
+
+    node_id: str
+    inputs: Any
+
+
+class Position(NamedTuple):
+    """Where a run stands, as a durable backend last stored it."""
+
+    frontier: List[Any]
+    joins: Dict[str, Any]
+    step: int
+    last_node: Optional[str]
+
+
+class Done(NamedTuple):
+    """What a node execution hands to :meth:`Scheduler.complete`."""
+
+    output: Any
+    targets: List[Node]  # the targets of the edges that fired
+    step: StepTransaction  # its state writes, to commit with the step
+
+
+class Run:
+    """The bookkeeping of one run (or resumption): frontier, joins, outputs, results.
+
+    Attributes:
+        info: The run as observers see it.
+        pending: Sequence number -> frontier entry (insertion order is frontier order).
+        joins: Join node id -> rounds of ``{parent id: output}`` waiting to run.
+        outputs: Node id -> its last output.
+        node_results: Node id -> what happened to it (its last execution).
+        last_node: The end node whose output is the result so far.
+        step: Node executions completed (over all resumptions).
+        committed: The position a durable backend last stored (the run record is saved
+            with it, so it never points past what was committed), or ``None``.
+    """
+
+    __slots__ = (
+        "info",
+        "pending",
+        "seq",
+        "joins",
+        "outputs",
+        "node_results",
+        "last_node",
+        "step",
+        "committed",
+        "joins_dirty",
+    )
+
+    def __init__(self, info: RunInfo) -> None:
+        self.info = info
+        self.pending: Dict[int, Pending] = {}
+        self.seq = 0
+        self.joins: Dict[str, List[Dict[str, Any]]] = {}
+        self.outputs: Dict[str, Any] = {}
+        self.node_results: Dict[str, NodeRunInfo] = {}
+        self.last_node: Optional[str] = None
+        self.step = 0
+        self.committed: Optional[Position] = None
+        self.joins_dirty = False  # join buffers changed since the last commit
+
+    def add(self, node_id: str, inputs: Any) -> int:
+        """Add a frontier entry; return its sequence number."""
+        self.seq += 1
+        self.pending[self.seq] = Pending(node_id, inputs)
+        return self.seq
+
+    def frontier(self) -> List[Any]:
+        """The frontier as stored: ``[node_id, inputs]`` lists."""
+        return [[entry.node_id, entry.inputs] for entry in self.pending.values()]
+
+    def stored(self, frontier: List[Any], joins_changed: bool = True) -> None:
+        """Remember the position a durable backend now holds (see ``committed``)."""
+        joins = (
+            {
+                join_id: [dict(r) for r in rounds]
+                for join_id, rounds in self.joins.items()
+            }
+            if joins_changed or self.committed is None
+            else self.committed.joins
+        )
+        self.committed = Position(frontier, joins, self.step, self.last_node)
+
+    def record(
+        self, graph_id: str, status: str, error: Optional[BaseException] = None
+    ) -> RunRecord:
+        """The run record to save now (without ``outputs``)."""
+        return RunRecord(
+            run_id=self.info.run_id,
+            graph_id=graph_id,
+            status=status,
+            inputs=self.info.inputs,
+            frontier=self.frontier(),
+            joins=self.joins,
+            step=self.step,
+            last_node=self.last_node,
+            error=f"{type(error).__name__}: {error}" if error is not None else None,
+        )
+
+    def result(self, status: str) -> RunResult:
+        """The run's result with ``status``."""
+        last = self.last_node
+        return RunResult(
+            run_id=self.info.run_id,
+            status=status,
+            content=self.outputs.get(last) if last is not None else None,
+            outputs=dict(self.outputs),
+            node_results=dict(self.node_results),
+            steps=self.step,
+        )
+
+
+def run_from_record(graph: "Graph", record: RunRecord) -> Run:
+    """Rebuild a stored run's bookkeeping (to resume it).
+
+    Args:
+        graph: The graph it runs on.
+        record: The stored record (or a checkpoint's fields).
+
+    Returns:
+        The run, marked as resumed.
+
+    Raises:
+        GraphDefinitionError: The record names a node the graph does not have.
+    """
+    info = RunInfo(
+        run_id=record["run_id"],
+        graph=graph,
+        started_at=time.time(),
+        step=int(record.get("step") or 0),
+        inputs=record.get("inputs"),
+        resumed=True,
+    )
+    run = Run(info)
+    for node_id, inputs in record.get("frontier") or []:
+        require_node(graph, node_id)
+        run.add(node_id, inputs)
+    for join_id in record.get("joins") or {}:
+        require_node(graph, join_id)
+    run.joins = {k: list(v) for k, v in (record.get("joins") or {}).items()}
+    run.outputs = dict(record.get("outputs") or {})
+    run.last_node = record.get("last_node")
+    run.step = info.step
+    return run
+
+
+def require_node(graph: "Graph", node_id: Any) -> None:
+    """Refuse a stored node id the graph does not have.
+
+    Args:
+        graph: The graph.
+        node_id: The id.
+
+    Raises:
+        GraphDefinitionError: The graph has no such node.
+    """
+    if node_id not in graph.nodes:
+        raise GraphDefinitionError(
+            f"the stored run refers to node {node_id!r}, which this graph does not have"
+        )
+
+
+class Scheduler:
+    """Runs one :class:`Run` of a graph to its end (see the module docstring)."""
+
+    def __init__(self, graph: "Graph", run: Run) -> None:
+        self.graph = graph
+        self.run = run
+        self.nodes = graph.nodes
+        self.routes = graph.topology.routes
+        self.observers = graph._observers
+        self.state = graph.state
+        self.backend = graph.state.backend
+        self.ledger = self.state.begin_run()
+        self.max_steps = graph.max_steps
+        self.max_runs = (
+            MAX_RUNS_PER_NODE if graph.max_steps is None else graph.max_steps
+        )
+
+    async def drive(self) -> RunResult:
+        """Run the loop with the observers' run hooks and the final save.
+
+        Returns:
+            The completed run's result.
+        """
+        run, graph = self.run, self.graph
+        info = run.info
+        observers = self.observers
+        try:
+            for observer in observers:
+                await observer.on_run_start(info)
+            await self.loop()
+            result = run.result("completed")
+            self.finish("completed", None)
+            for observer in observers:
+                await observer.on_run_end(info, result, None)
+            return result
+        except BaseException as exc:
+            if isinstance(exc, RunPaused):
+                status = "paused"
+            elif isinstance(
+                exc, (RunStopped, asyncio.CancelledError, KeyboardInterrupt)
+            ):
+                # A stop says how the run ended (a policy violation: "failed").
+                status = exc.run_status if isinstance(exc, RunStopped) else "cancelled"
+            else:
+                status = "failed"
+            if isinstance(exc, SparkError):
+                exc.run_id = info.run_id
+            if graph._current is run:  # not yet saved (an on_run_end hook may raise)
+                self.finish(status, exc)
+                for observer in observers:
+                    try:
+                        await observer.on_run_end(info, None, exc)
+                    except Exception:
+                        logger.exception("observer %r failed in on_run_end", observer)
+            raise
+        finally:
+            self.state.end_run()
+
+    def finish(self, status: str, error: Optional[BaseException]) -> None:
+        """Save the run record with ``status`` (at the committed position if durable)."""
+        run, graph = self.run, self.graph
+        graph._current = None
+        graph._last = run
+        record = run.record(graph.graph_id, status, error)
+        if run.committed is not None:  # durable: the stored position, not one past it
+            record["frontier"], record["joins"] = run.committed[:2]
+            record["step"], record["last_node"] = run.committed[2:]
+        else:
+            record["outputs"] = run.outputs
+        self.ledger.save_run(self.backend, record)  # with the writes made outside nodes
+
+    async def loop(self) -> None:  # noqa: C901 - the frontier loop, in one place
+        """Run the frontier until nothing is left (see the module docstring)."""
+        run = self.run
+        ready: Deque[int] = deque(run.pending)
+        running: Dict["asyncio.Task[Any]", int] = {}
+        finished: Deque["asyncio.Task[Any]"] = deque()
+        wake = asyncio.Event()
+        aloop = asyncio.get_running_loop()
+        paused: Optional[RunPaused] = None
+
+        def on_done(task: "asyncio.Task[Any]") -> None:
+            finished.append(task)
+            wake.set()
+
+        try:
+            while True:
+                if not running and paused is None:
+                    if len(ready) == 1:  # a linear chain: no task, no wait
+                        seq = ready.popleft()
+                        entry = run.pending[seq]
+                        done = await self.execute(entry.node_id, entry.inputs)
+                        self.complete(seq, entry.node_id, done, ready)
+                        continue
+                    if not ready and not self.release_join(ready):
+                        break
+                    if len(ready) == 1:
+                        continue
+                if paused is None:
+                    while ready:
+                        seq = ready.popleft()
+                        entry = run.pending[seq]
+                        task = aloop.create_task(self.execute(*entry))
+                        task.add_done_callback(on_done)
+                        running[task] = seq
+                if not running:
+                    break
+                while not finished:
+                    wake.clear()
+                    await wake.wait()
+                failed: Optional[BaseException] = None
+                while finished:
+                    task = finished.popleft()
+                    seq = running.pop(task)
+                    if task.cancelled():
+                        failed = failed or asyncio.CancelledError()
+                        continue
+                    error = task.exception()
+                    if error is None:
+                        if failed is None:
+                            node_id = run.pending[seq].node_id
+                            self.complete(seq, node_id, task.result(), ready)
+                    elif isinstance(error, RunPaused) and not isinstance(
+                        failed, Exception
+                    ):
+                        paused = paused or error
+                    elif failed is None:
+                        failed = error
+                if failed is not None:
+                    raise failed
+            if paused is not None:
+                raise paused
+        finally:
+            if running:
+                for task in running:
+                    task.cancel()
+                await asyncio.wait(list(running))
+                for task in running:  # consume the errors of cancelled siblings
+                    if not task.cancelled():
+                        task.exception()
+
+    async def execute(self, node_id: str, inputs: Any) -> Done:
+        """Run one node in its own step transaction; record what happened to it.
+
+        Args:
+            node_id: The node.
+            inputs: Its ``inputs.content``.
+
+        Returns:
+            Its output and the targets of the edges that fired.
+
+        Raises:
+            NodeExecutionError: The node failed (its writes are undone).
+            MaxStepsExceededError: The node already completed ``max_runs`` times.
+        """
+        run = self.run
+        result = run.node_results.get(node_id)
+        runs = result.runs if result is not None else 0
+        if runs >= self.max_runs:  # by default, a node runs at most 1,000 times
+            raise MaxStepsExceededError(None, node_id, runs)
+        node = self.nodes[node_id]
+        snapshot = node.state.context_snapshot
+        info = run.info
+        graph = self.graph
+        ctx = ExecutionContext(
+            Inputs(inputs),
+            node.state,
+            self.state,
+            {
+                "node_id": node_id,
+                "run_id": info.run_id,
+                "attempt": 1,
+                "graph_id": graph.graph_id,
+                "step": run.step + 1,
+            },
+            graph,
+            info.run_id,
+            info,
+            node,
+            self.observers,
+        )
+        step = ctx.transaction = self.ledger.step()
+        started = time.perf_counter()
+        try:
+            # The node's edge conditions are part of its execution (route): one that
+            # raises fails the node before it is reported done.
+            output, targets = await run_node(
+                node,
+                ctx,
+                self.routes[node_id],
+                info,
+                self.observers,
+                node.config.executor or graph.executor,
+            )
+        except BaseException as exc:
+            # Whatever stopped the node, it runs again from its start on resume (a paused
+            # one too): what it wrote is taken back, so it is not applied twice.
+            node.state.context_snapshot = snapshot
+            step.undo()
+            if isinstance(exc, RunPaused):
+                status = "paused"
+            elif isinstance(exc, RunStopped) or not isinstance(exc, Exception):
+                status = (
+                    "cancelled"  # also CancelledError, KeyboardInterrupt, SystemExit
+                )
+            else:
+                status = "failed"
+            run.node_results[node_id] = NodeRunInfo(
+                status,
+                ctx.metadata["attempt"],
+                time.perf_counter() - started,
+                None if status != "failed" else str(exc),
+                runs,
+            )
+            if status == "failed":
+                raise failure(node, exc)  # its __cause__ is exc (or it is exc)
+            raise
+        duration = time.perf_counter() - started
+        if result is None:
+            run.node_results[node_id] = NodeRunInfo(
+                "completed", ctx.metadata["attempt"], duration, None, 1
+            )
+        else:  # a loop runs the node again: update its record in place
+            result.status, result.attempts = "completed", ctx.metadata["attempt"]
+            result.duration_s, result.error, result.runs = duration, None, runs + 1
+        return Done(output, targets, step)  # complete() commits the step
+
+    def complete(self, seq: int, node_id: str, done: Done, ready: Deque[int]) -> None:
+        """Record a finished node, send its output along the fired edges, commit the step.
+
+        Args:
+            seq: Its frontier entry.
+            node_id: The node.
+            done: What :meth:`execute` returned.
+            ready: The entries ready to run (new ones are appended).
+        """
+        output, targets, step = done
+        run = self.run
+        del run.pending[seq]
+        run.step += 1
+        run.info.step = run.step
+        run.outputs[node_id] = output
+        rank = self.graph.topology.rank
+        if not targets and (  # a path ends here: the latest such node is the result
+            run.last_node is None or rank[node_id] >= rank.get(run.last_node, -1)
+        ):
+            run.last_node = node_id
+        for target in targets:
+            if isinstance(target, JoinNode):
+                run.joins_dirty = True
+                if self.buffer_join(node_id, target.id, output):
+                    ready.append(run.add(target.id, run.joins[target.id].pop(0)))
+                    if not run.joins[target.id]:
+                        del run.joins[target.id]
+            else:
+                ready.append(run.add(target.id, output))
+        # The node's own writes are committed with its step, never with another's.
+        backend = self.backend
+        if backend.durable:
+            frontier = run.frontier()
+            joins_changed, run.joins_dirty = run.joins_dirty, False
+            joins = run.joins if joins_changed else None
+            step.commit(
+                backend,
+                StepRecord(
+                    run.info.run_id,
+                    run.step,
+                    node_id,
+                    output,
+                    frontier,
+                    joins,
+                    run.last_node,
+                ),
+            )
+            run.stored(frontier, joins_changed)
+        elif step.log or self.ledger.outside:
+            step.commit(backend)
+        limit = self.max_steps
+        if limit is not None and run.step >= limit and run.pending:
+            results = run.node_results
+            busiest = max(results, key=lambda nid: results[nid].runs)
+            raise MaxStepsExceededError(limit, busiest, results[busiest].runs)
+
+    def buffer_join(self, parent: str, join_id: str, output: Any) -> bool:
+        """Add a parent's message to the join's first round that lacks it; True when full.
+
+        Args:
+            parent: The parent node.
+            join_id: The join node.
+            output: The parent's output.
+
+        Returns:
+            True when the join's first round has every parent's message.
+        """
+        rounds = self.run.joins.setdefault(join_id, [])
+        for round_ in rounds:
+            if parent not in round_:
+                round_[parent] = output
+                break
+        else:
+            rounds.append({parent: output})
+        return len(rounds[0]) == len(self.graph.topology.parents[join_id])
+
+    def release_join(self, ready: Deque[int]) -> bool:
+        """When nothing else can run, let the first partly filled join run.
+
+        Args:
+            ready: The entries ready to run.
+
+        Returns:
+            True when a join was released.
+        """
+        run = self.run
+        for join_id, rounds in list(run.joins.items()):
+            if rounds:
+                run.joins_dirty = True
+                ready.append(run.add(join_id, rounds.pop(0)))
+                if not rounds:
+                    del run.joins[join_id]
+                return True
+        return False
+
+
+__all__ = ["Scheduler", "Run", "Pending", "Position", "run_from_record"]
