@@ -2,7 +2,7 @@
 
 The story of one step:
 
-1. **Frontier.** Pending work is a frontier of :class:`Pending` entries (node id, inputs),
+1. **Frontier.** Pending work is a frontier of entries ``(node id, inputs)``,
    in the order they were added. While exactly one entry is ready and nothing else runs (a
    linear chain), its node is awaited inline, without creating a task; otherwise every
    ready entry becomes a task and the loop takes tasks as they finish.
@@ -37,6 +37,7 @@ from typing import (
     List,
     NamedTuple,
     Optional,
+    Tuple,
 )
 
 from spark_core.errors import (
@@ -63,11 +64,11 @@ logger = logging.getLogger("spark_core.graph")
 MAX_RUNS_PER_NODE = 1000
 
 
-class Pending(NamedTuple):
-    """A frontier entry: a node waiting to run, with its inputs."""
-
-    node_id: str
-    inputs: Any
+# A frontier entry: a node waiting to run, with its inputs (plain tuples: one per step).
+Pending = Tuple[str, Any]
+# What a node execution hands to Scheduler.complete: its output, the targets of the
+# edges that fired, and its step transaction (to commit with the step).
+Done = Tuple[Any, List[Node], StepTransaction]
 
 
 class Position(NamedTuple):
@@ -77,14 +78,6 @@ class Position(NamedTuple):
     joins: Dict[str, Any]
     step: int
     last_node: Optional[str]
-
-
-class Done(NamedTuple):
-    """What a node execution hands to :meth:`Scheduler.complete`."""
-
-    output: Any
-    targets: List[Node]  # the targets of the edges that fired
-    step: StepTransaction  # its state writes, to commit with the step
 
 
 class Run:
@@ -130,12 +123,12 @@ class Run:
     def add(self, node_id: str, inputs: Any) -> int:
         """Add a frontier entry; return its sequence number."""
         self.seq += 1
-        self.pending[self.seq] = Pending(node_id, inputs)
+        self.pending[self.seq] = (node_id, inputs)
         return self.seq
 
     def frontier(self) -> List[Any]:
         """The frontier as stored: ``[node_id, inputs]`` lists."""
-        return [[entry.node_id, entry.inputs] for entry in self.pending.values()]
+        return [[node_id, inputs] for node_id, inputs in self.pending.values()]
 
     def stored(self, frontier: List[Any], joins_changed: bool = True) -> None:
         """Remember the position a durable backend now holds (see ``committed``)."""
@@ -318,9 +311,9 @@ class Scheduler:
                 if not running and paused is None:
                     if len(ready) == 1:  # a linear chain: no task, no wait
                         seq = ready.popleft()
-                        entry = run.pending[seq]
-                        done = await self.execute(entry.node_id, entry.inputs)
-                        self.complete(seq, entry.node_id, done, ready)
+                        node_id, inputs = run.pending[seq]
+                        done = await self.execute(node_id, inputs)
+                        self.complete(seq, node_id, done, ready)
                         continue
                     if not ready and not self.release_join(ready):
                         break
@@ -348,7 +341,7 @@ class Scheduler:
                     error = task.exception()
                     if error is None:
                         if failed is None:
-                            node_id = run.pending[seq].node_id
+                            node_id = run.pending[seq][0]
                             self.complete(seq, node_id, task.result(), ready)
                     elif isinstance(error, RunPaused) and not isinstance(
                         failed, Exception
@@ -409,7 +402,7 @@ class Scheduler:
             node,
             self.observers,
         )
-        step = ctx.transaction = self.ledger.step()
+        step = ctx.transaction = StepTransaction(self.ledger)
         started = time.perf_counter()
         try:
             # The node's edge conditions are part of its execution (route): one that
@@ -453,7 +446,7 @@ class Scheduler:
         else:  # a loop runs the node again: update its record in place
             result.status, result.attempts = "completed", ctx.metadata["attempt"]
             result.duration_s, result.error, result.runs = duration, None, runs + 1
-        return Done(output, targets, step)  # complete() commits the step
+        return output, targets, step  # complete() commits the step
 
     def complete(self, seq: int, node_id: str, done: Done, ready: Deque[int]) -> None:
         """Record a finished node, send its output along the fired edges, commit the step.
@@ -478,12 +471,15 @@ class Scheduler:
         for target in targets:
             if isinstance(target, JoinNode):
                 run.joins_dirty = True
-                if self.buffer_join(node_id, target.id, output):
-                    ready.append(run.add(target.id, run.joins[target.id].pop(0)))
-                    if not run.joins[target.id]:
-                        del run.joins[target.id]
-            else:
-                ready.append(run.add(target.id, output))
+                join_id = target._id
+                if self.buffer_join(node_id, join_id, output):
+                    ready.append(run.add(join_id, run.joins[join_id].pop(0)))
+                    if not run.joins[join_id]:
+                        del run.joins[join_id]
+            else:  # run.add, inline: once per step
+                run.seq += 1
+                run.pending[run.seq] = (target._id, output)
+                ready.append(run.seq)
         # The node's own writes are committed with its step, never with another's.
         backend = self.backend
         if backend.durable:
@@ -551,4 +547,4 @@ class Scheduler:
         return False
 
 
-__all__ = ["Scheduler", "Run", "Pending", "Position", "run_from_record"]
+__all__ = ["Scheduler", "Run", "Position", "run_from_record"]

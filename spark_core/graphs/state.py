@@ -16,7 +16,8 @@ from spark_core.graphs.state_schema import (
     to_model,
     validate_values,
 )
-from spark_core.graphs.transaction import CURRENT_STEP, RunWrites, WriteEntry
+from spark_core.graphs.transaction import RunWrites, WriteEntry
+from spark_core.nodes.context import CURRENT_STEP
 from spark_core.utils import PLAIN_JSON, LoopLock, json_copy
 
 
@@ -138,7 +139,7 @@ class GraphState:
         """The write log of this state's node step running in this context, if any."""
         step = CURRENT_STEP.get()
         while step is not None:
-            if step.state is self:
+            if step.ledger.state is self:
                 return step.log
             step = step.outer
         return None
@@ -163,7 +164,7 @@ class GraphState:
         """Start recording a run's writes (the scheduler calls this when a run starts).
 
         Returns:
-            The run's ledger; its ``step()`` begins a node's step transaction.
+            The run's ledger (``StepTransaction(ledger)`` begins a node's step).
         """
         self.run_writes = RunWrites(self, self._data)
         self._loop = asyncio.get_running_loop()  # for *_sync writes from worker threads

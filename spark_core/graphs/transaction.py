@@ -3,8 +3,9 @@
 While a run is in progress its :class:`~spark_core.graphs.GraphState` records every write in
 a :class:`RunWrites` ledger, numbered in the order they happen (the newest write of a key
 wins). A write belongs to the :class:`StepTransaction` of the node execution that made it
-(the node runner marks it current around ``process``, through the context variable
-``CURRENT_STEP``, which worker threads inherit), or, when no node of that state is
+(the node runner makes it current around ``process``, through the context variable
+:data:`~spark_core.nodes.context.CURRENT_STEP`, which worker threads inherit), or, when no
+node of that state is
 running (an observer, the library's reserved ``_spark_`` keys), to the run itself.
 
 A step transaction then ends one of two ways:
@@ -21,11 +22,11 @@ key whose newest write no completed step committed goes back to its stored value
 
 from __future__ import annotations
 
-from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional
 
 from spark_core.graphs.backends import DELETED, StateBackend
 from spark_core.graphs.state_schema import RESERVED_PREFIX
+from spark_core.nodes.context import CURRENT_STEP
 
 if TYPE_CHECKING:  # pragma: no cover
     from spark_core.graphs.state import GraphState
@@ -60,36 +61,18 @@ class StepTransaction:
     """The graph-state writes of one node execution (see the module docstring).
 
     Attributes:
-        state: The graph state written to.
+        ledger: The run's ledger (``ledger.state`` is the graph state written to).
         log: Key -> :class:`WriteEntry`, for the keys this step wrote.
-        outer: The transaction that was current when this one began (a graph run inside a
+        outer: The transaction current where this one began (for a graph run inside a
             node: the outer node's), or ``None``.
     """
 
-    __slots__ = ("state", "ledger", "log", "outer")
+    __slots__ = ("ledger", "log", "outer")
 
     def __init__(self, ledger: "RunWrites") -> None:
-        self.state = ledger.state
         self.ledger = ledger
         self.log: Dict[str, WriteEntry] = {}
-        self.outer: Optional[StepTransaction] = None
-
-    def begin(self) -> "Token[Optional[StepTransaction]]":
-        """Make this the current step of this context (``process`` is about to run).
-
-        Returns:
-            The token for :meth:`end`.
-        """
-        self.outer = CURRENT_STEP.get()
-        return CURRENT_STEP.set(self)
-
-    def end(self, token: "Token[Optional[StepTransaction]]") -> None:
-        """Stop recording this context's writes here (``process`` returned or raised).
-
-        Args:
-            token: What :meth:`begin` returned.
-        """
-        CURRENT_STEP.reset(token)
+        self.outer: Optional[StepTransaction] = CURRENT_STEP.get()
 
     def undo(self) -> None:
         """Take back this step's writes that nobody overwrote since; the log is emptied."""
@@ -129,14 +112,6 @@ class RunWrites:
         self.seq = 0
         self.latest: Dict[str, int] = {}  # key -> seq of its newest write
         self.committed: Dict[str, int] = {}  # key -> seq of its newest committed write
-
-    def step(self) -> StepTransaction:
-        """Begin the transaction of one node execution.
-
-        Returns:
-            A new, empty step transaction.
-        """
-        return StepTransaction(self)
 
     def record(
         self, values: Dict[str, Any], log: Optional[Dict[str, WriteEntry]]
@@ -296,10 +271,4 @@ class RunWrites:
                         self.data.pop(key, None)
 
 
-# The step transaction of the node execution running in this context (see the module
-# docstring); ``None`` outside nodes.
-CURRENT_STEP: ContextVar[Optional[StepTransaction]] = ContextVar(
-    "spark_current_step", default=None
-)
-
-__all__ = ["StepTransaction", "RunWrites", "StepRecord", "WriteEntry", "CURRENT_STEP"]
+__all__ = ["StepTransaction", "RunWrites", "StepRecord", "WriteEntry"]

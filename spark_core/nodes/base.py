@@ -24,8 +24,7 @@ from typing import (
 )
 
 from spark_core.errors import GraphDefinitionError, RunStopped
-from spark_core.nodes.edges import Edge
-from spark_core.graphs.expr import Expression
+from spark_core.nodes.edges import Edge, expression_text
 from spark_core.nodes.capabilities import (
     CircuitBreakerCapability,
     RateLimitCapability,
@@ -375,7 +374,7 @@ class Node:
                 f"callable (got {given or 'none'})"
             )
         if expr is not None:
-            return _EdgeBuilder(self, "expr", Expression(expr).text)
+            return _EdgeBuilder(self, "expr", expression_text(expr))
         if when is not None:
             return _EdgeBuilder(self, "callable", when)
         return _EdgeBuilder(self, "equals", dict(equals))

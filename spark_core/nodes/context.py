@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from spark_core.errors import SparkError
@@ -13,6 +14,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from spark_core.graphs.state import GraphState
     from spark_core.graphs.transaction import StepTransaction
     from spark_core.nodes.base import Node
+
+
+# The step transaction (``spark_core.graphs.transaction.StepTransaction``) of the node
+# execution running in this context, or ``None`` outside nodes: the node runner sets it
+# around ``process`` (worker threads get a copy), and a ``GraphState`` records a write in
+# the innermost transaction of its own (a graph run inside a node links the outer node's
+# as ``outer``).
+CURRENT_STEP: "ContextVar[Optional[StepTransaction]]" = ContextVar(
+    "spark_current_step", default=None
+)
 
 
 class Inputs:
@@ -181,4 +192,4 @@ class ExecutionContext:
             await observer.on_event(self._run, self._node, name, data)
 
 
-__all__ = ["ExecutionContext", "Inputs", "NodeState"]
+__all__ = ["ExecutionContext", "Inputs", "NodeState", "CURRENT_STEP"]

@@ -96,4 +96,19 @@ class Edge:
         return ""
 
 
-__all__ = ["Edge", "EDGE_KINDS"]
+def expression_text(text: str) -> str:
+    """Compile an edge expression and return its text (as an ``expr`` edge keeps it).
+
+    Args:
+        text: The expression, e.g. ``"$.outputs.score > 0.5"``.
+
+    Returns:
+        The expression's text.
+
+    Raises:
+        ExpressionError: ``text`` is not a valid expression.
+    """
+    return Expression(text).text
+
+
+__all__ = ["Edge", "EDGE_KINDS", "expression_text"]

@@ -38,6 +38,7 @@ from spark_core.errors import (
     NodeTimeoutError,
     RunStopped,
 )
+from spark_core.nodes.context import CURRENT_STEP
 from spark_core.nodes.executors import NodeExecutor, run_sync_process
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -114,7 +115,9 @@ async def attempt(
         The output and the routed targets.
     """
     step = ctx.transaction
-    token = None if step is None else step.begin()
+    token = (
+        None if step is None else CURRENT_STEP.set(step)
+    )  # its writes are the step's
     try:
         if executor is not None:
             output = await executor.run(node, ctx)
@@ -123,8 +126,8 @@ async def attempt(
         else:
             output = await run_sync_process(node, ctx)
     finally:
-        if step is not None:
-            step.end(token)  # type: ignore[arg-type]
+        if token is not None:
+            CURRENT_STEP.reset(token)
     if output is not None and type(output) is not dict:
         output = check_output(node, output)
     routed = route(output)
