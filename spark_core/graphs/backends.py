@@ -10,9 +10,9 @@ The public methods are synchronous and cheap, so other processes (e.g. a CLI res
 approvals) can open the same SQLite file and use ``load_state`` / ``load_keys`` /
 ``save_state_keys``.
 
-:class:`StateBackend` is the contract a new backend implements: each method's docstring
-says what it guarantees, and ``tests/engine/test_backend_contract.py`` checks it, run over
-every backend.
+:class:`StateBackend` is the contract a new backend implements: its docstrings say what
+each method guarantees (atomicity included), and a backend that keeps those guarantees
+can stand in for the built-in ones.
 """
 
 from __future__ import annotations

@@ -7,11 +7,14 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Dict
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from spark_core.errors import StateValidationError
 from spark_core.graphs.backends import RunRecord
-from spark_core.graphs.scheduler import Run, require_node
+from spark_core.graphs.observers import RunInfo
+from spark_core.graphs.scheduler import Run, require_node, run_from_record
 
 if TYPE_CHECKING:  # pragma: no cover
     from spark_core.graphs.graph import Graph
@@ -29,13 +32,15 @@ _REQUIRED = {
 }
 
 
-def make_checkpoint(graph: "Graph", run: Run, status: str) -> Dict[str, Any]:
-    """Return the checkpoint of ``run`` (JSON types only, a fresh copy).
+def make_checkpoint(
+    graph: "Graph", current: Optional[Run], last: Optional[Run]
+) -> Dict[str, Any]:
+    """Return the checkpoint of the run in progress, or the last run (a fresh JSON copy).
 
     Args:
         graph: The graph.
-        run: The run in progress, or the last one.
-        status: The run's status.
+        current: The run in progress, if any.
+        last: The graph's last run, if any (a graph that never ran: the start node).
 
     Returns:
         The checkpoint.
@@ -43,6 +48,16 @@ def make_checkpoint(graph: "Graph", run: Run, status: str) -> Dict[str, Any]:
     Raises:
         StateValidationError: Something in the run is not JSON-serialisable.
     """
+    run = current or last
+    if run is None:
+        run = Run(RunInfo(uuid.uuid4().hex, graph, time.time()))
+        run.add(graph.start.id, None)
+        status = "pending"
+    elif run is current:
+        status = "running"
+    else:
+        stored = graph.state.backend.load_run(run.info.run_id)
+        status = (stored or {}).get("status", "completed")
     checkpoint = {
         "version": CHECKPOINT_VERSION,
         "graph_id": graph.graph_id,
@@ -66,6 +81,29 @@ def make_checkpoint(graph: "Graph", run: Run, status: str) -> Dict[str, Any]:
         raise StateValidationError(
             f"the checkpoint is not JSON-serialisable: {exc}"
         ) from None
+
+
+def restore_checkpoint(graph: "Graph", checkpoint: Any) -> Run:
+    """Check a checkpoint, restore its state and node snapshots; return its run.
+
+    Args:
+        graph: The graph it is for.
+        checkpoint: What :func:`make_checkpoint` returned (possibly via JSON).
+
+    Returns:
+        The run's bookkeeping, at the checkpoint's position.
+
+    Raises:
+        StateValidationError: The checkpoint is malformed or its state fails the schema
+            (nothing is restored then).
+        GraphDefinitionError: It names nodes the graph does not have.
+    """
+    record = check_checkpoint(graph, checkpoint)
+    graph.state.restore(checkpoint["state"])
+    for node_id, snapshot in (checkpoint.get("node_snapshots") or {}).items():
+        if node_id in graph.nodes:
+            graph.nodes[node_id].state.context_snapshot = snapshot
+    return run_from_record(graph, record)
 
 
 def check_checkpoint(graph: "Graph", checkpoint: Any) -> RunRecord:
@@ -115,4 +153,9 @@ def check_checkpoint(graph: "Graph", checkpoint: Any) -> RunRecord:
     )
 
 
-__all__ = ["make_checkpoint", "check_checkpoint", "CHECKPOINT_VERSION"]
+__all__ = [
+    "make_checkpoint",
+    "restore_checkpoint",
+    "check_checkpoint",
+    "CHECKPOINT_VERSION",
+]

@@ -29,8 +29,8 @@ from spark_core.graphs import plugins
 from spark_core.graphs.backends import StateBackend
 from spark_core.graphs.checkpoint import (
     CHECKPOINT_VERSION,
-    check_checkpoint,
     make_checkpoint,
+    restore_checkpoint,
 )
 from spark_core.graphs.mermaid import mimebundle, to_mermaid
 from spark_core.graphs.observers import GraphObserver, RunInfo, RunResult
@@ -111,33 +111,28 @@ class Graph:
         start = as_node(start)  # an Agent stands for its node
         if not isinstance(start, Node):
             raise GraphDefinitionError(f"start must be a Node, got {start!r}")
-        if max_steps is not None and (
-            isinstance(max_steps, bool)
-            or not isinstance(max_steps, int)
-            or max_steps < 1
+        _require(
+            max_steps is None or (type(max_steps) is int and max_steps >= 1),
+            f"max_steps must be an int >= 1, got {max_steps!r}",
+        )
+        for name, value, kind in (
+            ("state_backend", state_backend, StateBackend),
+            ("executor", executor, NodeExecutor),
         ):
-            raise GraphDefinitionError(
-                f"max_steps must be an int >= 1, got {max_steps!r}"
-            )
-        if state_backend is not None and not isinstance(state_backend, StateBackend):
-            raise GraphDefinitionError(
-                f"state_backend must be a StateBackend, got {type(state_backend).__name__}"
+            _require(
+                value is None or isinstance(value, kind),
+                f"{name} must be a {kind.__name__}, got {type(value).__name__}",
             )
         for i, observer in enumerate(observers):
-            if not isinstance(observer, GraphObserver):
-                raise GraphDefinitionError(
-                    f"observers[{i}] must be a GraphObserver, got {type(observer).__name__}"
-                )
-        if executor is not None and not isinstance(executor, NodeExecutor):
-            raise GraphDefinitionError(
-                f"executor must be a NodeExecutor, got {type(executor).__name__}"
+            _require(
+                isinstance(observer, GraphObserver),
+                f"observers[{i}] must be a GraphObserver, got {type(observer).__name__}",
             )
-        if tools is not None:
-            for i, item in enumerate(tools):
-                if not callable(item):  # a Tool is callable too
-                    raise GraphDefinitionError(
-                        f"tools[{i}] must be a Tool or a callable, got {type(item).__name__}"
-                    )
+        for i, item in enumerate(tools or ()):
+            _require(  # a Tool is callable too
+                callable(item),
+                f"tools[{i}] must be a Tool or a callable, got {type(item).__name__}",
+            )
         self.start = start
         self.topology = Topology(start)
         self.nodes: Dict[str, Node] = self.topology.nodes
@@ -341,17 +336,7 @@ class Graph:
         Raises:
             StateValidationError: Something in the run is not JSON-serialisable.
         """
-        run = self._current or self._last
-        if run is None:
-            run = Run(RunInfo(uuid.uuid4().hex, self, time.time()))
-            run.add(self.start.id, None)
-            status = "pending"
-        elif run is self._current:
-            status = "running"
-        else:
-            stored = self.state.backend.load_run(run.info.run_id)
-            status = (stored or {}).get("status", "completed")
-        return make_checkpoint(self, run, status)
+        return make_checkpoint(self, self._current, self._last)
 
     async def resume_from(self, checkpoint: Dict[str, Any]) -> RunResult:
         """Restore a checkpoint (state and position) and continue the run from it.
@@ -372,12 +357,7 @@ class Graph:
             SparkError: The graph is running another run.
         """
         with self._claim():
-            record = check_checkpoint(self, checkpoint)
-            self.state.restore(checkpoint["state"])
-            for node_id, snapshot in (checkpoint.get("node_snapshots") or {}).items():
-                if node_id in self.nodes:
-                    self.nodes[node_id].state.context_snapshot = snapshot
-            run = run_from_record(self, record)
+            run = restore_checkpoint(self, checkpoint)
             if not run.pending and not run.joins:
                 run.info.step = run.step
                 self._last = run
@@ -422,6 +402,11 @@ class Graph:
             MIME type -> content.
         """
         return mimebundle(self)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise GraphDefinitionError(message)
 
 
 __all__ = ["Graph", "MAX_RUNS_PER_NODE", "CHECKPOINT_VERSION"]

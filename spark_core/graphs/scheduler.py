@@ -232,7 +232,6 @@ class Scheduler:
         self.observers = graph._observers
         self.state = graph.state
         self.backend = graph.state.backend
-        self.ledger = self.state.begin_run()
         self.max_steps = graph.max_steps
         self.max_runs = (
             MAX_RUNS_PER_NODE if graph.max_steps is None else graph.max_steps
@@ -247,6 +246,7 @@ class Scheduler:
         run, graph = self.run, self.graph
         info = run.info
         observers = self.observers
+        self.ledger = self.state.begin_run()
         try:
             for observer in observers:
                 await observer.on_run_start(info)

@@ -63,11 +63,12 @@ class GraphState:
     read-modify-writes across branches add up); a value that a still-running sibling
     wrote is committed by the node that builds on it.
     Reserved ``_spark_`` keys and writes made outside nodes (observers) are committed with
-    the next step whatever happens to the node.
+    the next step whatever happens to the node. (How: :mod:`spark_core.graphs.transaction`.)
 
     Attributes:
         backend: Where the state is stored.
         schema: The state schema class, or ``None``.
+        run_writes: The ledger of the run in progress (``None`` between runs).
     """
 
     def __init__(
