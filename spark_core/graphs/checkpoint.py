@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 from spark_core.errors import StateValidationError
 from spark_core.graphs.backends import RunRecord
 from spark_core.graphs.observers import RunInfo
-from spark_core.graphs.scheduler import Run, require_node, run_from_record
+from spark_core.graphs.run import Run, require_node, run_from_record
 
 if TYPE_CHECKING:  # pragma: no cover
     from spark_core.graphs.graph import Graph

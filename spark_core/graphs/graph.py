@@ -34,12 +34,8 @@ from spark_core.graphs.checkpoint import (
 )
 from spark_core.graphs.mermaid import mimebundle, to_mermaid
 from spark_core.graphs.observers import GraphObserver, RunInfo, RunResult
-from spark_core.graphs.scheduler import (
-    MAX_RUNS_PER_NODE,
-    Run,
-    Scheduler,
-    run_from_record,
-)
+from spark_core.graphs.run import Run, run_from_record
+from spark_core.graphs.scheduler import MAX_RUNS_PER_NODE, Scheduler
 from spark_core.graphs.state import GraphState
 from spark_core.graphs.topology import Topology
 from spark_core.nodes.base import Node, NodeRef, as_node
