@@ -131,9 +131,10 @@ class Scheduler:
         graph._current = None
         graph._last = run
         record = run.record(graph.graph_id, status, error)
-        if run.committed is not None:  # durable: the stored position, not one past it
-            record["frontier"], record["joins"] = run.committed[:2]
-            record["step"], record["last_node"] = run.committed[2:]
+        stored = run.committed
+        if stored is not None:  # durable: the stored position, not one past it
+            record["frontier"], record["joins"] = stored.frontier, stored.joins
+            record["step"], record["last_node"] = stored.step, stored.last_node
         else:
             record["outputs"] = run.outputs
         self.ledger.save_run(self.backend, record)  # with the writes made outside nodes

@@ -92,7 +92,23 @@ class StepTransaction:
                 and the writes stay pending for a later commit).
             StateBackendError: The backend failed (likewise).
         """
-        self.ledger.commit(backend, self.log, step)
+        ledger, log = self.ledger, self.log
+        changes = ledger.pending(log) if log or ledger.outside else None
+        if step is not None:
+            backend.commit_step(
+                step.run_id,
+                step.step,
+                step.node_id,
+                step.output,
+                step.frontier,
+                step.joins,
+                changes,
+                step.last_node,
+            )
+        elif changes:
+            backend.save_state_keys(changes)
+        if changes:
+            ledger.committed_now(log)
 
 
 class RunWrites:
@@ -181,36 +197,6 @@ class RunWrites:
                     newest[key] = seq
         return changes or None
 
-    def commit(
-        self,
-        backend: StateBackend,
-        log: Optional[Dict[str, WriteEntry]],
-        step: Optional[StepRecord] = None,
-    ) -> None:
-        """Store the pending writes (with ``step``); see :meth:`StepTransaction.commit`.
-
-        Args:
-            backend: The state backend.
-            log: The completed step's write log (``None``: run-level writes only).
-            step: The position to commit with them, or ``None``.
-        """
-        changes = self.pending(log)
-        if step is not None:
-            backend.commit_step(
-                step.run_id,
-                step.step,
-                step.node_id,
-                step.output,
-                step.frontier,
-                step.joins,
-                changes,
-                step.last_node,
-            )
-        elif changes:
-            backend.save_state_keys(changes)
-        if changes:
-            self._mark_committed(log)
-
     def save_run(self, backend: StateBackend, record: Any) -> None:
         """Save a run record with the pending run-level writes, in one transaction.
 
@@ -221,9 +207,14 @@ class RunWrites:
         changes = self.pending()
         backend.save_run(record, changes)
         if changes:
-            self._mark_committed(None)
+            self.committed_now(None)
 
-    def _mark_committed(self, log: Optional[Dict[str, WriteEntry]]) -> None:
+    def committed_now(self, log: Optional[Dict[str, WriteEntry]]) -> None:
+        """The backend stored what :meth:`pending` returned for ``log``: mark it committed.
+
+        Args:
+            log: The committed step's write log (``None``: run-level writes only).
+        """
         committed = self.committed
         for writes in (self.outside, log):
             for key, entry in (writes or {}).items():
@@ -258,7 +249,7 @@ class RunWrites:
             changes = self.pending()
             if changes:
                 backend.save_state_keys(changes)
-                self._mark_committed(None)
+                self.committed_now(None)
         finally:
             committed = self.committed
             dropped = [k for k, seq in self.latest.items() if seq > committed.get(k, 0)]

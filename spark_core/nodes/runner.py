@@ -114,10 +114,8 @@ async def attempt(
     Returns:
         The output and the routed targets.
     """
-    step = ctx.transaction
-    token = (
-        None if step is None else CURRENT_STEP.set(step)
-    )  # its writes are the step's
+    step = ctx.transaction  # while process runs, its state writes are this step's
+    token = None if step is None else CURRENT_STEP.set(step)
     try:
         if executor is not None:
             output = await executor.run(node, ctx)
