@@ -8,7 +8,7 @@ signals: they are never retried, never wrapped, and propagate out of ``graph.run
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Dict, Optional, Tuple
 
 
 class SparkError(Exception):
@@ -158,6 +158,14 @@ class RunStopped(SparkError):
     """
 
     run_status: str = "cancelled"
+
+    def stop_event(self) -> Optional[Tuple[str, Dict[str, Any]]]:
+        """The event a run's telemetry records when this stop ends it, if any.
+
+        Returns:
+            ``(event name, attributes)``, or ``None`` (the base class records none).
+        """
+        return None
 
 
 class RunPaused(RunStopped):

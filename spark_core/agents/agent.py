@@ -47,14 +47,25 @@ from spark_core.agents.errors import (
     AgentMaxStepsError,
     AgentOutputError,
 )
-from spark_core.agents.strategies import ReActStrategy, ReasoningStrategy
+from spark_core.agents.strategies import (
+    ReActStrategy,
+    ReasoningStrategy,
+    strategy_from_spec,
+)
 from spark_core.errors import RunStopped
+from spark_core.governance.approvals import (
+    APPROVALS_KEY,
+    ApprovalRequest,
+    ApprovalStore,
+)
+from spark_core.governance.executor import ToolExecutor
+from spark_core.governance.policy import PolicyViolationError
+from spark_core.governance.tools import ToolError
 from spark_core.models.base import Message, ModelResponse, ToolCall, Usage
+from spark_core.utils import arun
 
 if TYPE_CHECKING:  # pragma: no cover
     from spark_core.agents.node import AgentNode
-    from spark_core.governance.approvals import ApprovalStore
-    from spark_core.governance.executor import ToolExecutor
 
 __all__ = [
     "Agent",
@@ -567,8 +578,6 @@ class Agent:
             raise AgentConfigError(
                 f"config must be an AgentConfig, got {type(config).__name__}"
             )
-        from spark_core.governance.executor import ToolExecutor
-        from spark_core.governance.tools import ToolError
 
         self.config = config
         self.strategy: ReasoningStrategy = config.reasoning_strategy or ReActStrategy()
@@ -691,7 +700,6 @@ class Agent:
         Returns:
             The result.
         """
-        from spark_core.utils import arun
 
         result: AgentResult = arun(self.run(prompt))
         return result
@@ -761,7 +769,6 @@ class Agent:
         Returns:
             The checkpoint data (what :meth:`save_checkpoint` writes).
         """
-        from spark_core.governance.approvals import APPROVALS_KEY
 
         return {
             "format": _CHECKPOINT_FORMAT,
@@ -792,7 +799,6 @@ class Agent:
             AgentCheckpointError: The data is not an agent checkpoint, or does not fit this
                 agent (strategy, policy set); the agent is left unchanged.
         """
-        from spark_core.governance.approvals import APPROVALS_KEY, ApprovalRequest
 
         if not isinstance(data, Mapping) or data.get("format") not in (
             _CHECKPOINT_FORMAT,
@@ -913,7 +919,6 @@ class Agent:
             self.strategy.config()
         ):
             return self.strategy
-        from spark_core.agents.strategies import strategy_from_spec
 
         try:
             return strategy_from_spec(saved_type, spec.get("config"))
@@ -1011,8 +1016,6 @@ class Agent:
             return self._executor
         executor = self._graph_executors.get(id(graph_policy))
         if executor is None:
-            from spark_core.governance.executor import ToolExecutor
-
             executor = ToolExecutor(list(self.tools.values()), graph_policy)
             self._graph_executors[id(graph_policy)] = executor
         return executor
@@ -1021,8 +1024,6 @@ class Agent:
         self, session: AgentSession, call: ToolCall, step: int
     ) -> ToolCallRecord:
         """Run one call through the governed executor; refusals and failures become records."""
-        from spark_core.governance.policy import PolicyViolationError
-        from spark_core.governance.tools import ToolError
 
         def record(
             status: str, result: Any = None, error: Optional[str] = None

@@ -36,9 +36,11 @@ import json
 import os
 import uuid
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, AsyncIterator, Collection, Dict, List, Mapping, Optional
+from typing import Any, AsyncIterator, Collection, Dict, List, Mapping, Optional, Tuple
 
 from spark_core.errors import RunPaused, SparkError
+from spark_core.graphs import plugins
+from spark_core.graphs.backends import SQLiteStateBackend
 from spark_core.utils import LoopLock
 
 try:  # POSIX only: cross-process locking of the state file
@@ -179,6 +181,18 @@ class ApprovalPendingError(RunPaused):
         self.request = dict(request or {})
         self.decision = decision
 
+    def stop_event(self) -> Optional[Tuple[str, Dict[str, Any]]]:
+        """Telemetry's ``approval.pending`` event: the request's id, action, resource.
+
+        Returns:
+            The event name and its attributes.
+        """
+        return "approval.pending", {
+            "request_id": self.request_id,
+            "action": self.request.get("action"),
+            "resource": self.request.get("resource"),
+        }
+
 
 class _BackendState:
     """GraphState-like access to a state backend alone (another process, the CLI).
@@ -315,8 +329,6 @@ class ApprovalStore:
         """
         if not os.path.exists(path):
             raise ApprovalError(f"state file not found: {path}")
-        from spark_core.graphs.backends import SQLiteStateBackend
-
         return cls.from_backend(SQLiteStateBackend(path))
 
     @contextlib.asynccontextmanager
@@ -502,3 +514,6 @@ class ApprovalStore:
 def new_request_id() -> str:
     """Return a fresh request id."""
     return "apr-" + uuid.uuid4().hex[:16]
+
+
+plugins.register("approvals", ApprovalStore)

@@ -65,6 +65,7 @@ from spark_core.governance.policy import (
     PolicyViolationError,
 )
 from spark_core.governance.tools import Tool, ToolError, ToolNotFoundError, as_tool
+from spark_core.graphs import plugins
 from spark_core.graphs.observers import GraphObserver
 from spark_core.telemetry.redaction import redact
 from spark_core.utils import LoopLock
@@ -497,3 +498,7 @@ class NodePolicyObserver(GraphObserver):
             state = _context_state(context)
             if state is not None:
                 await ApprovalStore(state).settle(sorted(entry[2]))
+
+
+plugins.register("policy_set", NodePolicyObserver)
+plugins.register("tool_executor", ToolExecutor)

@@ -544,6 +544,15 @@ class PolicyViolationError(RunStopped):
         self.decision = decision
         self.request = dict(request) if request is not None else None
 
+    def stop_event(self) -> Optional[Tuple[str, Dict[str, Any]]]:
+        """Telemetry's ``policy.violation`` event: the denying decision.
+
+        Returns:
+            The event name and its attributes.
+        """
+        decision = self.decision.to_dict() if self.decision is not None else {}
+        return "policy.violation", decision
+
     @classmethod
     def from_decision(cls, decision: PolicyDecision) -> PolicyViolationError:
         """Build the error for a DENY decision, naming policy, rule, action and resource."""

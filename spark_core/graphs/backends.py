@@ -9,6 +9,10 @@ killed at any moment resumes exactly where its last committed step left it.
 The public methods are synchronous and cheap, so other processes (e.g. a CLI resolving
 approvals) can open the same SQLite file and use ``load_state`` / ``load_keys`` /
 ``save_state_keys``.
+
+:class:`StateBackend` is the contract a new backend implements: its docstrings say what
+each method guarantees (atomicity included), and a backend that keeps those guarantees
+can stand in for the built-in ones.
 """
 
 from __future__ import annotations
@@ -18,11 +22,48 @@ import os
 import sqlite3
 import threading
 import time
-from typing import Any, Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, TypedDict, Union
 
 from spark_core.errors import StateBackendError, StateValidationError
 
-RunRecord = Dict[str, Any]
+
+class RunRecord(TypedDict, total=False):
+    """A stored run, as ``save_run`` takes it and ``load_run`` returns it (a plain dict).
+
+    Attributes:
+        run_id: The run's id.
+        graph_id: The id of the graph it ran on.
+        status: ``"running"``, ``"completed"``, ``"failed"``, ``"paused"`` or
+            ``"cancelled"``.
+        inputs: The run's input (JSON).
+        frontier: The pending ``[node_id, inputs]`` entries.
+        joins: Join node id -> list of rounds, each ``{parent id: output}``.
+        step: Node executions committed so far.
+        last_node: The node whose output is the run's result so far, or ``None``.
+        error: ``"ErrorClass: message"`` of the error that ended the run, or ``None``.
+        outputs: Node id -> its last committed output (``load_run`` always has it;
+            ``save_run`` replaces the stored outputs only when the key is present).
+    """
+
+    run_id: str
+    graph_id: Optional[str]
+    status: str
+    inputs: Any
+    frontier: List[Any]
+    joins: Dict[str, Any]
+    step: int
+    last_node: Optional[str]
+    error: Optional[str]
+    outputs: Dict[str, Any]
+
+
+class RunSummary(TypedDict):
+    """One run as ``list_runs`` lists it."""
+
+    run_id: str
+    graph_id: Optional[str]
+    status: str
+    step: int
 
 
 class _Deleted:
@@ -33,17 +74,6 @@ class _Deleted:
 # In the ``state_changes`` of ``save_run``/``commit_step``: the key was deleted.
 DELETED: Any = _Deleted()
 
-_RUN_FIELDS = (
-    "graph_id",
-    "status",
-    "inputs",
-    "frontier",
-    "joins",
-    "step",
-    "last_node",
-    "error",
-)
-
 
 def _dumps(value: Any, what: str) -> str:
     try:
@@ -52,20 +82,44 @@ def _dumps(value: Any, what: str) -> str:
         raise StateValidationError(f"{what} is not JSON-serialisable: {exc}") from None
 
 
+def _loads(text: Optional[str]) -> Any:
+    return json.loads(text) if text is not None else None
+
+
 def _copy_record(record: RunRecord) -> RunRecord:
     # Shallow copies: the graph hands over fresh containers, and deep-copying every output
     # of a long run would dominate the cost of an in-memory run.
-    copied = dict(record)
+    copied = record.copy()
     copied["outputs"] = dict(record.get("outputs") or {})
     return copied
 
 
 class StateBackend:
-    """Interface of state backends (subclass it to store state elsewhere).
+    """The contract of state backends: where a graph's state and run records live.
+
+    Subclass it to store state elsewhere. Every method is synchronous; the engine calls
+    them from the event loop's thread, other processes (a CLI resolving approvals) may call
+    them on another instance over the same store. What every backend guarantees:
+
+    * **Atomic writes.** ``save_state_keys``, ``delete_state_keys``, ``clear_state``,
+      ``save_run``, ``commit_step`` and ``delete_run`` each apply all of their changes or
+      none: when one raises (a value that is not JSON, a full disk, a lost connection),
+      nothing it was given is stored, and the backend stays usable.
+    * **JSON in, JSON out.** Values are stored as JSON; what a load returns is a fresh
+      copy (a tuple comes back as a list), never an object the caller passed in. A value
+      that is not JSON-serialisable raises :class:`~spark_core.errors.StateValidationError`.
+    * **Failures are typed.** A store that fails raises
+      :class:`~spark_core.errors.StateBackendError` (never the driver's own exception).
+    * **Durability.** When ``durable`` is true, whatever a write method returned from is
+      there for every later load, in this process or another, after a crash too; the graph
+      then commits every step with ``commit_step`` and ``Graph.resume`` continues a killed
+      run from the last one. A non-durable backend gets the run record once, when the run
+      stops (``save_run``).
+
+    ``DELETED`` as a value in ``values`` / ``state_changes`` removes that key.
 
     Attributes:
-        durable: True when committed data survives the process (the graph then commits
-            every step; a non-durable backend gets the run record when the run stops).
+        durable: True when committed data survives the process (see above).
     """
 
     durable = False
@@ -74,18 +128,19 @@ class StateBackend:
         """Return a copy of the whole graph state.
 
         Returns:
-            Key -> value.
+            Key -> value (a new dict; changing it changes nothing stored).
         """
         raise NotImplementedError
 
     def load_keys(self, keys: Iterable[str]) -> Dict[str, Any]:
         """Return the values of ``keys`` (a key that is not set is left out).
 
-        The default reads the whole state with :meth:`load_state`; backends that can read
+        Reads one consistent state (the keys come from the same committed state). The
+        default reads the whole state with :meth:`load_state`; backends that can read
         single keys override it.
 
         Args:
-            keys: The keys to read.
+            keys: The keys to read (duplicates are allowed).
 
         Returns:
             Key -> value, for the keys that are set.
@@ -94,7 +149,7 @@ class StateBackend:
         return {key: state[key] for key in keys if key in state}
 
     def save_state_keys(self, values: Dict[str, Any]) -> None:
-        """Upsert ``values`` into the graph state in one transaction.
+        """Upsert ``values`` into the graph state in one transaction (all or nothing).
 
         Args:
             values: Keys and JSON-serialisable values (a value of ``DELETED`` removes the
@@ -103,7 +158,7 @@ class StateBackend:
         raise NotImplementedError
 
     def delete_state_keys(self, keys: Iterable[str]) -> None:
-        """Remove keys from the graph state.
+        """Remove keys from the graph state in one transaction.
 
         Args:
             keys: The keys to remove (missing keys are ignored).
@@ -111,17 +166,22 @@ class StateBackend:
         raise NotImplementedError
 
     def clear_state(self) -> None:
-        """Remove every key of the graph state (run records are kept)."""
+        """Remove every key of the graph state in one transaction (run records are kept)."""
         raise NotImplementedError
 
     def save_run(
         self, record: RunRecord, state_changes: Optional[Dict[str, Any]] = None
     ) -> None:
-        """Insert or replace a whole run record (and write state changes) in one transaction.
+        """Insert or replace a run record, and write state changes, in ONE transaction.
+
+        The record replaces the stored one field by field (``run_id`` is the key). Its
+        ``outputs``, when the key is present, replace the run's stored outputs; when absent,
+        the stored outputs are kept (the engine saves the final record of a durable run
+        without them: its steps already committed each output).
 
         Args:
             record: ``run_id``, ``graph_id``, ``status``, ``inputs``, ``frontier``,
-                ``joins``, ``step``, ``last_node``, ``error`` and ``outputs``.
+                ``joins``, ``step``, ``last_node``, ``error`` and optionally ``outputs``.
             state_changes: State keys to upsert in the same transaction (a value of
                 ``DELETED`` removes the key).
         """
@@ -138,7 +198,14 @@ class StateBackend:
         state_changes: Optional[Dict[str, Any]] = None,
         last_node: Optional[str] = None,
     ) -> None:
-        """Commit one completed step in one transaction.
+        """Commit one completed step in ONE transaction: all of it is stored, or none.
+
+        After it returns, ``load_run(run_id)`` has ``outputs[node_id] == output``, this
+        ``frontier`` and ``step``, ``status == "running"``, ``joins`` (unchanged when
+        ``None`` is given) and ``last_node`` (unchanged when ``None``), and the state has
+        ``state_changes`` applied. A run killed right after resumes from exactly this
+        position; killed before, from the previous one. The run record exists already
+        (``save_run`` stored it when the run started).
 
         Args:
             run_id: The run.
@@ -155,17 +222,20 @@ class StateBackend:
         raise NotImplementedError
 
     def load_run(self, run_id: str) -> Optional[RunRecord]:
-        """Return the run record (with ``outputs``), or ``None`` when unknown.
+        """Return the run record with its ``outputs``, or ``None`` when unknown.
+
+        The record and its outputs are read from one committed state (never a step's
+        output without that step's frontier).
 
         Args:
             run_id: The run.
 
         Returns:
-            The record, or ``None``.
+            The record (a new dict), or ``None``.
         """
         raise NotImplementedError
 
-    def list_runs(self) -> List[Dict[str, Any]]:
+    def list_runs(self) -> List[RunSummary]:
         """Return a summary of every stored run, oldest first.
 
         Returns:
@@ -174,7 +244,7 @@ class StateBackend:
         raise NotImplementedError
 
     def delete_run(self, run_id: str) -> None:
-        """Forget a run record.
+        """Forget a run record and its outputs (an unknown run is not an error).
 
         Args:
             run_id: The run.
@@ -182,7 +252,7 @@ class StateBackend:
         raise NotImplementedError
 
     def close(self) -> None:
-        """Release resources (no-op by default)."""
+        """Release resources (no-op by default); the backend is not used afterwards."""
 
 
 class InMemoryStateBackend(StateBackend):
@@ -277,7 +347,7 @@ class InMemoryStateBackend(StateBackend):
         """
         record = self._runs.setdefault(run_id, {"run_id": run_id, "outputs": {}})
         record["outputs"][node_id] = output
-        record.update(step=step, frontier=frontier, status="running")
+        record["step"], record["frontier"], record["status"] = step, frontier, "running"
         if last_node is not None:
             record["last_node"] = last_node
         if joins is not None:
@@ -303,14 +373,19 @@ class InMemoryStateBackend(StateBackend):
         record = self._runs.get(run_id)
         return _copy_record(record) if record is not None else None
 
-    def list_runs(self) -> List[Dict[str, Any]]:
+    def list_runs(self) -> List[RunSummary]:
         """Return a summary of every run.
 
         Returns:
             ``{run_id, graph_id, status, step}`` per run.
         """
         return [
-            {k: r.get(k) for k in ("run_id", "graph_id", "status", "step")}
+            RunSummary(
+                run_id=r["run_id"],
+                graph_id=r.get("graph_id"),
+                status=r.get("status", "running"),
+                step=r.get("step", 0),
+            )
             for r in self._runs.values()
         ]
 
@@ -617,14 +692,21 @@ class SQLiteStateBackend(StateBackend):
                 "SELECT node_id, output FROM spark_outputs WHERE run_id = ? ORDER BY step",
                 (run_id,),
             )
-        record: RunRecord = dict(zip(_RUN_FIELDS, rows[0]))
-        record["run_id"] = run_id
-        for key in ("inputs", "frontier", "joins"):
-            record[key] = json.loads(record[key]) if record[key] is not None else None
-        record["outputs"] = {node_id: json.loads(out) for node_id, out in outputs}
-        return record
+        graph_id, status, inputs, frontier, joins, step, last_node, error = rows[0]
+        return RunRecord(
+            run_id=run_id,
+            graph_id=graph_id,
+            status=status,
+            inputs=_loads(inputs),
+            frontier=_loads(frontier),
+            joins=_loads(joins),
+            step=step,
+            last_node=last_node,
+            error=error,
+            outputs={node_id: json.loads(out) for node_id, out in outputs},
+        )
 
-    def list_runs(self) -> List[Dict[str, Any]]:
+    def list_runs(self) -> List[RunSummary]:
         """Return a summary of every run, oldest first.
 
         Returns:
@@ -637,7 +719,8 @@ class SQLiteStateBackend(StateBackend):
             "SELECT run_id, graph_id, status, step FROM spark_runs ORDER BY created"
         )
         return [
-            dict(zip(("run_id", "graph_id", "status", "step"), row)) for row in rows
+            RunSummary(run_id=run_id, graph_id=graph_id, status=status, step=step)
+            for run_id, graph_id, status, step in rows
         ]
 
     def delete_run(self, run_id: str) -> None:
@@ -664,5 +747,6 @@ __all__ = [
     "InMemoryStateBackend",
     "SQLiteStateBackend",
     "RunRecord",
+    "RunSummary",
     "DELETED",
 ]

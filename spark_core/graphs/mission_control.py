@@ -113,6 +113,19 @@ class GuardrailBreachError(RunStopped):
         )
         self.run_id = run_id
 
+    def stop_event(self) -> Optional[Tuple[str, Dict[str, Any]]]:
+        """Telemetry's ``guardrail.breach`` event: the limit, value, threshold and node.
+
+        Returns:
+            The event name and its attributes.
+        """
+        return "guardrail.breach", {
+            "limit": self.limit,
+            "value": self.value,
+            "threshold": self.threshold,
+            "node_id": self.node_id,
+        }
+
 
 def _fmt(value: float) -> str:
     if isinstance(value, float) and not value.is_integer():

@@ -10,14 +10,14 @@ from typing import Any, Dict, Iterator, Optional
 from spark_core.errors import StateLockError, StateValidationError
 from spark_core.graphs.backends import DELETED, InMemoryStateBackend, StateBackend
 from spark_core.graphs.state_schema import (
-    RESERVED_PREFIX,
     check_schema,
     from_model,
     schema_defaults,
     to_model,
     validate_values,
 )
-from spark_core.nodes.context import NODE_WRITES
+from spark_core.graphs.transaction import RunWrites, WriteEntry
+from spark_core.nodes.context import CURRENT_STEP
 from spark_core.utils import PLAIN_JSON, LoopLock, json_copy
 
 
@@ -42,8 +42,7 @@ class _Transaction:
         self._lock.release()
 
 
-# A node's write log (NODE_WRITES) maps key -> (seq, value, value before, seq before).
-_ABSENT: Any = object()  # "the key was not set" in a log entry
+_CURRENT: Any = object()  # _write's default: the log of the step running here
 
 
 class GraphState:
@@ -64,11 +63,12 @@ class GraphState:
     read-modify-writes across branches add up); a value that a still-running sibling
     wrote is committed by the node that builds on it.
     Reserved ``_spark_`` keys and writes made outside nodes (observers) are committed with
-    the next step whatever happens to the node.
+    the next step whatever happens to the node. (How: :mod:`spark_core.graphs.transaction`.)
 
     Attributes:
         backend: Where the state is stored.
         schema: The state schema class, or ``None``.
+        run_writes: The ledger of the run in progress (``None`` between runs).
     """
 
     def __init__(
@@ -93,12 +93,8 @@ class GraphState:
         )
         self.schema = schema
         self._data: Dict[str, Any] = self.backend.load_state()
-        # While a run is in progress: writes made outside nodes, key -> (seq, value).
-        self._run_writes: Optional[Dict[str, Any]] = None
-        self._seq = 0  # numbers every write of a run, to commit only the newest value
-        self._latest: Dict[str, int] = {}  # key -> seq of its newest write
-        self._committed: Dict[str, int] = {}  # key -> seq of its newest committed write
-        self._taken: Dict[str, int] = {}  # key -> seq, of the last _take_changes
+        # While a run is in progress: the ledger of its writes (see graphs.transaction).
+        self.run_writes: Optional[RunWrites] = None
         self._lock = LoopLock()
         self._thread_lock = threading.Lock()  # lock_sync() when no run is in progress
         self._loop: Optional[asyncio.AbstractEventLoop] = (
@@ -136,130 +132,83 @@ class GraphState:
                 ) from None
         return validate_values(self.schema, self._data, stored)
 
-    def _write(self, values: Dict[str, Any], log: Any = _ABSENT) -> None:
+    def _write(self, values: Dict[str, Any], log: Any = _CURRENT) -> None:
         values = self._check(values)
-        self._apply(values, self._node_log() if log is _ABSENT else log)
+        self._apply(values, self._step_log() if log is _CURRENT else log)
 
-    def _node_log(self) -> Optional[Dict[str, Any]]:
-        """The write log of this state's node running in this context, if any."""
-        entry = NODE_WRITES.get()
-        while entry is not None:
-            if entry[0] is self:
-                return entry[1]
-            entry = entry[2]
+    def _step_log(self) -> Optional[Dict[str, WriteEntry]]:
+        """The write log of this state's node step running in this context, if any."""
+        step = CURRENT_STEP.get()
+        while step is not None:
+            if step.ledger.state is self:
+                return step.log
+            step = step.outer
         return None
 
-    def _apply(self, values: Dict[str, Any], log: Optional[Dict[str, Any]]) -> None:
+    def _apply(
+        self, values: Dict[str, Any], log: Optional[Dict[str, WriteEntry]]
+    ) -> None:
         """Write validated values (``DELETED`` removes a key) into the state."""
-        run_writes = self._run_writes
-        if run_writes is None:  # no run in progress: straight to the backend
-            for key, value in values.items():
-                if value is DELETED:
-                    self._data.pop(key, None)
-                else:
-                    self._data[key] = value
-            self.backend.save_state_keys(values)
+        ledger = self.run_writes
+        if ledger is not None:  # a run is in progress: its ledger keeps the write
+            ledger.record(values, log)
             return
-        data, latest = self._data, self._latest
         for key, value in values.items():
-            self._seq += 1
-            if log is not None and not key.startswith(RESERVED_PREFIX):
-                entry = log.get(key)
-                if entry is None:  # remember what to restore if the attempt fails
-                    entry = (0, None, data.get(key, _ABSENT), latest.get(key, 0))
-                log[key] = (self._seq, value, entry[2], entry[3])
-            else:
-                run_writes[key] = (self._seq, value)
-            latest[key] = self._seq
             if value is DELETED:
-                data.pop(key, None)
+                self._data.pop(key, None)
             else:
-                data[key] = value
+                self._data[key] = value
+        self.backend.save_state_keys(values)
 
-    # Used by the graph while it runs (see the class docstring).
-    def _begin_run(self) -> None:
-        self._run_writes = {}
-        self._latest = {}
-        self._committed = {}
+    # ------------------------------------------------------ used by the engine
+    def begin_run(self) -> RunWrites:
+        """Start recording a run's writes (the scheduler calls this when a run starts).
 
-    def _take_changes(
-        self, log: Optional[Dict[str, Any]] = None
-    ) -> Optional[Dict[str, Any]]:
-        """Return what to commit now: run-level writes plus ``log`` (a completed node's).
-
-        They count as committed once :meth:`_stored` is called: a commit that fails (disk
-        full, a node output that is not JSON) leaves them to a later commit.
+        Returns:
+            The run's ledger (``StepTransaction(ledger)`` begins a node's step).
         """
-        taken = self._taken = {}
-        run_writes = self._run_writes
-        if not log and not run_writes:
-            return None
-        changes: Dict[str, Any] = {}
-        committed = self._committed
-        for writes in (run_writes, log):
-            for key, entry in (writes or {}).items():
-                seq = entry[0]
-                if seq > committed.get(key, 0) and seq > taken.get(key, 0):
-                    changes[key] = entry[1]  # newer than what is stored
-                    taken[key] = seq
-        return changes or None
+        self.run_writes = RunWrites(self, self._data)
+        self._loop = asyncio.get_running_loop()  # for *_sync writes from worker threads
+        return self.run_writes
 
-    def _stored(self) -> None:
-        """The backend stored what :meth:`_take_changes` returned last."""
-        self._committed.update(self._taken)
-        self._taken = {}
-        if self._run_writes:
-            self._run_writes.clear()
+    def end_run(self) -> None:
+        """Store the run-level writes and drop what no completed step kept (run's end)."""
+        ledger, self.run_writes = self.run_writes, None
+        if ledger is not None:
+            ledger.close(self.backend)
 
-    def _undo(self, log: Dict[str, Any]) -> None:
-        """Take back the writes of an attempt that did not complete (those nobody
-        overwrote since)."""
-        for key, (seq, _, before, before_seq) in log.items():
-            if self._latest.get(key) == seq:
-                if before is _ABSENT:
-                    self._data.pop(key, None)
-                else:
-                    self._data[key] = before
-                self._latest[key] = before_seq
-        log.clear()
+    def reload(self) -> None:
+        """Read the whole state again from the backend (another process may have run)."""
+        stored = self.backend.load_state()
+        self._data.clear()
+        self._data.update(stored)
 
-    def _end_run(self) -> None:
-        """Store the remaining run-level writes, then drop what no completed step kept."""
-        try:
-            changes = self._take_changes()
-            if changes:
-                self.backend.save_state_keys(changes)
-                self._stored()
-        finally:
-            self._run_writes = None
-            self._drop_uncommitted()
+    def settled(self) -> Dict[str, Any]:
+        """The state without the writes of nodes still running (for checkpoints).
 
-    def _drop_uncommitted(self) -> None:
-        """Put back the stored value of every key whose newest write was not committed."""
-        committed = self._committed
-        dropped = [k for k, seq in self._latest.items() if seq > committed.get(k, 0)]
-        if dropped:
-            stored = self.backend.load_keys(dropped)
-            for key in dropped:
-                if key in stored:
-                    self._data[key] = stored[key]
-                else:
-                    self._data.pop(key, None)
+        Returns:
+            Key -> value (the live mapping when no run is in progress).
+        """
+        ledger = self.run_writes
+        return self._data if ledger is None else ledger.settled(self.backend)
 
-    def _settled(self) -> Dict[str, Any]:
-        """The state without the writes of nodes still running (for checkpoints)."""
-        if self._run_writes is None:
-            return self._data
-        settled = self.backend.load_state()
-        for key, (_, value) in self._run_writes.items():
-            if value is DELETED:
-                settled.pop(key, None)
-            else:
-                settled[key] = value
-        return settled
+    def restore(self, values: Dict[str, Any]) -> None:
+        """Replace the whole state with ``values`` in one backend transaction.
 
-    def _reload(self) -> None:
-        self._data = self.backend.load_state()
+        Args:
+            values: Key -> value (validated first: nothing changes when one is bad).
+
+        Raises:
+            StateValidationError: A value is invalid.
+        """
+        new_state = self._check(dict(values))
+        # One transaction: a crash leaves the old state or the new one, never none.
+        changes = {
+            key: DELETED for key in self.backend.load_state() if key not in new_state
+        }
+        changes.update(new_state)
+        self.backend.save_state_keys(changes)
+        self.reload()
 
     async def get(self, key: str, default: Any = None) -> Any:
         """Return the value of ``key``, or ``default``.
@@ -302,7 +251,7 @@ class GraphState:
         Args:
             key: The key.
         """
-        self._apply({key: DELETED}, self._node_log())  # kept like a write
+        self._apply({key: DELETED}, self._step_log())  # kept like a write
 
     # Synchronous access for plain ``def`` nodes, which run in worker threads.
     def get_sync(self, key: str, default: Any = None) -> Any:
@@ -342,7 +291,7 @@ class GraphState:
             StateValidationError: A value is invalid (nothing is written).
         """
         values = _as_dict(values)
-        log = self._node_log()  # the calling node's (copied into its worker thread)
+        log = self._step_log()  # the calling node's (copied into its worker thread)
         loop = self._loop
         if loop is not None and loop.is_running():
             try:
@@ -469,9 +418,9 @@ class GraphState:
     async def clear(self) -> None:
         """Remove every key, then restore the schema defaults."""
         self.backend.clear_state()
-        self._data = {}
-        if self._run_writes is not None:
-            self._run_writes.clear()
+        self._data.clear()
+        if self.run_writes is not None:
+            self.run_writes.outside.clear()
         self._fill_defaults(None)
 
 

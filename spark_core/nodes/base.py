@@ -1,8 +1,11 @@
-"""Nodes: the unit of work of a graph, and the code that runs one node."""
+"""Nodes: the unit of work of a graph, and the edge DSL that links them (``a >> b``).
+
+Running a node is :mod:`spark_core.nodes.runner`'s job; where its ``process`` runs,
+:mod:`spark_core.nodes.executors`'.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import time
 from dataclasses import dataclass, field
@@ -20,22 +23,17 @@ from typing import (
     Union,
 )
 
-from spark_core.errors import (
-    CircuitOpenError,
-    EdgeConditionError,
-    GraphDefinitionError,
-    NodeExecutionError,
-    NodeTimeoutError,
-    RunStopped,
-)
-from spark_core.nodes._workers import run_in_worker
+from spark_core.errors import GraphDefinitionError, RunStopped
+from spark_core.nodes.edges import Edge, expression_text
 from spark_core.nodes.capabilities import (
     CircuitBreakerCapability,
     RateLimitCapability,
     RetryCapability,
     TimeoutCapability,
 )
-from spark_core.nodes.context import NODE_WRITES, ExecutionContext, Inputs, NodeState
+from spark_core.nodes.context import ExecutionContext, Inputs, NodeState
+from spark_core.nodes.executors import NodeExecutor
+from spark_core.nodes.runner import failure, no_route, run_node
 
 if TYPE_CHECKING:  # pragma: no cover
     from spark_core.graphs.observers import GraphObserver, RunInfo
@@ -74,6 +72,9 @@ class NodeConfig:
         circuit_breaker: Stop calling a node that keeps failing.
         description: Free text shown in diagrams and specs.
         metadata: Free data for tools built on top of the engine.
+        executor: Where this node's ``process`` runs (a
+            :class:`~spark_core.nodes.executors.NodeExecutor`); ``None``: the graph's
+            executor, by default in this process.
     """
 
     retry: Optional[RetryCapability] = None
@@ -82,6 +83,13 @@ class NodeConfig:
     circuit_breaker: Optional[CircuitBreakerCapability] = None
     description: str = ""
     metadata: Dict[str, Any] = field(default_factory=dict)
+    executor: Optional[NodeExecutor] = None
+
+    def __post_init__(self) -> None:
+        if self.executor is not None and not isinstance(self.executor, NodeExecutor):
+            raise GraphDefinitionError(
+                f"NodeConfig.executor must be a NodeExecutor, got {self.executor!r}"
+            )
 
     def has_capabilities(self) -> bool:
         """Tell whether any capability is set (the engine then takes its full path).
@@ -265,8 +273,6 @@ class Node:
             GraphDefinitionError: ``target`` is not a node, or ``kind``/``value`` do not fit.
             ExpressionError: ``value`` is not a valid expression.
         """
-        from spark_core.graphs.edges import Edge
-
         target = as_node(target)
         if not isinstance(target, Node):
             raise GraphDefinitionError(f"an edge must point to a Node, got {target!r}")
@@ -368,9 +374,7 @@ class Node:
                 f"callable (got {given or 'none'})"
             )
         if expr is not None:
-            from spark_core.graphs.expr import Expression
-
-            return _EdgeBuilder(self, "expr", Expression(expr).text)
+            return _EdgeBuilder(self, "expr", expression_text(expr))
         if when is not None:
             return _EdgeBuilder(self, "callable", when)
         return _EdgeBuilder(self, "equals", dict(equals))
@@ -400,7 +404,14 @@ class Node:
             metadata={"node_id": self.id, "attempt": 1, "step": 1},
         )
         started = time.perf_counter()
-        output, _ = await execute_node(self, ctx, None, (), _no_route)
+        try:
+            output, _ = await run_node(
+                self, ctx, no_route, executor=self.config.executor
+            )
+        except Exception as exc:
+            if isinstance(exc, RunStopped):
+                raise
+            raise failure(self, exc)  # its __cause__ is exc (or it is exc)
         return NodeResult(
             content=output,
             node_id=self.id,
@@ -442,190 +453,28 @@ def _require_init(node: Any) -> None:
         )
 
 
-class _BadOutputError(TypeError):
-    """process() returned something other than a dict or None (never retried)."""
-
-
-def _check_output(node: Node, output: Any) -> Any:
-    if output is None or isinstance(output, dict):
-        return output
-    raise _BadOutputError(
-        f"process() must return a dict or None, got {type(output).__name__} from node {node.id!r}"
-    )
-
-
-async def _attempt(
-    node: Node, ctx: ExecutionContext, route: Callable[[Any], R]
-) -> Tuple[Any, R]:
-    """Call ``process`` once and return its checked output with what ``route`` made of it.
-
-    In a graph run the node's graph-state writes go to its execution's write log: the
-    context variable ``NODE_WRITES`` carries it while ``process`` runs (this is the one
-    place that sets it).
-    """
-    writes = ctx._writes  # None when the node runs alone: no write log to record into
-    token = (
-        None
-        if writes is None
-        else NODE_WRITES.set((ctx.graph_state, writes, NODE_WRITES.get()))
-    )
-    try:
-        output = await (
-            node.process(ctx) if node._is_async else _process_sync(node, ctx)
-        )
-    finally:
-        if token is not None:
-            NODE_WRITES.reset(token)
-    output = _check_output(node, output)
-    return output, route(output)
-
-
-async def _process_sync(node: Node, ctx: ExecutionContext) -> Any:
-    if node._inline:
-        return node.process(ctx)
-    output = await run_in_worker(node.process, ctx)
-    if inspect.isawaitable(output):
-        output = await output
-    return output
-
-
-def _failure(node: Node, error: BaseException) -> NodeExecutionError:
-    """``error`` as the node's failure (a ``NodeExecutionError`` of this node as it is)."""
-    if isinstance(error, NodeExecutionError) and error.node_id == node.id:
-        return error
-    return NodeExecutionError(node.id, error)
-
-
-def _no_route(output: Any) -> None:
-    return None
-
-
-async def execute_node(  # noqa: C901 - the attempt loop is clearer in one piece
+# The runner's entry point under its former name (``execute_node(node, ctx, run, observers,
+# route)``), for code written against it.
+async def execute_node(
     node: Node,
     ctx: ExecutionContext,
     run: Optional["RunInfo"],
     observers: Sequence["GraphObserver"],
     route: Callable[[Any], R],
 ) -> Tuple[Any, R]:
-    """Run one node execution: observers, circuit breaker, retries, rate limit, timeout.
+    """Run one node execution: :func:`spark_core.nodes.runner.run_node`.
 
     Args:
         node: The node.
-        ctx: Its execution context (``metadata["attempt"]`` is updated per attempt).
-        run: The run, for observer hooks (``None`` when running alone: no hooks).
+        ctx: Its execution context.
+        run: The run, for observer hooks (``None``: no hooks).
         observers: Observers to call.
-        route: Called with an attempt's output before the attempt counts as a success
-            (the graph evaluates the node's edge conditions there); when it raises
-            ``EdgeConditionError`` the attempt failed, and it is not retried.
+        route: The node's edge conditions (output -> what fires).
 
     Returns:
-        The node's output (a dict or ``None``) and what ``route`` returned for it.
-
-    Raises:
-        NodeExecutionError: The node failed for good (``NodeTimeoutError``,
-            ``CircuitOpenError`` for those causes).
-        RunStopped: The node or an observer stopped (or paused) the run.
+        The node's output and what ``route`` returned for it.
     """
-    config = node.config
-    retry, timeout = config.retry, config.timeout
-    limiter, breaker = config.rate_limit, config.circuit_breaker
-    if run is not None:
-        try:
-            for observer in observers:
-                await observer.on_node_start(run, node, ctx)
-        except RunStopped:
-            raise
-        except Exception as exc:  # e.g. a policy denial: the node fails without running
-            denied = NodeExecutionError(node.id, exc)
-            for observer in observers:
-                await observer.on_node_error(run, node, ctx, denied)
-            raise denied from exc
-    attempt = 0
-    last_failure: Optional[BaseException] = None  # what the node itself last raised
-    while True:
-        attempt += 1
-        ctx.metadata["attempt"] = attempt
-        if run is not None:
-            for observer in observers:
-                await observer.on_attempt_start(run, node, ctx)
-        output: Any = None
-        error: Optional[BaseException] = None
-        started = time.monotonic()
-        try:
-            if breaker is not None and not breaker.allow():
-                # Opened by this node's own failures (e.g. during retries): keep the real
-                # error as the cause, so it is not lost behind the breaker.
-                detail = (
-                    f" (last error: {type(last_failure).__name__}: {last_failure})"
-                    if last_failure is not None
-                    else ""
-                )
-                raise CircuitOpenError(
-                    node.id,
-                    last_failure,
-                    f"node {node.id!r} not called: its circuit breaker is open{detail}",
-                )
-            if limiter is not None:
-                await limiter.acquire()
-            if timeout is not None:  # a condition that raises fails this attempt too
-                output, routed = await asyncio.wait_for(
-                    _attempt(node, ctx, route), timeout.timeout_seconds
-                )
-            else:
-                output, routed = await _attempt(node, ctx, route)
-        except RunStopped:
-            raise
-        except CircuitOpenError as exc:
-            error = exc
-        except Exception as exc:
-            error = exc
-            if breaker is not None:
-                breaker.record_failure()
-            if (
-                timeout is not None
-                and isinstance(exc, asyncio.TimeoutError)
-                and time.monotonic() - started >= timeout.timeout_seconds * 0.99
-            ):
-                error = NodeTimeoutError(
-                    node.id,
-                    exc,
-                    message=f"node {node.id!r} timed out after {timeout.timeout_seconds}s",
-                )
-            last_failure = error
-        else:
-            if breaker is not None:
-                breaker.record_success()
-        await ctx.flush_events()
-        if run is not None:
-            for observer in observers:
-                await observer.on_attempt_end(run, node, ctx, output, error)
-        if error is None:
-            node.state.context_snapshot = output
-            if run is not None:
-                for observer in observers:
-                    await observer.on_node_end(run, node, ctx, output)
-            return output, routed
-        cause = error.cause if isinstance(error, NodeTimeoutError) else error
-        if (
-            retry is not None
-            and not isinstance(
-                error, (CircuitOpenError, _BadOutputError, EdgeConditionError)
-            )
-            and retry.should_retry(cause if cause is not None else error, attempt)
-        ):
-            if ctx._writes and ctx.graph_state is not None:
-                ctx.graph_state._undo(ctx._writes)  # the retry starts from clean state
-            delay = retry.delay(attempt)
-            if run is not None:
-                for observer in observers:
-                    await observer.on_retry(run, node, ctx, error, delay)
-            await asyncio.sleep(delay)
-            continue
-        final = _failure(node, error)
-        if run is not None:
-            for observer in observers:
-                await observer.on_node_error(run, node, ctx, final)
-        raise final  # its __cause__ is already final.cause (never final itself)
+    return await run_node(node, ctx, route, run, observers)
 
 
 __all__ = ["Node", "NodeConfig", "NodeResult", "NodeLike", "JoinNode", "execute_node"]

@@ -12,16 +12,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from spark_core.graphs.graph import Graph
     from spark_core.graphs.observers import GraphObserver, RunInfo
     from spark_core.graphs.state import GraphState
+    from spark_core.graphs.transaction import StepTransaction
     from spark_core.nodes.base import Node
 
-# (graph state, write log, outer entry) of the node execution running in this context:
-# the engine sets it around ``process`` (worker threads get a copy), and a ``GraphState``
-# records its writes in the log of the innermost entry that names it, so they are committed
-# with that node's step or dropped if it fails. A graph run inside a node adds the inner
-# state's entry in front of the outer one: a write to the outer state from an inner node
-# is the outer node's. ``None`` outside nodes.
-NODE_WRITES: ContextVar[Optional[Tuple[Any, Dict[str, Any], Any]]] = ContextVar(
-    "spark_node_writes", default=None
+
+# The step transaction (``spark_core.graphs.transaction.StepTransaction``) of the node
+# execution running in this context, or ``None`` outside nodes: the node runner sets it
+# around ``process`` (worker threads get a copy), and a ``GraphState`` records a write in
+# the innermost transaction of its own (a graph run inside a node links the outer node's
+# as ``outer``).
+CURRENT_STEP: "ContextVar[Optional[StepTransaction]]" = ContextVar(
+    "spark_current_step", default=None
 )
 
 
@@ -69,6 +70,8 @@ class ExecutionContext:
         metadata: ``node_id``, ``run_id``, ``attempt`` (1-based), ``graph_id``, ``step``.
         graph: The graph running the node, or ``None``.
         run_id: The run's id, or ``None`` when the node runs alone.
+        transaction: The step transaction that records this execution's graph-state
+            writes (set by the scheduler; ``None`` when the node runs alone).
     """
 
     __slots__ = (
@@ -82,7 +85,7 @@ class ExecutionContext:
         "_node",
         "_observers",
         "_events",
-        "_writes",
+        "transaction",
     )
 
     def __init__(
@@ -107,7 +110,7 @@ class ExecutionContext:
         self._node = node
         self._observers = observers
         self._events: Optional[List[Tuple[str, Dict[str, Any]]]] = None
-        self._writes: Optional[Dict[str, Any]] = None  # set by the graph (NODE_WRITES)
+        self.transaction: Optional["StepTransaction"] = None
 
     def __repr__(self) -> str:
         return f"ExecutionContext(node_id={self.metadata.get('node_id')!r}, run_id={self.run_id!r})"
@@ -189,4 +192,4 @@ class ExecutionContext:
             await observer.on_event(self._run, self._node, name, data)
 
 
-__all__ = ["ExecutionContext", "Inputs", "NodeState"]
+__all__ = ["ExecutionContext", "Inputs", "NodeState", "CURRENT_STEP"]

@@ -33,6 +33,8 @@ import contextlib
 import contextvars
 from typing import Any, AsyncIterator, Dict, Optional, Tuple
 
+from spark_core.errors import RunPaused, RunStopped
+from spark_core.graphs import plugins
 from spark_core.graphs.observers import GraphObserver, RunInfo, RunResult
 from spark_core.telemetry.config import TelemetryConfig, TelemetryConfigError
 from spark_core.telemetry.manager import Span, TelemetryManager, Trace, _current_span
@@ -197,36 +199,13 @@ class TelemetryObserver(GraphObserver):
         self.manager.end_trace(trace.trace_id, status)
 
     def _record_stop(self, trace: Trace, error: BaseException) -> str:
-        from spark_core.errors import RunPaused, RunStopped
-        from spark_core.governance.approvals import ApprovalPendingError
-        from spark_core.governance.policy import PolicyViolationError
-        from spark_core.graphs.mission_control import GuardrailBreachError
-
-        record = self.manager.record_event
-        tid = trace.trace_id
-        if isinstance(error, GuardrailBreachError):
-            record(
-                "guardrail.breach",
-                trace_id=tid,
-                attributes={
-                    "limit": error.limit,
-                    "value": error.value,
-                    "threshold": error.threshold,
-                    "node_id": error.node_id,
-                },
-            )
-        elif isinstance(error, PolicyViolationError):
-            decision = error.decision.to_dict() if error.decision is not None else {}
-            record("policy.violation", trace_id=tid, attributes=decision)
-        elif isinstance(error, ApprovalPendingError):
-            record(
-                "approval.pending",
-                trace_id=tid,
-                attributes={
-                    "request_id": error.request_id,
-                    "action": error.request.get("action"),
-                    "resource": error.request.get("resource"),
-                },
+        # Each kind of stop (guardrail breach, policy violation, pending approval) names
+        # its own event, so telemetry needs to know none of the packages that raise them.
+        event = error.stop_event() if isinstance(error, RunStopped) else None
+        if event is not None:
+            name, attributes = event
+            self.manager.record_event(
+                name, trace_id=trace.trace_id, attributes=attributes
             )
         if isinstance(error, RunPaused):
             return "paused"
@@ -310,3 +289,6 @@ async def node_span(
         name, parent.trace_id, parent_id=parent_id, attributes=attributes
     ) as span:
         yield span
+
+
+plugins.register("telemetry", TelemetryObserver)

@@ -568,3 +568,32 @@ def test_a_closed_sqlite_backend_raises_a_spark_error(tmp_path: Path) -> None:
     ):
         with pytest.raises(StateBackendError, match="closed"):
             call()
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_a_run_record_is_a_plain_dict_with_the_same_fields_on_every_backend(
+    tmp_path: Path, durable: bool
+) -> None:
+    backend = (
+        SQLiteStateBackend(tmp_path / "r.db") if durable else InMemoryStateBackend()
+    )
+    first, last = Node(name="first"), Node(name="last")
+    first >> last
+    Graph(start=first, state_backend=backend).run_sync({"x": 1}, run_id="r1")
+    record = backend.load_run("r1")
+    assert type(record) is dict
+    assert record == {
+        "run_id": "r1",
+        "graph_id": "first",
+        "status": "completed",
+        "inputs": {"x": 1},
+        "frontier": [],
+        "joins": {},
+        "step": 2,
+        "last_node": "last",
+        "error": None,
+        "outputs": {"first": {"x": 1}, "last": {"x": 1}},
+    }
+    assert backend.list_runs() == [
+        {"run_id": "r1", "graph_id": "first", "status": "completed", "step": 2}
+    ]
