@@ -18,7 +18,8 @@ import os
 import sqlite3
 import threading
 import time
-from typing import Any, Dict, Iterable, List, Optional, Union
+from contextlib import contextmanager
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 
 from spark_core.errors import StateBackendError, StateValidationError
 
@@ -121,7 +122,8 @@ class StateBackend:
 
         Args:
             record: ``run_id``, ``graph_id``, ``status``, ``inputs``, ``frontier``,
-                ``joins``, ``step``, ``last_node``, ``error`` and ``outputs``.
+                ``joins``, ``step``, ``last_node``, ``error`` and ``outputs`` (node id ->
+                output; when the key is absent the stored outputs are kept).
             state_changes: State keys to upsert in the same transaction (a value of
                 ``DELETED`` removes the key).
         """
@@ -180,6 +182,47 @@ class StateBackend:
             run_id: The run.
         """
         raise NotImplementedError
+
+    def claim_run(self, run_id: str) -> None:
+        """Take the exclusive right to run ``run_id`` (optional; a no-op by default).
+
+        Backends shared by several processes (PostgreSQL) implement it with a lease: the
+        claim holds while its holder renews it and expires when the holder dies, so the run
+        can be resumed elsewhere. Claiming a run this backend already holds succeeds.
+        In-process backends need no claim: the graph already runs one run at a time.
+
+        Args:
+            run_id: The run (it need not be stored yet).
+
+        Raises:
+            RunClaimedError: Another process holds the claim.
+        """
+
+    def release_run(self, run_id: str) -> None:
+        """Give up a claim taken with :meth:`claim_run` (a no-op by default).
+
+        Args:
+            run_id: The run.
+        """
+
+    @contextmanager
+    def claimed(self, run_id: str) -> Iterator[None]:
+        """Hold the claim on ``run_id`` for the duration of a ``with`` block.
+
+        Args:
+            run_id: The run.
+
+        Yields:
+            Nothing; the claim is released when the block ends.
+
+        Raises:
+            RunClaimedError: Another process holds the claim.
+        """
+        self.claim_run(run_id)
+        try:
+            yield
+        finally:
+            self.release_run(run_id)
 
     def close(self) -> None:
         """Release resources (no-op by default)."""
@@ -249,7 +292,11 @@ class InMemoryStateBackend(StateBackend):
             record: The run record.
             state_changes: State keys to upsert.
         """
-        self._runs[record["run_id"]] = _copy_record(record)
+        stored = self._runs.get(record["run_id"])
+        copied = _copy_record(record)
+        if "outputs" not in record and stored is not None:  # as durable backends do
+            copied["outputs"] = stored["outputs"]
+        self._runs[record["run_id"]] = copied
         self._apply(state_changes)
 
     def commit_step(
