@@ -27,7 +27,8 @@ import re
 import socket
 import threading
 import uuid
-from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+from contextlib import contextmanager
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from spark_core.errors import RunClaimedError, StateBackendError
 from spark_core.graphs.backends import (
@@ -567,6 +568,41 @@ class PostgresStateBackend(StateBackend):
                     )
                 except StateBackendError as exc:  # the next step reports it
                     logger.warning("could not renew run claims: %s", exc)
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold a lock named ``name`` across every process using this database and schema.
+
+        A PostgreSQL advisory lock on a connection of its own, held for the ``with`` block
+        (closing that connection releases it, also when this process dies). The approval
+        stores take it around their read-modify-write of the approvals key. It blocks: call
+        it from a worker thread in async code.
+
+        Args:
+            name: What is locked.
+
+        Yields:
+            Nothing; the lock is held inside the block.
+
+        Raises:
+            StateBackendError: PostgreSQL failed.
+        """
+        conn = connect(
+            self._dsn,
+            StateBackendError,
+            "PostgreSQL state backend",
+            connect_timeout=self._connect_timeout,
+        )
+        try:
+            try:
+                conn.execute(
+                    "SELECT pg_advisory_lock(hashtext(%s))", (f"{self.schema}:{name}",)
+                )
+            except self._psycopg.Error as exc:
+                raise self._error(exc) from exc
+            yield
+        finally:
+            conn.close()
 
     def close(self) -> None:
         """Release this backend's claims, stop renewing them and close the connection."""
