@@ -2,9 +2,13 @@
 
 The tables are SQLite's (``spark_state``, ``spark_runs``, ``spark_outputs``) plus
 ``spark_claims``, in a schema of their own (``spark`` by default), with values stored as
-JSON text so they come back exactly as written. Each completed step is committed in one
-transaction sent in one pipeline (the node's output, the new frontier, its state writes):
-a step either committed whole or left nothing.
+JSON text so they come back exactly as written. Each completed step is committed by one
+statement, so in one transaction and one round trip (the node's output, the new frontier,
+its state writes, the claim's renewal): a step either committed whole or left nothing.
+Commits follow the server's ``synchronous_commit``; a DSN may relax it for its sessions
+(``?options=-c%20synchronous_commit%3Doff``: a commit then survives this process's crash but
+not the server's, as SQLite's ``synchronous=NORMAL`` survives the process's, not the
+machine's).
 
 Run claims make "exactly one process runs a run" hold across machines: a claim is a row of
 ``spark_claims`` taken with ``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` (PostgreSQL locks
@@ -46,10 +50,7 @@ logger = logging.getLogger(__name__)
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 Statement = Tuple[str, Any]
-
-
-class _ClaimLost(Exception):
-    """Raised inside a fenced transaction to roll it back."""
+_CLAIM_LOST = "SPK01"  # the SQLSTATE spark_renew_claim raises
 
 
 def _tables(schema: str) -> str:
@@ -69,6 +70,17 @@ CREATE TABLE IF NOT EXISTS {schema}.spark_outputs (
 CREATE TABLE IF NOT EXISTS {schema}.spark_claims (
     run_id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires TIMESTAMPTZ NOT NULL
 );
+-- Renews a claim inside a step's transaction, or aborts it when the claim is not the
+-- caller's any more: the step's statements and this check travel in one round trip.
+CREATE OR REPLACE FUNCTION {schema}.spark_renew_claim(p_run TEXT, p_owner TEXT, p_secs FLOAT8)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE {schema}.spark_claims SET expires = now() + make_interval(secs => p_secs)
+    WHERE run_id = p_run AND owner = p_owner;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'run claim lost' USING ERRCODE = '{_CLAIM_LOST}';
+    END IF;
+END $$;
 """
 
 
@@ -151,8 +163,6 @@ class PostgresStateBackend(StateBackend):
             "ON CONFLICT (run_id) DO UPDATE SET owner = excluded.owner, "
             "expires = excluded.expires "
             "WHERE c.owner = excluded.owner OR c.expires < now() RETURNING owner",
-            "renew": f"UPDATE {s}.spark_claims SET expires = now() + make_interval(secs => %s) "
-            "WHERE run_id = %s AND owner = %s",
         }
         self._execute_script(_tables(schema))
 
@@ -194,31 +204,16 @@ class PostgresStateBackend(StateBackend):
             except self._psycopg.Error as exc:
                 raise self._error(exc) from exc
 
-    def _write(self, statements: List[Statement], fence: Optional[str] = None) -> None:
-        """Run the statements in one transaction, sent in one pipeline (all or nothing).
-
-        With ``fence`` (a run this backend holds the claim on), the claim's lease is renewed
-        in the same transaction, and the transaction is rolled back when the claim is no
-        longer ours.
-        """
+    def _write(self, statements: List[Statement]) -> None:
+        """Run the statements in one transaction, sent in one pipeline (all or nothing)."""
         with self._lock:
             conn = self._connection()
             try:
-                with conn.pipeline() as pipeline, conn.transaction():
+                # One round trip: BEGIN, the statements and COMMIT go out together.
+                with conn.pipeline(), conn.transaction():
                     cur = conn.cursor()
                     for sql, params in statements:
                         cur.execute(sql, params)
-                    if fence is not None:
-                        check = conn.cursor()
-                        check.execute(
-                            self._sql["renew"], (self.lease, fence, self.owner)
-                        )
-                        pipeline.sync()
-                        if check.rowcount != 1:
-                            raise _ClaimLost  # rolls the transaction back
-            except _ClaimLost:
-                assert fence is not None
-                raise self._claimed_by_other(fence) from None
             except self._psycopg.Error as exc:
                 raise self._error(exc) from exc
 
@@ -390,24 +385,60 @@ class PostgresStateBackend(StateBackend):
                 claim since (its lease expired): nothing is written.
             StateBackendError: PostgreSQL failed (nothing is written).
         """
-        sets, params = ["frontier=%s"], [_dumps(frontier, "run frontier")]
-        if joins is not None:
-            sets.append("joins=%s")
-            params.append(_dumps(joins, "join buffers"))
-        statements: List[Statement] = [
-            (
-                self._sql["output"],
-                (run_id, node_id, step, _dumps(output, f"output of node {node_id!r}")),
-            ),
-            (
-                f"UPDATE {self.schema}.spark_runs SET {', '.join(sets)}, step=%s, "
-                "last_node=COALESCE(%s, last_node), status='running', updated=now() "
-                "WHERE run_id=%s",
-                (*params, step, last_node, run_id),
-            ),
+        # One statement (its own transaction): data-modifying CTEs write the output, the
+        # run's position and the state keys, and the final SELECT renews the claim or
+        # aborts the whole statement when the claim is lost. One round trip per step.
+        x = self.schema
+        params: List[Any] = [
+            run_id,
+            node_id,
+            step,
+            _dumps(output, f"output of node {node_id!r}"),
+            _dumps(frontier, "run frontier"),
         ]
-        fence = run_id if run_id in self._claims else None
-        self._write(statements + self._state_rows(state_changes), fence)
+        joins_sql = ""
+        if joins is not None:
+            joins_sql = "joins = %s, "
+            params.append(_dumps(joins, "join buffers"))
+        params += [step, last_node, run_id]
+        parts = [
+            f"o AS (INSERT INTO {x}.spark_outputs (run_id, node_id, step, output) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT (run_id, node_id) DO UPDATE "
+            "SET step = excluded.step, output = excluded.output)",
+            f"r AS (UPDATE {x}.spark_runs SET frontier = %s, {joins_sql}step = %s, "
+            "last_node = COALESCE(%s, last_node), status = 'running', updated = now() "
+            "WHERE run_id = %s)",
+        ]
+        upserts = {
+            k: _dumps(v, f"state key {k!r}")
+            for k, v in (state_changes or {}).items()
+            if v is not DELETED
+        }
+        deletes = [k for k, v in (state_changes or {}).items() if v is DELETED]
+        if upserts:
+            parts.append(
+                f"u AS (INSERT INTO {x}.spark_state (key, value) "
+                "SELECT * FROM unnest(%s::text[], %s::text[]) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value)"
+            )
+            params += [list(upserts), list(upserts.values())]
+        if deletes:
+            parts.append(f"d AS (DELETE FROM {x}.spark_state WHERE key = ANY(%s))")
+            params.append(deletes)
+        if run_id in self._claims:
+            final = f"SELECT {x}.spark_renew_claim(%s, %s, %s)"
+            params += [run_id, self.owner, self.lease]
+        else:
+            final = "SELECT 1"
+        sql = "WITH " + ", ".join(parts) + " " + final
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute(sql, params)
+            except self._psycopg.Error as exc:
+                if getattr(exc, "sqlstate", None) == _CLAIM_LOST:
+                    raise self._claimed_by_other(run_id) from None
+                raise self._error(exc) from exc
 
     def load_run(self, run_id: str) -> Optional[RunRecord]:
         """Return the run record with its ``outputs``, or ``None``.
