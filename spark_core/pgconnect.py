@@ -11,7 +11,7 @@ import re
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["is_dsn", "redact_dsn", "import_psycopg", "connect"]
+__all__ = ["is_dsn", "redact_dsn", "describe_error", "import_psycopg", "connect"]
 
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 _HIDDEN = "***"

@@ -103,9 +103,13 @@ def free_port() -> int:
         return port
 
 
-def _run(argv: List[str], what: str) -> None:
+def _run(argv: List[str], what: str, folder: str) -> None:
+    # From the cluster's folder: the server user may not be allowed into the caller's.
     done = subprocess.run(
-        _as_server_user(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        _as_server_user(argv),
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     if done.returncode != 0:
         raise ClusterError(f"{what} failed: {done.stdout.decode(errors='replace')}")
@@ -150,6 +154,7 @@ def start(parent: Optional[str] = None, timeout: float = 60.0) -> Cluster:
                 "--no-instructions",
             ],
             "initdb",
+            folder,
         )
         os.unlink(pwfile)
         options = (
@@ -171,6 +176,7 @@ def start(parent: Optional[str] = None, timeout: float = 60.0) -> Cluster:
                 "start",
             ],
             "pg_ctl start",
+            folder,
         )
     except BaseException:
         stop(cluster)
@@ -219,6 +225,7 @@ def restart(cluster: Cluster, timeout: float = 60.0) -> None:
             "start",
         ],
         "pg_ctl start",
+        cluster.folder,
     )
 
 

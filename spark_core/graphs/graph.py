@@ -352,6 +352,7 @@ class Graph:
             RunStopped: A node or observer stopped the run (``RunPaused``: paused).
             SparkError: ``run_id`` is already used (use :meth:`resume`), or the graph is
                 running another run.
+            RunClaimedError: Another process is running this run (shared backends).
         """
         with self._claim():
             backend = self.state.backend

@@ -144,7 +144,9 @@ class PostgresStateBackend(StateBackend):
             f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         )
         self._connect_timeout = connect_timeout
-        self._psycopg = import_psycopg(StateBackendError, "PostgresStateBackend")
+        self._psycopg = import_psycopg(
+            StateBackendError, f"PostgreSQL state backend {redact_dsn(dsn)}"
+        )
         self._lock = threading.RLock()
         self._conn: Any = connection
         self._claims: Set[str] = set()

@@ -85,7 +85,9 @@ class PostgresTelemetryBackend(TelemetryBackend):
         self._dsn = dsn
         self.schema = schema
         self._connect_timeout = connect_timeout
-        self._psycopg = import_psycopg(TelemetryConfigError, "PostgreSQL telemetry")
+        self._psycopg = import_psycopg(
+            TelemetryConfigError, f"PostgreSQL telemetry {redact_dsn(dsn)}"
+        )
         self._lock = threading.Lock()
         self._conn: Any = None
         self._sql = {

@@ -215,8 +215,10 @@ def test_a_wrong_password_is_one_clear_error(pg_cluster: Cluster) -> None:
 
 def test_a_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)  # as if it were not installed
-    with pytest.raises(StateBackendError, match=r"ai-spine-sdk\[postgres\]"):
-        PostgresStateBackend("postgresql://u:pw@127.0.0.1:1/db")
+    with pytest.raises(StateBackendError, match=r"ai-spine-sdk\[postgres\]") as caught:
+        PostgresStateBackend("postgresql://u:pw-123@127.0.0.1:1/db")
+    assert "postgresql://u:***@127.0.0.1:1/db" in str(caught.value)
+    assert "pw-123" not in str(caught.value)
 
 
 def test_bad_options_are_refused_before_connecting() -> None:

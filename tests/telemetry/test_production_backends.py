@@ -5,6 +5,7 @@ real OTLP/HTTP receiver on loopback; a mission spec's telemetry for all four bac
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from typing import Any, Dict, Iterator, List
 
@@ -283,3 +284,20 @@ def test_a_unique_schema_keeps_telemetry_stores_apart(pg_dsn: str) -> None:
     assert managers[1].query_traces() == []
     for manager in managers:
         manager.close()
+
+
+def test_missing_extras_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if it were not installed
+    config = TelemetryConfig(
+        backend="postgresql", backend_config={"dsn": "postgresql://u:pw-9@h/db"}
+    )
+    with pytest.raises(
+        TelemetryConfigError, match=r"ai-spine-sdk\[postgres\]"
+    ) as caught:
+        TelemetryManager(config)
+    assert "postgresql://u:***@h/db" in str(caught.value)
+    assert "pw-9" not in str(caught.value)
+    exporter = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
+    monkeypatch.setitem(sys.modules, exporter, None)
+    with pytest.raises(TelemetryConfigError, match=r"ai-spine-sdk\[otlp\]"):
+        TelemetryManager(TelemetryConfig(backend="otlp"))
