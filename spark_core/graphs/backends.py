@@ -64,6 +64,24 @@ def _copy_record(record: RunRecord) -> RunRecord:
 class StateBackend:
     """Interface of state backends (subclass it to store state elsewhere).
 
+    The contract every backend keeps (``tests/backends/test_contract.py`` checks it on each
+    one; a new backend proves itself by passing it):
+
+    * state values and run records come back equal to what was written (JSON data, key
+      order kept); ``load_keys`` leaves out keys that are not set; ``DELETED`` as a value
+      removes the key; a loaded record is a copy;
+    * ``save_run`` replaces the whole record (its ``outputs`` too, when given; kept when
+      the key is absent) and writes its state changes with it; ``commit_step`` stores the
+      node's output, the frontier, the step, the join buffers when given and the last node
+      when given, with the step's state changes;
+    * a durable backend (``durable = True``) writes each ``save_state_keys`` /
+      ``save_run`` / ``commit_step`` in one transaction: when it raises (a value is not
+      JSON data, the database failed), nothing of it is stored, and another handle on the
+      same storage sees every call that returned;
+    * ``list_runs`` is oldest first; ``delete_run`` forgets the record and its outputs;
+    * ``claim_run`` / ``release_run``: optional, exclusive across processes where a backend
+      implements them (PostgreSQL), no-ops otherwise.
+
     Attributes:
         durable: True when committed data survives the process (the graph then commits
             every step; a non-durable backend gets the run record when the run stops).
