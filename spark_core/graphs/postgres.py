@@ -108,7 +108,6 @@ class PostgresStateBackend(StateBackend):
         lease: float = 30.0,
         owner: Optional[str] = None,
         connect_timeout: float = 10.0,
-        connection: Any = None,
     ) -> None:
         """Connect and create the tables if they do not exist.
 
@@ -122,8 +121,6 @@ class PostgresStateBackend(StateBackend):
                 restarted worker that passes its previous name may resume its runs at
                 once instead of waiting for the lease to expire.
             connect_timeout: Seconds to wait for the server when (re)connecting.
-            connection: An open psycopg connection to use instead of connecting (tests);
-                it is reconnected from ``dsn`` once it breaks.
 
         Raises:
             StateBackendError: psycopg is not installed, the server cannot be reached or
@@ -148,7 +145,7 @@ class PostgresStateBackend(StateBackend):
             StateBackendError, f"PostgreSQL state backend {redact_dsn(dsn)}"
         )
         self._lock = threading.RLock()
-        self._conn: Any = connection
+        self._conn: Any = None
         self._claims: Set[str] = set()
         self._renewer: Optional[threading.Thread] = None
         self._closing = threading.Event()

@@ -249,3 +249,26 @@ def test_the_repr_hides_the_password(pg_cluster: Cluster) -> None:
 )
 def test_redact_dsn_hides_every_form_of_password(dsn: str, shown: str) -> None:
     assert redact_dsn(dsn) == shown
+
+
+def test_a_write_the_server_refuses_stores_nothing_and_the_backend_goes_on(
+    pg_dsn: str,
+) -> None:
+    backend = PostgresStateBackend(pg_dsn)
+    backend.save_run(
+        {"run_id": "r1", "status": "running", "frontier": [], "joins": {}, "step": 0}
+    )
+    backend.claim_run("r1")
+    bad_key = "nul\x00key"  # PostgreSQL text cannot hold a NUL character
+    with pytest.raises(StateBackendError):
+        backend.save_state_keys({"ok": 1, bad_key: 2})
+    with pytest.raises(StateBackendError):
+        backend.commit_step(
+            "r1", 1, "a", {"v": 1}, [], None, {"ok": 1, bad_key: 2}, "a"
+        )
+    assert backend.load_state() == {}
+    record = backend.load_run("r1")
+    assert record is not None and record["outputs"] == {} and record["step"] == 0
+    backend.commit_step("r1", 1, "a", {"v": 1}, [], None, {"ok": 1}, "a")
+    assert backend.load_state() == {"ok": 1}
+    backend.close()
