@@ -319,12 +319,25 @@ def _graph_of(spec: Union[GraphSpec, MissionSpec]) -> GraphSpec:
 @contextlib.contextmanager
 def _approval_store(args: argparse.Namespace) -> Iterator[Any]:
     from spark_core.governance.approvals import ApprovalStore
-    from spark_core.graphs.backends import SQLiteStateBackend
+    from spark_core.graphs.backends import SQLiteStateBackend, StateBackend
+    from spark_core.pgconnect import is_dsn
 
-    path = Path(args.state)
-    if not path.is_file():
-        raise SpecError(f"state file not found: {path}")
-    backend = SQLiteStateBackend(str(path))
+    backend: StateBackend
+    kind = "postgresql" if is_dsn(args.state) else "sqlite"
+    if args.backend not in (None, kind):
+        raise UsageError(
+            f"--backend {args.backend} does not match --state (a {kind} "
+            f"{'DSN' if kind == 'postgresql' else 'file'})"
+        )
+    if kind == "postgresql":
+        from spark_core.graphs.postgres import PostgresStateBackend
+
+        backend = PostgresStateBackend(args.state, schema=args.schema)
+    else:
+        path = Path(args.state)
+        if not path.is_file():
+            raise SpecError(f"state file not found: {path}")
+        backend = SQLiteStateBackend(str(path))
     try:
         yield ApprovalStore.from_backend(backend)
     finally:
@@ -337,7 +350,7 @@ def _approval_dict(request: Any) -> Dict[str, Any]:
 
 
 def _cmd_approval_list(args: argparse.Namespace) -> int:
-    """``approval-list``: show approval requests stored in a SQLite state file."""
+    """``approval-list``: show approval requests stored in a SQLite file or PostgreSQL."""
     status = None if args.status == "all" else args.status
     with _approval_store(args) as store:
         requests = store.list_sync(status, run_id=args.run_id)
@@ -810,15 +823,23 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=helptext)
         if name == "approval-resolve":
             p.add_argument("id")
+        # A durable backend only: approvals are resolved from another process than the
+        # paused run's.
         p.add_argument(
-            "--state", required=True, metavar="FILE", help="SQLite state file"
+            "--state",
+            required=True,
+            metavar="FILE_OR_DSN",
+            help="SQLite state file, or a postgresql:// DSN",
         )
-        # Only SQLite: approvals are resolved from another process than the paused run.
         p.add_argument(
             "--backend",
-            default="sqlite",
-            choices=["sqlite"],
-            help="state backend of the file (sqlite)",
+            choices=["sqlite", "postgresql"],
+            help="state backend (default: postgresql for a DSN, else sqlite)",
+        )
+        p.add_argument(
+            "--schema",
+            default="spark",
+            help="PostgreSQL schema of the state tables (default: spark)",
         )
         if name == "approval-list":
             p.add_argument(

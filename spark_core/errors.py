@@ -99,8 +99,29 @@ class StateValidationError(SparkError, ValueError):
 
 class StateBackendError(SparkError):
     """The state backend failed to read or write (SQLite: disk full, database locked, not a
-    database, closed); the backend's own error is the ``__cause__``. A failed write wrote
-    nothing."""
+    database, closed; PostgreSQL: unreachable, wrong password, connection lost, extra not
+    installed); the backend's own error is the ``__cause__``. A failed write wrote
+    nothing. The message names the database, never its password."""
+
+
+class RunClaimedError(SparkError):
+    """Another process holds the claim on this run (it is running it right now).
+
+    Attributes:
+        run_id: The run.
+        owner: Who holds the claim (host, pid and a random tag).
+        expires_in: Seconds until that claim's lease expires unless its holder renews it;
+            a claim held by a dead process expires, and the run can be resumed then.
+    """
+
+    def __init__(self, run_id: str, owner: str, expires_in: float) -> None:
+        self.run_id = run_id
+        self.owner = owner
+        self.expires_in = expires_in
+        super().__init__(
+            f"run {run_id!r} is claimed by {owner} (lease expires in {expires_in:.1f} s "
+            "unless renewed): another process is running it"
+        )
 
 
 class StateLockError(SparkError, RuntimeError):
@@ -184,6 +205,7 @@ __all__ = [
     "MaxStepsExceededError",
     "StateValidationError",
     "StateBackendError",
+    "RunClaimedError",
     "StateLockError",
     "GraphDefinitionError",
     "ExpressionError",

@@ -12,13 +12,15 @@ requests::
 Without a graph (e.g. the ``spark-spec approval-*`` CLI, another process)::
 
     store = ApprovalStore.open("state/mission.sqlite")     # a SQLiteStateBackend file
+    # or ApprovalStore.open("postgresql://user:pw@host/db")  (a PostgresStateBackend)
     store.list_sync(status="pending")
     store.resolve_sync("apr-...", "approved", reviewer="ops")
 
 A request moves ``pending -> approved | rejected`` once: resolving it again raises
 :class:`ApprovalAlreadyResolvedError`. An approved request is *consumed* (``consumed_at``
 set) when the paused call runs; a consumed approval is never reused. With a durable backend
-it is stored as used *before* the call runs (under a lock file, ``<state file>.lock``), so two
+it is stored as used *before* the call runs (under a lock file, ``<state file>.lock``; on
+PostgreSQL under an advisory lock), so two
 processes resuming one run cannot both run it, and a process that dies mid-call does not run
 it again on resume: the resumed run asks for a fresh approval (at most once, never twice).
 A rejection is final for its run: the call fails with ``PolicyViolationError`` each time the
@@ -227,7 +229,33 @@ class _BackendState:
             cached[key] = value
 
     def lock(self) -> Any:
+        exclusive = getattr(self.backend, "exclusive", None)
+        if callable(exclusive):  # a database server's own lock (PostgreSQL)
+            return _BackendLock(self._lock.current(), exclusive(APPROVALS_KEY))
         return _FileLock(self._lock.current(), getattr(self.backend, "path", None))
+
+
+class _BackendLock:
+    """An asyncio lock plus the backend's cross-process lock (a blocking context manager,
+    entered and left in a worker thread)."""
+
+    def __init__(self, lock: asyncio.Lock, exclusive: Any) -> None:
+        self._lock = lock
+        self._exclusive = exclusive
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+        try:
+            await asyncio.to_thread(self._exclusive.__enter__)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            await asyncio.to_thread(self._exclusive.__exit__, None, None, None)
+        finally:
+            self._lock.release()
 
 
 class _FileLock:
@@ -322,11 +350,19 @@ class ApprovalStore:
 
     @classmethod
     def open(cls, path: str) -> ApprovalStore:
-        """Make a store over the SQLite state file at ``path`` (as the CLI does).
+        """Make a store over the SQLite state file at ``path`` (as the CLI does), or over
+        a PostgreSQL database when ``path`` is a ``postgresql://`` DSN.
 
         Raises:
             ApprovalError: The file does not exist.
+            StateBackendError: The database cannot be reached (password hidden).
         """
+        from spark_core.pgconnect import is_dsn
+
+        if is_dsn(path):
+            from spark_core.graphs.postgres import PostgresStateBackend
+
+            return cls.from_backend(PostgresStateBackend(path))
         if not os.path.exists(path):
             raise ApprovalError(f"state file not found: {path}")
         return cls.from_backend(SQLiteStateBackend(path))

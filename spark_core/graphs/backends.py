@@ -22,7 +22,8 @@ import os
 import sqlite3
 import threading
 import time
-from typing import Any, Dict, Iterable, List, Optional, TypedDict, Union
+from contextlib import contextmanager
+from typing import Any, Dict, Iterable, Iterator, List, Optional, TypedDict, Union
 
 from spark_core.errors import StateBackendError, StateValidationError
 
@@ -118,6 +119,24 @@ class StateBackend:
 
     ``DELETED`` as a value in ``values`` / ``state_changes`` removes that key.
 
+    The contract every backend keeps (``tests/backends/test_contract.py`` checks it on each
+    one; a new backend proves itself by passing it):
+
+    * state values and run records come back equal to what was written (JSON data, key
+      order kept); ``load_keys`` leaves out keys that are not set; ``DELETED`` as a value
+      removes the key; a loaded record is a copy;
+    * ``save_run`` replaces the whole record (its ``outputs`` too, when given; kept when
+      the key is absent) and writes its state changes with it; ``commit_step`` stores the
+      node's output, the frontier, the step, the join buffers when given and the last node
+      when given, with the step's state changes;
+    * a durable backend (``durable = True``) writes each ``save_state_keys`` /
+      ``save_run`` / ``commit_step`` in one transaction: when it raises (a value is not
+      JSON data, the database failed), nothing of it is stored, and another handle on the
+      same storage sees every call that returned;
+    * ``list_runs`` is oldest first; ``delete_run`` forgets the record and its outputs;
+    * ``claim_run`` / ``release_run``: optional, exclusive across processes where a backend
+      implements them (PostgreSQL), no-ops otherwise.
+
     Attributes:
         durable: True when committed data survives the process (see above).
     """
@@ -181,7 +200,8 @@ class StateBackend:
 
         Args:
             record: ``run_id``, ``graph_id``, ``status``, ``inputs``, ``frontier``,
-                ``joins``, ``step``, ``last_node``, ``error`` and optionally ``outputs``.
+                ``joins``, ``step``, ``last_node``, ``error`` and ``outputs`` (node id ->
+                output; when the key is absent the stored outputs are kept).
             state_changes: State keys to upsert in the same transaction (a value of
                 ``DELETED`` removes the key).
         """
@@ -251,6 +271,47 @@ class StateBackend:
         """
         raise NotImplementedError
 
+    def claim_run(self, run_id: str) -> None:
+        """Take the exclusive right to run ``run_id`` (optional; a no-op by default).
+
+        Backends shared by several processes (PostgreSQL) implement it with a lease: the
+        claim holds while its holder renews it and expires when the holder dies, so the run
+        can be resumed elsewhere. Claiming a run this backend already holds succeeds.
+        In-process backends need no claim: the graph already runs one run at a time.
+
+        Args:
+            run_id: The run (it need not be stored yet).
+
+        Raises:
+            RunClaimedError: Another process holds the claim.
+        """
+
+    def release_run(self, run_id: str) -> None:
+        """Give up a claim taken with :meth:`claim_run` (a no-op by default).
+
+        Args:
+            run_id: The run.
+        """
+
+    @contextmanager
+    def claimed(self, run_id: str) -> Iterator[None]:
+        """Hold the claim on ``run_id`` for the duration of a ``with`` block.
+
+        Args:
+            run_id: The run.
+
+        Yields:
+            Nothing; the claim is released when the block ends.
+
+        Raises:
+            RunClaimedError: Another process holds the claim.
+        """
+        self.claim_run(run_id)
+        try:
+            yield
+        finally:
+            self.release_run(run_id)
+
     def close(self) -> None:
         """Release resources (no-op by default); the backend is not used afterwards."""
 
@@ -319,7 +380,11 @@ class InMemoryStateBackend(StateBackend):
             record: The run record.
             state_changes: State keys to upsert.
         """
-        self._runs[record["run_id"]] = _copy_record(record)
+        stored = self._runs.get(record["run_id"])
+        copied = _copy_record(record)
+        if "outputs" not in record and stored is not None:  # as durable backends do
+            copied["outputs"] = stored["outputs"]
+        self._runs[record["run_id"]] = copied
         self._apply(state_changes)
 
     def commit_step(

@@ -215,6 +215,7 @@ class Graph:
             RunStopped: A node or observer stopped the run (``RunPaused``: paused).
             SparkError: ``run_id`` is already used (use :meth:`resume`), or the graph is
                 running another run.
+            RunClaimedError: Another process is running this run (shared backends).
         """
         with self._claim():
             backend = self.state.backend
@@ -231,10 +232,12 @@ class Graph:
             info = RunInfo(run_id, self, time.time(), inputs=inputs)
             run = Run(info)
             run.add(self.start.id, inputs)
-            if backend.durable:
-                backend.save_run(run.record(self.graph_id, "running"))
-                run.stored(run.frontier())
-            return await self._drive(run)
+            # The backend's run claim: one process at a time runs a run (StateBackend.claim_run)
+            with backend.claimed(run_id):
+                if backend.durable:
+                    backend.save_run(run.record(self.graph_id, "running"))
+                    run.stored(run.frontier())
+                return await self._drive(run)
 
     def run_sync(self, inputs: Any = None, **kwargs: Any) -> RunResult:
         """Run the graph from synchronous code (also inside a notebook's running loop).
@@ -263,8 +266,10 @@ class Graph:
         Raises:
             RunNotFoundError: The backend has no such run.
             SparkError: The graph is running another run.
+            RunClaimedError: Another process is running this run (shared backends).
         """
-        with self._claim():
+        # The backend's run claim is taken before the record is read (StateBackend.claim_run)
+        with self._claim(), self.state.backend.claimed(run_id):
             backend = self.state.backend
             record = backend.load_run(run_id)
             if record is None:

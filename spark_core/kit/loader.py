@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from typing import (
     Any,
     Callable,
@@ -445,25 +446,40 @@ class SpecLoader:
         Returns:
             A new manager, or None when telemetry is disabled.
 
+        ``postgresql`` takes its DSN from ``db_path`` or, so that no password need be
+        written in a spec file, from the ``SPARK_TELEMETRY_DSN`` environment variable;
+        ``otlp`` takes its collector from the ``OTEL_EXPORTER_OTLP_*`` environment.
+
         Raises:
-            SpecLoadError: The backend is not one spark_core provides (memory, sqlite), or
-                sqlite has no ``db_path``.
+            SpecLoadError: The backend is not one spark_core provides (memory, sqlite,
+                postgresql, otlp), sqlite has no ``db_path``, postgresql no DSN.
         """
         if not spec.enabled:
             return None
-        if spec.backend not in ("memory", "sqlite"):
+        if spec.backend not in ("memory", "sqlite", "postgresql", "otlp"):
             raise SpecLoadError(
                 f"telemetry backend {spec.backend!r} is not available in spark_core "
-                "(use memory or sqlite)"
+                "(use memory, sqlite, postgresql or otlp)"
             )
         if spec.backend == "sqlite" and not spec.db_path:
             raise SpecLoadError("telemetry.db_path is required for the sqlite backend")
         from spark_core.telemetry import TelemetryConfig, TelemetryManager
 
+        backend_config: Dict[str, Any] = {}
+        if spec.backend == "sqlite":
+            backend_config = {"path": spec.db_path}
+        elif spec.backend == "postgresql":
+            dsn = spec.db_path or os.environ.get("SPARK_TELEMETRY_DSN")
+            if not dsn:
+                raise SpecLoadError(
+                    "the postgresql telemetry backend needs a DSN: telemetry.db_path "
+                    "or the SPARK_TELEMETRY_DSN environment variable"
+                )
+            backend_config = {"dsn": dsn}
         config = TelemetryConfig(
             enabled=True,
             backend=spec.backend,
-            backend_config={"path": spec.db_path} if spec.backend == "sqlite" else {},
+            backend_config=backend_config,
             sampling_rate=spec.sampling_rate,
             buffer_size=spec.buffer_size,
             export_interval=spec.export_interval,

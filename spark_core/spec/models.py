@@ -450,9 +450,9 @@ class MissionTelemetrySpec(_SpecBase):
 
     Attributes:
         enabled: Whether to record traces and events.
-        backend: ``"memory"``, ``"sqlite"`` (spark_core provides these), ``"postgresql"``
-            or ``"otlp"``.
-        db_path: The SQLite file (sqlite backend).
+        backend: ``"memory"``, ``"sqlite"``, ``"postgresql"`` or ``"otlp"``.
+        db_path: The SQLite file (sqlite backend), or the DSN (postgresql backend; by
+            default ``$SPARK_TELEMETRY_DSN``, which keeps the password out of the spec).
         sampling_rate: Share of runs recorded, from 0 to 1.
         buffer_size: Records kept before a flush (>= 1).
         export_interval: Seconds between flushes (> 0).

@@ -1,5 +1,7 @@
 """Where telemetry records go: :class:`MemoryTelemetryBackend` and
-:class:`SQLiteTelemetryBackend`.
+:class:`SQLiteTelemetryBackend` here; PostgreSQL in :mod:`spark_core.telemetry.postgres` and
+OTLP export in :mod:`spark_core.telemetry.otlp` (optional extras, loaded by
+:func:`open_backend` only when a config names them).
 
 Backends receive batches of ``(kind, record)`` pairs, ``kind`` being ``"trace"``, ``"span"``
 or ``"event"`` and ``record`` a plain dict or an object with ``to_record()`` (ended spans and
@@ -19,9 +21,10 @@ import threading
 from collections import deque
 from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
-from spark_core.telemetry.config import TelemetryConfigError
+from spark_core.telemetry.config import TelemetryConfig, TelemetryConfigError
 
 __all__ = [
+    "open_backend",
     "TelemetryBackend",
     "MemoryTelemetryBackend",
     "SQLiteTelemetryBackend",
@@ -304,3 +307,31 @@ class SQLiteTelemetryBackend(TelemetryBackend):
         """Close the connection."""
         with self._lock:
             self._conn.close()
+
+
+def open_backend(config: TelemetryConfig) -> TelemetryBackend:
+    """Make the backend ``config.backend`` names, with ``config.backend_config``.
+
+    Args:
+        config: The telemetry settings.
+
+    Returns:
+        A new backend.
+
+    Raises:
+        TelemetryConfigError: The backend cannot be opened (file, database, missing extra).
+    """
+    options = config.backend_config
+    if config.backend == "sqlite":
+        return SQLiteTelemetryBackend(str(options["path"]))
+    if config.backend == "postgresql":
+        from spark_core.telemetry.postgres import PostgresTelemetryBackend
+
+        return PostgresTelemetryBackend(
+            str(options["dsn"]), schema=options.get("schema", "spark_telemetry")
+        )
+    if config.backend == "otlp":
+        from spark_core.telemetry.otlp import OTLPTelemetryBackend
+
+        return OTLPTelemetryBackend(**options)
+    return MemoryTelemetryBackend(options.get("max_records", 100_000))

@@ -10,7 +10,10 @@ from spark_core.errors import SparkError
 
 __all__ = ["TelemetryConfig", "TelemetryConfigError", "BACKENDS"]
 
-BACKENDS = ("memory", "sqlite")
+BACKENDS = ("memory", "sqlite", "postgresql", "otlp")
+
+
+_OTLP_OPTIONS = ("endpoint", "headers", "service_name", "timeout", "max_records")
 
 
 class TelemetryConfigError(SparkError, ValueError):
@@ -23,9 +26,14 @@ class TelemetryConfig:
 
     Attributes:
         enabled: Record anything at all.
-        backend: ``"memory"`` (dev/tests) or ``"sqlite"`` (local production).
+        backend: ``"memory"`` (dev/tests), ``"sqlite"`` (local production),
+            ``"postgresql"`` (shared by processes; extra ``[postgres]``) or ``"otlp"``
+            (export to an OpenTelemetry collector; extra ``[otlp]``).
         backend_config: Backend options; sqlite needs ``{"path": "telemetry.db"}``; memory
-            takes ``{"max_records": 100000}`` (per kind; the oldest are dropped).
+            takes ``{"max_records": 100000}`` (per kind; the oldest are dropped);
+            postgresql needs ``{"dsn": "postgresql://..."}`` and takes ``schema``; otlp
+            takes ``endpoint`` (the traces URL), ``headers``, ``service_name`` and
+            ``timeout`` (by default from the ``OTEL_EXPORTER_OTLP_*`` environment).
         sampling_rate: Fraction of traces recorded, 0.0-1.0 (decided per trace).
         buffer_size: Records buffered before a batch is handed to the backend.
         export_interval: Seconds after which a partial batch is written anyway (sqlite).
@@ -58,6 +66,18 @@ class TelemetryConfig:
             if not isinstance(path, str) or not path:
                 raise TelemetryConfigError(
                     "sqlite telemetry needs backend_config={'path': '<file>.db'}"
+                )
+        if self.backend == "postgresql":
+            dsn = self.backend_config.get("dsn")
+            if not isinstance(dsn, str) or not dsn:
+                raise TelemetryConfigError(
+                    "postgresql telemetry needs backend_config={'dsn': 'postgresql://...'}"
+                )
+        if self.backend == "otlp":
+            unknown = sorted(set(self.backend_config) - set(_OTLP_OPTIONS))
+            if unknown:
+                raise TelemetryConfigError(
+                    f"unknown otlp option(s) {unknown}: expected {list(_OTLP_OPTIONS)}"
                 )
         rate = self.sampling_rate
         if (
@@ -96,6 +116,23 @@ class TelemetryConfig:
             or self.max_attribute_length < 16
         ):
             raise TelemetryConfigError("max_attribute_length must be an integer >= 16")
+
+    def __repr__(self) -> str:
+        # backend_config may hold a DSN with its password or a collector's API key header.
+        from spark_core.pgconnect import redact_dsn
+
+        shown = {
+            key: (
+                redact_dsn(value)
+                if key == "dsn" and isinstance(value, str)
+                else "***" if key == "headers" else value
+            )
+            for key, value in self.backend_config.items()
+        }
+        return (
+            f"TelemetryConfig(enabled={self.enabled}, backend={self.backend!r}, "
+            f"backend_config={shown!r}, sampling_rate={self.sampling_rate})"
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TelemetryConfig:

@@ -41,12 +41,7 @@ import weakref
 from typing import Any, Dict, List, Optional, Type
 
 from spark_core.telemetry.backends import _COLUMNS as _STORED_COLUMNS
-from spark_core.telemetry.backends import (
-    MemoryTelemetryBackend,
-    Record,
-    SQLiteTelemetryBackend,
-    TelemetryBackend,
-)
+from spark_core.telemetry.backends import Record, TelemetryBackend, open_backend
 from spark_core.telemetry.config import TelemetryConfig
 from spark_core.telemetry.redaction import redact, redact_value, scrub_text
 
@@ -349,14 +344,7 @@ class TelemetryManager:
     ) -> None:
         self.config = config if config is not None else TelemetryConfig()
         if backend is None:
-            if self.config.backend == "sqlite":
-                backend = SQLiteTelemetryBackend(
-                    str(self.config.backend_config["path"])
-                )
-            else:
-                backend = MemoryTelemetryBackend(
-                    self.config.backend_config.get("max_records", 100_000)
-                )
+            backend = open_backend(self.config)
         self.backend = backend
         self._pending: List[Record] = []
         self._lock = threading.Lock()

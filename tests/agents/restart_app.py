@@ -1,6 +1,7 @@
 """A small agent mission used by the restart test: ``python -m tests.agents.restart_app DB``.
 
-Run as a script it starts the mission on a SQLite state file, which pauses for a human
+Run as a script it starts the mission on a SQLite state file (or PostgreSQL, when DB is a
+DSN), which pauses for a human
 approval of ``write_file``; it prints ``{"run_id", "request_id", "calls"}`` as JSON and exits.
 The test then resolves the approval like the CLI would and resumes in another process.
 """
@@ -36,7 +37,7 @@ SCRIPT: List[Any] = [
 
 
 def build_graph(db_path: str, model: ScriptedModel) -> Graph:
-    """The mission: one agent node, state in SQLite."""
+    """The mission: one agent node, state in SQLite (or PostgreSQL for a DSN)."""
     agent = Agent(
         config=AgentConfig(
             model=model,
@@ -45,6 +46,10 @@ def build_graph(db_path: str, model: ScriptedModel) -> Graph:
             name="writer",
         )
     )
+    if db_path.startswith("postgresql://"):
+        from spark_core.graphs.postgres import PostgresStateBackend
+
+        return Graph(AgentNode(agent), state_backend=PostgresStateBackend(db_path))
     return Graph(AgentNode(agent), state_backend=SQLiteStateBackend(db_path))
 
 

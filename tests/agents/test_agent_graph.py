@@ -232,8 +232,16 @@ def test_agent_inside_a_custom_node_pauses_and_resumes(tmp_path: Path) -> None:
     assert asyncio.run(graph.state.get(CHECKPOINT_KEY_PREFIX + "writer:r1")) is None
 
 
-def test_approval_pause_and_resume_across_a_restart(tmp_path: Path) -> None:
-    db = str(tmp_path / "mission.sqlite")
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_approval_pause_and_resume_across_a_restart(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    # The agent's checkpoint lives in graph state: on a SQLite file or in PostgreSQL.
+    db = (
+        str(tmp_path / "mission.sqlite")
+        if kind == "sqlite"
+        else request.getfixturevalue("pg_dsn")
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     first = subprocess.run(
         [sys.executable, "-m", "tests.agents.restart_app", db],

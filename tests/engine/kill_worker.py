@@ -1,7 +1,8 @@
 """Subprocess used by test_kill_resume: runs (or resumes) a durable run, slowly.
 
 Usage: ``python -m tests.engine.kill_worker DB SIDE_FILE RUN_ID``. Every node appends its id
-to SIDE_FILE when it starts working, so the test can count executions.
+to SIDE_FILE when it starts working, so the test can count executions. DB is a SQLite file
+or a PostgreSQL DSN (tests/backends runs the same kill test on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import random
 import sys
 from typing import Any, Dict, List
 
-from spark_core.graphs import Graph, SQLiteStateBackend
+from spark_core.graphs import Graph, SQLiteStateBackend, StateBackend
 from spark_core.nodes import ExecutionContext, JoinNode, Node
 
 CHAIN = 10
@@ -66,7 +67,20 @@ def build(db: str, side_file: str) -> Graph:
     tail: List[Node] = [merge] + [Work(f"t{i}", side_file) for i in range(TAIL)]
     for left, right in zip(tail, tail[1:]):
         left >> right
-    return Graph(start=nodes[0], state_backend=SQLiteStateBackend(db))
+    return Graph(start=nodes[0], state_backend=open_backend(db))
+
+
+def open_backend(db: str) -> StateBackend:
+    """The backend for DB: PostgreSQL for a DSN, else a SQLite file.
+
+    On PostgreSQL every worker uses one claim owner name, as a restarted service would, so
+    the next worker resumes at once instead of waiting for the killed one's lease to expire.
+    """
+    if db.startswith("postgresql://"):
+        from spark_core.graphs.postgres import PostgresStateBackend
+
+        return PostgresStateBackend(db, owner="kill-worker")
+    return SQLiteStateBackend(db)
 
 
 def node_ids() -> List[str]:

@@ -9,21 +9,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import pytest
 
-from spark_core.graphs import SQLiteStateBackend
-from tests.engine.kill_worker import BRANCHES, CHAIN, TAIL, node_ids
+from tests.engine.kill_worker import BRANCHES, CHAIN, TAIL, node_ids, open_backend
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _spawn(db: Path, side: Path) -> "subprocess.Popen[bytes]":
+def _spawn(db: str, side: Path) -> "subprocess.Popen[bytes]":
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("COV_CORE_SOURCE", None)  # no coverage bookkeeping in the victim
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.engine.kill_worker", str(db), str(side), "run-1"],
+        [sys.executable, "-m", "tests.engine.kill_worker", db, str(side), "run-1"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -35,11 +34,26 @@ def _lines(side: Path) -> List[str]:
     return side.read_text().splitlines() if side.exists() else []
 
 
+def _load(db: str) -> Optional[Dict[str, Any]]:
+    if not db.startswith("postgresql://") and not os.path.exists(db):
+        return None
+    backend = open_backend(db)
+    try:
+        return backend.load_run("run-1")
+    finally:
+        backend.close()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_kill_dash_nine_at_random_points_then_resume(tmp_path: Path, seed: int) -> None:
+    kill_and_resume_until_done(str(tmp_path / "runs.db"), tmp_path / "side.log", seed)
+
+
+def kill_and_resume_until_done(db: str, side: Path, seed: int) -> None:
+    """Start the worker on ``db`` (a SQLite file or a PostgreSQL DSN), kill it at random
+    points until a run completes, and check that nothing committed ran twice."""
     rng = random.Random(seed)
-    db, side = tmp_path / "runs.db", tmp_path / "side.log"
     checks: List[Tuple[Set[str], int]] = (
         []
     )  # (committed nodes, side-file lines) per kill
@@ -60,7 +74,7 @@ def test_kill_dash_nine_at_random_points_then_resume(tmp_path: Path, seed: int) 
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            record = SQLiteStateBackend(db).load_run("run-1") if db.exists() else None
+            record = _load(db)
             committed = set(record["outputs"]) if record else set()
             if 0 < len(committed) < len(node_ids()):
                 partial_kills += 1
@@ -73,7 +87,7 @@ def test_kill_dash_nine_at_random_points_then_resume(tmp_path: Path, seed: int) 
         pytest.fail("the run never completed")
 
     lines = _lines(side)
-    record = SQLiteStateBackend(db).load_run("run-1")
+    record = _load(db)
     assert record is not None and record["status"] == "completed"
     assert set(record["outputs"]) == set(node_ids())
     expected_tail = [f"c{i}" for i in range(CHAIN)] + [f"b{i}" for i in range(BRANCHES)]
@@ -88,7 +102,9 @@ def test_kill_dash_nine_at_random_points_then_resume(tmp_path: Path, seed: int) 
     # Every node ran at least once; only uncommitted ones may have run more than once.
     assert set(lines) == set(node_ids()) - {"merge"}
     # The state counter was committed with each step, so it counts committed executions.
-    state = SQLiteStateBackend(db).load_state()
+    backend = open_backend(db)
+    state = backend.load_state()
+    backend.close()
     assert state["executed"] == len(node_ids()) - 1
     # Each node counted its run before sleeping; only the run that committed may remain.
     counts = {nid: state.get(f"runs:{nid}") for nid in node_ids() if nid != "merge"}

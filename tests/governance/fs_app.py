@@ -2,9 +2,10 @@
 
 ``python -m tests.governance.fs_app DB OUT run|resume|crash|deny|resume-deny [RUN_ID]`` runs
 (or resumes, or resumes and dies inside the approved call) the graph on the SQLite state file
-DB; the ``write_file`` tool appends one line to OUT per call, so a test can count how many
-times the approved call really ran. ``deny`` / ``resume-deny`` run the graph whose second node
-calls the denied ``delete_file``. The last stdout line is JSON.
+DB (or the PostgreSQL database, when DB is a DSN); the ``write_file`` tool appends one line to
+OUT per call, so a test can count how many times the approved call really ran. ``deny`` /
+``resume-deny`` run the graph whose second node calls the denied ``delete_file``. The last
+stdout line is JSON.
 """
 
 from __future__ import annotations
@@ -107,13 +108,22 @@ def build(backend: Any = None, *, deleter: bool = False) -> Graph:
     )
 
 
+def open_state(db: str) -> Any:
+    """The state backend for DB: PostgreSQL for a DSN, else a SQLite file."""
+    if db.startswith("postgresql://"):
+        from spark_core.graphs.postgres import PostgresStateBackend
+
+        return PostgresStateBackend(db)
+    return SQLiteStateBackend(db)
+
+
 def _write_then_die(path: str, content: str) -> str:
     write_file.func(path, content)
     os._exit(3)  # the process dies after the side effect, before its step commits
 
 
 async def _main(db: str, out: str, mode: str, run_id: Optional[str]) -> Dict[str, Any]:
-    graph = build(SQLiteStateBackend(db), deleter=mode in ("deny", "resume-deny"))
+    graph = build(open_state(db), deleter=mode in ("deny", "resume-deny"))
     if mode == "crash":  # resume, but die inside the approved call
         graph.tool_executor.tools["write_file"] = Tool(
             _write_then_die, name="write_file"

@@ -332,7 +332,7 @@ def test_mission_telemetry_is_opt_in(tmp_path: Path) -> None:
     graph.observers[0].manager.close()  # type: ignore[attr-defined]
     assert db.exists()
     for bad, message in (
-        (MissionTelemetrySpec(backend="otlp"), "not available"),
+        (MissionTelemetrySpec(backend="kafka"), "not available"),
         (MissionTelemetrySpec(backend="sqlite"), "db_path is required"),
     ):
         with pytest.raises(SpecLoadError, match=message):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from spark_core.telemetry import TelemetryConfig, TelemetryManager
+from tests.pgcluster import Cluster
 
 
 @pytest.fixture
@@ -29,10 +31,25 @@ def sqlite_manager(tmp_path: Path) -> Iterator[TelemetryManager]:
     manager.close()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def manager(
-    request: pytest.FixtureRequest,
-    memory_manager: TelemetryManager,
-    sqlite_manager: TelemetryManager,
-) -> TelemetryManager:
-    return memory_manager if request.param == "memory" else sqlite_manager
+@pytest.fixture
+def postgresql_manager(pg_cluster: Cluster) -> Iterator[TelemetryManager]:
+    schema = "tel_" + uuid.uuid4().hex[:12]  # one schema per test
+    config = TelemetryConfig(
+        backend="postgresql",
+        backend_config={"dsn": pg_cluster.dsn, "schema": schema},
+        buffer_size=10,
+    )
+    manager = TelemetryManager(config)
+    yield manager
+    manager.close()
+    import psycopg
+
+    with psycopg.connect(pg_cluster.dsn, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def manager(request: pytest.FixtureRequest) -> TelemetryManager:
+    """A manager over each backend that answers queries from what it stored."""
+    found: TelemetryManager = request.getfixturevalue(f"{request.param}_manager")
+    return found
