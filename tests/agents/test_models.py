@@ -428,6 +428,7 @@ def test_a_backoff_past_the_deadline_raises_the_last_error(
 ) -> None:
     fake_openai.add(error(503, "busy"), reply("not reached"))
     model = make_model(fake_openai, max_retries=3, backoff_factor=10, deadline=5)
+    model.retry = dataclasses.replace(model.retry, rng=lambda: 1.0)  # the full 10 s
     with pytest.raises(ModelServerError, match="busy"):
         run(model.complete(USER))
     assert sleeps == [] and len(fake_openai.requests) == 1
