@@ -7,7 +7,7 @@ and rebuilt into (:func:`run_from_record`, to resume), and what a checkpoint is 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from spark_core.errors import GraphDefinitionError
 from spark_core.graphs.backends import RunRecord
@@ -20,13 +20,23 @@ if TYPE_CHECKING:  # pragma: no cover
 Pending = Tuple[str, Any]
 
 
-class Position(NamedTuple):
-    """Where a run stands, as a durable backend last stored it."""
+class Position:
+    """Where a run stands as a durable backend last stored it (updated at every commit).
 
-    frontier: List[Any]
-    joins: Dict[str, Any]
-    step: int
-    last_node: Optional[str]
+    Attributes:
+        frontier: The stored frontier (``[node_id, inputs]`` lists).
+        joins: The stored join buffers.
+        step: The stored step count, or ``None`` while nothing was stored.
+        last_node: The stored result node.
+    """
+
+    __slots__ = ("frontier", "joins", "step", "last_node")
+
+    def __init__(self) -> None:
+        self.frontier: List[Any] = []
+        self.joins: Dict[str, Any] = {}
+        self.step: Optional[int] = None
+        self.last_node: Optional[str] = None
 
 
 class Run:
@@ -41,7 +51,8 @@ class Run:
         last_node: The end node whose output is the result so far.
         step: Node executions completed (over all resumptions).
         committed: The position a durable backend last stored (the run record is saved
-            with it, so it never points past what was committed), or ``None``.
+            with it, so it never points past what was committed; ``step`` is ``None``
+            while nothing is stored, and always with a backend that is not durable).
     """
 
     __slots__ = (
@@ -66,7 +77,7 @@ class Run:
         self.node_results: Dict[str, NodeRunInfo] = {}
         self.last_node: Optional[str] = None
         self.step = 0
-        self.committed: Optional[Position] = None
+        self.committed = Position()
         self.joins_dirty = False  # join buffers changed since the last commit
 
     def add(self, node_id: str, inputs: Any) -> int:
@@ -81,15 +92,17 @@ class Run:
 
     def stored(self, frontier: List[Any], joins_changed: bool = True) -> None:
         """Remember the position a durable backend now holds (see ``committed``)."""
-        joins = (
-            {
+        stored = self.committed
+        if joins_changed or stored.step is None:
+            stored.joins = {
                 join_id: [dict(r) for r in rounds]
                 for join_id, rounds in self.joins.items()
             }
-            if joins_changed or self.committed is None
-            else self.committed.joins
+        stored.frontier, stored.step, stored.last_node = (
+            frontier,
+            self.step,
+            self.last_node,
         )
-        self.committed = Position(frontier, joins, self.step, self.last_node)
 
     def record(
         self, graph_id: str, status: str, error: Optional[BaseException] = None

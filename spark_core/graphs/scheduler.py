@@ -47,7 +47,7 @@ from spark_core.errors import (
 )
 from spark_core.graphs.observers import NodeRunInfo, RunResult
 from spark_core.graphs.run import Run
-from spark_core.graphs.transaction import StepRecord, StepTransaction
+from spark_core.graphs.transaction import StepTransaction
 from spark_core.nodes.base import JoinNode, Node
 from spark_core.nodes.context import ExecutionContext, Inputs
 from spark_core.nodes.runner import failure, run_node
@@ -132,7 +132,7 @@ class Scheduler:
         graph._last = run
         record = run.record(graph.graph_id, status, error)
         stored = run.committed
-        if stored is not None:  # durable: the stored position, not one past it
+        if stored.step is not None:  # durable: the stored position, not one past it
             record["frontier"], record["joins"] = stored.frontier, stored.joins
             record["step"], record["last_node"] = stored.step, stored.last_node
         else:
@@ -332,18 +332,15 @@ class Scheduler:
         if backend.durable:
             frontier = run.frontier()
             joins_changed, run.joins_dirty = run.joins_dirty, False
-            joins = run.joins if joins_changed else None
-            step.commit(
+            step.commit_step(
                 backend,
-                StepRecord(
-                    run.info.run_id,
-                    run.step,
-                    node_id,
-                    output,
-                    frontier,
-                    joins,
-                    run.last_node,
-                ),
+                run.info.run_id,
+                run.step,
+                node_id,
+                output,
+                frontier,
+                run.joins if joins_changed else None,
+                run.last_node,
             )
             run.stored(frontier, joins_changed)
         elif step.log or self.ledger.outside:

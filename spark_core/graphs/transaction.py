@@ -12,9 +12,10 @@ A step transaction then ends one of two ways:
 
 * :meth:`StepTransaction.undo`: the attempt failed, the node stopped or it is retried; its
   writes that nobody overwrote since are taken back;
-* :meth:`StepTransaction.commit`: the node completed; the newest value of every key it
-  wrote, with the run-level writes, goes to the backend in the step's one transaction
-  (``commit_step`` for a durable backend), and counts as committed only once that returned.
+* :meth:`StepTransaction.commit_step` (:meth:`~StepTransaction.commit` for a backend that
+  is not durable): the node completed; the newest value of every key it wrote, with the
+  run-level writes, goes to the backend with the step's position in one transaction
+  (``StateBackend.commit_step``), and counts as committed only once that returned.
 
 :meth:`RunWrites.close` ends the run: the remaining run-level writes are stored, and every
 key whose newest write no completed step committed goes back to its stored value.
@@ -45,18 +46,6 @@ class WriteEntry(NamedTuple):
     before_seq: int  # the number of the write that value came from (0: stored before)
 
 
-class StepRecord(NamedTuple):
-    """The position a durable backend stores with a step (``StateBackend.commit_step``)."""
-
-    run_id: str
-    step: int
-    node_id: str
-    output: Any
-    frontier: List[Any]
-    joins: Optional[Dict[str, Any]]  # ``None``: unchanged since the last commit
-    last_node: Optional[str]
-
-
 class StepTransaction:
     """The graph-state writes of one node execution (see the module docstring).
 
@@ -79,34 +68,60 @@ class StepTransaction:
         if self.log:
             self.ledger.undo(self.log)
 
-    def commit(self, backend: StateBackend, step: Optional[StepRecord] = None) -> None:
-        """Store this step's writes (and the run-level ones) with ``step``, all or nothing.
+    def commit(self, backend: StateBackend) -> None:
+        """Store this step's writes and the run-level ones (``save_state_keys``), if any.
+
+        For a backend that is not durable: its run record is saved when the run stops.
 
         Args:
             backend: The state backend.
-            step: The run position to commit with them (a durable backend), or ``None``:
-                the writes alone (``save_state_keys``), when there are any.
 
         Raises:
-            StateValidationError: Something is not JSON-serialisable (nothing is stored,
+            StateValidationError: A value is not JSON-serialisable (nothing is stored,
                 and the writes stay pending for a later commit).
             StateBackendError: The backend failed (likewise).
         """
         ledger, log = self.ledger, self.log
         changes = ledger.pending(log) if log or ledger.outside else None
-        if step is not None:
-            backend.commit_step(
-                step.run_id,
-                step.step,
-                step.node_id,
-                step.output,
-                step.frontier,
-                step.joins,
-                changes,
-                step.last_node,
-            )
-        elif changes:
+        if changes:
             backend.save_state_keys(changes)
+            ledger.committed_now(log)
+
+    def commit_step(
+        self,
+        backend: StateBackend,
+        run_id: str,
+        step: int,
+        node_id: str,
+        output: Any,
+        frontier: List[Any],
+        joins: Optional[Dict[str, Any]],
+        last_node: Optional[str],
+    ) -> None:
+        """Commit the step's position with its writes in ONE backend transaction.
+
+        ``StateBackend.commit_step`` with ``state_changes`` = this step's writes plus the
+        run-level ones: all of it is stored, or none (then the writes stay pending).
+
+        Args:
+            backend: The (durable) state backend.
+            run_id: The run.
+            step: The run's step count after this step.
+            node_id: The node that completed.
+            output: Its output.
+            frontier: The pending ``[node_id, inputs]`` entries after this step.
+            joins: The join buffers, or ``None`` when unchanged since the last commit.
+            last_node: The node whose output is the run's result so far.
+
+        Raises:
+            StateValidationError: Something is not JSON-serialisable (nothing is stored).
+            StateBackendError: The backend failed (nothing is stored).
+        """
+        ledger, log = self.ledger, self.log
+        changes = ledger.pending(log) if log or ledger.outside else None
+        backend.commit_step(
+            run_id, step, node_id, output, frontier, joins, changes, last_node
+        )
         if changes:
             ledger.committed_now(log)
 
@@ -262,4 +277,4 @@ class RunWrites:
                         self.data.pop(key, None)
 
 
-__all__ = ["StepTransaction", "RunWrites", "StepRecord", "WriteEntry"]
+__all__ = ["StepTransaction", "RunWrites", "WriteEntry"]
