@@ -10,7 +10,6 @@ from ai_spine.exceptions import (
     AISpineError,
     ExecutionError,
     NotFoundError,
-    ValidationError,
 )
 from ai_spine.local.records import utcnow_iso
 from ai_spine.utils import validate_id
@@ -46,7 +45,8 @@ class AgentRegistry:
             A copy of its AgentInfo.
 
         Raises:
-            ValidationError: Missing or bad fields, or the id is taken.
+            ValidationError: Missing or bad fields (a taken id is overwritten, as the
+                backend does).
         """
         if not isinstance(agent_config, dict):
             raise invalid(
@@ -72,10 +72,7 @@ class AgentRegistry:
             "created_at": now,
             "updated_at": now,
         }
-        with self._lock:
-            if info["agent_id"] in self._agents:
-                msg = f"Agent '{info['agent_id']}' already exists"
-                raise ValidationError(msg, status_code=400, body={"detail": msg})
+        with self._lock:  # a taken id is overwritten, as the backend's registry does
             self._agents[info["agent_id"]] = _Agent(info, handler)
         return dict(info)
 

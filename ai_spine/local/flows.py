@@ -102,6 +102,9 @@ class Flow:
                 f"returning one, or a GraphSpec dict; got {type(source).__name__}"
             )
         self.nodes = _describe_nodes(sample)
+        sources = {d for n in self.nodes for d in n["depends_on"]}
+        #: Nodes without outgoing edges: a completed run's ``output_data`` keys.
+        self.exit_points = [n["id"] for n in self.nodes if n["id"] not in sources]
         self.durable = is_durable(sample)
         self.entry_point = (
             str(getattr(getattr(sample, "start", None), "id", "")) or None
@@ -115,7 +118,6 @@ class Flow:
 
     def definition(self) -> Dict[str, Any]:
         """Return the backend's FlowDefinition shape."""
-        sources = {d for n in self.nodes for d in n["depends_on"]}
         return {
             "flow_id": self.flow_id,
             "name": self.name,
@@ -123,7 +125,7 @@ class Flow:
             "version": "1.0.0",
             "nodes": [dict(n, depends_on=list(n["depends_on"])) for n in self.nodes],
             "entry_point": self.entry_point,
-            "exit_points": [n["id"] for n in self.nodes if n["id"] not in sources],
+            "exit_points": list(self.exit_points),
             "metadata": {"source": self.kind, "local": True},
             "created_at": self.created_at,
             "updated_at": self.updated_at,

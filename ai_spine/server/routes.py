@@ -24,15 +24,15 @@ __all__ = ["HTTPError", "Call", "Route", "ROUTES", "LOCAL_USER", "PUBLIC_PATHS"]
 
 #: Paths answered without an API key.
 PUBLIC_PATHS = frozenset({"/health", "/health/detailed"})
-#: What ``GET /api/v1/users/me`` answers (the backend's UserInfo): one local user, and no
-#: credits or rate limit are enforced (0).
+#: What ``GET /api/v1/users/me`` answers (the backend's UserInfo): one local user with the
+#: credits and rate limit the backend reports in its open mode (neither is enforced).
 LOCAL_USER = {
     "id": "local",
     "email": "local@localhost",
     "name": "Local user",
     "organization": None,
-    "credits": 0,
-    "rate_limit": 0,
+    "credits": 999999,
+    "rate_limit": 10000,
 }
 
 

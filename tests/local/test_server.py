@@ -43,7 +43,7 @@ def test_execute_and_read_back_over_raw_http(server: SpineServer) -> None:
         "GET", f"{server.url}/api/v1/executions/{body['execution_id']}"
     )
     assert status == 200
-    assert got["output_data"] == {"q": 1}
+    assert got["result"] == {"q": 1}
     status, _, results = call(
         "GET", f"{server.url}/api/v1/executions/{body['execution_id']}/results"
     )
@@ -81,8 +81,9 @@ def test_validation_errors_are_fastapi_shaped(server: SpineServer) -> None:
     assert status == 422
     assert body["detail"][0]["loc"] == ["path", "execution_id"]
     assert body["detail"][0]["type"] == "uuid_parsing"
-    status, _, body = call("GET", f"{server.url}/api/v1/executions/{uuid.uuid4()}")
-    assert (status, body) == (404, {"detail": "Execution not found"})
+    missing = uuid.uuid4()
+    status, _, body = call("GET", f"{server.url}/api/v1/executions/{missing}")
+    assert (status, body) == (404, {"detail": f"Execution '{missing}' not found"})
     status, _, body = call("GET", server.url + "/api/v1/executions?limit=abc")
     assert status == 422
     assert body["detail"][0]["loc"] == ["query", "limit"]
@@ -177,7 +178,7 @@ def test_a_flow_can_be_created_from_a_spec(server: SpineServer) -> None:
     with AISpine(base_url=server.url, max_retries=0) as client:
         started = client.execute_flow("greet", {"name": "Bo"})
         done = client.wait_for_execution(started["execution_id"], 10, 0.01)
-    assert (done["output_data"] or {})["text"] == "Hello, Bo!"
+    assert (done["result"] or {})["text"] == "Hello, Bo!"
     assert call("DELETE", url + "/greet")[0] == 200
     assert call("GET", url + "/greet")[0] == 404
 
@@ -197,7 +198,7 @@ def test_a_spec_flow_is_updated_with_put_and_python_flows_are_not(
     done = server.spine.wait_for_execution(
         server.spine.execute_flow("greet", {"name": "Bo"})["execution_id"], 10
     )
-    assert done["output_data"]["text"] == "Hi, Bo!"
+    assert done["result"]["text"] == "Hi, Bo!"
     broken = {"spec": {"id": "greet", "start": "x", "nodes": []}}
     status, _, body = call("PUT", url + "/greet", json_body=broken)
     assert status == 422 and "at least one node" in body["detail"][0]["msg"]
