@@ -75,6 +75,7 @@ from ai_spine.utils import (
 from ai_spine.validation import (
     check_uuid,
     detail,
+    expected,
     invalid,
     validate_page_request,
 )
@@ -268,6 +269,56 @@ class LocalSpine:
             NotFoundError: No such flow.
         """
         return self._flows.update(flow_id, spec, name, description).definition()
+
+    def register_definition(
+        self,
+        definition: Mapping[str, Any],
+        *,
+        replace: bool = False,
+        update: bool = False,
+    ) -> Dict[str, Any]:
+        """Register a flow from the backend's flow definition (``POST /flows``'s body).
+
+        Each node runs on its agent (registered first, as the backend requires): a
+        ``handler`` agent is called with the input, an ``endpoint`` agent gets the backend's
+        ``POST {endpoint}/execute``. A node gets the run's input merged with the outputs of
+        the nodes it depends on; ``output_data`` is keyed by ``exit_points``.
+
+        Args:
+            definition: ``flow_id, name, description, nodes, entry_point`` and optionally
+                ``version, exit_points, metadata``.
+            replace: Replace a flow with the same id instead of raising (409).
+            update: Replace an existing spec or definition flow (as ``PUT``): the flow must
+                exist and not be defined in Python.
+
+        Returns:
+            The definition as the backend returns it (defaults filled), with timestamps.
+
+        Raises:
+            ValidationError: What cannot run locally, named (422), or the id is taken (409).
+            NotFoundError: ``update`` and no such flow.
+        """
+        from ai_spine.local.definitions import (
+            definition_factory,
+            definition_problems,
+            normalise,
+        )
+
+        errors = definition_problems(definition, self._agents.exists)
+        if errors:
+            raise invalid(errors)
+        checked = normalise(definition)
+        factory = definition_factory(checked, self._agents.run_step)
+        flow_id, name = checked["flow_id"], checked["name"]
+        if update:
+            flow = self._flows.update(
+                flow_id, factory, name, checked["description"], checked
+            )
+        else:
+            flow = self._flows.add(
+                flow_id, factory, name, checked["description"], replace, checked
+            )
+        return flow.definition()
 
     def unregister_flow(self, flow_id: str, *, specs_only: bool = False) -> bool:
         """Remove a flow; running executions of it finish normally.
@@ -548,6 +599,7 @@ class LocalSpine:
                     ("query", "status"),
                     f"status must be one of {', '.join(EXECUTION_STATUSES)}",
                     "enum",
+                    expected(EXECUTION_STATUSES),
                 )
             )
         if errors:

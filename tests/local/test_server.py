@@ -71,22 +71,33 @@ def test_validation_errors_are_fastapi_shaped(server: SpineServer) -> None:
         "POST", server.url + "/api/v1/flows/execute", json_body={"input_data": []}
     )
     assert status == 422
+    # As pydantic: a missing field's input is the object that lacks it.
     assert {
         "loc": ["body", "flow_id"],
         "msg": "Field required",
         "type": "missing",
+        "input": {"input_data": []},
     } in body["detail"]
-    assert any(d["loc"] == ["body", "input_data"] for d in body["detail"])
+    assert any(
+        d["loc"] == ["body", "input_data"] and d["input"] == [] for d in body["detail"]
+    )
     status, _, body = call("GET", server.url + "/api/v1/executions/123")
     assert status == 422
     assert body["detail"][0]["loc"] == ["path", "execution_id"]
     assert body["detail"][0]["type"] == "uuid_parsing"
+    assert body["detail"][0]["input"] == "123"
+    assert "error" in body["detail"][0]["ctx"]
     missing = uuid.uuid4()
     status, _, body = call("GET", f"{server.url}/api/v1/executions/{missing}")
     assert (status, body) == (404, {"detail": f"Execution '{missing}' not found"})
     status, _, body = call("GET", server.url + "/api/v1/executions?limit=abc")
     assert status == 422
     assert body["detail"][0]["loc"] == ["query", "limit"]
+    assert body["detail"][0]["input"] == "abc"
+    status, _, body = call("GET", server.url + "/api/v1/executions?limit=0")
+    assert (body["detail"][0]["input"], body["detail"][0]["ctx"]) == ("0", {"ge": 1})
+    status, _, body = call("GET", server.url + "/api/v1/executions?status=odd")
+    assert body["detail"][0]["ctx"]["expected"].startswith("'pending', 'running'")
 
 
 def test_execute_timeout_and_priority_are_json_integers(
@@ -102,6 +113,7 @@ def test_execute_timeout_and_priority_are_json_integers(
                 "loc": ["body", field],
                 "msg": "Input should be a valid integer",
                 "type": "int_type",
+                "input": value,
             }
         ]
     # 1.0 is an integer in JSON: accepted, and the run times out after 1 s.
