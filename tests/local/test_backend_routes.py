@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -12,6 +14,8 @@ import pytest
 from ai_spine.local import LocalSpine
 from ai_spine.server import Request, SpineApp
 from tests.local.flows import Hooks, make_flows
+from tests.local.http_util import call
+from tests.local.serve_process import ServeProcess
 
 KEY = "routes-key-not-secret"
 #: The backend's paths outside /api/v1 (its own OpenAPI lists these), with their methods.
@@ -422,3 +426,59 @@ def test_users_me_reports_the_open_modes_credits(spine: LocalSpine) -> None:
     status, _, user = ask(SpineApp(spine), "GET", "/api/v1/users/me")
     assert status == 200
     assert (user["credits"], user["rate_limit"]) == (999999, 10000)
+
+
+@pytest.mark.slow
+def test_a_real_serve_runs_a_definition_and_answers_cors() -> None:
+    agents = HTTPServer(("127.0.0.1", 0), AgentHandler)
+    thread = threading.Thread(target=agents.serve_forever, daemon=True)
+    thread.start()
+    server = ServeProcess(["--demo", "--api-key", KEY])
+    try:
+        auth = {"Authorization": f"Bearer {KEY}", "Origin": "https://app.example"}
+        doubler = {
+            "agent_id": "doubler",
+            "name": "Doubler",
+            "description": "doubles n",
+            "endpoint": f"http://127.0.0.1:{agents.server_address[1]}",
+            "capabilities": ["math"],
+            "agent_type": "processor",
+        }
+        status, headers, _ = call("POST", server.url + "/agents", None, auth, doubler)
+        assert status == 200 and headers["Access-Control-Allow-Origin"] == "*"
+        nodes = [{"id": "twice", "agent_id": "doubler", "type": "processor"}]
+        body = definition(nodes=nodes, entry_point="twice", exit_points=["twice"])
+        assert call("POST", server.url + "/flows", None, auth, body)[0] == 200
+        run = {"flow_id": "greet", "input_data": {"n": 4}}
+        _, _, started = call("POST", server.url + "/flows/execute", None, auth, run)
+        deadline = time.monotonic() + 20
+        done: Dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            url = f"{server.url}/executions/{started['execution_id']}"
+            done = call("GET", url, None, auth)[2]
+            if done["status"] != "pending" and done["status"] != "running":
+                break
+            time.sleep(0.02)
+        assert (done["status"], done["output_data"]) == (
+            "completed",
+            {"twice": {"n": 8}},
+        )
+        # A preflight needs no key; a request without one is still refused.
+        preflight = {
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "POST",
+        }
+        request = urllib.request.Request(
+            server.url + "/flows/execute", headers=preflight, method="OPTIONS"
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert (answer.status, answer.read()) == (200, b"OK")
+            assert (
+                answer.headers["Access-Control-Allow-Origin"] == "https://app.example"
+            )
+        assert call("GET", server.url + "/flows")[0] == 401
+    finally:
+        server.stop()
+        agents.shutdown()
+        agents.server_close()
+        thread.join(5)
