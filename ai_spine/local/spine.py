@@ -126,7 +126,7 @@ class LocalSpine:
     Example:
         >>> spine = LocalSpine({"echo": make_echo_graph})
         >>> run = spine.execute_flow("echo", {"text": "hi"})
-        >>> spine.wait_for_execution(run["execution_id"])["output_data"]
+        >>> spine.wait_for_execution(run["execution_id"])["result"]  # output_data: by exit node
         {'text': 'hi'}
     """
 
