@@ -54,6 +54,8 @@ class ExecutionDict(TypedDict, total=False):
     created_at: str
     updated_at: str
     completed_at: Optional[str]
+    #: LocalSpine and ``ai-spine serve`` only: the graph's own output (see the README).
+    result: Any
 
 
 class FlowDict(TypedDict, total=False):

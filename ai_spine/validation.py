@@ -34,18 +34,39 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")  # ASCII digits only, unlike int()
 Entry = Dict[str, Any]
 
 
-def detail(loc: Iterable[Union[str, int]], msg: str, kind: str) -> Entry:
+def detail(
+    loc: Iterable[Union[str, int]],
+    msg: str,
+    kind: str,
+    ctx: Optional[Dict[str, Any]] = None,
+) -> Entry:
     """One FastAPI-shaped error entry.
+
+    The server adds the offending ``input`` (as pydantic does: the parent object for a
+    missing field) when it answers.
 
     Args:
         loc: Where the bad value is (``("body", "timeout")``, ``("query", "limit")``).
         msg: What is wrong with it.
         kind: The error type (``missing``, ``int_type``, ...).
+        ctx: The error's context, for the types pydantic gives one (``{"ge": 1}``...).
 
     Returns:
-        ``{"loc": [...], "msg": msg, "type": kind}``.
+        ``{"loc": [...], "msg": msg, "type": kind}`` (and ``ctx``).
     """
-    return {"loc": list(loc), "msg": msg, "type": kind}
+    entry: Entry = {"loc": list(loc), "msg": msg, "type": kind}
+    if ctx is not None:
+        entry["ctx"] = ctx
+    return entry
+
+
+def expected(values: Sequence[str]) -> Dict[str, Any]:
+    """Pydantic's ``ctx`` of an ``enum`` error: ``{"expected": "'a', 'b' or 'c'"}``."""
+    quoted = [repr(v) for v in values]
+    text = (
+        quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+    )
+    return {"expected": text}
 
 
 def invalid(errors: Sequence[Entry]) -> ValidationError:
@@ -88,6 +109,7 @@ def check_uuid(value: Any, name: str) -> str:
                 ("path", name),
                 f"Input should be a valid UUID, got {str(value)[:80]!r}",
                 "uuid_parsing",
+                {"error": "invalid UUID"},
             )
         ]
     )
@@ -121,9 +143,16 @@ def _integer_problem(
     if not isinstance(value, int) or isinstance(value, bool):
         return detail(loc, "Input should be a valid integer", "int_type")
     if value < low:
-        return detail(loc, f"{name} must be an integer >= {low}", "greater_than_equal")
+        return detail(
+            loc,
+            f"{name} must be an integer >= {low}",
+            "greater_than_equal",
+            {"ge": low},
+        )
     if value > high:
-        return detail(loc, f"{name} must be an integer <= {high}", "less_than_equal")
+        return detail(
+            loc, f"{name} must be an integer <= {high}", "less_than_equal", {"le": high}
+        )
     return None
 
 
@@ -254,6 +283,7 @@ def query_int(query: Mapping[str, List[str]], name: str, default: int) -> int:
                     ("query", name),
                     f"{name} must be at most {MAX_INT}",
                     "less_than_equal",
+                    {"le": MAX_INT},
                 )
             ]
         )

@@ -10,11 +10,10 @@ from ai_spine.exceptions import (
     AISpineError,
     ExecutionError,
     NotFoundError,
-    ValidationError,
 )
 from ai_spine.local.records import utcnow_iso
 from ai_spine.utils import validate_id
-from ai_spine.validation import detail, id_problem, invalid
+from ai_spine.validation import detail, expected, id_problem, invalid
 
 __all__ = ["AGENT_TYPES", "AgentRegistry"]
 
@@ -46,7 +45,8 @@ class AgentRegistry:
             A copy of its AgentInfo.
 
         Raises:
-            ValidationError: Missing or bad fields, or the id is taken.
+            ValidationError: Missing or bad fields (a taken id is overwritten, as the
+                backend does).
         """
         if not isinstance(agent_config, dict):
             raise invalid(
@@ -72,10 +72,7 @@ class AgentRegistry:
             "created_at": now,
             "updated_at": now,
         }
-        with self._lock:
-            if info["agent_id"] in self._agents:
-                msg = f"Agent '{info['agent_id']}' already exists"
-                raise ValidationError(msg, status_code=400, body={"detail": msg})
+        with self._lock:  # a taken id is overwritten, as the backend's registry does
             self._agents[info["agent_id"]] = _Agent(info, handler)
         return dict(info)
 
@@ -132,6 +129,50 @@ class AgentRegistry:
             )
         return out
 
+    def exists(self, agent_id: str) -> bool:
+        """Whether an agent is registered under ``agent_id``."""
+        return agent_id in self._agents
+
+    def run_step(
+        self,
+        agent_id: str,
+        execution_id: str,
+        node_id: str,
+        input_data: Dict[str, Any],
+        config: Dict[str, Any],
+    ) -> Any:
+        """Run one node of a backend flow definition on an agent, as the backend does.
+
+        A ``handler`` agent gets the input; an ``endpoint`` agent gets
+        ``POST {endpoint}/execute`` with ``{execution_id, node_id, input, config}`` and
+        answers ``{"output": ...}``.
+
+        Raises:
+            NotFoundError: No such agent.
+            ExecutionError: The agent failed or its answer is not a JSON object.
+        """
+        agent = self._agent(agent_id)
+        if agent.handler is not None:
+            return self.invoke(agent_id, input_data)
+        envelope = {
+            "execution_id": execution_id,
+            "node_id": node_id,
+            "input": input_data,
+            "config": config,
+        }
+        url = str(agent.info["endpoint"]).rstrip("/") + "/execute"
+        try:
+            answer = _post_json(url, envelope)
+        except Exception as exc:
+            raise ExecutionError(
+                f"agent '{agent_id}' failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not isinstance(answer, dict):
+            raise ExecutionError(
+                f"agent '{agent_id}' answered {type(answer).__name__}, expected a JSON object"
+            )
+        return answer.get("output", {})
+
     def _agent(self, agent_id: str) -> _Agent:
         validate_id(agent_id, "agent_id")
         agent = self._agents.get(agent_id)
@@ -179,6 +220,7 @@ def _problems(cfg: Dict[str, Any], handler: Any) -> List[Dict[str, Any]]:
                 ("body", "agent_type"),
                 f"agent_type must be one of {', '.join(AGENT_TYPES)}",
                 "enum",
+                expected(AGENT_TYPES),
             )
         )
     return errors

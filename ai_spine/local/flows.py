@@ -54,8 +54,11 @@ class Flow:
         name: Optional[str],
         description: Optional[str],
         specs: SpecLoader,
+        backend_definition: Optional[Dict[str, Any]] = None,
     ) -> None:
         self.flow_id = flow_id
+        #: The backend's flow definition this flow was built from, if any.
+        self.backend_definition = backend_definition
         self.name = name or flow_id
         self.description = description or ""
         self.created_at = self.updated_at = utcnow_iso()
@@ -63,7 +66,11 @@ class Flow:
         self.factory: Optional[Callable[[], Any]] = None
         self.lock: Optional[asyncio.Lock] = None  # serialises runs of one shared Graph
         self.spec: Optional[Dict[str, Any]] = None
-        if isinstance(source, Mapping):
+        if backend_definition is not None:
+            self.kind = "definition"
+            self.factory = source
+            sample = source()
+        elif isinstance(source, Mapping):
             self.kind = "spec"
             try:
                 self.spec = dict(
@@ -102,6 +109,11 @@ class Flow:
                 f"returning one, or a GraphSpec dict; got {type(source).__name__}"
             )
         self.nodes = _describe_nodes(sample)
+        sources = {d for n in self.nodes for d in n["depends_on"]}
+        #: Nodes without outgoing edges: a completed run's ``output_data`` keys.
+        self.exit_points = [n["id"] for n in self.nodes if n["id"] not in sources]
+        if backend_definition is not None:  # the backend keys output_data by these
+            self.exit_points = list(backend_definition["exit_points"])
         self.durable = is_durable(sample)
         self.entry_point = (
             str(getattr(getattr(sample, "start", None), "id", "")) or None
@@ -115,7 +127,12 @@ class Flow:
 
     def definition(self) -> Dict[str, Any]:
         """Return the backend's FlowDefinition shape."""
-        sources = {d for n in self.nodes for d in n["depends_on"]}
+        if self.backend_definition is not None:
+            return dict(
+                self.backend_definition,
+                created_at=self.created_at,
+                updated_at=self.updated_at,
+            )
         return {
             "flow_id": self.flow_id,
             "name": self.name,
@@ -123,7 +140,7 @@ class Flow:
             "version": "1.0.0",
             "nodes": [dict(n, depends_on=list(n["depends_on"])) for n in self.nodes],
             "entry_point": self.entry_point,
-            "exit_points": [n["id"] for n in self.nodes if n["id"] not in sources],
+            "exit_points": list(self.exit_points),
             "metadata": {"source": self.kind, "local": True},
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -178,6 +195,7 @@ class FlowRegistry:
         name: Optional[str],
         description: Optional[str],
         replace: bool,
+        backend_definition: Optional[Dict[str, Any]] = None,
     ) -> Flow:
         """Register a flow (see :meth:`ai_spine.LocalSpine.register_flow`).
 
@@ -187,7 +205,9 @@ class FlowRegistry:
         problem = id_problem(flow_id, "flow_id", "body")
         if problem is not None:
             raise invalid([problem])
-        entry = Flow(flow_id, source, name, description, self._specs)
+        entry = Flow(
+            flow_id, source, name, description, self._specs, backend_definition
+        )
         with self._lock:
             if flow_id in self._flows and not replace:
                 msg = f"Flow '{flow_id}' already exists"
@@ -201,6 +221,7 @@ class FlowRegistry:
         spec: Any,
         name: Optional[str],
         description: Optional[str],
+        backend_definition: Optional[Dict[str, Any]] = None,
     ) -> Flow:
         """Replace a spec flow with a new spec (see :meth:`ai_spine.LocalSpine.update_flow`).
 
@@ -209,7 +230,7 @@ class FlowRegistry:
             NotFoundError: No such flow.
         """
         validate_id(flow_id, "flow_id")
-        if not isinstance(spec, Mapping):
+        if backend_definition is None and not isinstance(spec, Mapping):
             raise invalid(
                 [
                     detail(
@@ -217,7 +238,7 @@ class FlowRegistry:
                     )
                 ]
             )
-        entry = Flow(flow_id, spec, name, description, self._specs)
+        entry = Flow(flow_id, spec, name, description, self._specs, backend_definition)
         with self._lock:
             old = self._flows.get(flow_id)
             if old is None:
@@ -245,7 +266,7 @@ class FlowRegistry:
 
 
 def _refuse_python_defined(flow: Flow, done: str) -> None:
-    if flow.kind != "spec":
+    if flow.kind not in ("spec", "definition"):
         msg = (
             f"Flow '{flow.flow_id}' is defined in Python on this server ({flow.kind}); "
             f"only flows registered from a spec can be {done}"

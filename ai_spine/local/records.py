@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from ai_spine.constants import TERMINAL_STATUSES
 
@@ -13,11 +13,15 @@ __all__ = [
     "Done",
     "ExecutionRecord",
     "utcnow_iso",
+    "exit_outputs",
+    "CANCELLED_MESSAGE",
     "CLOSED_MESSAGE",
     "KEPT_MESSAGE",
     "INTERRUPTED_MESSAGE",
 ]
 
+#: An execution cancelled by ``cancel_execution``: the backend's text.
+CANCELLED_MESSAGE = "Execution cancelled by user"
 CLOSED_MESSAGE = "stopped: LocalSpine was closed before the execution finished"
 KEPT_MESSAGE = (
     "stopped: LocalSpine was closed before the execution finished; its durable state "
@@ -133,8 +137,20 @@ class ExecutionRecord:
         self.kept = False  # left unfinished by close() for the next start to resume
         self.size = RECORD_OVERHEAD + size
 
+    def result(self) -> Any:
+        """The graph's own output: that of the node where the run ended, or None.
+
+        ``output_data`` keeps that node's key last (see :func:`exit_outputs`).
+        """
+        if self.status != "completed" or not self.output_data:
+            return None
+        return next(reversed(list(self.output_data.values())))
+
     def context(self) -> Dict[str, Any]:
-        """Return the backend's ``ExecutionContextResponse`` shape (a fresh dict)."""
+        """Return the backend's ``ExecutionContextResponse`` shape (a fresh dict).
+
+        Plus ``result``, the graph's own output (the backend's ``ExecutionResponse`` name).
+        """
         return {
             "execution_id": self.execution_id,
             "flow_id": self.flow_id,
@@ -145,6 +161,7 @@ class ExecutionRecord:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "completed_at": self.completed_at,
+            "result": self.result(),
         }
 
     def response(self) -> Dict[str, Any]:
@@ -152,7 +169,7 @@ class ExecutionRecord:
         return {
             "execution_id": self.execution_id,
             "status": self.status,
-            "result": self.output_data if self.status == "completed" else None,
+            "result": self.result(),
             "error": self.error_message,
             "execution_time": self.execution_time,
         }
@@ -192,3 +209,34 @@ class ExecutionRecord:
         if rec.status in TERMINAL_STATUSES:
             rec.done.set()
         return rec
+
+
+def exit_outputs(
+    exits: Sequence[str], outputs: Mapping[str, Any], content: Any
+) -> Dict[str, Any]:
+    """A completed run's ``output_data`` as the backend's orchestrator builds it.
+
+    One key per exit node (a node without outgoing edges) that ran, with its output. The
+    node where the run ended (whose output is the run's ``content``) comes last, also when
+    it is not an exit (a loop that stopped on a condition), so the graph's own output is
+    the last value (:meth:`ExecutionRecord.result`).
+
+    Args:
+        exits: The flow's exit node ids, in graph order.
+        outputs: Each node's last output in the run.
+        content: The run's own output.
+
+    Returns:
+        ``{node_id: output}``.
+    """
+    ran = [nid for nid in exits if nid in outputs]
+    ended = [nid for nid in ran if outputs[nid] is content]
+    if not ended and content is not None:
+        ended = [nid for nid, out in outputs.items() if out is content]
+    end = ended[-1] if ended else None
+    if end is None and content is not None:  # a graph that reports no node outputs
+        end = exits[-1] if exits else "result"
+    out = {nid: outputs[nid] for nid in ran if nid != end}
+    if end is not None:
+        out[end] = content
+    return out

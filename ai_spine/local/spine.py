@@ -42,10 +42,12 @@ from ai_spine.local.flows import Flow, FlowRegistry, FlowSource, is_durable
 from ai_spine.local.journal import JournalError, JournalStore, SQLiteJournal
 from ai_spine.local.memory import ExecutionMemory
 from ai_spine.local.records import (
+    CANCELLED_MESSAGE,
     CLOSED_MESSAGE,
     INTERRUPTED_MESSAGE,
     KEPT_MESSAGE,
     ExecutionRecord,
+    exit_outputs,
     utcnow_iso,
 )
 from ai_spine.local.runner import LoopRunner, describe_error, node_results, run_graph
@@ -73,6 +75,7 @@ from ai_spine.utils import (
 from ai_spine.validation import (
     check_uuid,
     detail,
+    expected,
     invalid,
     validate_page_request,
 )
@@ -123,7 +126,7 @@ class LocalSpine:
     Example:
         >>> spine = LocalSpine({"echo": make_echo_graph})
         >>> run = spine.execute_flow("echo", {"text": "hi"})
-        >>> spine.wait_for_execution(run["execution_id"])["output_data"]
+        >>> spine.wait_for_execution(run["execution_id"])["result"]  # output_data: by exit node
         {'text': 'hi'}
     """
 
@@ -266,6 +269,56 @@ class LocalSpine:
             NotFoundError: No such flow.
         """
         return self._flows.update(flow_id, spec, name, description).definition()
+
+    def register_definition(
+        self,
+        definition: Mapping[str, Any],
+        *,
+        replace: bool = False,
+        update: bool = False,
+    ) -> Dict[str, Any]:
+        """Register a flow from the backend's flow definition (``POST /flows``'s body).
+
+        Each node runs on its agent (registered first, as the backend requires): a
+        ``handler`` agent is called with the input, an ``endpoint`` agent gets the backend's
+        ``POST {endpoint}/execute``. A node gets the run's input merged with the outputs of
+        the nodes it depends on; ``output_data`` is keyed by ``exit_points``.
+
+        Args:
+            definition: ``flow_id, name, description, nodes, entry_point`` and optionally
+                ``version, exit_points, metadata``.
+            replace: Replace a flow with the same id instead of raising (409).
+            update: Replace an existing spec or definition flow (as ``PUT``): the flow must
+                exist and not be defined in Python.
+
+        Returns:
+            The definition as the backend returns it (defaults filled), with timestamps.
+
+        Raises:
+            ValidationError: What cannot run locally, named (422), or the id is taken (409).
+            NotFoundError: ``update`` and no such flow.
+        """
+        from ai_spine.local.definitions import (
+            definition_factory,
+            definition_problems,
+            normalise,
+        )
+
+        errors = definition_problems(definition, self._agents.exists)
+        if errors:
+            raise invalid(errors)
+        checked = normalise(definition)
+        factory = definition_factory(checked, self._agents.run_step)
+        flow_id, name = checked["flow_id"], checked["name"]
+        if update:
+            flow = self._flows.update(
+                flow_id, factory, name, checked["description"], checked
+            )
+        else:
+            flow = self._flows.add(
+                flow_id, factory, name, checked["description"], replace, checked
+            )
+        return flow.definition()
 
     def unregister_flow(self, flow_id: str, *, specs_only: bool = False) -> bool:
         """Remove a flow; running executions of it finish normally.
@@ -470,20 +523,22 @@ class LocalSpine:
             execution_id: The execution to cancel.
 
         Returns:
-            ``{"execution_id", "status": "cancelled", "message"}``.
+            ``{"message": "Execution cancelled successfully"}`` (the backend's answer) with
+            ``execution_id`` and ``status``.
 
         Raises:
-            ValidationError: Not a UUID, or the execution already finished (400).
-            NotFoundError: No such execution.
+            ValidationError: Not a UUID.
+            NotFoundError: No such execution, or it already ended (the backend's 404 "not
+                found or not running").
         """
         rec = self._record(execution_id)
         with self._lock:
             if rec.status in TERMINAL_STATUSES:
-                msg = f"Execution {rec.execution_id} is already {rec.status}"
-                raise ValidationError(msg, status_code=400, body={"detail": msg})
+                msg = f"Execution '{rec.execution_id}' not found or not running"
+                raise NotFoundError(msg, status_code=404, body={"detail": msg})
             now = utcnow_iso()
             rec.status = "cancelled"
-            rec.error_message = "Execution cancelled"
+            rec.error_message = CANCELLED_MESSAGE
             rec.updated_at = rec.completed_at = now
             if rec.started:
                 rec.execution_time = time.perf_counter() - rec.started
@@ -498,7 +553,7 @@ class LocalSpine:
         return {
             "execution_id": rec.execution_id,
             "status": "cancelled",
-            "message": f"Execution {rec.execution_id} cancelled",
+            "message": "Execution cancelled successfully",
         }
 
     def list_executions(
@@ -544,6 +599,7 @@ class LocalSpine:
                     ("query", "status"),
                     f"status must be one of {', '.join(EXECUTION_STATUSES)}",
                     "enum",
+                    expected(EXECUTION_STATUSES),
                 )
             )
         if errors:
@@ -683,7 +739,8 @@ class LocalSpine:
             The backend's AgentInfo.
 
         Raises:
-            ValidationError: Missing or bad fields, or the id is taken.
+            ValidationError: Missing or bad fields (a taken id is overwritten, as the
+                backend does).
         """
         return cast(AgentDict, self._agents.create(agent_config))
 
@@ -727,28 +784,46 @@ class LocalSpine:
 
     # ----------------------------------------------------------------- system
     def health_check(self) -> Dict[str, Any]:
-        """Return ``{"status": "healthy", ...}`` like the backend's ``GET /health``."""
+        """Return the backend's ``GET /health`` answer (plus ``service`` and ``version``).
+
+        ``timestamp`` is a float epoch, as the backend's.
+        """
         from ai_spine.__version__ import __version__
 
         return {
             "status": "healthy" if not self._closed else "stopping",
+            "timestamp": time.time(),
+            "message": "AI Spine API is running (local)",
+            "startup_complete": True,
             "service": "ai-spine-local",
             "version": __version__,
-            "timestamp": utcnow_iso(),
         }
 
     def get_metrics(self) -> Dict[str, Any]:
-        """Return counts and timings of this LocalSpine's executions."""
+        """Return counts and timings of this LocalSpine's executions.
+
+        The backend's Metrics fields (``total_executions``, ``successful_executions``,
+        ``failed_executions``, ``average_execution_time``, ``total_execution_time``,
+        ``last_execution``: when the newest execution was created, or None) plus
+        ``cancelled_executions``, ``running_executions`` and local details.
+        """
         with self._lock:
             held = self._memory.counts_locked()
             counts = {s: held[s] for s in EXECUTION_STATUSES}
             finished, total, longest = self._finished, self._total_time, self._max_time
+        newest, _ = self._memory.page(1, 0, None)
         return {
             "total_executions": sum(counts.values()),
+            "successful_executions": counts["completed"],
+            "failed_executions": counts["failed"],
+            "cancelled_executions": counts["cancelled"],
+            "running_executions": counts["running"],
             "active_executions": counts["pending"] + counts["running"],
             "executions_by_status": counts,
             "average_execution_time": (total / finished) if finished else 0.0,
+            "total_execution_time": total,
             "max_execution_time": longest,
+            "last_execution": newest[0]["created_at"] if newest else None,
             "total_flows": len(self._flows),
             "total_agents": len(self._agents),
             "uptime_seconds": time.time() - self._started_at,
@@ -756,12 +831,23 @@ class LocalSpine:
         }
 
     def get_status(self) -> Dict[str, Any]:
-        """Return an overall status: health, registry sizes and execution counts."""
+        """Return the backend's ``GET /status`` shape, plus execution counts and settings."""
         metrics = self.get_metrics()
+        agents = self._agents.all()
+        state = "active" if not self._closed else "stopping"
         return {
             "status": "operational" if not self._closed else "stopping",
-            "flows": metrics["total_flows"],
-            "agents": metrics["total_agents"],
+            "components": {
+                "registry": state,
+                "communication": state,
+                "memory": state,
+                "orchestrator": state,
+            },
+            "agents": {
+                "total": len(agents),
+                "active": sum(1 for a in agents if a.get("is_active")),
+            },
+            "flows": {"total": metrics["total_flows"]},
             "executions": metrics["executions_by_status"],
             "active_executions": metrics["active_executions"],
             "max_concurrency": self.max_concurrency,
@@ -835,11 +921,8 @@ class LocalSpine:
         if rec is None:
             rec = self._memory.get(check_uuid(execution_id, "execution_id"))
             if rec is None:
-                raise NotFoundError(
-                    "Execution not found",
-                    status_code=404,
-                    body={"detail": "Execution not found"},
-                )
+                msg = f"Execution '{execution_id}' not found"
+                raise NotFoundError(msg, status_code=404, body={"detail": msg})
         return rec
 
     def _keep(self, rec: ExecutionRecord) -> None:
@@ -927,7 +1010,7 @@ class LocalSpine:
                 else:
                     result = await run_graph(graph, rec, resume, self._clock)
             except asyncio.CancelledError:
-                self._finish(rec, "cancelled", {}, "Execution cancelled")
+                self._finish(rec, "cancelled", {}, CANCELLED_MESSAGE)
                 return
             except asyncio.TimeoutError:
                 self._finish(rec, "failed", {}, f"timed out after {rec.timeout:g} s")
@@ -935,9 +1018,9 @@ class LocalSpine:
             except Exception as exc:
                 self._finish(rec, "failed", {}, describe_error(exc))
                 return
-            self._finish_result(rec, result)
+            self._finish_result(rec, flow, result)
 
-    def _finish_result(self, rec: ExecutionRecord, result: Any) -> None:
+    def _finish_result(self, rec: ExecutionRecord, flow: Flow, result: Any) -> None:
         rec.node_results = node_results(result)
         status = getattr(result, "status", "completed")
         if (
@@ -945,13 +1028,11 @@ class LocalSpine:
         ):  # spark_core raises instead; another Graph may return it
             self._finish(rec, "failed", {}, f"the run ended {status}")
             return
-        content = getattr(result, "content", None)
-        if content is None:
-            output: Dict[str, Any] = {}
-        elif isinstance(content, dict):
-            output = content
-        else:
-            output = {"result": content}
+        output = exit_outputs(
+            flow.exit_points,
+            getattr(result, "outputs", None) or {},
+            getattr(result, "content", None),
+        )
         try:
             text = json.dumps(output)
             output = json.loads(text)

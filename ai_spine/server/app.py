@@ -12,6 +12,11 @@ call it the same way. In order, a request is checked for:
    is looked up, so nothing about the routes shows without a key;
 4. the route (``404``, ``405``), then a JSON body for ``POST``/``PUT``/``PATCH`` (``415``,
    ``422 json_invalid`` for bad or too deeply nested JSON).
+
+CORS is answered as the backend's middleware does (every origin, credentials allowed;
+``OPTIONS`` preflights answered before authentication, since browsers send them without
+credentials), except that a server without an API key allows only loopback origins, so a
+web page elsewhere cannot drive a key-less local server.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ logger = logging.getLogger("ai_spine.server")
 
 #: How deeply a request body's JSON may nest (objects and arrays).
 MAX_JSON_DEPTH = 100
+#: What a CORS preflight may ask for (the backend allows every method).
+CORS_METHODS = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
 #: Host names that reach a server bound to a loopback address.
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _JSON = "application/json"
@@ -116,6 +123,22 @@ class SpineApp:
         request_id = uuid.uuid4().hex
         close = False
         headers: Dict[str, str] = {}
+        origin = request.headers.get("origin")
+        if (
+            origin is not None
+            and request.method == "OPTIONS"
+            and "access-control-request-method" in request.headers
+        ):
+            try:
+                self._check_host(request.headers.get("host"))
+            except HTTPError as exc:
+                data = json.dumps({"detail": exc.detail}).encode()
+                return Response(
+                    exc.status,
+                    [("Content-Type", _JSON), ("X-Request-ID", request_id)],
+                    data,
+                )
+            return self._preflight(request, origin, request_id)
         try:
             status, payload = self._answer(request)
         except HTTPError as exc:
@@ -140,7 +163,58 @@ class SpineApp:
         data = json.dumps(payload).encode()
         out = [("Content-Type", _JSON), ("X-Request-ID", request_id)]
         out.extend(headers.items())
+        if origin is not None and self._origin_allowed(origin):
+            out.extend(self._cors_headers(origin, "cookie" in request.headers))
         return Response(status, out, data, close)
+
+    def _origin_allowed(self, origin: str) -> bool:
+        if self._key is not None:
+            return True
+        try:
+            host = urlsplit(origin).hostname
+        except ValueError:
+            return False
+        return host in LOOPBACK_HOSTS
+
+    def _cors_headers(self, origin: str, cookie: bool) -> List[Tuple[str, str]]:
+        """The backend's headers on an answer to a request with ``Origin``."""
+        if self._key is None or cookie:  # name the origin; never "*" for these
+            return [
+                ("Access-Control-Allow-Origin", origin),
+                ("Access-Control-Allow-Credentials", "true"),
+                ("Vary", "Origin"),
+            ]
+        return [
+            ("Access-Control-Allow-Origin", "*"),
+            ("Access-Control-Allow-Credentials", "true"),
+        ]
+
+    def _preflight(self, request: Request, origin: str, request_id: str) -> Response:
+        """Answer a CORS preflight as the backend does: 200 ``OK``, or 400 naming what."""
+        headers = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("X-Request-ID", request_id),
+            ("Vary", "Origin"),
+            ("Access-Control-Allow-Methods", CORS_METHODS),
+            ("Access-Control-Max-Age", "600"),
+            ("Access-Control-Allow-Credentials", "true"),
+        ]
+        failures = []
+        if self._origin_allowed(origin):
+            headers.append(("Access-Control-Allow-Origin", origin))
+        else:
+            failures.append("origin")
+        if request.headers["access-control-request-method"] not in CORS_METHODS.split(
+            ", "
+        ):
+            failures.append("method")
+        wanted = request.headers.get("access-control-request-headers")
+        if wanted is not None:
+            headers.append(("Access-Control-Allow-Headers", wanted))
+        if failures:
+            text = "Disallowed CORS " + ", ".join(failures)
+            return Response(400, headers, text.encode())
+        return Response(200, headers, b"OK")
 
     def _answer(self, request: Request) -> Tuple[int, Any]:
         try:
@@ -158,7 +232,16 @@ class SpineApp:
         if request.method in ("POST", "PUT", "PATCH"):
             body = _decode(request.read_body(), request.headers.get("content-type", ""))
         query = parse_qs(parts.query) if parts.query else {}
-        return handler(self.spine, Call(params, query, body, request.headers))
+        call = Call(params, query, body, request.headers)
+        try:
+            return handler(self.spine, call)
+        except HTTPError as exc:
+            _add_inputs(exc.detail, call)
+            raise
+        except AISpineError as exc:
+            if isinstance(exc.body, dict):
+                _add_inputs(exc.body.get("detail"), call)
+            raise
 
     def _check_host(self, host: Optional[str]) -> None:
         if self.allowed_hosts is None or host is None:
@@ -223,6 +306,8 @@ def _decode(data: bytes, content_type: str) -> Any:
                     "loc": ["body", getattr(exc, "pos", 0)],
                     "msg": f"JSON decode error: {getattr(exc, 'msg', exc)}",
                     "type": "json_invalid",
+                    "input": {},
+                    "ctx": {"error": str(getattr(exc, "msg", exc))},
                 }
             ],
         ) from None
@@ -234,6 +319,8 @@ def _decode(data: bytes, content_type: str) -> Any:
                     "loc": ["body"],
                     "msg": f"JSON nested deeper than {MAX_JSON_DEPTH} levels",
                     "type": "json_invalid",
+                    "input": {},
+                    "ctx": {"error": "recursion limit exceeded"},
                 }
             ],
         )
@@ -258,6 +345,36 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children)
     return False
+
+
+def _add_inputs(items: Any, call: Call) -> None:
+    """Give each 422 entry the ``input`` pydantic would report (in place)."""
+    if not isinstance(items, list):
+        return
+    sources: Dict[str, Any] = {
+        "body": call.body,
+        "query": {k: v[-1] for k, v in call.query.items()},
+        "path": call.params,
+        "header": dict(call.headers),
+    }
+    for item in items:
+        if not isinstance(item, dict) or "input" in item:
+            continue
+        loc = item.get("loc") or []
+        if not loc or loc[0] not in sources:
+            continue
+        value = sources[loc[0]]
+        for key in loc[1:]:
+            if isinstance(value, dict) and isinstance(key, str):
+                key = key.lower() if loc[0] == "header" else key
+                if key not in value:
+                    break  # missing: pydantic reports the object that lacks it
+                value = value[key]
+            elif isinstance(value, list) and isinstance(key, int) and key < len(value):
+                value = value[key]
+            else:
+                break
+        item["input"] = value
 
 
 def _status_for(exc: AISpineError) -> int:

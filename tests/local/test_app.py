@@ -33,9 +33,7 @@ def test_the_app_answers_a_request_without_a_server(spine: LocalSpine) -> None:
     assert response.status == 200 and not response.close
     assert ("Content-Type", "application/json") in response.headers
     started = json.loads(response.body)
-    assert spine.wait_for_execution(started["execution_id"], 10)["output_data"] == {
-        "a": 1
-    }
+    assert spine.wait_for_execution(started["execution_id"], 10)["result"] == {"a": 1}
 
 
 def test_the_body_is_read_only_after_the_key_is_checked(spine: LocalSpine) -> None:

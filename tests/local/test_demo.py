@@ -21,7 +21,7 @@ def demo() -> Iterator[LocalSpine]:
 
 def run(spine: LocalSpine, flow_id: str, data: Dict[str, Any]) -> Dict[str, Any]:
     started = spine.execute_flow(flow_id, data)
-    return dict(spine.wait_for_execution(started["execution_id"], 10)["output_data"])
+    return dict(spine.wait_for_execution(started["execution_id"], 10)["result"])
 
 
 def test_every_demo_flow_is_registered_with_its_name(demo: LocalSpine) -> None:

@@ -33,9 +33,9 @@ EXPECTED: Dict[str, List[str]] = {
         "rolled back to 1.0.0 (was 1.1.0)",
     ],
     "local_graph.py": [
-        "positive -> forward to the product team",
-        "negative -> open a priority support case",
-        "neutral  -> reply with the help-centre link",
+        "positive -> forward to the product team  [praise]",
+        "negative -> open a priority support case  [escalate]",
+        "neutral  -> reply with the help-centre link  [answer]",
         "nodes: clean, score, praise, escalate, answer",
         "executions completed: 3",
     ],
@@ -55,11 +55,12 @@ EXPECTED: Dict[str, List[str]] = {
     "async_execution.py": [
         "Started 3 executions without waiting",
         "asyncio.gather finished 3 executions",
-        "'It works' -> completed: {'text': 'It works'}",
+        # output_data is keyed by the flow's exit node, as the backend answers
+        "'It works' -> completed: {'echo': {'text': 'It works'}}",
     ],
     "batch_processing.py": [
         "Running 7 items on 'echo', 3 at a time",
-        "0: {'text': 'Absolutely love it, works great'}",
+        "0: {'echo': {'text': 'Absolutely love it, works great'}}",
         "6: error: Flow 'no_such_flow' not found",
         "6/7 succeeded",
     ],

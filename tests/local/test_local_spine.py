@@ -48,16 +48,14 @@ class Counter(Node):
 
 def test_a_factory_gives_every_execution_a_fresh_graph() -> None:
     with LocalSpine({"count": lambda: Graph(Counter("count"))}) as spine:
-        outputs = [finish(spine, "count", {})["output_data"] for _ in range(3)]
+        outputs = [finish(spine, "count", {})["result"] for _ in range(3)]
     assert [o["seen"] for o in outputs] == [1, 1, 1]
 
 
 def test_a_graph_instance_runs_once_per_execution_with_the_execution_id() -> None:
     with LocalSpine({"count": Graph(Counter("count"))}) as spine:
         done = [finish(spine, "count", {}) for _ in range(3)]
-    assert [d["output_data"]["run_id"] for d in done] == [
-        d["execution_id"] for d in done
-    ]
+    assert [d["result"]["run_id"] for d in done] == [d["execution_id"] for d in done]
 
 
 def test_register_flow_rejects_bad_sources_and_taken_ids() -> None:
@@ -117,7 +115,7 @@ def test_a_graph_spec_dict_is_loaded_and_run() -> None:
         assert definition["description"] == "Greets by name"
         assert [n["id"] for n in definition["nodes"]] == ["hello", "out"]
         done = finish(spine, "greet", {"name": "Ada"})
-    assert done["output_data"]["text"] == "Hello, Ada!"
+    assert done["result"]["text"] == "Hello, Ada!"
 
 
 def test_spec_flows_share_the_spines_one_spec_loader(
@@ -180,7 +178,7 @@ def test_spec_flows_import_nodes_and_tools_only_from_allowed_modules() -> None:
     with LocalSpine(allow_modules=["tests.local"]) as spine:
         spine.register_flow("lookup", TOOL_SPEC)
         done = finish(spine, "lookup", {"query": "abc"})
-        assert done["output_data"] == {"query": "abc", "result": {"chars": 3}}
+        assert done["result"] == {"query": "abc", "result": {"chars": 3}}
     with pytest.raises(ValidationError, match="not a dotted module name"):
         LocalSpine(allow_modules=["tests..local"])
     with pytest.raises(ValidationError, match="not a str"):
@@ -202,7 +200,7 @@ def test_inputs_are_copied_so_callers_cannot_change_a_run() -> None:
         data["items"].append(3)
         done = spine.wait_for_execution(started["execution_id"], 10)
     assert done["input_data"] == {"items": [1, 2]}
-    assert done["output_data"] == {"items": [1, 2]}
+    assert done["result"] == {"items": [1, 2]}
 
 
 class Unserialisable(Node):
@@ -234,7 +232,7 @@ def test_max_concurrency_keeps_extra_executions_pending(hooks: Hooks) -> None:
         assert (
             spine.wait_for_execution(first["execution_id"], 10)["status"] == "completed"
         )
-        assert spine.wait_for_execution(second["execution_id"], 10)["output_data"] == {
+        assert spine.wait_for_execution(second["execution_id"], 10)["result"] == {
             "n": 2
         }
     with pytest.raises(ValidationError):
@@ -319,7 +317,7 @@ def test_wait_wakes_on_completion_without_polling(
             started["execution_id"], timeout=3600, interval=100, on_progress=progress
         )
         monkeypatch.undo()
-    assert done["output_data"] == {"released": True}
+    assert done["result"] == {"released": True}
     assert waits == [3600]  # one wait for the whole timeout, not one per interval
     # Told once when the wait began and once when it woke: no look per interval.
     assert len(seen) == 2 and seen[0] in ("pending", "running")
@@ -360,7 +358,7 @@ def test_a_wait_longer_than_the_platform_timeout_is_accepted(hooks: Hooks) -> No
             timeout=1e10,
             on_progress=lambda e: hooks.release.set(),
         )
-        assert done["output_data"] == {"released": True}
+        assert done["result"] == {"released": True}
 
 
 def test_a_batch_wait_timeout_longer_than_the_platform_allows_is_accepted(
@@ -374,14 +372,14 @@ def test_a_batch_wait_timeout_longer_than_the_platform_allows_is_accepted(
     with LocalSpine(make_flows(hooks)) as spine:
         spine._changed = ReleaseOnWait(threading.Lock())
         results = spine.execute_batch([("block", {})], wait_timeout=1e300)
-        assert [r.result for r in results] == [{"released": True}]
+        assert [r.result for r in results] == [{"block": {"released": True}}]
 
 
 def test_it_works_from_inside_a_running_event_loop() -> None:
     # What a notebook cell does: the caller's thread already runs a loop.
     async def cell() -> Any:
         with LocalSpine({"echo": lambda: Graph(Echo("echo"))}) as spine:
-            return finish(spine, "echo", {"from": "notebook"})["output_data"]
+            return finish(spine, "echo", {"from": "notebook"})["result"]
 
     assert asyncio.run(cell()) == {"from": "notebook"}
 
@@ -390,7 +388,7 @@ def test_results_include_per_node_outcomes() -> None:
     with LocalSpine(make_flows(Hooks())) as spine:
         done = finish(spine, "shout", {"text": "a"})
         results = spine.get_execution_results(done["execution_id"])
-    assert results["output_data"] == {"text": "A!"}
+    assert results["output_data"] == {"exclaim": {"text": "A!"}}
     assert set(results["node_results"]) == {"upper", "exclaim"}
     assert results["node_results"]["upper"]["status"] == "completed"
 
@@ -486,7 +484,7 @@ def test_a_durable_run_killed_mid_way_is_resumed_on_restart(
 
     with LocalSpine(flows(), db=env["SPINE_DB"]) as spine:
         done = spine.wait_for_execution(execution_id, 20)
-    assert done["output_data"] == {"finished": 42}
+    assert done["result"] == {"finished": 42}
     # The committed first step was not run again.
     assert Path(env["SPINE_COUNT_FILE"]).read_text().splitlines() == ["prepare"]
 
@@ -524,7 +522,7 @@ def test_close_leaves_a_durable_run_to_resume_at_the_next_start(
     monkeypatch.setenv("SPINE_BLOCK", "0")
     with LocalSpine(flows(), db=durable_env) as again:
         done = again.wait_for_execution(execution_id, 20)
-    assert done["output_data"] == {"finished": 42}
+    assert done["result"] == {"finished": 42}
     assert (tmp_path / "count.txt").read_text().splitlines() == ["prepare"]
 
 
@@ -591,7 +589,7 @@ def test_a_durable_run_that_never_started_is_started_at_the_next_start(
     monkeypatch.setenv("SPINE_BLOCK", "0")
     with LocalSpine(flows(), db=durable_env) as again:
         done = again.wait_for_execution(queued, 20)
-    assert done["output_data"] == {"finished": 10}
+    assert done["result"] == {"finished": 10}
 
 
 def test_a_store_written_before_timeouts_were_kept_is_upgraded(
@@ -612,7 +610,7 @@ def test_a_store_written_before_timeouts_were_kept_is_upgraded(
     with LocalSpine({"echo": lambda: Graph(Echo("echo"))}, db=db) as spine:
         done = finish(spine, "echo", {"new": 1})
     with LocalSpine({"echo": lambda: Graph(Echo("echo"))}, db=db) as spine:
-        assert spine.get_execution(done["execution_id"])["output_data"] == {"new": 1}
+        assert spine.get_execution(done["execution_id"])["result"] == {"new": 1}
 
 
 def test_metrics_time_a_cancelled_run_as_a_restart_does(
@@ -675,7 +673,7 @@ def test_with_a_db_executions_that_left_memory_are_read_back(
         assert spine.wait_for_execution(first["execution_id"], 1) == first
         results = spine.get_execution_results(first["execution_id"])
         assert results["node_results"]["echo"]["status"] == "completed"
-        with pytest.raises(ValidationError, match="already completed"):
+        with pytest.raises(NotFoundError, match="not found or not running"):
             spine.cancel_execution(first["execution_id"])
         again = spine.execute_flow("echo", {"k": 1}, idempotency_key="k-1")
         assert again["execution_id"] == first["execution_id"]
@@ -798,7 +796,7 @@ def test_a_batch_item_still_running_at_wait_timeout_times_out(hooks: Hooks) -> N
     assert "not finished after 0.2s (last status: running)" in str(error)
     assert results[0].execution is not None
     assert results[0].execution["status"] == "running"
-    assert results[1].result == {"n": 1}
+    assert results[1].result == {"echo": {"n": 1}}
 
 
 def test_an_unusable_store_is_a_clear_error(tmp_path: Path) -> None:
@@ -859,7 +857,7 @@ def test_a_batch_larger_than_the_memory_bound_reports_every_item(hooks: Hooks) -
         items = [("echo", {"i": i}) for i in range(6)] + [("fail", {}), ("block", {})]
         results = spine.execute_batch(items, concurrency=8)
     assert [r.ok for r in results] == [True] * 6 + [False, True]
-    assert [r.result for r in results[:6]] == [{"i": i} for i in range(6)]
+    assert [r.result for r in results[:6]] == [{"echo": {"i": i}} for i in range(6)]
     assert isinstance(results[6].error, ExecutionError)
     assert "boom" in str(results[6].error)
     assert results[6].execution is not None

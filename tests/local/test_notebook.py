@@ -34,7 +34,7 @@ def test_the_notebook_runs_locally_then_remotely() -> None:
     printed = "\n".join(cell_text(c) for c in notebook.cells if c.cell_type == "code")
     assert "direct: {'count': 5, 'longest': 'notebook'}" in printed
     assert "started: pending" in printed
-    expected = "{'count': 8, 'longest': 'remote'}"
+    expected = "{'merge': {'count': 8, 'longest': 'remote'}}"  # keyed by the exit node
     assert f"local: completed {expected}" in printed
     assert f"remote: completed {expected}" in printed
     assert "same output: True" in printed

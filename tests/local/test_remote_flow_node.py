@@ -29,7 +29,8 @@ class Prepare(Node):
 
 class Report(Node):
     async def process(self, context: ExecutionContext) -> Any:
-        return {"report": f"got {context.inputs.content['text']}"}
+        # The remote execution's output_data: keyed by the flow's exit node.
+        return {"report": f"got {context.inputs.content['exclaim']['text']}"}
 
 
 def test_a_remote_flow_runs_as_a_node(spine: Spine) -> None:
@@ -37,7 +38,7 @@ def test_a_remote_flow_runs_as_a_node(spine: Spine) -> None:
     start >> RemoteFlowNode("shout", client=spine, interval=0.01) >> Report("report")
     result = Graph(start).run_sync({"name": "ada"})
     assert result.status == "completed"
-    assert result.outputs["remote:shout"] == {"text": "ADA!"}
+    assert result.outputs["remote:shout"] == {"exclaim": {"text": "ADA!"}}
     assert result.content == {"report": "got ADA!"}
 
 
@@ -88,7 +89,7 @@ def test_the_node_retry_capability_retries_the_remote_flow() -> None:
         retry = NodeConfig(retry=RetryCapability(max_retries=2, initial_delay=0))
         node = RemoteFlowNode("flaky", client=remote, config=retry)
         result = Graph(node).run_sync({})
-        assert result.content == {"calls": 2}
+        assert result.content == {"flaky": {"calls": 2}}
         assert result.node_results[node.id].attempts == 2
         statuses = sorted(e["status"] for e in remote.list_executions())
         assert statuses == ["completed", "failed"]
@@ -134,7 +135,7 @@ def test_a_registered_agent_is_usable_inside_a_flow() -> None:
         done = spine.wait_for_execution(
             spine.execute_flow("greet", {"name": "ada"})["execution_id"], 10
         )
-        assert done["output_data"] == {"greeting": "hello ada"}
+        assert done["result"] == {"greeting": "hello ada"}
         spine.delete_agent("greeter")
         with pytest.raises(ExecutionError, match="Agent 'greeter' not found"):
             spine.wait_for_execution(

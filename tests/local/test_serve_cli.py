@@ -54,11 +54,16 @@ def test_serve_demo_answers_curl_and_stops_cleanly_on_sigterm() -> None:
             outputs[flow_id] = wait_done(server.url, started["execution_id"])[
                 "output_data"
             ]
-        assert outputs["echo"] == {"message": "hi"}
-        assert outputs["sentiment"]["label"] == "positive"
-        assert outputs["sentiment"]["action"] == "thank the customer"
-        assert outputs["word_stats"]["word_count"] == 6
-        assert outputs["word_stats"]["most_common"][:2] == [["to", 2], ["be", 2]]
+        # Keyed by the exit node that ran, as the backend's output_data.
+        assert outputs["echo"] == {"echo": {"message": "hi"}}
+        assert outputs["sentiment"]["thank"]["label"] == "positive"
+        assert outputs["sentiment"]["thank"]["action"] == "thank the customer"
+        assert list(outputs["word_stats"]) == ["merge"]
+        assert outputs["word_stats"]["merge"]["word_count"] == 6
+        assert outputs["word_stats"]["merge"]["most_common"][:2] == [
+            ["to", 2],
+            ["be", 2],
+        ]
     finally:
         code, out, err = server.stop(signal.SIGTERM)
     assert code == 0
@@ -100,7 +105,7 @@ def test_serve_with_db_and_key_keeps_executions_across_restarts(tmp_path: Path) 
         assert [e["execution_id"] for e in listed["executions"]] == [
             started["execution_id"]
         ]
-        assert listed["executions"][0]["output_data"] == {"keep": 1}
+        assert listed["executions"][0]["result"] == {"keep": 1}
     finally:
         assert second.stop()[0] == 0
 
@@ -115,7 +120,7 @@ def test_serve_flows_module_object_registers_those_flows() -> None:
             server.url + "/api/v1/flows/execute",
             json_body={"flow_id": "shout", "input_data": {"text": "cli"}},
         )
-        assert wait_done(server.url, started["execution_id"])["output_data"] == {
+        assert wait_done(server.url, started["execution_id"])["result"] == {
             "text": "CLI!"
         }
     finally:
@@ -158,7 +163,7 @@ def test_sigterm_lets_short_runs_finish_and_marks_the_rest(tmp_path: Path) -> No
     finally:
         again.stop()
     assert short["status"] == "completed"
-    assert short["output_data"] == {"slept": 0.3}
+    assert short["result"] == {"slept": 0.3}
     assert long["status"] == "failed"
     assert "closed before the execution finished" in long["error_message"]
 
@@ -188,7 +193,7 @@ def test_serve_with_db_resumes_a_durable_run_killed_mid_way(tmp_path: Path) -> N
         done = wait_done(second.url, started["execution_id"])
     finally:
         second.stop()
-    assert (done["status"], done["output_data"]) == ("completed", {"finished": 42})
+    assert (done["status"], done["result"]) == ("completed", {"finished": 42})
     # The committed first node did not run again.
     assert Path(env["SPINE_COUNT_FILE"]).read_text().splitlines() == ["prepare"]
 
@@ -222,7 +227,7 @@ def test_on_sigterm_reads_are_served_through_the_grace_period() -> None:
             assert "shutting down" in str(refused.value)
             # The client waiting on the run sees it finish, not a closed socket.
             done = client.wait_for_execution(execution_id, 30, 0.05)
-        assert done["output_data"] == {"slept": 1}
+        assert done["result"] == {"slept": 1}
     finally:
         code, _, err = server.stop()
     assert code == 0, err

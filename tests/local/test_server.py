@@ -43,7 +43,7 @@ def test_execute_and_read_back_over_raw_http(server: SpineServer) -> None:
         "GET", f"{server.url}/api/v1/executions/{body['execution_id']}"
     )
     assert status == 200
-    assert got["output_data"] == {"q": 1}
+    assert got["result"] == {"q": 1}
     status, _, results = call(
         "GET", f"{server.url}/api/v1/executions/{body['execution_id']}/results"
     )
@@ -71,21 +71,33 @@ def test_validation_errors_are_fastapi_shaped(server: SpineServer) -> None:
         "POST", server.url + "/api/v1/flows/execute", json_body={"input_data": []}
     )
     assert status == 422
+    # As pydantic: a missing field's input is the object that lacks it.
     assert {
         "loc": ["body", "flow_id"],
         "msg": "Field required",
         "type": "missing",
+        "input": {"input_data": []},
     } in body["detail"]
-    assert any(d["loc"] == ["body", "input_data"] for d in body["detail"])
+    assert any(
+        d["loc"] == ["body", "input_data"] and d["input"] == [] for d in body["detail"]
+    )
     status, _, body = call("GET", server.url + "/api/v1/executions/123")
     assert status == 422
     assert body["detail"][0]["loc"] == ["path", "execution_id"]
     assert body["detail"][0]["type"] == "uuid_parsing"
-    status, _, body = call("GET", f"{server.url}/api/v1/executions/{uuid.uuid4()}")
-    assert (status, body) == (404, {"detail": "Execution not found"})
+    assert body["detail"][0]["input"] == "123"
+    assert "error" in body["detail"][0]["ctx"]
+    missing = uuid.uuid4()
+    status, _, body = call("GET", f"{server.url}/api/v1/executions/{missing}")
+    assert (status, body) == (404, {"detail": f"Execution '{missing}' not found"})
     status, _, body = call("GET", server.url + "/api/v1/executions?limit=abc")
     assert status == 422
     assert body["detail"][0]["loc"] == ["query", "limit"]
+    assert body["detail"][0]["input"] == "abc"
+    status, _, body = call("GET", server.url + "/api/v1/executions?limit=0")
+    assert (body["detail"][0]["input"], body["detail"][0]["ctx"]) == ("0", {"ge": 1})
+    status, _, body = call("GET", server.url + "/api/v1/executions?status=odd")
+    assert body["detail"][0]["ctx"]["expected"].startswith("'pending', 'running'")
 
 
 def test_execute_timeout_and_priority_are_json_integers(
@@ -101,6 +113,7 @@ def test_execute_timeout_and_priority_are_json_integers(
                 "loc": ["body", field],
                 "msg": "Input should be a valid integer",
                 "type": "int_type",
+                "input": value,
             }
         ]
     # 1.0 is an integer in JSON: accepted, and the run times out after 1 s.
@@ -177,7 +190,7 @@ def test_a_flow_can_be_created_from_a_spec(server: SpineServer) -> None:
     with AISpine(base_url=server.url, max_retries=0) as client:
         started = client.execute_flow("greet", {"name": "Bo"})
         done = client.wait_for_execution(started["execution_id"], 10, 0.01)
-    assert (done["output_data"] or {})["text"] == "Hello, Bo!"
+    assert (done["result"] or {})["text"] == "Hello, Bo!"
     assert call("DELETE", url + "/greet")[0] == 200
     assert call("GET", url + "/greet")[0] == 404
 
@@ -197,7 +210,7 @@ def test_a_spec_flow_is_updated_with_put_and_python_flows_are_not(
     done = server.spine.wait_for_execution(
         server.spine.execute_flow("greet", {"name": "Bo"})["execution_id"], 10
     )
-    assert done["output_data"]["text"] == "Hi, Bo!"
+    assert done["result"]["text"] == "Hi, Bo!"
     broken = {"spec": {"id": "greet", "start": "x", "nodes": []}}
     status, _, body = call("PUT", url + "/greet", json_body=broken)
     assert status == 422 and "at least one node" in body["detail"][0]["msg"]

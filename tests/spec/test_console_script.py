@@ -156,7 +156,7 @@ def test_generate_validate_simulate_package_and_deploy_to_ai_spine_serve(
         done = client.wait_for_execution(started["execution_id"], 30, 0.05)
     assert done["status"] == "completed", done
     # The server ran the bound plan_and_solve strategy (the agent wrote a plan).
-    assert done["output_data"]["plan"]
+    assert done["result"]["plan"]
 
 
 def test_deploy_a_custom_node_mission_to_a_server_that_allows_its_module(
@@ -208,7 +208,7 @@ def test_deploy_a_custom_node_mission_to_a_server_that_allows_its_module(
         started = client.execute_flow("mission.sample", {"topic": "x", "value": 2})
         done = client.wait_for_execution(started["execution_id"], 30, 0.05)
     assert done["status"] == "completed", done
-    assert done["output_data"]["value"] == 6 and done["output_data"]["done"] is True
+    assert done["result"]["value"] == 6 and done["result"]["done"] is True
 
 
 def test_compile_through_the_console_script_gives_code_that_runs(
