@@ -230,7 +230,7 @@ def test_an_async_client_is_awaited_in_the_graphs_own_loop(
     start >> node >> Report("report")
     assert node.is_async
     result = asyncio.run(run_and_close(Graph(start), async_spine, {"name": "ada"}))
-    assert result.outputs["remote:shout"] == {"text": "ADA!"}
+    assert result.outputs["remote:shout"] == {"exclaim": {"text": "ADA!"}}
     assert result.content == {"report": "got ADA!"}
     assert spine.threads == [threading.main_thread()]  # no worker thread in between
 
