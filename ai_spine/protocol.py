@@ -9,7 +9,8 @@ Code written against ``Spine`` runs unchanged on the hosted backend (``AISpine``
 
     def summarise(spine: Spine, text: str) -> str:
         started = spine.execute_flow("summarise", {"text": text})
-        return spine.wait_for_execution(started["execution_id"])["output_data"]["summary"]
+        done = spine.wait_for_execution(started["execution_id"])
+        return done["output_data"]["summarise"]["summary"]  # keyed by the exit node
 
 Every class is checked against its protocol by mypy (``tests/local/typing_check.py``).
 """
