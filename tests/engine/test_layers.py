@@ -29,9 +29,6 @@ PLUGIN_MODULES = (
 )
 # Modules of the core that only re-export a plug-in under a seed's path.
 ALIASES = {"spark_core.nodes.spec", "spark_core.nodes.serde"}
-# The one import between subpackages that points up: the edge DSL (nodes.edges) compiles
-# conditions with the expression language, which still lives at graphs/expr.py.
-ALLOWED_UP = {("spark_core.nodes.edges", "spark_core.graphs.expr")}
 
 
 def _module_name(path: Path) -> str:
@@ -116,7 +113,7 @@ def _cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
 def _subpackage_graph(within: Set[str]) -> Dict[str, Set[str]]:
     graph: Dict[str, Set[str]] = {}
     for module, name in _edges():
-        if (module, ".".join(name.split(".")[:3])) in ALLOWED_UP or module in ALIASES:
+        if module in ALIASES:
             continue
         source, target = _subpackage(module), _subpackage(name)
         if source in within and target in within and source != target:
