@@ -408,7 +408,7 @@ class RSIMetaGraph:
             if isinstance(target, (str, os.PathLike)):
                 target = load_spec(target)
             if isinstance(target, Graph):
-                from spark_core.kit.loader import export_graph
+                from spark_core.spec.loader import export_graph
 
                 target = export_graph(target)
         except RSIError:

@@ -180,7 +180,7 @@ def deployment_readiness(
         )
     if any(i.severity == "error" for i in issues):
         return issues
-    from spark_core.kit.loader import SpecLoader
+    from spark_core.spec.loader import SpecLoader
 
     loader = loader if loader is not None else SpecLoader()
     try:

@@ -221,7 +221,7 @@ async def run_simulation_async(
     Args:
         spec: The mission or graph.
         inputs: The run input (default: the mission's ``simulation.inputs``).
-        loader: A :class:`~spark_core.kit.loader.SpecLoader` (default: a new one).
+        loader: A :class:`~spark_core.spec.loader.SpecLoader` (default: a new one).
         overrides: Extra stand-ins by tool name: a callable is a handler, anything else a
             static response. They win over the spec's overrides.
         models: Extra stand-in models by agent node id: a model, or a ``ScriptedModel``
@@ -237,7 +237,7 @@ async def run_simulation_async(
         SpecError: Simulation is disabled, a tool or an agent's model has no stand-in, a
             model stand-in names no agent node, or the spec cannot load.
     """
-    from spark_core.kit.loader import SpecLoader
+    from spark_core.spec.loader import SpecLoader
 
     loader = loader if loader is not None else SpecLoader()
     mission = spec if isinstance(spec, MissionSpec) else None
