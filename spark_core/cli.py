@@ -116,7 +116,7 @@ def _allowed(args: argparse.Namespace) -> Tuple[List[str], List[str]]:
 
 def _loader(args: argparse.Namespace) -> Any:
     from spark_core.kit.import_path import current_directory_first
-    from spark_core.kit.loader import SpecLoader
+    from spark_core.spec.loader import SpecLoader
 
     current_directory_first()  # --allow-module names the user's modules, as export does
     modules, tools = _allowed(args)
@@ -257,7 +257,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     """``export MODULE:FACTORY``: describe a live graph as a spec."""
     from spark_core.graphs import Graph
     from spark_core.kit.import_path import current_directory_first
-    from spark_core.kit.loader import export_graph
+    from spark_core.spec.loader import export_graph
     from spark_core.spec.validation import is_reference
 
     if not is_reference(args.factory):
@@ -555,7 +555,7 @@ def _cmd_mission_deploy(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- rsi
 def _cmd_rsi_run(args: argparse.Namespace) -> int:
     """``rsi-run``: analyze, hypothesize, validate, A/B test and (with --deploy) deploy."""
-    from spark_core.kit.loader import DEFAULT_ALLOWED_MODULES
+    from spark_core.spec.loader import DEFAULT_ALLOWED_MODULES
     from spark_core.rsi import (
         ABTestConfig,
         ExperienceDatabase,

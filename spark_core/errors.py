@@ -150,8 +150,8 @@ class EdgeConditionError(SparkError):
 class ExpressionLimitError(ExpressionError, EdgeConditionError):
     """Evaluating an expression would go past a bound of the language.
 
-    Numbers of :data:`~spark_core.graphs.expr.MAX_INT_DIGITS` digits or more, ``round()``
-    to as many digits, texts and lists beyond :data:`~spark_core.graphs.expr.MAX_SIZE`,
+    Numbers of :data:`~spark_core.expr.MAX_INT_DIGITS` digits or more, ``round()``
+    to as many digits, texts and lists beyond :data:`~spark_core.expr.MAX_SIZE`,
     ``%`` formatting or ``*`` on texts: refused instead of computed, so every expression
     runs in bounded time and memory. It is an :class:`ExpressionError` (what the expression
     asks is outside the language) and an :class:`EdgeConditionError` (it is found at run

@@ -53,6 +53,7 @@ from spark_core.agents.strategies import (
     strategy_from_spec,
 )
 from spark_core.errors import RunStopped
+from spark_core.files import write_text_atomic
 from spark_core.governance.approvals import (
     APPROVALS_KEY,
     ApprovalRequest,
@@ -839,14 +840,12 @@ class Agent:
         Raises:
             AgentCheckpointError: The file cannot be written.
         """
-        from spark_core.spec.errors import SpecError
-        from spark_core.spec.serde import write_text_atomic
-
         data = json.dumps(self.checkpoint(), indent=2, sort_keys=True)
-        try:
-            write_text_atomic(path, data)
-        except SpecError as exc:  # "cannot write <path>: <reason>"
-            raise AgentCheckpointError(f"checkpoint: {exc}") from None
+        write_text_atomic(
+            path,
+            data,
+            error=lambda message: AgentCheckpointError(f"checkpoint: {message}"),
+        )
 
     def _load_checkpoint_file(self, path: "os.PathLike[str] | str") -> Agent:
         """Restore this agent from a file written by :meth:`save_checkpoint`.

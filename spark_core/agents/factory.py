@@ -25,6 +25,7 @@ from spark_core.agents.agent import Agent
 from spark_core.agents.config import AgentConfig
 from spark_core.agents.errors import AgentConfigError
 from spark_core.agents.strategies import ReasoningStrategy, strategy_from_spec
+from spark_core.models.scripted import EchoModel, ScriptedModel
 
 __all__ = ["model_from_spec", "agent_from_spec", "bind_strategies", "replace_models"]
 
@@ -119,8 +120,6 @@ def model_from_spec(spec: Any) -> Any:
             data["api_key"] = ""
         return OpenAIModel(**data)
     if provider == "scripted":
-        from spark_core.models.scripted import ScriptedModel
-
         _check_keys("scripted model spec", data, ("script", "loop", "model_id"))
         script = data.pop("script", None)
         if not isinstance(script, list):
@@ -132,8 +131,6 @@ def model_from_spec(spec: Any) -> Any:
         except ValueError as exc:
             raise AgentConfigError(f"scripted model spec: {exc}") from None
     if provider == "echo":
-        from spark_core.models.scripted import EchoModel
-
         _check_keys("echo model spec", data, ("prefix", "model_id"))
         return EchoModel(**data)
     raise AgentConfigError(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
 
 from spark_core.agents.errors import AgentConfigError, AgentError
 from spark_core.nodes import ExecutionContext, Node, NodeConfig
+from spark_core.templates import fill_template
 
 if TYPE_CHECKING:  # pragma: no cover
     from spark_core.agents.agent import Agent, AgentSession, ToolCallRecord
@@ -130,8 +131,6 @@ class AgentNode(Node):
             return content
         if isinstance(content, Mapping):
             if self.prompt_template is not None:
-                from spark_core.spec.builtin_nodes import fill_template
-
                 try:
                     return fill_template(
                         self.prompt_template, content, strict=True, escapes=True

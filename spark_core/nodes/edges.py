@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
 from spark_core.errors import EdgeConditionError, GraphDefinitionError
-from spark_core.graphs.expr import Expression
+from spark_core.expr import Expression
 
 EDGE_KINDS = ("always", "equals", "expr", "callable")
 
@@ -19,7 +19,7 @@ class Edge:
         source: Id of the source node.
         target: Id of the target node.
         kind: ``"always"``, ``"equals"`` (output keys equal values), ``"expr"`` (a safe
-            expression, see :mod:`spark_core.graphs.expr`) or ``"callable"``.
+            expression, see :mod:`spark_core.expr`) or ``"callable"``.
         value: ``None``, the dict of key -> expected value, the expression text, or the
             callable (called with the output, truthy means the edge fires).
     """

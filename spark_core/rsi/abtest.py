@@ -365,7 +365,7 @@ async def run_ab_test(
             spec does not load.
     """
     if loader is None:
-        from spark_core.kit.loader import SpecLoader
+        from spark_core.spec.loader import SpecLoader
 
         loader = SpecLoader()
     owned = database is None

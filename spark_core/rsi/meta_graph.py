@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from spark_core.nodes import ExecutionContext, Node
 from spark_core.errors import NodeExecutionError, SparkError
+from spark_core.graphs import Graph
 from spark_core.rsi.abtest import ABTestConfig, ABTestResult, ArmMetrics, run_ab_test
 from spark_core.rsi.analysis import Analysis, analyze
 from spark_core.rsi.deploy import (
@@ -43,6 +44,7 @@ from spark_core.rsi.proposals import Proposal
 from spark_core.rsi.summary import ProposalOutcome, RSISummary
 from spark_core.rsi.validate import SafetyPolicy, validate_proposal
 from spark_core.spec import GraphSpec, MissionSpec, load_spec
+from spark_core.utils import arun
 
 __all__ = ["RSIMetaGraphConfig", "RSIMetaGraph"]
 
@@ -336,8 +338,6 @@ class RSIMetaGraph:
         telemetry: Any = None,
         policy_set: Any = None,
     ) -> None:
-        from spark_core.graphs import Graph
-
         if not isinstance(config, RSIMetaGraphConfig):
             raise RSIError(
                 f"config must be an RSIMetaGraphConfig, got {type(config).__name__}"
@@ -399,8 +399,6 @@ class RSIMetaGraph:
         Raises:
             RSIError: The target cannot be turned into a spec.
         """
-        from spark_core.graphs import Graph
-
         cfg = self.config
         try:
             if target is None:
@@ -408,7 +406,7 @@ class RSIMetaGraph:
             if isinstance(target, (str, os.PathLike)):
                 target = load_spec(target)
             if isinstance(target, Graph):
-                from spark_core.kit.loader import export_graph
+                from spark_core.spec.loader import export_graph
 
                 target = export_graph(target)
         except RSIError:
@@ -470,8 +468,6 @@ class RSIMetaGraph:
         Returns:
             The summary.
         """
-        from spark_core.utils import arun
-
         return arun(self.run(target_graph, **kwargs))
 
     async def resume(self, run_id: str) -> RSISummary:

@@ -74,7 +74,7 @@ class SafetyPolicy:
         Returns:
             The loader.
         """
-        from spark_core.kit.loader import SpecLoader
+        from spark_core.spec.loader import SpecLoader
 
         return SpecLoader(
             list(self.allowed_modules),

@@ -1,7 +1,7 @@
 """Graph and mission specs: plain dataclasses, JSON files, validation.
 
 Everything a spec file can say lives here as data; turning a spec into a runnable graph is
-:class:`spark_core.kit.loader.SpecLoader`'s job, and running it with simulated tools is
+:class:`spark_core.spec.loader.SpecLoader`'s job, and running it with simulated tools is
 :mod:`spark_core.spec.simulation`'s.
 """
 

@@ -492,7 +492,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 from spark_core.graphs import Graph, SQLiteStateBackend
-from spark_core.kit.loader import SpecLoader
+from spark_core.spec.loader import SpecLoader
 from spark_core.spec import MissionSpec, load_spec
 
 from {package}.tools import TOOLS

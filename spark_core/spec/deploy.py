@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional
 from spark_core.spec._parse import ValidationIssue
 from spark_core.spec.allowlist import DEFAULT_ALLOWED_MODULES, module_allowed
 from spark_core.spec.errors import SpecError
+from spark_core.spec.loader import SpecLoader
 from spark_core.spec.models import MissionDeploymentSpec, MissionSpec
 from spark_core.spec.validation import validate_mission
 
@@ -180,8 +181,6 @@ def deployment_readiness(
         )
     if any(i.severity == "error" for i in issues):
         return issues
-    from spark_core.kit.loader import SpecLoader
-
     loader = loader if loader is not None else SpecLoader()
     try:
         # Load exactly what the server will: the flow's graph alone, no simulated tools.

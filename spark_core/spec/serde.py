@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Tuple, Union
 
+from spark_core import files
+from spark_core.files import PathLike
 from spark_core.spec._parse import ValidationIssue, join_path
 from spark_core.spec.errors import SpecError, SpecValidationError
 from spark_core.spec.models import GraphSpec, MissionSpec
@@ -26,8 +26,6 @@ __all__ = [
     "load_spec",
     "spec_from_dict",
 ]
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: Largest spec file read (bytes); a spec is configuration, not data.
 MAX_SPEC_BYTES = 16 * 1024 * 1024
@@ -61,7 +59,7 @@ def write_text_atomic(path: PathLike, text: str) -> None:
     Raises:
         SpecError: The file cannot be written; the destination is left untouched.
     """
-    write_bytes_atomic(path, text.encode("utf-8"))
+    files.write_text_atomic(path, text, error=SpecError)
 
 
 def write_bytes_atomic(path: PathLike, data: bytes) -> None:
@@ -74,31 +72,7 @@ def write_bytes_atomic(path: PathLike, data: bytes) -> None:
     Raises:
         SpecError: The file cannot be written; the destination is left untouched.
     """
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise SpecError(f"cannot write {target}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        _unlink_quietly(tmp)
-        raise SpecError(f"cannot write {target}: {exc.strerror or exc}") from None
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+    files.write_bytes_atomic(path, data, error=SpecError)
 
 
 def parse_json(text: Union[str, bytes], *, source: str | None = None) -> Any:

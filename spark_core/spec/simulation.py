@@ -22,9 +22,13 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
+from spark_core.agents.factory import replace_models
 from spark_core.errors import RunPaused, RunStopped, SparkError
+from spark_core.models.scripted import EchoModel, ScriptedModel
 from spark_core.spec.errors import SpecError
+from spark_core.spec.loader import SpecLoader
 from spark_core.spec.models import GraphSpec, MissionSpec, SimulationToolOverrideSpec
+from spark_core.utils import arun
 
 __all__ = [
     "SimulatedTool",
@@ -175,9 +179,6 @@ def _script_models(
     Returns the stand-ins by node id and the agent nodes left with a model that is not an
     offline one (it would call a real endpoint).
     """
-    from spark_core.agents.factory import replace_models
-    from spark_core.models.scripted import EchoModel, ScriptedModel
-
     stand_ins: Dict[str, Any] = {}
     real: List[str] = []
 
@@ -221,7 +222,7 @@ async def run_simulation_async(
     Args:
         spec: The mission or graph.
         inputs: The run input (default: the mission's ``simulation.inputs``).
-        loader: A :class:`~spark_core.kit.loader.SpecLoader` (default: a new one).
+        loader: A :class:`~spark_core.spec.loader.SpecLoader` (default: a new one).
         overrides: Extra stand-ins by tool name: a callable is a handler, anything else a
             static response. They win over the spec's overrides.
         models: Extra stand-in models by agent node id: a model, or a ``ScriptedModel``
@@ -237,8 +238,6 @@ async def run_simulation_async(
         SpecError: Simulation is disabled, a tool or an agent's model has no stand-in, a
             model stand-in names no agent node, or the spec cannot load.
     """
-    from spark_core.kit.loader import SpecLoader
-
     loader = loader if loader is not None else SpecLoader()
     mission = spec if isinstance(spec, MissionSpec) else None
     graph_spec = spec.graph if isinstance(spec, MissionSpec) else spec
@@ -323,6 +322,4 @@ def run_simulation(
     Returns:
         The report.
     """
-    from spark_core.utils import arun
-
     return arun(run_simulation_async(spec, inputs, **kwargs))

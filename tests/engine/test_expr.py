@@ -9,13 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spark_core.errors import EdgeConditionError, ExpressionError, NodeExecutionError
-from spark_core.graphs import Graph
-from spark_core.graphs.expr import (
+from spark_core.expr import (
     MAX_SIZE,
     Expression,
     compile_expression,
     evaluate,
 )
+from spark_core.graphs import Graph
 from spark_core.nodes import Node
 
 ROOT: Dict[str, Any] = {
@@ -123,6 +123,15 @@ def test_compile_once_evaluate_many() -> None:
         True,
     ]
     assert repr(expr) == "Expression('$.outputs.n > 2')"
+
+
+def test_the_old_path_is_the_same_module() -> None:
+    import spark_core.expr
+    import spark_core.graphs.expr
+    from spark_core.graphs.expr import Expression as OldExpression
+
+    assert spark_core.graphs.expr is spark_core.expr
+    assert OldExpression is Expression
 
 
 @given(st.text(max_size=60))

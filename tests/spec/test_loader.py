@@ -10,7 +10,7 @@ from typing import Any, Dict
 import pytest
 
 from spark_core.graphs import Graph
-from spark_core.kit.loader import SpecLoader, export_graph
+from spark_core.spec.loader import SpecLoader, export_graph
 from spark_core.nodes import Node
 from spark_core.spec import (
     EdgeConditionSpec,
@@ -345,3 +345,12 @@ def test_a_spec_without_max_steps_gets_the_graphs_default() -> None:
     loaded = SpecLoader().load_graph(chain(*nodes))
     assert loaded.max_steps == Graph(loaded.start).max_steps  # whatever the engine says
     assert SpecLoader().load_graph(chain(*nodes, max_steps=7)).max_steps == 7
+
+
+def test_the_seed_path_of_the_loader_is_the_same_module() -> None:
+    import spark_core.kit.loader
+    import spark_core.spec.loader
+    from spark_core.kit.loader import SpecLoader as SeedSpecLoader
+
+    assert spark_core.kit.loader is spark_core.spec.loader
+    assert SeedSpecLoader is SpecLoader
