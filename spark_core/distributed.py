@@ -75,7 +75,7 @@ class UnpicklableError(DistributedError, TypeError):
     """What a node needs (or returned) cannot be pickled to travel to or from a worker.
 
     Attributes:
-        node_id: The node.
+        node_id: The node (``""``: a whole run's graph factory or input).
         what: What could not be pickled (e.g. ``"its input"``, ``"its output"``).
     """
 
@@ -84,7 +84,7 @@ class UnpicklableError(DistributedError, TypeError):
         self.what = what
         self.reason = reason
         super().__init__(
-            f"node {node_id!r}: {what} cannot be pickled to travel to or from a Dask "
+            f"{_subject(node_id)}: {what} cannot be pickled to travel to or from a Dask "
             f"worker ({reason})"
         )
 
@@ -96,7 +96,7 @@ class WorkerImportError(DistributedError, ImportError):
     """A worker cannot import the code of the node (or graph) it was sent.
 
     Attributes:
-        node_id: The node (or ``"graph factory"`` for a whole run).
+        node_id: The node (``""``: a whole run's graph factory).
         module: The module the worker could not import.
         worker: Where: the worker's address and process id.
     """
@@ -106,12 +106,16 @@ class WorkerImportError(DistributedError, ImportError):
         self.module = module
         self.worker = worker
         super().__init__(
-            f"node {node_id!r}: module {module!r} is not importable on the Dask worker "
+            f"{_subject(node_id)}: module {module!r} is not importable on the Dask worker "
             f"{worker}; install it (or put it on PYTHONPATH) on every worker"
         )
 
     def __reduce__(self) -> Any:
         return (type(self), (self.node_id, self.module, self.worker))
+
+
+def _subject(node_id: str) -> str:
+    return f"node {node_id!r}" if node_id else "the graph factory"
 
 
 @dataclass
@@ -249,7 +253,7 @@ def run_graph_remotely(blob: bytes) -> RemoteRun:
     Returns:
         The run's result.
     """
-    factory, run_id, input_data = _loads("graph factory", blob)
+    factory, run_id, input_data = _loads("", blob)
     graph = factory()
     backend = graph.state.backend
     try:
@@ -401,9 +405,7 @@ class DaskExecutor(NodeExecutor):
         try:
             blob = _dumps((factory, run_id, input_data))
         except Exception as exc:
-            raise UnpicklableError(
-                "graph factory", "the graph factory or the input", str(exc)
-            ) from None
+            raise UnpicklableError("", "it or the run's input", str(exc)) from None
         result: RemoteRun = await self._submit(
             run_graph_remotely, blob, name=f"spark-run-{run_id}"
         )

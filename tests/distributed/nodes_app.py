@@ -105,3 +105,11 @@ def durable_flow(dsn: str, path: str) -> Graph:
     last = Logged(path, "last")
     first >> slow >> last
     return Graph(start=first, state_backend=PostgresStateBackend(dsn, lease=1.0))
+
+
+def pid_flow() -> Graph:
+    """One plain node that reports its process (a flow for ``ai-spine serve --dask``)."""
+    return Graph(start=Pid(name="pid"))
+
+
+FLOWS = {"pid": pid_flow}

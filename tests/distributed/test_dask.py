@@ -15,6 +15,7 @@ from typing import Any, Callable, List
 
 import pytest
 
+from ai_spine.exceptions import ExecutionError
 from spark_core.distributed import (
     DaskExecutor,
     SchedulerUnreachableError,
@@ -249,3 +250,70 @@ def test_a_run_whose_worker_is_killed_resumes_without_redoing_committed_steps(
     assert nodes.count("last") == 1
     # The nanny restarts the killed worker: the cluster has two workers again.
     assert wait_until(lambda: len(dask_client.scheduler_info()["workers"]) == 2, 60)
+
+
+def test_a_flow_whose_module_the_workers_lack_fails_its_execution_clearly(
+    dask_client: Any, tmp_path: Path
+) -> None:
+    from ai_spine import LocalSpine
+
+    (tmp_path / "only_here_flows.py").write_text(
+        "from spark_core.graphs import Graph\n"
+        "from spark_core.nodes import Node\n\n"
+        "def make():\n"
+        "    return Graph(start=Node(name='n'))\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from only_here_flows import make  # type: ignore[import-not-found]
+
+        with LocalSpine({"f": make}, executor=DaskExecutor(dask_client)) as spine:
+            run = spine.execute_flow("f", {})
+            with pytest.raises(ExecutionError):
+                spine.wait_for_execution(run["execution_id"], timeout=60)
+            done = spine.get_execution(run["execution_id"])
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("only_here_flows", None)
+    assert done["status"] == "failed"
+    assert done["error_message"] is not None
+    assert done["error_message"].startswith(
+        "the graph factory: module 'only_here_flows' is not importable on the Dask worker"
+    )
+
+
+def test_serve_dask_runs_executions_on_the_cluster(dask_client: Any) -> None:
+    from ai_spine import AISpine
+    from tests.local.serve_process import ServeProcess
+
+    address = dask_client.scheduler.address
+    server = ServeProcess(
+        ["--dask", address, "--flows", "tests.distributed.nodes_app:FLOWS"]
+    )
+    try:
+        with AISpine(base_url=server.url) as client:
+            run = client.execute_flow("pid", {"x": 1})
+            done = client.wait_for_execution(run["execution_id"], timeout=60)
+    finally:
+        status, _, err = server.stop()
+    assert status == 0, err
+    assert done["status"] == "completed", done
+    worker_pids = set(dask_client.run(os.getpid).values())
+    assert done["output_data"]["pid"] in worker_pids
+    assert done["output_data"]["seen"] == {"x": 1}
+
+
+def test_serve_dask_with_an_unreachable_scheduler_exits_2_naming_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("distributed")
+    from ai_spine.serve_cli import serve_main
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    assert serve_main(["--port", "0", "--dask", address]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert f"--dask: cannot reach the Dask scheduler at {address}" in err[0]
