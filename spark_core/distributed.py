@@ -28,7 +28,10 @@ of a fan-out are separate tasks, which the scheduler spreads across workers. Too
 
 Whole runs: :meth:`DaskExecutor.run_graph` runs a graph built by a factory on a worker as
 one task. With a durable backend (PostgreSQL) a task whose worker dies is run again by the
-scheduler on another worker, which resumes the run from its last committed step.
+scheduler on another worker, which resumes the run from its last committed step. Cancelling
+the awaiting coroutine (a cancelled execution, its timeout) sets a Dask ``Event`` the
+worker watches, which cancels the run there (a node already running finishes its thread,
+as a cancelled local run's plain ``def`` node does, but no further node starts).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import asyncio
 import copy
 import inspect
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
@@ -256,16 +260,17 @@ def run_graph_remotely(blob: bytes) -> RemoteRun:
     factory, run_id, input_data = _loads("", blob)
     graph = factory()
     backend = graph.state.backend
+    distributed = _import_dask()
+    stop = distributed.Event(_stop_event(run_id), client=distributed.get_client())
     try:
         while True:
             resumed = bool(getattr(backend, "durable", False)) and (
                 backend.load_run(run_id) is not None
             )
             try:
-                if resumed:
-                    result = asyncio.run(graph.resume(run_id))
-                else:
-                    result = asyncio.run(graph.run(input_data, run_id=run_id))
+                result = asyncio.run(
+                    _stoppable(graph, run_id, input_data, resumed, stop)
+                )
                 break
             except RunClaimedError as exc:  # the dead worker's lease has not expired
                 time.sleep(min(max(exc.expires_in, 0.05), 5.0))
@@ -280,6 +285,36 @@ def run_graph_remotely(blob: bytes) -> RemoteRun:
         for node_id, info in (result.node_results or {}).items()
     }
     return RemoteRun(result.status, result.content, outcomes, _where(), resumed)
+
+
+def _stop_event(run_id: str) -> str:
+    """The name of the Dask event that stops a whole run (set when its caller cancels)."""
+    return f"spark-stop-{run_id}"
+
+
+async def _stoppable(
+    graph: Any, run_id: str, input_data: Any, resume: bool, event: Any
+) -> Any:
+    """Run the graph; cancel it when the caller sets ``event`` (a Dask ``Event``)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    finished = threading.Event()
+
+    def watch() -> None:  # a thread: Event.wait blocks
+        while not finished.is_set():
+            if event.wait(timeout=0.5):
+                loop.call_soon_threadsafe(task.cancel)
+                return
+
+    watcher = threading.Thread(target=watch, name="spark-stop-watch", daemon=True)
+    watcher.start()
+    try:
+        if resume:
+            return await graph.resume(run_id)
+        return await graph.run(input_data, run_id=run_id)
+    finally:
+        finished.set()
 
 
 class DaskExecutor(NodeExecutor):
@@ -406,9 +441,13 @@ class DaskExecutor(NodeExecutor):
             blob = _dumps((factory, run_id, input_data))
         except Exception as exc:
             raise UnpicklableError("", "it or the run's input", str(exc)) from None
-        result: RemoteRun = await self._submit(
-            run_graph_remotely, blob, name=f"spark-run-{run_id}"
-        )
+        try:
+            result: RemoteRun = await self._submit(
+                run_graph_remotely, blob, name=f"spark-run-{run_id}"
+            )
+        except asyncio.CancelledError:  # cancelled or timed out: stop the remote run
+            _import_dask().Event(_stop_event(run_id), client=self.client).set()
+            raise
         return result
 
 

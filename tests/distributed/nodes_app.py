@@ -93,6 +93,8 @@ class Logged(Node):
         with open(self.path, "a", encoding="utf-8") as log:
             log.write(f"{self.id} {os.getpid()}\n")
         time.sleep(self.wait)
+        with open(self.path + ".end", "a", encoding="utf-8") as ends:
+            ends.write(f"{self.id}\n")
         return {"last": self.id}
 
 
@@ -113,3 +115,12 @@ def pid_flow() -> Graph:
 
 
 FLOWS = {"pid": pid_flow}
+
+
+def slow_flow(path: str) -> Graph:
+    """first -> slow (waits 1.5 s) -> last, in memory."""
+    first = Logged(path, "first")
+    slow = Logged(path, "slow", wait=1.5)
+    last = Logged(path, "last")
+    first >> slow >> last
+    return Graph(start=first)

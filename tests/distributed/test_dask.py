@@ -317,3 +317,23 @@ def test_serve_dask_with_an_unreachable_scheduler_exits_2_naming_it(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert f"--dask: cannot reach the Dask scheduler at {address}" in err[0]
+
+
+def test_cancelling_an_execution_stops_its_run_on_the_worker(
+    dask_client: Any, tmp_path: Path
+) -> None:
+    from ai_spine import LocalSpine
+
+    log = tmp_path / "log"
+    factory = functools.partial(nodes_app.slow_flow, str(log))
+    with LocalSpine({"slow": factory}, executor=DaskExecutor(dask_client)) as spine:
+        run = spine.execute_flow("slow", {})
+        assert wait_until(lambda: log.exists() and "slow" in log.read_text(), 60)
+        spine.cancel_execution(run["execution_id"])
+        assert spine.get_execution(run["execution_id"])["status"] == "cancelled"
+        # The running node ends (its thread cannot be stopped) and the next never starts:
+        # uncancelled, it would start at once.
+        ends = tmp_path / "log.end"
+        assert wait_until(lambda: ends.exists() and "slow" in ends.read_text(), 30)
+        time.sleep(0.5)
+    assert log.read_text().split()[0::2] == ["first", "slow"]
