@@ -54,6 +54,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from spark_core.nodes.context import ExecutionContext
 
 
+# How long a rescheduled whole run waits for the claim of the worker that ran it before
+# (a dead worker's lease expires within its ``lease``; a live holder keeps renewing it).
+CLAIM_WAIT = 300.0
+
+
 class DistributedError(SparkError):
     """Base of the errors of running work on a cluster."""
 
@@ -249,7 +254,8 @@ def run_graph_remotely(blob: bytes) -> RemoteRun:
     """Run (or resume) a whole run on this worker (what :meth:`run_graph` submits).
 
     A durable backend that already holds the run (its previous worker died) resumes it
-    from its last committed step; a claim still held by the dead worker is waited out.
+    from its last committed step; a claim still held by the dead worker is waited out
+    (for at most :data:`CLAIM_WAIT` seconds, then ``RunClaimedError`` fails the task).
 
     Args:
         blob: The pickled ``(graph factory, run id, input)``.
@@ -262,6 +268,7 @@ def run_graph_remotely(blob: bytes) -> RemoteRun:
     backend = graph.state.backend
     distributed = _import_dask()
     stop = distributed.Event(_stop_event(run_id), client=distributed.get_client())
+    give_up = time.monotonic() + CLAIM_WAIT
     try:
         while True:
             resumed = bool(getattr(backend, "durable", False)) and (
@@ -273,6 +280,8 @@ def run_graph_remotely(blob: bytes) -> RemoteRun:
                 )
                 break
             except RunClaimedError as exc:  # the dead worker's lease has not expired
+                if time.monotonic() > give_up:  # a live holder: it runs the run
+                    raise
                 time.sleep(min(max(exc.expires_in, 0.05), 5.0))
     finally:
         close = getattr(backend, "close", None)
@@ -304,7 +313,10 @@ async def _stoppable(
     def watch() -> None:  # a thread: Event.wait blocks
         while not finished.is_set():
             if event.wait(timeout=0.5):
-                loop.call_soon_threadsafe(task.cancel)
+                try:
+                    loop.call_soon_threadsafe(task.cancel)
+                except RuntimeError:  # the run ended and its loop closed meanwhile
+                    pass
                 return
 
     watcher = threading.Thread(target=watch, name="spark-stop-watch", daemon=True)
