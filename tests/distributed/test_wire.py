@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
 import threading
 
 import pytest
 
 from spark_core.distributed import (
+    DaskExecutor,
+    DistributedError,
     UnpicklableError,
     WorkerImportError,
     run_node_remotely,
@@ -63,3 +67,20 @@ def test_a_lock_in_the_input_is_named_as_the_input() -> None:
     with pytest.raises(UnpicklableError) as info:
         _pickle_payload(Pid(name="p"), {"lock": threading.Lock()}, {}, {})
     assert info.value.what == "its input" and "node 'p'" in str(info.value)
+
+
+def test_importing_the_packages_and_the_module_does_not_import_dask() -> None:
+    code = (
+        "import sys, spark_core, ai_spine, spark_core.distributed, ai_spine.serve_cli\n"
+        "print(sorted(m for m in ('dask', 'distributed') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_an_executor_needs_an_address_or_a_client() -> None:
+    pytest.importorskip("distributed")
+    with pytest.raises(DistributedError, match="needs a scheduler address"):
+        DaskExecutor(42)
