@@ -75,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--demo", action="store_true", help="register the demo flows")
     parser.add_argument(
+        "--dask",
+        default=None,
+        metavar="ADDRESS",
+        help="run each execution as a task on this Dask scheduler's cluster "
+        "(e.g. tcp://10.0.0.5:8786; needs the [dask] extra)",
+    )
+    parser.add_argument(
         "--allow-module",
         action="append",
         default=[],
@@ -237,6 +244,7 @@ def _build_spine(args: argparse.Namespace) -> LocalSpine:
                 else args.max_memory * 1024 * 1024 or None
             ),
             allow_modules=args.allow_module,
+            executor=_dask_executor(args.dask),
         )
     if args.demo:
         from ai_spine.demo import register_demo_flows
@@ -259,12 +267,27 @@ def _refuse_options_for(given: List[LocalSpine], args: argparse.Namespace) -> No
         ("--max-executions", args.max_executions),
         ("--max-memory", args.max_memory),
         ("--allow-module", args.allow_module),
+        ("--dask", args.dask),
     ):
         if value not in (None, []):
             raise _UsageError(
                 f"{option} cannot apply to the LocalSpine given by --flows: pass it to "
                 "that LocalSpine in Python instead"
             )
+
+
+def _dask_executor(address: Optional[str]) -> Any:
+    """The ``--dask`` executor, or ``None``; an unreachable scheduler is a usage error."""
+    if address is None:
+        return None
+    from spark_core.errors import SparkError
+
+    try:
+        from spark_core.distributed import DaskExecutor
+
+        return DaskExecutor(address)
+    except SparkError as exc:
+        raise _UsageError(f"--dask: {exc}") from None
 
 
 def _looks_like_graph(obj: Any) -> bool:

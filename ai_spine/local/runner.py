@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from ai_spine.local.records import ExecutionRecord
 
@@ -86,20 +86,28 @@ class LoopRunner:
 
 
 async def run_graph(
-    graph: Any, rec: ExecutionRecord, resume: bool, clock: Callable[[], float]
+    graph: Any,
+    rec: ExecutionRecord,
+    resume: bool,
+    clock: Callable[[], float],
+    remote: Optional[Tuple[Any, Callable[[], Any]]] = None,
 ) -> Any:
     """Run (or resume) ``rec``'s graph, failing with asyncio.TimeoutError at its deadline.
 
     Args:
-        graph: The graph to run.
+        graph: The graph to run (``None`` with ``remote``).
         rec: The execution (its id is the run id; ``timeout_at`` its deadline, if any).
         resume: Resume the stored run instead of starting one.
         clock: The wall clock ``timeout_at`` is measured on.
+        remote: ``(executor, graph factory)``: run it as one task of the executor's
+            cluster, which resumes a stored run itself (see :func:`node_results`).
 
     Returns:
         What the graph's run returns.
     """
-    if resume:
+    if remote is not None:
+        coro = _run_remotely(remote[0], remote[1], rec)
+    elif resume:
         coro = graph.resume(rec.execution_id)
     else:
         coro = graph.run(rec.input_data, run_id=rec.execution_id)
@@ -112,15 +120,29 @@ async def run_graph(
     return await asyncio.wait_for(coro, left)
 
 
+async def _run_remotely(
+    executor: Any, factory: Callable[[], Any], rec: ExecutionRecord
+) -> Any:
+    return await executor.run_graph(factory, rec.execution_id, rec.input_data)
+
+
 def node_results(result: Any) -> Dict[str, Any]:
-    """Each node's outcome in a run's result, as JSON (status, attempts, duration, error)."""
+    """Each node's outcome in a run's result, as JSON (status, attempts, duration, error).
+
+    A run on a cluster (a ``RemoteRun``) also tells, for each node, the ``worker`` that
+    finished the run and whether it ``resumed`` it (its first worker died).
+    """
     out: Dict[str, Any] = {}
+    where = {}
+    if hasattr(result, "worker") and hasattr(result, "resumed"):
+        where = {"worker": result.worker, "resumed": bool(result.resumed)}
     for nid, info in (getattr(result, "node_results", None) or {}).items():
         out[str(nid)] = {
             "status": getattr(info, "status", None),
             "attempts": getattr(info, "attempts", None),
             "duration_s": getattr(info, "duration_s", None),
             "error": getattr(info, "error", None),
+            **where,
         }
     return out
 

@@ -121,6 +121,9 @@ class LocalSpine:
             node types. Empty by default: a spec (also one sent over HTTP) imports no code.
         journal: An execution store to use instead of ``db`` (a
             :class:`~ai_spine.local.journal.JournalStore`; LocalSpine closes it).
+        executor: Where whole executions run: a ``spark_core.distributed.DaskExecutor``
+            submits each execution of a flow given as a factory (or spec) as one task
+            to its cluster (``None``: in this process). LocalSpine does not close it.
         clock: The wall clock execution timeouts are measured on (``time.time``).
 
     Example:
@@ -141,6 +144,7 @@ class LocalSpine:
         max_page_bytes: Optional[int] = DEFAULT_MAX_PAGE_BYTES,
         allow_modules: Iterable[str] = (),
         journal: Optional[JournalStore] = None,
+        executor: Any = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         from spark_core.kit.loader import SpecLoader
@@ -173,6 +177,7 @@ class LocalSpine:
         self.max_memory = max_memory
         self.max_page_bytes = max_page_bytes
         self._clock = clock
+        self._executor = executor
         self._lock = threading.Lock()
         # Notified whenever an execution becomes final (execute_batch waits on it).
         self._changed = threading.Condition(threading.Lock())
@@ -1002,13 +1007,16 @@ class LocalSpine:
             try:
                 if flow.lock is None and flow.factory is None:
                     flow.lock = asyncio.Lock()
-                if graph is None:
+                remote = None  # (executor, factory): the run goes to a cluster
+                if self._executor is not None and flow.factory is not None:
+                    remote = (self._executor, flow.factory)
+                elif graph is None:
                     graph = flow.new_graph()
                 if flow.lock is not None:
                     async with flow.lock:
                         result = await run_graph(graph, rec, resume, self._clock)
                 else:
-                    result = await run_graph(graph, rec, resume, self._clock)
+                    result = await run_graph(graph, rec, resume, self._clock, remote)
             except asyncio.CancelledError:
                 self._finish(rec, "cancelled", {}, CANCELLED_MESSAGE)
                 return
