@@ -210,7 +210,7 @@ def test_localspine_runs_each_execution_on_a_worker(
         done = spine.wait_for_execution(run["execution_id"], timeout=60)
         nodes = spine.get_execution_results(run["execution_id"])["node_results"]
     assert done["status"] == "completed", done
-    assert done["output_data"] == {"last": "last"}
+    assert done["output_data"] == {"last": {"last": "last"}}  # keyed by the exit node
     assert nodes["last"]["resumed"] is False
     assert nodes["last"]["worker"].startswith("tcp://127.0.0.1:")
     lines = log.read_text().split()
@@ -299,8 +299,9 @@ def test_serve_dask_runs_executions_on_the_cluster(dask_client: Any) -> None:
     assert status == 0, err
     assert done["status"] == "completed", done
     worker_pids = set(dask_client.run(os.getpid).values())
-    assert done["output_data"]["pid"] in worker_pids
-    assert done["output_data"]["seen"] == {"x": 1}
+    output = done["result"]  # the graph's own output (output_data is keyed by exit node)
+    assert output["pid"] in worker_pids
+    assert output["seen"] == {"x": 1}
 
 
 def test_serve_dask_with_an_unreachable_scheduler_exits_2_naming_it(
