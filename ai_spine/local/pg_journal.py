@@ -261,7 +261,9 @@ class PostgresJournal:
         if callback is not None:
             try:
                 callback(execution_id)
-            except Exception:  # pragma: no cover - a bug in the callback: keep listening
+            except (
+                Exception
+            ):  # pragma: no cover - a bug in the callback: keep listening
                 logger.exception("execution store: cancel callback failed")
 
     def _drop_listener(self) -> None:
@@ -338,7 +340,9 @@ class PostgresJournal:
     ) -> Tuple[List[ExecutionRecord], int]:
         """See :meth:`JournalStore.page`."""
         s = self.schema
-        where, params = ("", ()) if status is None else (" WHERE status = %s", (status,))
+        where, params = (
+            ("", ()) if status is None else (" WHERE status = %s", (status,))
+        )
 
         def work(conn: Any) -> Tuple[List[Any], int]:
             seqs: List[int] = []

@@ -15,7 +15,7 @@ from ai_spine.exceptions import AISpineError, ExecutionError, ValidationError
 from ai_spine.local import LocalSpine
 from ai_spine.local.journal import JournalError
 from ai_spine.local.pg_journal import PostgresJournal
-from tests.local.flows import Hooks, make_flows, served_flows
+from tests.local.flows import Hooks, make_flows
 from tests.local.serve_process import ServeProcess
 
 pytestmark = pytest.mark.timeout(120)
