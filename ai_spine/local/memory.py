@@ -12,6 +12,7 @@ say whether the caller holds it (``_locked``) or they take it themselves.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter, deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, TypeVar
 
@@ -178,6 +179,23 @@ class ExecutionMemory:
                     self.evicted[gone.status] += 1
                     if gone.idempotency_key is not None:
                         self._keys.pop(gone.idempotency_key, None)
+
+    def poll_final(
+        self, rec: ExecutionRecord, timeout: float, interval: float
+    ) -> ExecutionRecord:
+        """Re-read an execution another process runs until it is final or ``timeout`` passes.
+
+        Returns:
+            The newest record read (final unless the time ran out).
+        """
+        deadline = time.monotonic() + timeout
+        while not rec.done.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(interval, left))
+            rec = self.get(rec.execution_id) or rec
+        return rec
 
     def page(
         self, limit: int, offset: int, status: Optional[str]

@@ -440,7 +440,9 @@ class LocalSpine:
         Args:
             execution_id: The execution to wait for.
             timeout: Seconds to wait at most.
-            interval: Accepted for compatibility with AISpine; nothing is polled.
+            interval: Seconds between reads of a shared journal for an execution another
+                process runs; else accepted for compatibility with AISpine (nothing is
+                polled).
             on_progress: Called with the execution when the wait starts (if it is not final
                 yet) and once it is final.
 
@@ -460,7 +462,12 @@ class LocalSpine:
         if not done.is_set():
             if on_progress is not None:
                 on_progress(self.get_execution(rec.execution_id))
-            if not done.wait(min(timeout, threading.TIMEOUT_MAX)):
+            wait = min(timeout, threading.TIMEOUT_MAX)
+            if self._memory.in_memory(rec.execution_id) is None:
+                # Another process sharing the journal runs it: read the journal again.
+                rec, wait = self._memory.poll_final(rec, timeout, interval), 0
+                done = rec.done
+            if not done.wait(wait):
                 raise wait_timeout_error(rec.execution_id, timeout, rec.status)
         with self._lock:
             final = rec.context()

@@ -47,6 +47,7 @@ def test_two_spines_share_executions_and_cancel_reaches_the_runner(
         assert second.get_execution(blocked)["status"] == "running"
         # A cancel through the second stops the run in the first.
         assert second.cancel_execution(blocked)["status"] == "cancelled"
+        assert hooks.cancelled.wait(20)  # the run's task in the first was cancelled
         _until(
             lambda: first.get_metrics()["active_executions"] == 0,
             "the first spine to stop the run",
@@ -55,6 +56,20 @@ def test_two_spines_share_executions_and_cancel_reaches_the_runner(
             first.wait_for_execution(blocked, timeout=20)
         assert first.get_execution(blocked)["status"] == "cancelled"
         assert second.get_execution(blocked)["status"] == "cancelled"
+        # A wait through the second reads the journal until the first finishes the run.
+        later = first.execute_flow("block", {})["execution_id"]
+        waited: Dict[str, Any] = {}
+        waiter = threading.Thread(
+            target=lambda: waited.update(
+                second.wait_for_execution(later, timeout=20, interval=0.05)
+            )
+        )
+        waiter.start()
+        _until(lambda: second.get_execution(later)["status"] == "running", "block")
+        hooks.release.set()
+        waiter.join(30)
+        assert waited["output_data"] == {"released": True}
+        assert "***" in repr(first) and pg_dsn not in repr(first)
     finally:
         hooks.release.set()
         first.close(timeout=2)
