@@ -6,14 +6,15 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 
 from ai_spine import AISpine
 from ai_spine.exceptions import AISpineError, ExecutionError, ValidationError
 from ai_spine.local import LocalSpine
-from ai_spine.local.journal import JournalError
+from ai_spine.local.journal import JournalError, SQLiteJournal
 from ai_spine.local.pg_journal import PostgresJournal
 from tests.local.flows import Hooks, make_flows
 from tests.local.serve_process import ServeProcess
@@ -217,3 +218,73 @@ def test_two_serve_processes_on_one_journal(pg_dsn: str) -> None:
     finally:
         assert one.stop()[0] == 0
         assert two.stop()[0] == 0
+
+
+def test_a_cancel_sent_while_the_runner_was_not_listening_is_still_seen(
+    pg_dsn: str,
+) -> None:
+    import psycopg
+
+    hooks = Hooks()
+    first = LocalSpine(make_flows(hooks), db=pg_dsn)
+    second = LocalSpine(make_flows(Hooks()), db=pg_dsn)
+    try:
+        blocked = first.execute_flow("block", {})["execution_id"]
+        assert hooks.started.wait(20)
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            cut = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query LIKE 'LISTEN%%'"
+            ).fetchall()
+        assert len(cut) == 2  # both spines' listening connections
+        second.cancel_execution(blocked)  # its NOTIFY finds nobody listening
+        assert hooks.cancelled.wait(30)  # seen by the rescan after reconnecting
+        assert first.get_execution(blocked)["status"] == "cancelled"
+    finally:
+        hooks.release.set()
+        first.close(timeout=2)
+        second.close(timeout=2)
+
+
+def test_journal_refuses_bad_schema_and_calls_after_close(pg_dsn: str) -> None:
+    with pytest.raises(JournalError, match="schema"):
+        PostgresJournal(pg_dsn, schema="Bad-Name")
+    journal = PostgresJournal(pg_dsn, schema="other_journal")
+    assert repr(journal).startswith("PostgresJournal('postgresql://postgres:***@")
+    journal.save_key("k", "e", "f")
+    journal.save_key("k", "e2", "f2")  # the first one stays
+    assert journal.find_key("k") == ("e", "f")
+    assert journal.get("e") is None
+    journal.close()
+    with pytest.raises(JournalError, match="closed"):
+        journal.get("e")
+    with pytest.raises(JournalError, match="closed"):
+        journal.close()
+
+
+class RacingJournal(SQLiteJournal):
+    """A journal whose key lookups miss, as when another process claims a key meanwhile."""
+
+    def find_key(self, key: str) -> Optional[Tuple[str, str]]:
+        return None
+
+
+def test_a_key_claimed_by_another_process_first_answers_with_its_execution(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "shared.sqlite")
+    first = LocalSpine(make_flows(Hooks()), journal=RacingJournal(path))
+    second = LocalSpine(make_flows(Hooks()), journal=RacingJournal(path))
+    try:
+        started = first.execute_flow("echo", {"a": 1}, idempotency_key="k")
+        again = second.execute_flow("echo", {"a": 1}, idempotency_key="k")
+        assert again["execution_id"] == started["execution_id"]
+        with pytest.raises(ValidationError, match="already used"):
+            second.execute_flow("echo", {"a": 2}, idempotency_key="k")
+        first.wait_for_execution(started["execution_id"], timeout=20)
+        reader = SQLiteJournal(path)
+        assert reader.page(10, 0, None, None)[1] == 1  # one execution in all
+        reader.close()
+    finally:
+        first.close(timeout=2)
+        second.close(timeout=2)
