@@ -251,7 +251,11 @@ class PostgresJournal:
             except (self._psycopg.Error, JournalError) as exc:
                 if self._stop.is_set():
                     return
-                logger.warning("execution store: listening for cancels: %s", exc)
+                logger.warning(
+                    "execution store %s: listening for cancels: %s",
+                    self.path,
+                    describe_error(self._dsn, exc),
+                )
                 rescan = True
                 self._drop_listener()
                 self._stop.wait(1.0)
