@@ -37,7 +37,7 @@ class JournalStore(Protocol):
     #: Where the journal lives (shown in ``repr(LocalSpine)``; never a password).
     path: str
     #: Whether other processes write it too: lists are then read from it, never from
-    #: memory, and an execution cancelled elsewhere is reported to :meth:`watch_cancels`.
+    #: memory, and what other processes do is reported to :meth:`watch`.
     shared: bool
 
     def load(
@@ -87,10 +87,16 @@ class JournalStore(Protocol):
             already holds ``key`` otherwise (then nothing was saved).
         """
 
-    def watch_cancels(self, on_cancel: Callable[[str], None]) -> None:
-        """Have ``on_cancel(execution_id)`` called when another process cancels one.
+    def watch(
+        self,
+        on_cancel: Callable[[str], None],
+        on_taken_over: Callable[[List[ExecutionRecord]], None],
+    ) -> None:
+        """Report what other processes sharing the store do.
 
-        A store only this process writes never calls it.
+        ``on_cancel(execution_id)``: another process cancelled an execution.
+        ``on_taken_over(records)``: unfinished executions of a process that died, now this
+        process's to resume or fail. A store only this process writes calls neither.
         """
 
     def close(self) -> None:
@@ -372,8 +378,12 @@ class SQLiteJournal:
 
         return self._call(work)
 
-    def watch_cancels(self, on_cancel: Callable[[str], None]) -> None:
-        """See :meth:`JournalStore.watch_cancels` (one process writes it: never called)."""
+    def watch(
+        self,
+        on_cancel: Callable[[str], None],
+        on_taken_over: Callable[[List[ExecutionRecord]], None],
+    ) -> None:
+        """See :meth:`JournalStore.watch` (one process writes it: neither is called)."""
 
     def close(self) -> None:
         """See :meth:`JournalStore.close`."""

@@ -8,9 +8,13 @@ Several ``ai-spine serve`` processes (or gunicorn workers) opening one
   given one key at once exactly one starts an execution; the other answers with it.
 * **Ownership**: every row names the process that runs it (``owner``), and that process
   holds a session-level advisory lock named after itself for as long as it lives. A process
-  opening the journal takes over the unfinished rows of owners whose lock is free (they
-  died) and resumes or fails them, as a restart does with SQLite; rows of live owners are
-  left alone.
+  takes over the unfinished rows of owners whose lock is free (they died) when it opens the
+  journal and every ``takeover_every`` seconds after, and resumes or fails them, as a
+  restart does with SQLite; rows of live owners are left alone. The lock lives on the
+  listening connection: a process cut off from the server for longer than
+  ``takeover_every`` may see its running executions taken over (failed, or resumed where a
+  durable backend's run claim decides who runs); its own later saves of them are refused,
+  as a final status is kept.
 * **Cancel from another process**: the process that answers a cancel writes the final
   ``cancelled`` status (a final status is never overwritten, so the runner's later save
   cannot undo it) and ``NOTIFY``\\ s the execution id in the same statement. Each process
@@ -29,6 +33,7 @@ import os
 import re
 import socket
 import threading
+import time
 import uuid
 from collections import Counter
 from typing import Any, Callable, List, Optional, Tuple, TypeVar
@@ -97,6 +102,8 @@ class PostgresJournal:
         owner: This process's name in the ``owner`` column (default: host, pid and a
             random tag).
         connect_timeout: Seconds to wait for the server when (re)connecting.
+        takeover_every: Seconds between looks for executions of processes that died
+            (taken over and resumed or failed here, see :meth:`watch`).
 
     Raises:
         JournalError: psycopg is missing, the server cannot be reached or refuses the login,
@@ -113,6 +120,7 @@ class PostgresJournal:
         schema: str = "ai_spine",
         owner: Optional[str] = None,
         connect_timeout: float = 10.0,
+        takeover_every: float = 5.0,
     ) -> None:
         if not isinstance(schema, str) or not _SCHEMA_NAME.match(schema):
             raise JournalError(
@@ -124,6 +132,15 @@ class PostgresJournal:
         self.owner = owner or (
             f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         )
+        if (
+            isinstance(takeover_every, bool)
+            or not isinstance(takeover_every, (int, float))
+            or not takeover_every > 0
+        ):
+            raise JournalError(
+                f"takeover_every must be a positive number, got {takeover_every!r}"
+            )
+        self.takeover_every = float(takeover_every)
         self._connect_timeout = connect_timeout
         self._psycopg = import_psycopg(JournalError, f"execution store {self.path}")
         self._lock = threading.Lock()
@@ -132,6 +149,7 @@ class PostgresJournal:
         self._closed = False
         self._stop = threading.Event()
         self._on_cancel: Optional[Callable[[str], None]] = None
+        self._on_taken_over: Optional[Callable[[List[ExecutionRecord]], None]] = None
         self._watcher: Optional[threading.Thread] = None
         self._channel = f"{schema}_cancel"
         s = schema
@@ -215,21 +233,30 @@ class PostgresJournal:
         return conn
 
     # ------------------------------------------------------------ cancels
-    def watch_cancels(self, on_cancel: Callable[[str], None]) -> None:
-        """Call ``on_cancel(execution_id)`` whenever any process cancels an execution.
+    def watch(
+        self,
+        on_cancel: Callable[[str], None],
+        on_taken_over: Callable[[List[ExecutionRecord]], None],
+    ) -> None:
+        """Report cancels from any process, and executions taken over from dead ones.
 
-        Called from a thread of the store's; the callback ignores executions it does not
-        run. Starts the thread on the first call.
+        ``on_cancel(execution_id)`` is called whenever any process cancels an execution (the
+        callback ignores those it does not run); every ``takeover_every`` seconds the
+        unfinished executions of owners that died are claimed and handed to
+        ``on_taken_over``. Both are called from a thread of the store's, started by the
+        first call.
         """
         self._on_cancel = on_cancel
+        self._on_taken_over = on_taken_over
         if self._watcher is None:
             self._watcher = threading.Thread(
-                target=self._watch, name="ai-spine-journal-cancels", daemon=True
+                target=self._watch, name="ai-spine-journal", daemon=True
             )
             self._watcher.start()
 
     def _watch(self) -> None:
         rescan = False
+        sweep_at = time.monotonic() + self.takeover_every
         while not self._stop.is_set():
             try:
                 conn = self._listener
@@ -248,6 +275,9 @@ class PostgresJournal:
                         self._notify(str(execution_id))
                 for note in conn.notifies(timeout=0.5):
                     self._notify(note.payload)
+                if time.monotonic() >= sweep_at:
+                    sweep_at = time.monotonic() + self.takeover_every
+                    self._hand_over(self._call(self._take_over))
             except (self._psycopg.Error, JournalError) as exc:
                 if self._stop.is_set():
                     return
@@ -270,6 +300,14 @@ class PostgresJournal:
             ):  # pragma: no cover - a bug in the callback: keep listening
                 logger.exception("execution store: cancel callback failed")
 
+    def _hand_over(self, rows: List[Any]) -> None:
+        callback = self._on_taken_over
+        if rows and callback is not None:
+            try:
+                callback([ExecutionRecord.from_row(tuple(r)) for r in rows])
+            except Exception:  # pragma: no cover - a bug in the callback: keep watching
+                logger.exception("execution store: take-over callback failed")
+
     def _drop_listener(self) -> None:
         conn, self._listener = self._listener, None
         if conn is not None:
@@ -291,25 +329,7 @@ class PostgresJournal:
         s = self.schema
 
         def work(conn: Any) -> Tuple[List[Any], List[Any], Any]:
-            owners = conn.execute(
-                f"SELECT DISTINCT owner FROM {s}.executions"
-                f" WHERE status NOT IN {_FINAL} AND owner <> %s",
-                (self.owner,),
-            ).fetchall()
-            for (owner,) in owners:
-                with conn.transaction():
-                    # Free only when its process (and connection) is gone; held until
-                    # commit, so two processes starting at once cannot both take over.
-                    (free,) = conn.execute(
-                        "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))",
-                        (self._lock_key(owner),),
-                    ).fetchone()
-                    if free:
-                        conn.execute(
-                            f"UPDATE {s}.executions SET owner = %s"
-                            f" WHERE owner = %s AND status NOT IN {_FINAL}",
-                            (self.owner, owner),
-                        )
+            self._take_over(conn)
             rows = conn.execute(
                 self._sql["select"]
                 + f" WHERE owner = %s AND status NOT IN {_FINAL} ORDER BY seq",
@@ -329,6 +349,31 @@ class PostgresJournal:
         not_read: "Counter[str]" = Counter({k: int(v) for k, v in totals})
         not_read.subtract(rec.status for rec in records)
         return records, +not_read, (int(times[0]), float(times[1]), float(times[2]))
+
+    def _take_over(self, conn: Any) -> List[Any]:
+        """Claim the unfinished rows of owners that died; return them, oldest first."""
+        s = self.schema
+        owners = conn.execute(
+            f"SELECT DISTINCT owner FROM {s}.executions"
+            f" WHERE status NOT IN {_FINAL} AND owner <> %s",
+            (self.owner,),
+        ).fetchall()
+        claimed: List[Any] = []
+        for (owner,) in owners:
+            with conn.transaction():
+                # Free only when its process (and connection) is gone; held until commit,
+                # so two processes cannot both take the rows over.
+                (free,) = conn.execute(
+                    "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))",
+                    (self._lock_key(owner),),
+                ).fetchone()
+                if free:
+                    claimed += conn.execute(
+                        f"UPDATE {s}.executions SET owner = %s WHERE owner = %s"
+                        f" AND status NOT IN {_FINAL} RETURNING seq, {_COLUMNS}",
+                        (self.owner, owner),
+                    ).fetchall()
+        return [r[1:] for r in sorted(claimed, key=lambda r: int(r[0]))]
 
     def get(self, execution_id: str) -> Optional[ExecutionRecord]:
         """See :meth:`JournalStore.get`."""

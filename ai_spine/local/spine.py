@@ -210,7 +210,7 @@ class LocalSpine:
             if rec.status not in TERMINAL_STATUSES and not self._resume(rec):
                 self._finish(rec, "failed", {}, INTERRUPTED_MESSAGE)
         if journal is not None:
-            journal.watch_cancels(self._cancelled_elsewhere)
+            journal.watch(self._cancelled_elsewhere, self._take_over)
 
     # ----------------------------------------------------------------- registry
     def register_flow(
@@ -863,6 +863,20 @@ class LocalSpine:
             raise ServerError("the execution store lost an execution", status_code=500)
         with self._lock:
             return cast(ExecutionResponse, known.response())
+
+    def _take_over(self, records: List[ExecutionRecord]) -> None:
+        """Executions of a process that died, now ours (shared journal): resume or fail them."""
+        for rec in records:
+            with self._lock:
+                if self._closed or self._memory.in_memory(rec.execution_id):
+                    continue  # closing: the next process to open the journal takes them
+                self._memory.add_locked(rec, "")
+            try:
+                resumed = self._resume(rec)
+            except (AISpineError, RuntimeError):  # closed meanwhile
+                resumed = False
+            if not resumed:
+                self._finish(rec, "failed", {}, INTERRUPTED_MESSAGE)
 
     def _cancelled_elsewhere(self, execution_id: str) -> None:
         """Another process sharing the journal cancelled an execution: stop it if it runs here."""

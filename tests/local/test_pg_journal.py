@@ -109,9 +109,14 @@ def test_an_idempotency_key_used_in_two_spines_at_once_starts_one_execution(
 def test_a_dead_owners_unfinished_executions_are_taken_over_once(
     pg_dsn: str,
 ) -> None:
-    live = LocalSpine(make_flows(Hooks()), db=pg_dsn)
+    live = LocalSpine(
+        make_flows(Hooks()), journal=PostgresJournal(pg_dsn, takeover_every=0.2)
+    )
+    also = LocalSpine(
+        make_flows(Hooks()), journal=PostgresJournal(pg_dsn, takeover_every=0.2)
+    )
     try:
-        # A process that died with a run in flight: its row says running, its lock is free.
+        # A process that dies with a run in flight: its row says running, its lock is free.
         code = (
             "import os, sys\n"
             "from ai_spine.local import LocalSpine\n"
@@ -128,16 +133,21 @@ def test_a_dead_owners_unfinished_executions_are_taken_over_once(
             timeout=60,
         )
         orphan = out.stdout.strip()
-        assert live.get_execution(orphan)["status"] == "running"  # left alone so far
+        # The live spines notice the dead owner; one of them fails the run (not durable).
+        _until(
+            lambda: live.get_execution(orphan)["status"] == "failed",
+            "the orphan taken over",
+        )
+        got = also.get_execution(orphan)
+        assert "interrupted" in (got["error_message"] or "")
+        owners = [s for s in (live, also) if s.get_metrics()["total_executions"]]
+        assert len(owners) == 1  # exactly one took it over
         third = LocalSpine(make_flows(Hooks()), db=pg_dsn)
-        try:
-            got = third.get_execution(orphan)
-            assert got["status"] == "failed"  # not durable: reported as interrupted
-            assert "interrupted" in (got["error_message"] or "")
-        finally:
-            third.close(timeout=2)
+        third.close(timeout=2)
+        assert live.get_execution(orphan)["status"] == "failed"  # nothing more happened
     finally:
         live.close(timeout=2)
+        also.close(timeout=2)
 
 
 def test_a_live_owners_running_execution_is_not_taken_over(pg_dsn: str) -> None:
