@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -225,8 +226,18 @@ def test_two_serve_processes_on_one_journal(pg_dsn: str) -> None:
         again = b.execute_flow("echo", {"k": 1}, idempotency_key="same-key")
         assert first["execution_id"] == again["execution_id"]
         assert len(b.list_executions()) == 3
+        # A server killed mid-run: the other takes its execution over (fails it: the
+        # sleep flow is not durable) instead of listing it as running for ever.
+        lost = a.execute_flow("sleep", {"seconds": 60})["execution_id"]
+        _until(lambda: b.get_execution(lost)["status"] == "running", "sleep running")
+        one.proc.kill()
+        assert one.stop()[0] == -signal.SIGKILL
+        _until(
+            lambda: b.get_execution(lost)["status"] == "failed", "takeover", timeout=40
+        )
+        assert "interrupted" in b.get_execution(lost)["error_message"]
     finally:
-        assert one.stop()[0] == 0
+        one.stop()
         assert two.stop()[0] == 0
 
 
