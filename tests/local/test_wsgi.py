@@ -224,3 +224,34 @@ def test_two_gunicorn_workers_serve_one_execution_list(pg_dsn: str) -> None:
             ]
     finally:
         assert server.stop() == 0, server.stderr
+
+
+def test_make_app_takes_a_dict_the_demo_and_a_raw_target() -> None:
+    from tests.local.flows import served_flows
+
+    wsgi = make_app(served_flows(), demo=True)
+    try:
+        ids = {f["flow_id"] for f in wsgi.app.spine.list_flows()}
+        assert {"echo", "sleep", "sentiment", "word_stats"} <= ids
+        seen: Dict[str, Any] = {}
+        environ: Dict[str, Any] = {
+            "REQUEST_METHOD": "GET",
+            "RAW_URI": "/api/v1/flows/%65cho",  # gunicorn's target as sent
+            "PATH_INFO": "/ignored",
+            "wsgi.input": io.BytesIO(b""),
+        }
+        body = b"".join(wsgi(environ, lambda status, out: seen.update(status=status)))
+        assert seen["status"] == "200 OK"
+        assert json.loads(body)["flow_id"] == "echo"
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/api/v1/flows/execute",
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": "many",
+            "wsgi.input": io.BytesIO(b"{}"),
+        }
+        body = b"".join(wsgi(environ, lambda status, out: seen.update(status=status)))
+        assert seen["status"] == "400 Bad Request"
+        assert json.loads(body)["detail"] == "Bad Content-Length"
+    finally:
+        wsgi.app.spine.close(timeout=2)
