@@ -71,7 +71,11 @@ def _parser() -> argparse.ArgumentParser:
         help="require 'Authorization: Bearer KEY' (or set AI_SPINE_SERVE_API_KEY)",
     )
     parser.add_argument(
-        "--db", default=None, metavar="FILE", help="SQLite file for executions"
+        "--db",
+        default=None,
+        metavar="FILE|URL",
+        help="journal executions to a SQLite file, or to a postgresql:// URL that several "
+        "servers share",
     )
     parser.add_argument("--demo", action="store_true", help="register the demo flows")
     parser.add_argument(

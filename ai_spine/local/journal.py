@@ -20,7 +20,7 @@ from typing import Any, Callable, List, Optional, Protocol, Tuple, TypeVar
 
 from ai_spine.local.records import ExecutionRecord
 
-__all__ = ["JournalError", "JournalStore", "SQLiteJournal", "Totals"]
+__all__ = ["JournalError", "JournalStore", "SQLiteJournal", "Totals", "open_journal"]
 
 _T = TypeVar("_T")
 #: ``(count, sum, max)`` of the execution times of every execution in a store.
@@ -36,6 +36,9 @@ class JournalStore(Protocol):
 
     #: Where the journal lives (shown in ``repr(LocalSpine)``; never a password).
     path: str
+    #: Whether other processes write it too: lists are then read from it, never from
+    #: memory, and what other processes do is reported to :meth:`watch`.
+    shared: bool
 
     def load(
         self, keep: Optional[int], keep_bytes: Optional[int]
@@ -74,8 +77,52 @@ class JournalStore(Protocol):
     def save_key(self, key: str, execution_id: str, fingerprint: str) -> None:
         """Remember an idempotency key (the first one saved for a key stays)."""
 
+    def save_new(
+        self, rec: ExecutionRecord, key: Optional[str], fingerprint: str
+    ) -> Optional[Tuple[str, str]]:
+        """Save a new execution and claim its idempotency key, in one transaction.
+
+        Returns:
+            None when it was saved; (execution id, fingerprint) of the execution that
+            already holds ``key`` otherwise (then nothing was saved).
+        """
+
+    def watch(
+        self,
+        on_cancel: Callable[[str], None],
+        on_taken_over: Callable[[List[ExecutionRecord]], None],
+    ) -> None:
+        """Report what other processes sharing the store do.
+
+        ``on_cancel(execution_id)``: another process cancelled an execution.
+        ``on_taken_over(records)``: unfinished executions of a process that died, now this
+        process's to resume or fail. A store only this process writes calls neither.
+        """
+
     def close(self) -> None:
         """Release the store; later calls raise JournalError."""
+
+
+def open_journal(db: str) -> JournalStore:
+    """Open the journal ``db`` names: a PostgreSQL URL or a SQLite file.
+
+    Args:
+        db: ``postgresql://...`` / ``postgres://...`` (a :class:`PostgresJournal`, shared by
+            every process that opens it; needs ``ai-spine-sdk[postgres]``), else a file path.
+
+    Returns:
+        The open store.
+
+    Raises:
+        JournalError: It cannot be opened (a DSN's password is never shown).
+    """
+    from spark_core.pgconnect import is_dsn
+
+    if is_dsn(db):
+        from ai_spine.local.pg_journal import PostgresJournal
+
+        return PostgresJournal(db)
+    return SQLiteJournal(db)
 
 
 _SCHEMA = """
@@ -136,6 +183,8 @@ class SQLiteJournal:
     Raises:
         JournalError: The file cannot be opened as a journal.
     """
+
+    shared = False
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -296,6 +345,45 @@ class SQLiteJournal:
                 (key, execution_id, fingerprint),
             )
         )
+
+    def save_new(
+        self, rec: ExecutionRecord, key: Optional[str], fingerprint: str
+    ) -> Optional[Tuple[str, str]]:
+        """See :meth:`JournalStore.save_new`."""
+
+        def work() -> Optional[Tuple[str, str]]:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")  # another process may share the file
+            try:
+                if key is not None:
+                    row = db.execute(
+                        "SELECT execution_id, fingerprint FROM idempotency_keys"
+                        " WHERE key = ?",
+                        (key,),
+                    ).fetchone()
+                    if row is not None:
+                        db.execute("ROLLBACK")
+                        return (str(row[0]), str(row[1]))
+                    db.execute(
+                        "INSERT INTO idempotency_keys VALUES (?, ?, ?)",
+                        (key, rec.execution_id, fingerprint),
+                    )
+                db.execute(_UPSERT, rec.row())
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            return None
+
+        return self._call(work)
+
+    def watch(
+        self,
+        on_cancel: Callable[[str], None],
+        on_taken_over: Callable[[List[ExecutionRecord]], None],
+    ) -> None:
+        """See :meth:`JournalStore.watch` (one process writes it: neither is called)."""
 
     def close(self) -> None:
         """See :meth:`JournalStore.close`."""

@@ -12,6 +12,7 @@ say whether the caller holds it (``_locked``) or they take it themselves.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter, deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, TypeVar
 
@@ -116,27 +117,36 @@ class ExecutionMemory:
         if rec.idempotency_key is not None:
             self._keys[rec.idempotency_key] = (rec.execution_id, fingerprint)
 
-    def journal_new(self, rec: ExecutionRecord, fingerprint: str) -> None:
-        """Save a new execution; if the journal refuses it, forget it and raise 500.
+    def journal_new(
+        self, rec: ExecutionRecord, fingerprint: str
+    ) -> Optional[Tuple[str, str]]:
+        """Save a new execution with its key; if the journal refuses it, forget it, raise 500.
+
+        Returns:
+            None when saved; else (execution id, fingerprint) of the execution another
+            process sharing the journal started with the same idempotency key first (this
+            one is forgotten: it must not run).
 
         Raises:
             ServerError: The journal refused it (nothing of it is kept).
         """
         if self.journal is None:
-            return
+            return None
         try:
-            self.journal.save(rec)
-            if rec.idempotency_key is not None:
-                self.journal.save_key(
-                    rec.idempotency_key, rec.execution_id, fingerprint
-                )
+            winner = self.journal.save_new(rec, rec.idempotency_key, fingerprint)
         except JournalError as exc:
-            with self._lock:
-                self._records.pop(rec.execution_id, None)
-                if rec.idempotency_key is not None:
-                    self._keys.pop(rec.idempotency_key, None)
+            self._forget(rec)
             msg = f"the execution store refused the execution: {exc}"
             raise ServerError(msg, status_code=500, body={"detail": msg}) from None
+        if winner is not None:
+            self._forget(rec)
+        return winner
+
+    def _forget(self, rec: ExecutionRecord) -> None:
+        with self._lock:
+            self._records.pop(rec.execution_id, None)
+            if rec.idempotency_key is not None:
+                self._keys.pop(rec.idempotency_key, None)
 
     def save(self, rec: ExecutionRecord) -> None:
         """Save a record's new state to the journal, if any (a closed one is ignored)."""
@@ -154,6 +164,8 @@ class ExecutionMemory:
         if self.max_executions is None and self.max_memory is None:
             return  # no bound: nothing to track
         with self._lock:
+            if rec.execution_id not in self._records:
+                return  # another process's execution, read from a shared journal
             self._finished_ids.append(rec.execution_id)
             self._finished_bytes += rec.size
             count, memory = self.max_executions, self.max_memory
@@ -168,6 +180,23 @@ class ExecutionMemory:
                     if gone.idempotency_key is not None:
                         self._keys.pop(gone.idempotency_key, None)
 
+    def poll_final(
+        self, rec: ExecutionRecord, timeout: float, interval: float
+    ) -> ExecutionRecord:
+        """Re-read an execution another process runs until it is final or ``timeout`` passes.
+
+        Returns:
+            The newest record read (final unless the time ran out).
+        """
+        deadline = time.monotonic() + timeout
+        while not rec.done.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(interval, left))
+            rec = self.get(rec.execution_id) or rec
+        return rec
+
     def page(
         self, limit: int, offset: int, status: Optional[str]
     ) -> Tuple[List[Dict[str, Any]], int]:
@@ -176,7 +205,7 @@ class ExecutionMemory:
         From the journal once some executions live only there (fresher state from memory);
         a page ends early, after at least one execution, past ``max_page_bytes``.
         """
-        if self.journal is not None and self.evicted:
+        if self.journal is not None and (self.evicted or self.journal.shared):
             page = self._read(
                 self.journal.page, limit, offset, status, self.max_page_bytes
             )

@@ -39,7 +39,7 @@ from ai_spine.exceptions import (
 )
 from ai_spine.local.agents import AgentRegistry
 from ai_spine.local.flows import Flow, FlowRegistry, FlowSource, is_durable
-from ai_spine.local.journal import JournalError, JournalStore, SQLiteJournal
+from ai_spine.local.journal import JournalError, JournalStore, open_journal
 from ai_spine.local.memory import ExecutionMemory
 from ai_spine.local.records import (
     CANCELLED_MESSAGE,
@@ -102,8 +102,11 @@ class LocalSpine:
     Args:
         flows: Initial flows, ``{flow_id: graph_or_factory_or_spec}``.
         db: A SQLite file to journal executions to (listed again after a restart; runs that
-            were interrupted are resumed if their graph is durable, else marked failed), or
-            None to keep them in memory only.
+            were interrupted are resumed if their graph is durable, else marked failed), a
+            ``postgresql://`` URL (a journal several processes share: one list of
+            executions and idempotency keys, cancels reach the process running the
+            execution; see :mod:`ai_spine.local.pg_journal`), or None to keep them in
+            memory only.
         max_concurrency: How many executions run at once; the rest wait as ``pending``.
         max_executions: How many finished executions stay in memory (the most recently
             finished; pending and running ones always stay), so a long-lived server does not
@@ -191,7 +194,7 @@ class LocalSpine:
         self._max_time = 0.0
         if db is not None:
             try:
-                journal = SQLiteJournal(str(db))
+                journal = open_journal(str(db))
             except JournalError as exc:
                 raise AISpineError(f"cannot open {exc}") from None
         self._memory = ExecutionMemory(
@@ -214,6 +217,8 @@ class LocalSpine:
         for rec in self._memory.all_locked():
             if rec.status not in TERMINAL_STATUSES and not self._resume(rec):
                 self._finish(rec, "failed", {}, INTERRUPTED_MESSAGE)
+        if journal is not None:
+            journal.watch(self._cancelled_elsewhere, self._take_over)
 
     # ----------------------------------------------------------------- registry
     def register_flow(
@@ -435,7 +440,9 @@ class LocalSpine:
             rec.idempotency_key = idempotency_key
             self._memory.add_locked(rec, fingerprint)
             answer = cast(ExecutionResponse, rec.response())
-        self._memory.journal_new(rec, fingerprint)
+        winner = self._memory.journal_new(rec, fingerprint)
+        if winner is not None:  # another process sharing the journal took the key first
+            return self._keyed_elsewhere(winner, fingerprint)
         try:
             self._runner.call(self._spawn, rec, flow)
         except RuntimeError:  # close() stopped the loop meanwhile
@@ -491,7 +498,9 @@ class LocalSpine:
         Args:
             execution_id: The execution to wait for.
             timeout: Seconds to wait at most.
-            interval: Accepted for compatibility with AISpine; nothing is polled.
+            interval: Seconds between reads of a shared journal for an execution another
+                process runs; else accepted for compatibility with AISpine (nothing is
+                polled).
             on_progress: Called with the execution when the wait starts (if it is not final
                 yet) and once it is final.
 
@@ -511,7 +520,12 @@ class LocalSpine:
         if not done.is_set():
             if on_progress is not None:
                 on_progress(self.get_execution(rec.execution_id))
-            if not done.wait(min(timeout, threading.TIMEOUT_MAX)):
+            wait = min(timeout, threading.TIMEOUT_MAX)
+            if self._memory.in_memory(rec.execution_id) is None:
+                # Another process sharing the journal runs it: read the journal again.
+                rec, wait = self._memory.poll_final(rec, timeout, interval), 0
+                done = rec.done
+            if not done.wait(wait):
                 raise wait_timeout_error(rec.execution_id, timeout, rec.status)
         with self._lock:
             final = rec.context()
@@ -921,6 +935,49 @@ class LocalSpine:
         )
 
     # ----------------------------------------------------------------- internals
+    def _keyed_elsewhere(
+        self, winner: Tuple[str, str], fingerprint: str
+    ) -> ExecutionResponse:
+        """Answer an idempotency key another process's execution holds (see execute_flow)."""
+        if winner[1] != fingerprint:
+            raise invalid(
+                [
+                    detail(
+                        ("header", "Idempotency-Key"),
+                        "this key was already used with a different request",
+                        "idempotency_conflict",
+                    )
+                ]
+            )
+        known = self._memory.get(winner[0])
+        if known is None:  # pragma: no cover - saved with its key in one transaction
+            raise ServerError("the execution store lost an execution", status_code=500)
+        with self._lock:
+            return cast(ExecutionResponse, known.response())
+
+    def _take_over(self, records: List[ExecutionRecord]) -> None:
+        """Executions of a process that died, now ours (shared journal): resume or fail them."""
+        for rec in records:
+            with self._lock:
+                if self._closed or self._memory.in_memory(rec.execution_id):
+                    continue  # closing: the next process to open the journal takes them
+                self._memory.add_locked(rec, "")
+            try:
+                resumed = self._resume(rec)
+            except (AISpineError, RuntimeError):  # closed meanwhile
+                resumed = False
+            if not resumed:
+                self._finish(rec, "failed", {}, INTERRUPTED_MESSAGE)
+
+    def _cancelled_elsewhere(self, execution_id: str) -> None:
+        """Another process sharing the journal cancelled an execution: stop it if it runs here."""
+        rec = self._memory.in_memory(execution_id)
+        if rec is not None and rec.status not in TERMINAL_STATUSES:
+            try:
+                self.cancel_execution(execution_id)
+            except AISpineError:  # finished meanwhile
+                pass
+
     def _record(self, execution_id: str) -> ExecutionRecord:
         rec = self._memory.in_memory(execution_id)  # fast path: canonical ids
         if rec is None:

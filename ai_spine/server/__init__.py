@@ -13,6 +13,8 @@ The package, by job:
   check, authentication, routing, JSON bodies), free of sockets;
 * :mod:`~ai_spine.server.stdlib`: :class:`SpineServer`, the stdlib threaded server around it
   (framing, timeouts, connection cap);
+* :mod:`~ai_spine.server.wsgi`: the same app as a WSGI application, for gunicorn with several
+  worker processes on one PostgreSQL execution journal;
 * the ``ai-spine serve`` command line is :mod:`ai_spine.serve_cli`.
 
 In-process use (tests, notebooks)::

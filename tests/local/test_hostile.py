@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
-from typing import Callable, Iterator, List, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -278,6 +278,13 @@ class RefusingJournal(SQLiteJournal):
         if self.refuse:
             raise JournalError("disk full (test)")
         super().save(rec)
+
+    def save_new(
+        self, rec: ExecutionRecord, key: Optional[str], fingerprint: str
+    ) -> Optional[Tuple[str, str]]:
+        if self.refuse:
+            raise JournalError("disk full (test)")
+        return super().save_new(rec, key, fingerprint)
 
 
 def test_an_execution_the_store_refuses_is_not_kept_in_memory(tmp_path: Path) -> None:
