@@ -8,8 +8,9 @@ Side by side, in one run:
 2. CPU-bound speed-up: 200 fan-out branches that each burn 50 ms of CPU in pure Python,
    on a cluster of 1 and of 2 single-threaded worker processes (and inline, where the
    GIL serialises them): wall seconds and the 2-worker speed-up.
-3. Executions per second through one ``ai-spine serve`` against gunicorn with 2 workers
-   on PostgreSQL: see :func:`serve_vs_gunicorn` (a placeholder filled by that work).
+
+Executions per second through one ``ai-spine serve`` against gunicorn with 2 workers on one
+PostgreSQL journal are measured by ``bench/servers.py``.
 
 The load average is printed first: on a busy machine the speed-up falls short of what
 the cores allow.
@@ -25,7 +26,7 @@ import argparse
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -116,16 +117,6 @@ def cluster(workers: int) -> Any:
     return lc, Client(lc, set_as_default=False)
 
 
-def serve_vs_gunicorn() -> Optional[List[str]]:
-    """PLACEHOLDER (filled by the several-servers work): executions per second through one
-    ``ai-spine serve`` against gunicorn with 2 workers sharing one PostgreSQL journal.
-
-    Returns:
-        Lines to print, or ``None`` while not measured here.
-    """
-    return None
-
-
 def main() -> None:
     """Run the benchmarks and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -189,11 +180,6 @@ def main() -> None:
         f"{walls[1][len(walls[1]) // 2] / walls[2][len(walls[2]) // 2]:5.2f}x (median)"
     )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-
-    print("\nexecutions/second: one ai-spine serve vs gunicorn with 2 workers")
-    lines = serve_vs_gunicorn()
-    for line in lines or ["  (not measured yet: see serve_vs_gunicorn)"]:
-        print(line)
 
 
 if __name__ == "__main__":
