@@ -128,6 +128,19 @@ def _reason(status: int) -> str:
         return "Unknown"
 
 
+def _dask_executor(address: Optional[str]) -> Any:
+    """The executor for ``dask=``, or ``None`` (an unreachable scheduler is refused)."""
+    if address is None:
+        return None
+    from ai_spine.serve_cli import _dask_executor as serve_dask_executor
+    from ai_spine.serve_cli import _UsageError
+
+    try:
+        return serve_dask_executor(address)
+    except _UsageError as exc:
+        raise ValidationError(str(exc)) from None
+
+
 def make_app(
     flows: Union[str, Mapping[str, Any], None] = None,
     *,
@@ -139,6 +152,7 @@ def make_app(
     worker_header: bool = False,
     max_body: int = DEFAULT_MAX_BODY,
     grace: float = 10.0,
+    dask: Optional[str] = None,
 ) -> WSGIApp:
     """Build the WSGI application one server worker runs (gunicorn's ``module:make_app(...)``).
 
@@ -158,12 +172,15 @@ def make_app(
         worker_header: Name the answering worker's pid in ``X-AI-Spine-Worker``.
         max_body: Largest request body accepted, in bytes.
         grace: Seconds running executions get to finish when the worker exits.
+        dask: A Dask scheduler's address: each execution runs as a task on that cluster
+            (as ``ai-spine serve --dask``). Default: ``$AI_SPINE_SERVE_DASK``, else in the
+            worker process.
 
     Returns:
         The WSGI application.
 
     Raises:
-        ValidationError: ``flows`` cannot be loaded.
+        ValidationError: ``flows`` cannot be loaded, or the Dask scheduler is unreachable.
         AISpineError: The journal cannot be opened (its password hidden).
     """
     sources: Mapping[str, Any] = {}
@@ -187,6 +204,7 @@ def make_app(
         db=db or os.environ.get("AI_SPINE_SERVE_DB") or None,
         allow_modules=allow_modules,
         max_concurrency=max_concurrency,
+        executor=_dask_executor(dask or os.environ.get("AI_SPINE_SERVE_DASK") or None),
     )
     if demo:
         from ai_spine.demo import register_demo_flows

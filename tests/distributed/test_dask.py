@@ -299,7 +299,9 @@ def test_serve_dask_runs_executions_on_the_cluster(dask_client: Any) -> None:
     assert status == 0, err
     assert done["status"] == "completed", done
     worker_pids = set(dask_client.run(os.getpid).values())
-    output = done["result"]  # the graph's own output (output_data is keyed by exit node)
+    output = done[
+        "result"
+    ]  # the graph's own output (output_data is keyed by exit node)
     assert output["pid"] in worker_pids
     assert output["seen"] == {"x": 1}
 
@@ -338,3 +340,38 @@ def test_cancelling_an_execution_stops_its_run_on_the_worker(
         assert wait_until(lambda: ends.exists() and "slow" in ends.read_text(), 30)
         time.sleep(0.5)
     assert log.read_text().split()[0::2] == ["first", "slow"]
+
+
+def test_a_wsgi_worker_runs_executions_on_the_dask_cluster(dask_client: Any) -> None:
+    # What each gunicorn worker builds with make_app(dask=...): one cluster for all of them.
+    from ai_spine.server.wsgi import make_app
+    from tests.local.test_wsgi import _wsgi
+
+    app = make_app(
+        "tests.distributed.nodes_app:FLOWS", dask=dask_client.scheduler.address
+    )
+    try:
+        status, _, started = _wsgi(
+            app, "POST", "/api/v1/flows/execute", {"flow_id": "pid", "input_data": {}}
+        )
+        assert status.startswith("200"), started
+        done = app.app.spine.wait_for_execution(started["execution_id"], timeout=60)
+    finally:
+        app.app.spine.close(timeout=2)
+    assert done["status"] == "completed", done
+    assert done["result"]["pid"] in set(dask_client.run(os.getpid).values())
+
+
+def test_a_wsgi_app_with_an_unreachable_scheduler_is_refused_naming_it() -> None:
+    pytest.importorskip("distributed")
+    from ai_spine.exceptions import ValidationError
+    from ai_spine.server.wsgi import make_app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    with pytest.raises(
+        ValidationError, match=f"cannot reach the Dask scheduler at {address}"
+    ):
+        make_app({}, dask=address)
