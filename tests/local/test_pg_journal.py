@@ -45,7 +45,9 @@ def test_two_spines_share_executions_and_cancel_reaches_the_runner(
         # The second lists and reads what the first runs and ran.
         listed = second.list_executions()
         assert [e["execution_id"] for e in listed] == [blocked, done]
-        assert second.get_execution(done)["output_data"] == {"n": 1}
+        assert second.get_execution(done)["output_data"] == {
+            "echo": {"n": 1}
+        }  # keyed by the exit node
         assert second.get_execution(blocked)["status"] == "running"
         # A cancel through the second stops the run in the first.
         assert second.cancel_execution(blocked)["status"] == "cancelled"
@@ -70,7 +72,7 @@ def test_two_spines_share_executions_and_cancel_reaches_the_runner(
         _until(lambda: second.get_execution(later)["status"] == "running", "block")
         hooks.release.set()
         waiter.join(30)
-        assert waited["output_data"] == {"released": True}
+        assert waited["output_data"] == {"block": {"released": True}}
         assert "***" in repr(first) and pg_dsn not in repr(first)
     finally:
         hooks.release.set()
@@ -211,7 +213,7 @@ def test_two_serve_processes_on_one_journal(pg_dsn: str) -> None:
         a, b = AISpine(base_url=one.url), AISpine(base_url=two.url)
         done = a.execute_flow("echo", {"hello": "pg"})["execution_id"]
         _until(lambda: b.get_execution(done)["status"] == "completed", "echo")
-        assert b.get_execution(done)["output_data"] == {"hello": "pg"}
+        assert b.get_execution(done)["output_data"] == {"echo": {"hello": "pg"}}
         slow = a.execute_flow("sleep", {"seconds": 60})["execution_id"]
         _until(lambda: b.get_execution(slow)["status"] == "running", "sleep running")
         assert a.get_metrics()["active_executions"] == 1

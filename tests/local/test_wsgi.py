@@ -78,7 +78,7 @@ def test_wsgi_app_runs_and_reads_executions(app: WSGIApp) -> None:
     status, _, got = _wsgi(
         app, "GET", f"/api/v1/executions/{started['execution_id']}", headers=auth
     )
-    assert status == "200 OK" and got["output_data"] == {"w": "sgi"}
+    assert status == "200 OK" and got["output_data"] == {"echo": {"w": "sgi"}}
     status, _, listed = _wsgi(app, "GET", "/api/v1/executions?limit=1", headers=auth)
     assert [e["execution_id"] for e in listed["executions"]] == [
         started["execution_id"]
