@@ -112,7 +112,7 @@ def cluster(workers: int) -> Any:
         n_workers=workers,
         threads_per_worker=1,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # None still serves one on :8787
     )
     return lc, Client(lc, set_as_default=False)
 

@@ -26,7 +26,7 @@ def dask_client() -> Iterator[Any]:
         n_workers=2,
         threads_per_worker=1,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # None still serves one on :8787
     )
     client = Client(cluster, set_as_default=False)
     try:
