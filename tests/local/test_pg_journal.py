@@ -137,8 +137,11 @@ def test_a_dead_owners_unfinished_executions_are_taken_over_once(
         )
         orphan = out.stdout.strip()
         # The live spines notice the dead owner; one of them fails the run (not durable).
+        # Both wait: the one that took it over sees its own record before the journal row.
         _until(
-            lambda: live.get_execution(orphan)["status"] == "failed",
+            lambda: all(
+                s.get_execution(orphan)["status"] == "failed" for s in (live, also)
+            ),
             "the orphan taken over",
         )
         got = also.get_execution(orphan)
