@@ -102,6 +102,66 @@ def _table(name: str) -> str:
     return name
 
 
+def select_query(
+    table: str,
+    filters: Dict[str, Any],
+    limit: Optional[int],
+    mark: str,
+    qualified: Optional[str] = None,
+) -> Tuple[str, List[Any]]:
+    """The SELECT of :meth:`query` for a SQL backend (equality filters, oldest first).
+
+    Args:
+        table: A checked table name.
+        filters: Column -> value (``None`` matches NULL).
+        limit: At most this many rows, or ``None``.
+        mark: The driver's parameter placeholder (``?`` or ``%s``).
+        qualified: The table's name in the SQL (e.g. with a schema); default ``table``.
+
+    Returns:
+        The statement and its parameters.
+
+    Raises:
+        TelemetryConfigError: A filter names a column that cannot be filtered.
+    """
+    where: List[str] = []
+    params: List[Any] = []
+    for key, value in filters.items():
+        if key not in _FILTERS[table]:
+            raise TelemetryConfigError(f"cannot filter {table} by {key!r}")
+        if value is None:
+            where.append(f"{key} IS NULL")
+        else:
+            where.append(f"{key} = {mark}")
+            params.append(value)
+    sql = f"SELECT {', '.join(_COLUMNS[table])} FROM {qualified or table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY {_ORDER[table]}"
+    if limit is not None:
+        sql += f" LIMIT {mark}"
+        params.append(int(limit))
+    return sql, params
+
+
+def query_records(table: str, rows: List[Any]) -> List[Dict[str, Any]]:
+    """Rows of :func:`select_query` as records (``attributes`` decoded from JSON).
+
+    Args:
+        table: The table queried.
+        rows: The rows, in ``_COLUMNS[table]`` order.
+
+    Returns:
+        One dict per row.
+    """
+    out = []
+    for row in rows:
+        record = dict(zip(_COLUMNS[table], row))
+        record["attributes"] = json.loads(record["attributes"] or "{}")
+        out.append(record)
+    return out
+
+
 class MemoryTelemetryBackend(TelemetryBackend):
     """Keeps records in memory (development and tests).
 
@@ -257,27 +317,10 @@ class SQLiteTelemetryBackend(TelemetryBackend):
     ) -> List[Dict[str, Any]]:
         """Select by equality on indexed columns."""
         table = _table(table)
-        where, params = [], []
-        for key, value in filters.items():
-            if key not in _FILTERS[table]:
-                raise TelemetryConfigError(f"cannot filter {table} by {key!r}")
-            where.append(f"{key} IS ?" if value is None else f"{key} = ?")
-            params.append(value)
-        sql = f"SELECT {', '.join(_COLUMNS[table])} FROM {table}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY {_ORDER[table]}"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
+        sql, params = select_query(table, filters, limit, "?")
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
-        out = []
-        for row in rows:
-            record = dict(zip(_COLUMNS[table], row))
-            record["attributes"] = json.loads(record["attributes"] or "{}")
-            out.append(record)
-        return out
+        return query_records(table, rows)
 
     def node_stats(self, trace_id: Optional[str] = None) -> List[Dict[str, Any]]:
         """Aggregate node spans in SQL."""

@@ -10,7 +10,6 @@ application) and the next batch reconnects.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from typing import Any, Dict, List, Optional, Sequence
@@ -19,14 +18,14 @@ from spark_core.pgconnect import connect, describe_error, import_psycopg, redact
 from spark_core.telemetry.backends import (
     _COLUMNS,
     _ENCODE,
-    _FILTERS,
     _GETTERS,
-    _ORDER,
     _TABLES,
     Record,
     TelemetryBackend,
     _table,
     as_dict,
+    query_records,
+    select_query,
 )
 from spark_core.telemetry.config import TelemetryConfigError
 
@@ -163,28 +162,10 @@ class PostgresTelemetryBackend(TelemetryBackend):
     ) -> List[Dict[str, Any]]:
         """Select by equality, oldest first (as the SQLite backend does)."""
         table = _table(table)
-        where, params = [], []
-        for key, value in filters.items():
-            if key not in _FILTERS[table]:
-                raise TelemetryConfigError(f"cannot filter {table} by {key!r}")
-            if value is None:
-                where.append(f"{key} IS NULL")
-            else:
-                where.append(f"{key} = %s")
-                params.append(value)
-        sql = f"SELECT {', '.join(_COLUMNS[table])} FROM {self.schema}.{table}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY {_ORDER[table]}"
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(int(limit))
-        out = []
-        for row in self._select(sql, params):
-            record = dict(zip(_COLUMNS[table], row))
-            record["attributes"] = json.loads(record["attributes"] or "{}")
-            out.append(record)
-        return out
+        sql, params = select_query(
+            table, filters, limit, "%s", f"{self.schema}.{table}"
+        )
+        return query_records(table, self._select(sql, params))
 
     def node_stats(self, trace_id: Optional[str] = None) -> List[Dict[str, Any]]:
         """Aggregate node spans in SQL."""
